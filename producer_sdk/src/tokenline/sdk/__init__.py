@@ -1,0 +1,3 @@
+"""Tokenline producer SDK: meters LLM calls and publishes one usage event per call."""
+
+__all__: list[str] = []

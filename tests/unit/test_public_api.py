@@ -1,0 +1,36 @@
+"""Each package's public API is pinned: a change to it is a deliberate change to this test."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PUBLIC = {
+    "tokenline.schemas": {
+        "RECORD_NAMES", "AvroCodec", "SchemaCatalog", "ShippedSchema", "catalog",
+        "SchemaError", "EncodeError", "RegistryError", "DecodeError", "TruncatedMessage",
+        "WrongMagic", "UnknownFingerprint", "UnknownSchemaId", "SchemaMismatch",
+        "UsageEvent", "PricedUsageEvent", "UsageRollup", "DeadLetter", "Usage", "Host", "Cost",
+        "SourcePosition", "Provider", "Operation", "UsageSource", "PricingStatus",
+    },
+    "tokenline.sdk": set(),
+    "tokenline.processor": set(),
+    "tokenline.sink": set(),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_api_is_pinned(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert set(mod.__all__) == PUBLIC[module]
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_nothing_private_leaks(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert not [n for n in mod.__all__ if n.startswith("_")]
