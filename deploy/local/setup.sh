@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up a development machine: Debian packages (PostgreSQL, Java, Maven) when missing,
+# the .venv with all four distributions editable and the pinned dev tools, and the Kafka
+# broker jars (resolved by Maven into ~/.cache/tokenline, outside the repository).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need_apt=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql postgresql-contrib)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need_apt+=(maven)
+if ((${#need_apt[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
+.venv/bin/python -m pip install -q --disable-pip-version-check \
+  -e "./schemas[registry]" -e ./producer_sdk -e ./stream_processor -e ./sink -e ".[dev]"
+
+.venv/bin/tokenline dev jars

@@ -1,0 +1,46 @@
+"""Session-wide services for the tests; the resolution logic lives in ``tests/_services.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests._services import Services, timescale_available
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(scope="session")
+def _services() -> Iterator[Services]:
+    services = Services()
+    yield services
+    services.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_services: Services) -> str:
+    """A Kafka bootstrap address (``host:port``)."""
+    return _services.kafka_bootstrap()
+
+
+@pytest.fixture(scope="session")
+def database_url(_services: Services) -> str:
+    """A PostgreSQL URL for a database the tests may use."""
+    return _services.database_url()
+
+
+@pytest.fixture(scope="session")
+def timescale(database_url: str) -> bool:
+    """Whether TimescaleDB is active in ``database_url``'s database."""
+    return timescale_available(database_url)
+
+
+@pytest.fixture(autouse=True)
+def _timescale_gate(request: pytest.FixtureRequest) -> None:
+    """Report tests marked ``timescale`` as not run when no TimescaleDB is reachable."""
+    if request.node.get_closest_marker("timescale") is None:
+        return
+    if not request.getfixturevalue("timescale"):
+        pytest.skip("TimescaleDB not reachable")
