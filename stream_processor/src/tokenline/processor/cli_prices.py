@@ -1,0 +1,134 @@
+"""``tokenline prices``: look up, validate and refresh the price table."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from tokenline.processor.pricing import (
+    Normalizer,
+    OverridesError,
+    PriceTable,
+    PricingError,
+    convert,
+    fetch_current,
+    load_overrides,
+    load_snapshot,
+    read_source,
+)
+
+__all__ = ["prices"]
+
+_PROVIDERS = click.Choice(["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other"])
+
+
+def _load_table(overrides: Path | None) -> tuple[PriceTable, Normalizer]:
+    table = load_snapshot()
+    if overrides is None:
+        return table, Normalizer()
+    loaded = load_overrides(overrides)
+    return table.merged(loaded.entries), loaded.normalizer()
+
+
+def _parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+def prices() -> None:
+    """Show, validate and refresh model prices."""
+
+
+@prices.command()
+@click.argument("provider", type=_PROVIDERS)
+@click.argument("model")
+@click.option("--at", "at_text", help="ISO date or time (UTC if no offset); default now.")
+@click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def show(provider: str, model: str, at_text: str | None, overrides: Path | None) -> None:
+    """Show the price of MODEL at PROVIDER valid at a date (per million tokens)."""
+    try:
+        table, normalizer = _load_table(overrides)
+    except PricingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    at = _parse_at(at_text)
+    normalized = normalizer.normalize(provider, model)
+    if normalized.canonical is None:
+        raise click.ClickException(f"{model}: {normalized.unpriced_reason}")
+    for model_id in normalized.lookup_ids:
+        entry = table.lookup(provider, model_id, at)
+        if entry is None:
+            continue
+        click.echo(f"entry      {entry.entry_id}   (pricing version {table.pricing_version})")
+        click.echo(f"canonical  {normalized.canonical}")
+        million = 10**6
+        for name, value in entry.prices.to_dict().items():
+            shown = "= output" if value is None else f"{entry.currency} {_per_m(value, million)}"
+            click.echo(f"{name:<15}{shown} / 1M tokens")
+        if entry.long_context is not None:
+            tier = entry.long_context
+            click.echo(
+                f"long context above {tier.threshold_tokens} prompt tokens: input "
+                f"{_per_m(str(tier.prices.input), million)}, output "
+                f"{_per_m(str(tier.prices.output), million)} / 1M tokens"
+            )
+        return
+    raise click.ClickException(f"no price for {provider}/{model} at {at.isoformat()}")
+
+
+def _per_m(value: str, million: int) -> str:
+    from decimal import Decimal
+
+    return format((Decimal(value) * million).normalize(), "f")
+
+
+@prices.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def validate(file: Path) -> None:
+    """Validate an overrides YAML file and list every problem at once."""
+    try:
+        loaded = load_overrides(file)
+    except OverridesError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(
+        f"{file}: ok ({len(loaded.entries)} prices, {len(loaded.adjustments)} tenants, "
+        f"{len(loaded.azure_deployments)} Azure deployments, "
+        f"{len(loaded.inference_profiles)} inference profiles)"
+    )
+
+
+@prices.command()
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A downloaded litellm wheel or price JSON instead of fetching over HTTPS.",
+)
+@click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True)
+def refresh(output: Path | None, source: Path | None, timeout_s: float) -> None:
+    """Fetch LiteLLM's current price list and convert it into a price table."""
+    try:
+        if source is None:
+            table = fetch_current(timeout_s=timeout_s)
+        else:
+            table = convert(read_source(source), source=f"{source.name}:{_member(source)}")
+    except PricingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    text = table.to_json()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(table)} entries to {output} (version {table.pricing_version})")
+
+
+def _member(source: Path) -> str:
+    from tokenline.processor.pricing.litellm import WHEEL_MEMBER
+
+    return WHEEL_MEMBER if source.suffix == ".whl" else source.name

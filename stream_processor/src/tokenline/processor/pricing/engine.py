@@ -1,0 +1,184 @@
+"""Pricing one usage event: a pure function of the event, the table and the operator's config.
+
+Order of the computation, per bucket: tokens times per-token price (tier prices when the prompt
+is over the entry's long-context threshold, batch prices when the event is a batch request)
+times (1 + tenant adjustment percent / 100), then quantized to 12 decimal places with
+ROUND_HALF_EVEN (the Avro ``Cost`` is ``decimal(38,12)``). The total is the sum of the
+quantized buckets, so it always equals what the buckets add up to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tokenline.processor.pricing.entry import BucketPrices, PriceEntry
+    from tokenline.processor.pricing.normalize import Normalizer
+    from tokenline.processor.pricing.table import PriceTable
+    from tokenline.schemas import Cost, PricingStatus, Usage, UsageEvent
+
+__all__ = [
+    "COST_QUANTUM",
+    "PricingResult",
+    "TenantAdjustment",
+    "compute_cost",
+    "price_event",
+    "prompt_tokens",
+]
+
+COST_QUANTUM = Decimal("1E-12")
+_EXACT = Context(prec=80)
+_HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantAdjustment:
+    """A tenant's discount (negative ``percent``) or markup (positive) on every bucket."""
+
+    percent: Decimal
+
+    @classmethod
+    def discount(cls, percent: Decimal) -> TenantAdjustment:
+        """A discount of ``percent`` percent."""
+        return cls(-percent)
+
+    @classmethod
+    def markup(cls, percent: Decimal) -> TenantAdjustment:
+        """A markup of ``percent`` percent."""
+        return cls(percent)
+
+    @property
+    def factor(self) -> Decimal:
+        """The multiplier: ``1 + percent / 100``."""
+        with localcontext(_EXACT):
+            return 1 + self.percent / _HUNDRED
+
+
+@dataclass(frozen=True, slots=True)
+class PricingResult:
+    """The outcome of pricing one event.
+
+    An unpriced result has ``cost`` ``None`` (never zero) and an ``unpriced_reason``.
+    """
+
+    status: PricingStatus
+    unpriced_reason: str | None
+    canonical_model: str | None
+    cost: Cost | None
+    price_entry_id: str | None
+    pricing_version: str
+    currency: str = "USD"
+
+
+def prompt_tokens(usage: Usage) -> int:
+    """Tokens that count toward a long-context threshold: every input-side bucket."""
+    return (
+        usage["input_tokens"] + usage["cache_read_input_tokens"] + usage["cache_write_input_tokens"]
+    )
+
+
+def _select_prices(entry: PriceEntry, usage: Usage, batch: bool) -> BucketPrices:
+    tier = entry.long_context
+    in_tier = tier is not None and prompt_tokens(usage) > tier.threshold_tokens
+    if tier is not None and in_tier:
+        prices = tier.prices
+        explicit_batch = tier.batch
+    else:
+        prices = entry.prices
+        explicit_batch = entry.batch
+    if not batch:
+        return prices
+    if explicit_batch is not None:
+        return explicit_batch
+    if entry.batch_factor is not None:
+        return prices.scaled(entry.batch_factor)
+    return prices
+
+
+def compute_cost(
+    entry: PriceEntry,
+    usage: Usage,
+    *,
+    batch: bool = False,
+    adjustment: TenantAdjustment | None = None,
+) -> Cost:
+    """Cost of ``usage`` under ``entry``, per bucket and total, quantized to 12 places.
+
+    Cache writes with a 5m/1h split are priced per TTL; tokens the split does not account
+    for (or all of them, without a split) are priced at the 5-minute rate. Reasoning tokens
+    are priced at the entry's reasoning rate, or the output rate when it has none.
+    """
+    prices = _select_prices(entry, usage, batch)
+    factor = adjustment.factor if adjustment is not None else Decimal(1)
+    write_total = usage["cache_write_input_tokens"]
+    write_5m = usage["cache_write_5m_input_tokens"]
+    write_1h = usage["cache_write_1h_input_tokens"]
+    split_1h = write_1h or 0
+    split_5m = write_total - split_1h if write_5m is None else write_5m
+    unsplit = max(write_total - split_5m - split_1h, 0)
+    with localcontext(_EXACT):
+        raw = {
+            "input": usage["input_tokens"] * prices.input,
+            "cache_read": usage["cache_read_input_tokens"] * prices.cache_read,
+            "cache_write": (split_5m + unsplit) * prices.cache_write_5m
+            + split_1h * prices.cache_write_1h,
+            "output": usage["output_tokens"] * prices.output,
+            "reasoning": usage["reasoning_tokens"] * prices.reasoning_rate,
+        }
+        quantized = {
+            name: (value * factor).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+            for name, value in raw.items()
+        }
+        total = sum(quantized.values(), Decimal(0)).quantize(COST_QUANTUM)
+    return {
+        "input": quantized["input"],
+        "cache_read": quantized["cache_read"],
+        "cache_write": quantized["cache_write"],
+        "output": quantized["output"],
+        "reasoning": quantized["reasoning"],
+        "total": total,
+    }
+
+
+def price_event(
+    event: UsageEvent,
+    table: PriceTable,
+    normalizer: Normalizer,
+    adjustments: Mapping[str, TenantAdjustment] | None = None,
+) -> PricingResult:
+    """Price ``event`` with the entry valid at its ``occurred_at``.
+
+    The model is normalized first; its lookup ids are tried most specific first. An event
+    whose model is unknown, or known only from a later date, is unpriced with a reason.
+    """
+    normalized = normalizer.normalize_event(
+        event["provider"], event["request_model"], event["response_model"], event["deployment"]
+    )
+    version = table.pricing_version
+    if normalized.canonical is None:
+        reason = normalized.unpriced_reason or "unknown_model"
+        return PricingResult("unpriced", reason, None, None, None, version)
+    reason = "unknown_model"
+    for model_id in normalized.lookup_ids:
+        found = table.find(event["provider"], model_id, event["occurred_at"])
+        if found.entry is not None:
+            adjustment = (adjustments or {}).get(event["tenant_id"])
+            cost = compute_cost(
+                found.entry, event["usage"], batch=event["batch"], adjustment=adjustment
+            )
+            return PricingResult(
+                "priced",
+                None,
+                normalized.canonical,
+                cost,
+                found.entry.entry_id,
+                version,
+                found.entry.currency,
+            )
+        if found.reason == "no_price_at_date":
+            reason = "no_price_at_date"
+    return PricingResult("unpriced", reason, normalized.canonical, None, None, version)
