@@ -16,7 +16,11 @@ PUBLIC = {
         "UsageEvent", "PricedUsageEvent", "UsageRollup", "DeadLetter", "Usage", "Host", "Cost",
         "SourcePosition", "Provider", "Operation", "UsageSource", "PricingStatus",
     },
-    "tokenline.sdk": set(),
+    "tokenline.sdk": {
+        "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings",
+        "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
+        "set_usage", "track", "uninstrument", "wrap",
+    },
     "tokenline.processor": set(),
     "tokenline.sink": set(),
 }  # fmt: skip

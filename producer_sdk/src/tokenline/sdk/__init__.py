@@ -1,3 +1,50 @@
-"""Tokenline producer SDK: meters LLM calls and publishes one usage event per call."""
+"""Tokenline producer SDK: meters LLM calls and publishes one usage event per call.
 
-__all__: list[str] = []
+::
+
+    import openai
+    from tokenline import sdk
+
+    client = sdk.wrap(openai.OpenAI(), tenant_id="acme", project="search")
+    with sdk.context(user_id="u-17", tags={"feature": "rerank"}):
+        client.chat.completions.create(model="gpt-4o", messages=[...])
+
+Settings come from keywords (``sdk.configure(...)``) or ``TOKENLINE_*`` variables. Sending
+never blocks the call: events go through a background thread to Kafka, and to a bounded
+disk spool while Kafka is away. Prompt and completion text are never recorded.
+"""
+
+from tokenline.sdk._api import (
+    close,
+    configure,
+    flush,
+    instrument,
+    record,
+    set_usage,
+    track,
+    uninstrument,
+    wrap,
+)
+from tokenline.sdk._context import context
+from tokenline.sdk._settings import Settings
+from tokenline.sdk.emitters import Emitter, InMemoryEmitter, JsonLinesEmitter
+from tokenline.sdk.errors import ConfigError, TokenlineError
+
+__all__ = [
+    "ConfigError",
+    "Emitter",
+    "InMemoryEmitter",
+    "JsonLinesEmitter",
+    "Settings",
+    "TokenlineError",
+    "close",
+    "configure",
+    "context",
+    "flush",
+    "instrument",
+    "record",
+    "set_usage",
+    "track",
+    "uninstrument",
+    "wrap",
+]

@@ -1,0 +1,266 @@
+"""The SDK's public functions: wrap, instrument, context, record, track, flush, close."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import inspect
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import wrapt
+
+from tokenline.sdk._call import Call, empty_usage
+from tokenline.sdk._proxy import Binding, ClientProxy
+from tokenline.sdk._runtime import Runtime, current_runtime, install_runtime
+from tokenline.sdk._settings import load_settings
+from tokenline.sdk._wrapping import Metered
+from tokenline.sdk.errors import ConfigError
+from tokenline.sdk.providers import adapter_for, installed_adapters
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from tokenline.schemas import Operation, Provider, Usage
+    from tokenline.sdk.emitters import Emitter
+
+__all__ = ["close", "configure", "flush", "instrument", "record", "track", "uninstrument", "wrap"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def configure(*, emitter: Emitter | None = None, **settings: Any) -> Runtime:
+    """Set up the process's metering (settings as keywords over ``TOKENLINE_*``).
+
+    Optional: the first ``wrap``, ``record`` or ``instrument`` configures from the environment.
+    ``emitter`` replaces Kafka, e.g. ``InMemoryEmitter()`` in tests. Raises ``ConfigError``
+    listing every problem.
+    """
+    runtime = Runtime(load_settings(**settings), emitter)
+    previous = install_runtime(runtime)
+    if previous is not None:
+        previous.close(previous.settings.flush_timeout_s)
+    return runtime
+
+
+def _runtime_for(tenant_id: str | None) -> Runtime:
+    problems: list[str] = []
+    try:
+        runtime = current_runtime()
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        runtime = None
+    if tenant_id is None and (runtime is None or runtime.settings.tenant_id is None):
+        problems = [p for p in problems if not p.startswith("tenant_id")]
+        problems.insert(0, "tenant_id: required (wrap(..., tenant_id=...) or TOKENLINE_TENANT_ID)")
+    if problems or runtime is None:
+        raise ConfigError(problems)
+    return runtime
+
+
+def wrap(
+    client: T, *, tenant_id: str | None = None, project: str | None = None, **attribution: Any
+) -> T:
+    """Return ``client`` with the same surface, every supported call metered.
+
+    ``openai.OpenAI()``, ``AzureOpenAI``, ``anthropic.Anthropic()``, a boto3
+    ``bedrock-runtime`` client, ``google.genai.Client()`` or a google-generativeai
+    ``GenerativeModel``, sync or async. ``attribution`` may hold user_id, session_id, team
+    and tags. Raises ``ConfigError`` (every problem listed) when settings are wrong.
+    """
+    runtime = _runtime_for(tenant_id)
+    adapter = adapter_for(client)
+    given = {"tenant_id": tenant_id, "project": project, **attribution}
+    binding = Binding(
+        runtime=runtime,
+        provider=adapter.provider_of(client),
+        methods=adapter.methods_for(client),
+        attribution={k: v for k, v in given.items() if v is not None},
+    )
+    return ClientProxy(client, binding)  # type: ignore[return-value]
+
+
+_instrument_lock = threading.Lock()
+_patched: list[tuple[Any, str, Any]] = []
+
+
+def instrument() -> list[str]:
+    """Meter every installed provider SDK process-wide; return the adapters patched.
+
+    Idempotent; ``uninstrument()`` undoes it exactly. Calls made through a ``wrap``ped client
+    are still counted once.
+    """
+    with _instrument_lock:
+        if _patched:
+            return sorted({owner.__module__.split(".")[0] for owner, _, _ in _patched})
+        names = []
+        for adapter in installed_adapters():
+            for patch in adapter.patches:
+                _apply(patch)
+            names.append(adapter.name)
+        return names
+
+
+def _apply(patch: Any) -> None:
+    module = importlib.import_module(patch.module)
+    *owner_path, attr = patch.qualname.split(".")
+    owner: Any = module
+    for part in owner_path:
+        owner = getattr(owner, part)
+    original = owner.__dict__[attr] if attr in owner.__dict__ else getattr(owner, attr)
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            runtime = current_runtime()
+            provider = patch.provider_of(instance)
+        except Exception:
+            log.warning(
+                "tokenline: not metering %s (not configured)", patch.qualname, exc_info=True
+            )
+            return wrapped(*args, **kwargs)
+        metered = Metered(runtime, provider, patch.method, {})
+        if inspect.iscoroutinefunction(wrapped):
+            return metered.call_async(wrapped, tuple(args), dict(kwargs))
+        return metered.call_sync(wrapped, tuple(args), dict(kwargs))
+
+    wrapt.wrap_function_wrapper(owner, attr, wrapper)
+    _patched.append((owner, attr, original))
+
+
+def uninstrument() -> None:
+    """Undo ``instrument()``: every patched method is restored to the original object."""
+    with _instrument_lock:
+        while _patched:
+            owner, attr, original = _patched.pop()
+            setattr(owner, attr, original)
+
+
+def record(
+    *,
+    provider: Provider = "other",
+    operation: Operation = "other",
+    model: str | None = None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
+    cache_write_input_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    latency_ms: int = 0,
+    success: bool = True,
+    error_type: str | None = None,
+    tenant_id: str | None = None,
+    **attribution: Any,
+) -> None:
+    """Send a usage event by hand, for a call no wrapper knows. Never raises on send."""
+    runtime = _runtime_for(tenant_id)
+    usage: Usage = empty_usage()
+    usage["input_tokens"] = input_tokens
+    usage["output_tokens"] = output_tokens
+    usage["cache_read_input_tokens"] = cache_read_input_tokens
+    usage["cache_write_input_tokens"] = cache_write_input_tokens
+    usage["reasoning_tokens"] = reasoning_tokens
+    now = time.perf_counter_ns()
+    call = Call(
+        provider=provider,
+        operation=operation,
+        request_model=model,
+        response_model=model,
+        usage=usage,
+        usage_source="reported",
+        started_ns=now - latency_ms * 1_000_000,
+        ended_ns=now,
+        success=success,
+        error_type=error_type,
+    )
+    call.attribution = runtime.attribution({"tenant_id": tenant_id, **attribution})
+    runtime.finish(call)
+
+
+class track(contextlib.ContextDecorator):  # noqa: N801 - used like a function
+    """Meter any call: as a decorator, or as ``with track(...) as call:``.
+
+    ``extractor(result) -> dict`` turns the decorated function's result into token counts
+    (keys of the usage vector); inside a ``with`` block, set ``call.usage`` yourself with
+    ``set_usage``. An exception is recorded as a failed call and re-raised.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: Provider = "other",
+        operation: Operation = "other",
+        model: str | None = None,
+        extractor: Callable[[Any], Mapping[str, int]] | None = None,
+        tenant_id: str | None = None,
+        **attribution: Any,
+    ) -> None:
+        self._runtime = _runtime_for(tenant_id)
+        self._provider: Provider = provider
+        self._operation: Operation = operation
+        self._model = model
+        self._extractor = extractor
+        self._attribution = {"tenant_id": tenant_id, **attribution}
+        self._calls: list[Call] = []
+
+    def _new_call(self) -> Call:
+        call = Call(provider=self._provider, operation=self._operation, request_model=self._model)
+        call.attribution = self._runtime.attribution(self._attribution)
+        return call
+
+    def __enter__(self) -> Call:
+        call = self._new_call()
+        self._calls.append(call)
+        return call
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        call = self._calls.pop()
+        call.ended_ns = time.perf_counter_ns()
+        if isinstance(exc, Exception):
+            call.failed(exc)
+        self._runtime.finish(call)
+
+    def __call__(self, fn: Callable[..., T]) -> Callable[..., T]:  # type: ignore[override]
+        """Decorate ``fn``; its result goes through ``extractor`` for token counts."""
+
+        @functools.wraps(fn)
+        def metered(*args: Any, **kwargs: Any) -> T:
+            call = self._new_call()
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                call.ended_ns = time.perf_counter_ns()
+                call.failed(exc)
+                self._runtime.finish(call)
+                raise
+            call.ended_ns = time.perf_counter_ns()
+            with self._runtime.guard("extracting usage"):
+                if self._extractor is not None:
+                    set_usage(call, **self._extractor(result))
+            self._runtime.finish(call)
+            return result
+
+        return metered
+
+
+def set_usage(call: Call, **counts: int) -> None:
+    """Set a tracked call's token counts (keys of the usage vector), marked as reported."""
+    usage = empty_usage()
+    usage.update(counts)  # type: ignore[typeddict-item]
+    call.usage = usage
+    call.usage_source = "reported"
+
+
+def flush(timeout: float = 5.0) -> int:
+    """Wait up to ``timeout`` seconds for pending events; return how many remain."""
+    return current_runtime().flush(timeout)
+
+
+def close(timeout: float = 5.0) -> None:
+    """Flush within ``timeout`` and stop sending (a later call configures anew)."""
+    runtime = install_runtime(None)
+    if runtime is not None:
+        runtime.close(timeout)

@@ -1,0 +1,113 @@
+"""SDK settings: keyword arguments or ``TOKENLINE_*`` environment variables.
+
+Components receive a ``Settings`` object and never read ``os.environ`` themselves. The
+librdkafka configuration is built in one place, ``kafka_config``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenline.sdk.errors import ConfigError
+
+__all__ = ["Settings", "kafka_config", "load_settings"]
+
+_COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
+
+
+class Settings(BaseSettings):
+    """Everything the SDK can be told; validated once, frozen afterwards."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="forbid")
+
+    tenant_id: str | None = Field(default=None, min_length=1)
+    """Default tenant; ``wrap(client, tenant_id=...)`` may give another per client."""
+    project: str | None = None
+    service_name: str | None = None
+
+    bootstrap_servers: str | None = None
+    topic: str = "llm-usage.raw"
+    schema_registry_url: str | None = None
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    """Any other librdkafka setting, passed through as is (``TOKENLINE_KAFKA_CONFIG`` as JSON)."""
+
+    compression: str = "zstd"
+    linger_ms: int = Field(default=20, ge=0, le=60_000)
+    queue_max_messages: int = Field(default=100_000, ge=1)
+    queue_max_kbytes: int = Field(default=65_536, ge=1)
+    message_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+    spool_dir: Path = Path.home() / ".cache" / "tokenline" / "spool"
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    spool_enabled: bool = True
+
+    detect_host: bool = True
+    strict: bool = False
+    """Re-raise the SDK's own errors instead of logging them (for tests only)."""
+    flush_timeout_s: float = Field(default=5.0, ge=0)
+    max_tags: int = Field(default=32, ge=0)
+
+    @field_validator("compression")
+    @classmethod
+    def _known_compression(cls, value: str) -> str:
+        if value not in _COMPRESSIONS:
+            msg = f"must be one of {sorted(_COMPRESSIONS)}"
+            raise ValueError(msg)
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from ``overrides`` over the environment; every problem in one error."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = f"TOKENLINE_{where.upper()}" if err["loc"] else ""
+            hint = f" (keyword {where!r} or {env})" if env else ""
+            problems.append(f"{where}: {err['msg']}{hint}")
+        raise ConfigError(problems) from exc
+
+
+def kafka_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka producer configuration: idempotent, acks=all, batched, capped."""
+    if not settings.bootstrap_servers:
+        raise ConfigError(
+            ["bootstrap_servers: required to send to Kafka (TOKENLINE_BOOTSTRAP_SERVERS)"]
+        )
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"tokenline-sdk-{settings.service_name or 'app'}",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.linger_ms,
+        "compression.type": settings.compression,
+        "queue.buffering.max.messages": settings.queue_max_messages,
+        "queue.buffering.max.kbytes": settings.queue_max_kbytes,
+        "message.timeout.ms": settings.message_timeout_ms,
+        # Java, aiokafka and so Faust hash keys with murmur2: tenants land where Faust expects.
+        "partitioner": "murmur2_random",
+    }
+    optional = {
+        "security.protocol": settings.security_protocol,
+        "sasl.mechanism": settings.sasl_mechanism,
+        "sasl.username": settings.sasl_username,
+        "sasl.password": settings.sasl_password.get_secret_value()
+        if settings.sasl_password
+        else None,
+        "ssl.ca.location": settings.ssl_ca_location,
+    }
+    conf.update({k: v for k, v in optional.items() if v is not None})
+    conf.update(settings.kafka_config)
+    return conf

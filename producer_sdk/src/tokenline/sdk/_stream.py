@@ -1,0 +1,177 @@
+"""Streams: a proxy that emits exactly one usage event per stream.
+
+The event goes out when the stream is exhausted, closed early, fails, leaves its ``with``
+block, or is garbage-collected unfinished, whichever comes first. Sync and async proxies
+share one ``StreamState``; only the iteration edge is twinned.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tokenline.sdk._call import Call
+    from tokenline.sdk._runtime import Runtime
+
+__all__ = ["AsyncStream", "StreamState", "SyncStream"]
+
+
+class StreamState:
+    """Accumulates a stream's chunks into its Call and finishes it once.
+
+    ``on_chunk(call, chunk)`` reads usage and metadata from one chunk and returns whether the
+    caller should see it (False hides a chunk the SDK asked for on the caller's behalf, such
+    as OpenAI's usage-only chunk). ``on_end(call)`` runs once before the event is emitted.
+    """
+
+    __slots__ = ("_done", "_lock", "call", "on_chunk", "on_end", "runtime")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        call: Call,
+        on_chunk: Callable[[Call, Any], bool],
+        on_end: Callable[[Call], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.call = call
+        self.on_chunk = on_chunk
+        self.on_end = on_end
+        self._done = False
+        self._lock = threading.Lock()
+        call.streamed = True
+
+    def chunk(self, chunk: Any) -> bool:
+        """Account for one chunk; return whether to pass it to the caller."""
+        if self.call.first_token_ns is None:
+            self.call.first_token_ns = time.perf_counter_ns()
+        with self.runtime.guard("reading a stream chunk"):
+            return self.on_chunk(self.call, chunk)
+        return True
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Finish the call (once): on exhaustion, close, error or collection."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        with self.runtime.guard("finishing a stream"):
+            self.call.ended_ns = time.perf_counter_ns()
+            if exc is not None:
+                self.call.failed(exc)
+            if self.on_end is not None:
+                self.on_end(self.call)
+            self.runtime.finish(self.call)
+
+
+def _finalize(state: StreamState) -> None:
+    state.end()
+
+
+class SyncStream(wrapt.ObjectProxy[Any]):
+    """Wraps a provider's sync stream; behaves exactly like it."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_iter: Any = None
+        weakref.finalize(self, _finalize, state)
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._self_iter is None:
+            self._self_iter = iter(self.__wrapped__)
+        while True:
+            try:
+                chunk = next(self._self_iter)
+            except StopIteration:
+                self._self_state.end()
+                raise
+            except Exception as exc:
+                self._self_state.end(exc)
+                raise
+            if self._self_state.chunk(chunk):
+                return chunk
+
+    def __enter__(self) -> SyncStream:
+        enter = getattr(self.__wrapped__, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
+            return exit_(exc_type, exc, tb) if exit_ is not None else None
+        finally:
+            self._self_state.end(exc if isinstance(exc, Exception) else None)
+
+    def close(self) -> None:
+        """Close the provider stream and finish the call."""
+        try:
+            close = getattr(self.__wrapped__, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._self_state.end()
+
+
+class AsyncStream(wrapt.ObjectProxy[Any]):
+    """Wraps a provider's async stream; behaves exactly like it."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_iter: Any = None
+        weakref.finalize(self, _finalize, state)
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._self_iter is None:
+            self._self_iter = self.__wrapped__.__aiter__()
+        while True:
+            try:
+                chunk = await self._self_iter.__anext__()
+            except StopAsyncIteration:
+                self._self_state.end()
+                raise
+            except Exception as exc:
+                self._self_state.end(exc)
+                raise
+            if self._self_state.chunk(chunk):
+                return chunk
+
+    async def __aenter__(self) -> AsyncStream:
+        enter = getattr(self.__wrapped__, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
+            return await exit_(exc_type, exc, tb) if exit_ is not None else None
+        finally:
+            self._self_state.end(exc if isinstance(exc, Exception) else None)
+
+    async def close(self) -> None:
+        """Close the provider stream and finish the call."""
+        try:
+            close = getattr(self.__wrapped__, "close", None)
+            if close is not None:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+        finally:
+            self._self_state.end()

@@ -1,0 +1,148 @@
+"""Metering a provider method: the provider-neutral core every adapter plugs into.
+
+An adapter describes each method it meters with a ``Method``: how to read the request
+(``begin``), the response (``finish``) and, when the result is a stream, its chunks. The core
+times the call, records provider errors and re-raises them untouched, and keeps the SDK's
+own failures away from the caller: if metering breaks, the call still happens, unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tokenline.sdk._call import Call
+from tokenline.sdk._stream import AsyncStream, StreamState, SyncStream
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from tokenline.schemas import Operation, Provider
+    from tokenline.sdk._runtime import Runtime
+
+__all__ = ["Metered", "Method", "StreamSpec"]
+
+#: Set while a metered call runs, so a call metered twice (wrap() and instrument()) counts once.
+_inside: ContextVar[bool] = ContextVar("tokenline_inside_metered_call", default=False)
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """How to read a stream: per chunk (return False to hide it) and once at its end."""
+
+    on_chunk: Callable[[Call, Any], bool]
+    on_end: Callable[[Call], None] | None = None
+
+
+def _no_change(_call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    return args, kwargs
+
+
+def _no_stream(_result: Any, _call: Call, _kwargs: Kwargs) -> StreamSpec | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """How one provider method is metered.
+
+    ``begin(call, args, kwargs)`` fills in request fields and may return adjusted arguments
+    (e.g. asking for stream usage); ``finish(call, result)`` reads a plain response;
+    ``stream(result, call, kwargs)`` returns a StreamSpec when ``result`` is a stream;
+    ``wrap_stream`` says whether the stream proxy replaces the result (False for helpers
+    whose own object is returned and read at its end by ``finish``).
+    """
+
+    operation: Operation
+    finish: Callable[[Call, Any], None]
+    begin: Callable[[Call, Args, Kwargs], tuple[Args, Kwargs]] = _no_change
+    stream: Callable[[Any, Call, Kwargs], StreamSpec | None] = _no_stream
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """One provider method of one client, bound to the runtime and the client's attribution."""
+
+    runtime: Runtime
+    provider: Provider
+    method: Method
+    attribution: Mapping[str, Any]
+
+    def _start(self, args: Args, kwargs: Kwargs) -> tuple[Call | None, Args, Kwargs]:
+        with self.runtime.guard("reading a request"):
+            call = Call(provider=self.provider, operation=self.method.operation)
+            call.attribution = self.runtime.attribution(self.attribution)
+            new_args, new_kwargs = self.method.begin(call, args, dict(kwargs))
+            call.started_ns = time.perf_counter_ns()
+            return call, new_args, new_kwargs
+        return None, args, kwargs
+
+    def _failed(self, call: Call, exc: Exception) -> None:
+        with self.runtime.guard("recording a failed call"):
+            call.ended_ns = time.perf_counter_ns()
+            call.failed(exc)
+            self.runtime.finish(call)
+
+    def _succeeded(self, call: Call, result: Any, kwargs: Kwargs) -> Any:
+        with self.runtime.guard("reading a response"):
+            spec = self.method.stream(result, call, kwargs)
+            if spec is not None:
+                state = StreamState(self.runtime, call, spec.on_chunk, spec.on_end)
+                is_async = hasattr(result, "__aiter__") and not hasattr(result, "__iter__")
+                return (AsyncStream if is_async else SyncStream)(result, state)
+            call.ended_ns = time.perf_counter_ns()
+            self.method.finish(call, result)
+            self.runtime.finish(call)
+        return result
+
+    def call_sync(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
+        """Run ``fn`` metered; its result or exception reaches the caller unchanged."""
+        if _inside.get():
+            return fn(*args, **kwargs)
+        call, args, kwargs = self._start(args, kwargs)
+        if call is None:
+            return fn(*args, **kwargs)
+        token = _inside.set(True)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            _inside.reset(token)
+        if inspect.iscoroutine(result):  # an async method behind a sync decorator
+            return self._awaited(call, result, kwargs)
+        return self._succeeded(call, result, kwargs)
+
+    async def _awaited(self, call: Call, pending: Awaitable[Any], kwargs: Kwargs) -> Any:
+        try:
+            result = await pending
+        except Exception as exc:
+            self._failed(call, exc)
+            raise
+        return self._succeeded(call, result, kwargs)
+
+    async def call_async(
+        self, fn: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs
+    ) -> Any:
+        """The async twin of ``call_sync``: only the await differs."""
+        if _inside.get():
+            return await fn(*args, **kwargs)
+        call, args, kwargs = self._start(args, kwargs)
+        if call is None:
+            return await fn(*args, **kwargs)
+        token = _inside.set(True)
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(call, exc)
+            raise
+        finally:
+            _inside.reset(token)
+        return self._succeeded(call, result, kwargs)

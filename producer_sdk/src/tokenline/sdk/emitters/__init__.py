@@ -1,0 +1,17 @@
+"""Emitters: where usage events go, and the wrappers that make sending safe."""
+
+from tokenline.sdk.emitters._background import BackgroundEmitter
+from tokenline.sdk.emitters._base import Emitter, InMemoryEmitter, JsonLinesEmitter
+from tokenline.sdk.emitters._kafka import KafkaEmitter
+from tokenline.sdk.emitters._spool import DiskSpool
+from tokenline.sdk.emitters._spooling import SpoolingEmitter
+
+__all__ = [
+    "BackgroundEmitter",
+    "DiskSpool",
+    "Emitter",
+    "InMemoryEmitter",
+    "JsonLinesEmitter",
+    "KafkaEmitter",
+    "SpoolingEmitter",
+]

@@ -1,0 +1,145 @@
+"""The Kafka emitter: confluent-kafka, idempotent, acks=all, batched, compressed, capped.
+
+It encodes and produces on the thread that calls ``emit`` (the SDK's background sender, never
+the caller's thread). The librdkafka producer is created lazily in the process that uses it
+and rebuilt in a forked child, where the parent's producer threads do not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from tokenline.schemas import AvroCodec
+from tokenline.sdk._settings import kafka_config
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from confluent_kafka import Message
+
+    from tokenline.schemas import UsageEvent
+    from tokenline.sdk._settings import Settings
+
+__all__ = ["KafkaEmitter"]
+
+log = logging.getLogger(__name__)
+
+
+def _make_codec(settings: Settings) -> AvroCodec[Any]:
+    registry = None
+    if settings.schema_registry_url:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        registry = SchemaRegistryClient.new_client({"url": settings.schema_registry_url})
+    return AvroCodec("tokenline.UsageEvent", registry=registry)
+
+
+class KafkaEmitter:
+    """Produces Avro usage events keyed by tenant; undeliverable ones go to ``on_undelivered``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._conf = kafka_config(settings)
+        self._conf["error_cb"] = self._on_error
+        self._conf["logger"] = logging.getLogger("tokenline.sdk.librdkafka")  # not stderr
+        self.topic = settings.topic
+        self._codec = _make_codec(settings)
+        self._producer: Producer | None = None
+        self._pid = 0
+        self.on_undelivered: Callable[[bytes | None, bytes], None] | None = None
+        self.delivered = 0
+        self.failed = 0
+        self.last_success = 0.0
+        self.last_failure = 0.0
+
+    def _producer_here(self) -> Producer:
+        if self._producer is None or self._pid != os.getpid():
+            self._producer = Producer(self._conf)
+            self._pid = os.getpid()
+        return self._producer
+
+    def emit(self, event: UsageEvent) -> None:
+        """Encode and produce one event (key = tenant_id, timestamp = occurred_at)."""
+        value = self._codec.encode(event)
+        timestamp_ms = int(event["occurred_at"].timestamp() * 1000)
+        self.produce(event["tenant_id"].encode(), value, timestamp_ms)
+
+    def produce(
+        self,
+        key: bytes | None,
+        value: bytes,
+        timestamp_ms: int = 0,
+        on_result: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Enqueue one encoded record; a full queue or a failed delivery goes to the fallback."""
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            ok = err is None
+            if ok:
+                self.delivered += 1
+                self.last_success = time.monotonic()
+            else:
+                self._undelivered(key, value, str(err))
+            if on_result is not None:
+                on_result(ok)
+
+        try:
+            self._producer_here().produce(
+                self.topic, value=value, key=key, timestamp=timestamp_ms, on_delivery=delivered
+            )
+        except (BufferError, KafkaException) as exc:
+            self._undelivered(key, value, str(exc))
+            if on_result is not None:
+                on_result(False)
+
+    def _undelivered(self, key: bytes | None, value: bytes, why: str) -> None:
+        self.failed += 1
+        self.last_failure = time.monotonic()
+        if self.on_undelivered is not None:
+            self.on_undelivered(key, value)
+        else:
+            log.error("tokenline usage event not delivered and no spool configured: %s", why)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("tokenline producer fatal error, recreating the producer: %s", err)
+            self._producer = None
+        else:
+            log.debug("tokenline producer: %s", err)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the broker answered since the last failure."""
+        return self.last_success >= self.last_failure
+
+    def probe(self, timeout: float) -> bool:
+        """Ask the broker for the topic's metadata; True when it answers."""
+        try:
+            self._producer_here().list_topics(self.topic, timeout=timeout)
+        except KafkaException:
+            return False
+        self.last_success = time.monotonic()
+        return True
+
+    def pending(self) -> int:
+        """Records in librdkafka's queue, not yet delivered or failed."""
+        return len(self._producer) if self._producer is not None and self._pid == os.getpid() else 0
+
+    def poll(self) -> None:
+        """Serve delivery callbacks."""
+        if self._producer is not None and self._pid == os.getpid():
+            self._producer.poll(0)
+
+    def flush(self, timeout: float) -> int:
+        """Wait for in-flight records; return how many remain."""
+        if self._producer is None or self._pid != os.getpid():
+            return 0
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float) -> None:
+        """Flush within ``timeout``."""
+        self.flush(timeout)

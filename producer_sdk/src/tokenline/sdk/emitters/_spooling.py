@@ -1,0 +1,104 @@
+"""Spooling: wraps the Kafka emitter so nothing is lost while the broker is away."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenline.schemas import UsageEvent
+    from tokenline.sdk.emitters._kafka import KafkaEmitter
+    from tokenline.sdk.emitters._spool import DiskSpool, Segment
+
+__all__ = ["SpoolingEmitter"]
+
+log = logging.getLogger(__name__)
+
+
+class _Drain:
+    """A segment being re-sent: released once every record in it has a result."""
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.outstanding = 0
+        self.handed_over = False
+
+    def done(self) -> bool:
+        return self.handed_over and self.outstanding == 0
+
+
+class SpoolingEmitter:
+    """Spools records Kafka could not take (queue full, delivery failed, broker away).
+
+    Spooled records are re-sent from ``poll`` once the broker answers again: a record that
+    fails again is spooled again, so a segment is deleted only when each of its records was
+    delivered or is safely back on disk.
+    """
+
+    def __init__(self, inner: KafkaEmitter, spool: DiskSpool, *, probe_interval_s: float = 2.0):
+        self.inner = inner
+        self.spool = spool
+        self._probe_interval_s = probe_interval_s
+        self._last_probe = 0.0
+        self._draining: _Drain | None = None
+        inner.on_undelivered = self._to_spool
+
+    def _to_spool(self, key: bytes | None, value: bytes) -> None:
+        self.spool.append(key, value)
+
+    def emit(self, event: UsageEvent) -> None:
+        """Send through Kafka; the spool catches what Kafka cannot take."""
+        self.inner.emit(event)
+
+    def poll(self) -> None:
+        """Serve callbacks, sync the spool, and re-send spooled records when Kafka is back."""
+        self.inner.poll()
+        self.spool.sync_if_due()
+        if self._draining is not None and self._draining.done():
+            self.spool.release(self._draining.segment)
+            self._draining = None
+        if self._draining is None and self.spool.pending() and self._broker_answers():
+            segment = self.spool.claim()
+            if segment is not None:
+                self._resend(segment)
+
+    def _broker_answers(self) -> bool:
+        if self.inner.healthy and self.inner.delivered:
+            return True
+        now = time.monotonic()
+        if now - self._last_probe < self._probe_interval_s:
+            return False
+        self._last_probe = now
+        return self.inner.probe(timeout=0.5)
+
+    def _resend(self, segment: Segment) -> None:
+        drain = _Drain(segment)
+        self._draining = drain
+
+        def result(_ok: bool) -> None:
+            drain.outstanding -= 1
+
+        count = 0
+        for key, value in self.spool.records(segment):
+            drain.outstanding += 1
+            count += 1
+            self.inner.produce(key, value, 0, result)
+        drain.handed_over = True
+        log.info("tokenline: re-sending %d spooled usage event(s) from %s", count, segment.path)
+
+    def flush(self, timeout: float) -> int:
+        """Flush Kafka, keep polling so re-sends finish, then sync the spool."""
+        deadline = time.monotonic() + timeout
+        remaining = self.inner.flush(timeout)
+        while self._draining is not None and time.monotonic() < deadline:
+            self.poll()
+            remaining = self.inner.flush(max(0.0, min(0.1, deadline - time.monotonic())))
+        self.spool.sync()
+        return remaining
+
+    def close(self, timeout: float) -> None:
+        """Flush, then close the spool (what is still undelivered stays on disk)."""
+        self.flush(timeout)
+        self.inner.close(0)
+        self.spool.close()
