@@ -1,0 +1,37 @@
+"""Errors of the sink.
+
+Every exception the sink raises on purpose derives from :class:`SinkError`::
+
+    SinkError
+    ├── SinkConfigError      settings are invalid; ``problems`` lists every one of them
+    └── MigrationError       a schema migration failed or was asked for something impossible
+        └── StorageUnavailable   TimescaleDB was required but cannot be created
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class SinkError(Exception):
+    """Root of the sink's exceptions."""
+
+
+class SinkConfigError(SinkError):
+    """The sink's settings are invalid; every problem found is listed, not only the first."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid sink settings ({len(self.problems)} problems):\n{lines}")
+
+
+class MigrationError(SinkError):
+    """A schema migration failed."""
+
+
+class StorageUnavailable(MigrationError):
+    """``storage=timescaledb`` was asked for, but the extension cannot be created."""

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from tokenline.sink.errors import SinkConfigError, SinkError
+from tokenline.sink.settings import load_settings, sqlalchemy_url
+
+pytestmark = pytest.mark.unit
+
+
+def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENLINE_DATABASE_URL", "postgresql://u:pw@db:5432/tokenline")
+    monkeypatch.setenv("TOKENLINE_RAW_RETENTION_DAYS", "90")
+    settings = load_settings()
+    assert settings.database_url.get_secret_value().endswith("@db:5432/tokenline")
+    assert "pw" not in repr(settings)
+    assert settings.raw_retention_days == 90
+    assert settings.storage == "auto"
+
+
+def test_overrides_win_and_none_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENLINE_DATABASE_URL", "postgresql://env/db")
+    settings = load_settings(database_url="postgresql://flag/db", storage=None)
+    assert settings.database_url.get_secret_value() == "postgresql://flag/db"
+
+
+def test_every_problem_is_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKENLINE_DATABASE_URL", raising=False)
+    with pytest.raises(SinkConfigError) as caught:
+        load_settings(storage="oracle", compress_after_days=0, refresh_lookback_days=-1)
+    problems = "\n".join(caught.value.problems)
+    for field in ("database_url", "storage", "compress_after_days", "refresh_lookback_days"):
+        assert field in problems
+    assert len(caught.value.problems) == 4
+    assert isinstance(caught.value, SinkError)
+
+
+def test_non_postgres_url_is_refused() -> None:
+    with pytest.raises(SinkConfigError, match="PostgreSQL URL"):
+        load_settings(database_url="mysql://db/x")
+
+
+def test_retention_must_outlive_the_refresh_window() -> None:
+    with pytest.raises(SinkConfigError, match="raw_retention_days"):
+        load_settings(database_url="postgresql://db/x", raw_retention_days=7)
+    assert load_settings(database_url="postgresql://db/x", raw_retention_days=8)
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(database_url="postgresql://db/x")
+    with pytest.raises(ValueError, match="frozen"):
+        settings.storage = "postgresql"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+    ],
+)
+def test_sqlalchemy_url(given: str, expected: str) -> None:
+    assert sqlalchemy_url(given) == expected
