@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _chain(bootstrap: str, topic: str, spool_dir: Path) -> tuple[BackgroundEmitter, DiskSpool]:
+def _chain(
+    bootstrap: str, topic: str, spool_dir: Path, timeout_ms: int = 1000
+) -> tuple[BackgroundEmitter, DiskSpool]:
     settings = load_settings(
-        tenant_id="acme", bootstrap_servers=bootstrap, topic=topic, message_timeout_ms=1000
+        tenant_id="acme", bootstrap_servers=bootstrap, topic=topic, message_timeout_ms=timeout_ms
     )
     spool = DiskSpool(spool_dir, settings.spool_max_bytes)
     emitter = BackgroundEmitter(
@@ -49,7 +51,7 @@ def _closed_port() -> int:
 
 def test_events_arrive_once_each(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(kafka_bootstrap, "emit")
-    emitter, spool = _chain(kafka_bootstrap, topic, tmp_path)
+    emitter, spool = _chain(kafka_bootstrap, topic, tmp_path, timeout_ms=30_000)
     events = _events(500)
     for event in events:
         emitter.emit(event)
