@@ -26,6 +26,6 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  -e "./schemas[registry]" -e ./producer_sdk -e ./stream_processor -e ./sink -e ".[dev]"
+  -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./stream_processor -e ./sink -e ".[dev]"
 
 .venv/bin/tokenline dev jars

@@ -21,6 +21,7 @@ PUBLIC = {
         "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
         "set_usage", "track", "uninstrument", "wrap",
     },
+    "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),
     "tokenline.sink": set(),
 }  # fmt: skip

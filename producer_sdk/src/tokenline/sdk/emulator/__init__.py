@@ -1,0 +1,10 @@
+"""A local LLM provider emulator: a real HTTP server speaking each provider's wire format.
+
+Point the real SDK clients (openai, anthropic, boto3 bedrock-runtime, google-genai,
+google-generativeai) at :attr:`ProviderEmulator.url` in tests and demos. Standard library only.
+"""
+
+from tokenline.sdk.emulator._core import Call
+from tokenline.sdk.emulator._server import ProviderEmulator
+
+__all__ = ["Call", "ProviderEmulator"]

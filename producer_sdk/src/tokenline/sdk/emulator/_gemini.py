@@ -1,0 +1,193 @@
+"""Gemini Developer API (``generativelanguage``): generateContent and streamGenerateContent.
+
+Serves both google-genai (SSE with ``alt=sse``) and the legacy google-generativeai REST
+transport (a streamed JSON array). Usage rules (Gemini semantics):
+
+- ``cachedContentTokenCount`` is inside ``promptTokenCount``: a request naming
+  ``cachedContent`` adds ``CACHED_CONTENT_TOKENS`` to the prompt, all of them cached.
+- ``thoughtsTokenCount`` is outside ``candidatesTokenCount``: a ``thinkingConfig`` with a
+  non-zero ``thinkingBudget`` (or a ``thinkingLevel``) thinks ``min(budget, 64)`` tokens
+  (64 for a dynamic budget of -1).
+- ``toolUsePromptTokenCount`` is outside ``promptTokenCount``: 32 tokens when a built-in tool
+  (Google Search, code execution, URL context) is offered.
+- Streamed chunks carry cumulative ``usageMetadata``; the last one is the total.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tokenline.sdk.emulator._core import (
+    THINKING_VOCABULARY,
+    JSONObject,
+    Reply,
+    Request,
+    RouteSpec,
+    count_tokens,
+    dumps,
+    json_reply,
+    output_budget,
+    schema_instance,
+    sse,
+    sse_reply,
+    words,
+)
+
+CACHED_CONTENT_TOKENS = 2048
+THINKING_CAP = 64
+TOOL_USE_PROMPT_TOKENS = 32
+BUILTIN_TOOLS = {
+    "googleSearch",
+    "google_search",
+    "googleSearchRetrieval",
+    "google_search_retrieval",
+    "codeExecution",
+    "code_execution",
+    "urlContext",
+    "url_context",
+}
+STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def error_reply(status: int, message: str) -> Reply:
+    """An error in Google's JSON error format."""
+    body = {
+        "error": {"code": status, "message": message, "status": STATUSES.get(status, "INTERNAL")}
+    }
+    headers = {"retry-after": "1"} if status == 429 else {}
+    return Reply(status=status, body=dumps(body), headers=headers)
+
+
+def _get(mapping: JSONObject, camel: str, snake: str) -> Any:
+    return mapping.get(camel, mapping.get(snake))
+
+
+def _thinking(config: JSONObject) -> int:
+    thinking = _get(config, "thinkingConfig", "thinking_config") or {}
+    budget = _get(thinking, "thinkingBudget", "thinking_budget")
+    if budget is None:
+        return THINKING_CAP if _get(thinking, "thinkingLevel", "thinking_level") else 0
+    budget = int(budget)
+    return THINKING_CAP if budget < 0 else min(budget, THINKING_CAP)
+
+
+def _output(config: JSONObject) -> tuple[list[str], int]:
+    schema = _get(config, "responseJsonSchema", "response_json_schema") or _get(
+        config, "responseSchema", "response_schema"
+    )
+    mime = _get(config, "responseMimeType", "response_mime_type")
+    if schema is not None or mime == "application/json":
+        text = json.dumps(schema_instance(schema or {}))
+        return [text[i : i + 8] for i in range(0, len(text), 8)], count_tokens(text)
+    pieces = words(output_budget(_get(config, "maxOutputTokens", "max_output_tokens")))
+    return pieces, len(pieces)
+
+
+def _usage(prompt: int, cached: int, candidates: int, thoughts: int, tool_use: int) -> JSONObject:
+    usage: JSONObject = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts + tool_use,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if tool_use:
+        usage["toolUsePromptTokenCount"] = tool_use
+    return usage
+
+
+def _generate(request: Request) -> tuple[list[JSONObject], JSONObject, str]:
+    """Every streamed chunk (cumulative usage), the final usage and the model."""
+    body, model = request.body, request.params["model"]
+    config = _get(body, "generationConfig", "generation_config") or {}
+    cached = CACHED_CONTENT_TOKENS if _get(body, "cachedContent", "cached_content") else 0
+    system = _get(body, "systemInstruction", "system_instruction") or {}
+    tools = body.get("tools") or []
+    prompt = count_tokens(body.get("contents") or [], system, tools) + cached
+    builtin = any(isinstance(t, dict) and BUILTIN_TOOLS & t.keys() for t in tools)
+    tool_use = TOOL_USE_PROMPT_TOKENS if builtin else 0
+    thoughts = _thinking(config)
+    pieces, visible = _output(config)
+    thinking = _get(config, "thinkingConfig", "thinking_config") or {}
+    parts: list[tuple[JSONObject, int]] = []
+    if thoughts and _get(thinking, "includeThoughts", "include_thoughts"):
+        parts.append(({"text": "".join(words(thoughts, THINKING_VOCABULARY)), "thought": True}, 0))
+    per_piece = [visible // len(pieces)] * len(pieces)
+    per_piece[-1] += visible - sum(per_piece)
+    parts += [({"text": p}, n) for p, n in zip(pieces, per_piece, strict=True)]
+    chunks: list[JSONObject] = []
+    emitted = 0
+    response_id = request.state.next_id("resp-")
+    for index, (part, tokens) in enumerate(parts):
+        emitted += tokens
+        candidate: JSONObject = {"content": {"parts": [part], "role": "model"}, "index": 0}
+        if index == len(parts) - 1:
+            candidate["finishReason"] = "STOP"
+        chunks.append(
+            {
+                "candidates": [candidate],
+                "usageMetadata": _usage(prompt, cached, emitted, thoughts, tool_use),
+                "modelVersion": model,
+                "responseId": response_id,
+            }
+        )
+    return chunks, _usage(prompt, cached, visible, thoughts, tool_use), model
+
+
+def generate_content(request: Request) -> Reply:
+    """POST /v1beta/models/{model}:generateContent."""
+    chunks, usage, model = _generate(request)
+    parts = [c["candidates"][0]["content"]["parts"][0] for c in chunks]
+    thought = [p for p in parts if p.get("thought")]
+    text = {"text": "".join(p["text"] for p in parts if not p.get("thought"))}
+    candidate = {
+        "content": {"parts": [*thought, text], "role": "model"},
+        "finishReason": "STOP",
+        "index": 0,
+    }
+    response = {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": chunks[0]["responseId"],
+    }
+    return json_reply(response, model=model, usage=usage)
+
+
+def stream_generate_content(request: Request) -> Reply:
+    """POST /v1beta/models/{model}:streamGenerateContent (SSE with alt=sse, else JSON array)."""
+    chunks, usage, model = _generate(request)
+    if request.query.get("alt") == "sse":
+        return sse_reply([sse(c) for c in chunks], model=model, usage=usage)
+    events = [(b"[" if i == 0 else b",\r\n") + dumps(c) for i, c in enumerate(chunks)]
+    events.append(b"]")
+    return Reply(events=events, model=model, usage=usage)
+
+
+def count_tokens_route(request: Request) -> Reply:
+    """POST /v1beta/models/{model}:countTokens."""
+    body = request.body
+    inner = _get(body, "generateContentRequest", "generate_content_request") or body
+    total = count_tokens(inner.get("contents") or [])
+    return json_reply({"totalTokens": total}, model=request.params["model"], usage={})
+
+
+_MODEL = "/(?:v1beta|v1|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
+ROUTES: list[RouteSpec] = [
+    ("POST", "generateContent", f"{_MODEL}:generateContent", generate_content),
+    ("POST", "streamGenerateContent", f"{_MODEL}:streamGenerateContent", stream_generate_content),
+    ("POST", "countTokens", f"{_MODEL}:countTokens", count_tokens_route),
+]

@@ -1,0 +1,168 @@
+"""The real google-genai client (sync and aio) against the emulator."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+from google import genai
+from google.genai import errors, types
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from tokenline.sdk.emulator import ProviderEmulator
+
+pytestmark = pytest.mark.contract
+
+MODEL = "gemini-2.5-flash"
+
+
+def _usage(usage: types.GenerateContentResponseUsageMetadata | None) -> dict[str, Any]:
+    assert usage is not None
+    return usage.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _recorded(emulator: ProviderEmulator) -> dict[str, Any]:
+    """The recorded usage in the SDK's alias spelling (camelCase) without detail lists."""
+    return emulator.last_call.usage
+
+
+def _same(sdk: types.GenerateContentResponseUsageMetadata | None, wire: dict[str, Any]) -> None:
+    assert sdk is not None
+    assert sdk.prompt_token_count == wire["promptTokenCount"]
+    assert sdk.candidates_token_count == wire["candidatesTokenCount"]
+    assert sdk.total_token_count == wire["totalTokenCount"]
+    assert sdk.cached_content_token_count == wire.get("cachedContentTokenCount")
+    assert sdk.thoughts_token_count == wire.get("thoughtsTokenCount")
+    assert sdk.tool_use_prompt_token_count == wire.get("toolUsePromptTokenCount")
+
+
+@pytest.fixture
+def client(emulator: ProviderEmulator) -> Iterator[genai.Client]:
+    with genai.Client(api_key="k", http_options=types.HttpOptions(base_url=emulator.url)) as c:
+        yield c
+
+
+@pytest_asyncio.fixture
+async def aclient(emulator: ProviderEmulator) -> AsyncIterator[genai.client.AsyncClient]:
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=emulator.url))
+    async with client.aio as aio:
+        yield aio
+    client.close()
+
+
+class Answer(BaseModel):
+    title: str
+    score: int
+
+
+def test_generate_content_usage(client: genai.Client, emulator: ProviderEmulator) -> None:
+    response = client.models.generate_content(model=MODEL, contents="Hello Gemini")
+    call = emulator.last_call
+    _same(response.usage_metadata, call.usage)
+    assert (call.provider, call.route, call.model, call.streamed) == (
+        "gemini",
+        "generateContent",
+        MODEL,
+        False,
+    )
+    assert response.text
+
+
+def test_thinking_and_tool_use_tokens_are_outside_candidates(
+    client: genai.Client, emulator: ProviderEmulator
+) -> None:
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(thinking_budget=1024, include_thoughts=True),
+        tools=[types.Tool(google_search=types.GoogleSearch())],
+    )
+    response = client.models.generate_content(model=MODEL, contents="Search", config=config)
+    usage = response.usage_metadata
+    assert usage is not None
+    assert usage.thoughts_token_count == 64
+    assert usage.tool_use_prompt_token_count == 32
+    assert usage.total_token_count == (
+        (usage.prompt_token_count or 0) + (usage.candidates_token_count or 0) + 64 + 32
+    )
+    _same(usage, emulator.last_call.usage)
+    parts = response.candidates[0].content.parts  # type: ignore[index, union-attr]
+    assert parts is not None
+    assert parts[0].thought
+
+
+def test_cached_content_is_inside_prompt(client: genai.Client, emulator: ProviderEmulator) -> None:
+    config = types.GenerateContentConfig(cached_content="cachedContents/abc123")
+    response = client.models.generate_content(model=MODEL, contents="Hi", config=config)
+    usage = response.usage_metadata
+    assert usage is not None
+    assert usage.cached_content_token_count == 2048
+    assert (usage.prompt_token_count or 0) > 2048
+    _same(usage, emulator.last_call.usage)
+
+
+def test_structured_output(client: genai.Client, emulator: ProviderEmulator) -> None:
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Answer
+    )
+    response = client.models.generate_content(model=MODEL, contents="Rate", config=config)
+    assert isinstance(response.parsed, Answer)
+
+
+def test_stream_usage_is_cumulative(client: genai.Client, emulator: ProviderEmulator) -> None:
+    config = types.GenerateContentConfig(max_output_tokens=6)
+    chunks = list(
+        client.models.generate_content_stream(model=MODEL, contents="Count", config=config)
+    )
+    counts = [c.usage_metadata.candidates_token_count or 0 for c in chunks]  # type: ignore[union-attr]
+    assert counts == sorted(counts)
+    assert counts[-1] == 6
+    _same(chunks[-1].usage_metadata, emulator.last_call.usage)
+    assert emulator.last_call.streamed
+
+
+def test_count_tokens(client: genai.Client, emulator: ProviderEmulator) -> None:
+    counted = client.models.count_tokens(model=MODEL, contents="Hello Gemini")
+    response = client.models.generate_content(model=MODEL, contents="Hello Gemini")
+    assert response.usage_metadata is not None
+    assert counted.total_tokens == response.usage_metadata.prompt_token_count
+
+
+def test_injected_errors(client: genai.Client, emulator: ProviderEmulator) -> None:
+    emulator.fail_next(status=429, provider="gemini")
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model=MODEL, contents="Hi")
+    assert info.value.code == 429
+    assert info.value.status == "RESOURCE_EXHAUSTED"
+    emulator.fail_next(status=500)
+    with pytest.raises(errors.ServerError) as server:
+        client.models.generate_content(model=MODEL, contents="Hi")
+    assert isinstance(server.value, errors.APIError)
+
+
+def test_cut_stream_raises(client: genai.Client, emulator: ProviderEmulator) -> None:
+    emulator.cut_next_stream(after_events=2)
+    with pytest.raises(Exception, match="incomplete chunked read"):
+        list(client.models.generate_content_stream(model=MODEL, contents="Hi"))
+    assert emulator.last_call.completed is False
+
+
+# google-genai's aio client subclasses aiohttp.ClientSession when aiohttp is installed, and
+# aiohttp warns about that subclassing; the warning is the SDK's, not ours.
+@pytest.mark.filterwarnings(
+    "ignore:Inheritance class AiohttpClientSession from ClientSession:DeprecationWarning"
+)
+@pytest.mark.asyncio
+async def test_async_generate_and_stream(
+    aclient: genai.client.AsyncClient, emulator: ProviderEmulator
+) -> None:
+    response = await aclient.models.generate_content(model=MODEL, contents="Hello")
+    _same(response.usage_metadata, emulator.last_call.usage)
+    stream = await aclient.models.generate_content_stream(model=MODEL, contents="Hello")
+    chunks = [chunk async for chunk in stream]
+    _same(chunks[-1].usage_metadata, emulator.last_call.usage)
+    emulator.fail_next(status=503)
+    with pytest.raises(errors.ServerError):
+        await aclient.models.generate_content(model=MODEL, contents="Hello")
