@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from tokenline.processor.pricing import (
     load_snapshot,
     read_source,
 )
+
+if TYPE_CHECKING:
+    from tokenline.processor.pricebook import PriceBook
 
 __all__ = ["prices"]
 
@@ -132,3 +136,33 @@ def _member(source: Path) -> str:
     from tokenline.processor.pricing.litellm import WHEEL_MEMBER
 
     return WHEEL_MEMBER if source.suffix == ".whl" else source.name
+
+
+@prices.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers [TOKENLINE_BOOTSTRAP_SERVERS].")
+@click.option("--topic", help="Prices topic [TOKENLINE_TOPIC_PREFIX + TOKENLINE_PRICES_TOPIC].")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+def publish(file: Path, bootstrap_servers: str | None, topic: str | None, timeout_s: float) -> None:
+    """Publish FILE to the compacted prices topic; every processor applies it live.
+
+    FILE is an overrides YAML file (merged over the shipped snapshot, with its tenant terms
+    and model maps) or a JSON price-table document.
+    """
+    from tokenline.processor.publish import PublishError, publish_price_book
+    from tokenline.processor.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(bootstrap_servers=bootstrap_servers)
+        book = _book(file)
+        name = topic or settings.topic(settings.prices_topic)
+        publish_price_book(book, settings, topic=name, timeout_s=timeout_s)
+    except (ConfigError, PricingError, PublishError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"published {len(book.table)} entries (version {book.pricing_version}) to {name}")
+
+
+def _book(file: Path) -> PriceBook:
+    from tokenline.processor.pricebook import load_price_book
+
+    return load_price_book(file)

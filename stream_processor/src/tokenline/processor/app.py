@@ -1,0 +1,67 @@
+"""The Faust app, built by a factory from settings, and running a worker."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tokenline.processor.agents import wire
+from tokenline.processor.enrich import load_rules
+from tokenline.processor.metrics import Metrics
+from tokenline.processor.pricebook import load_price_book
+from tokenline.processor.runtime import Runtime
+from tokenline.processor.topics import ensure_topics, topic_specs
+
+if TYPE_CHECKING:
+    from tokenline.processor.settings import ProcessorSettings
+
+__all__ = ["create_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> tuple[Any, Runtime]:
+    """A configured faust.App with every agent wired, and the runtime state it shares."""
+    import faust
+
+    rules = load_rules(settings.attribution_file) if settings.attribution_file else ()
+    runtime = Runtime(
+        settings=settings,
+        metrics=metrics or Metrics(),
+        book=load_price_book(settings.prices_file),
+        rules=rules,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        datadir=str(settings.data_dir / settings.app_id),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        processing_guarantee="at_least_once",
+    )
+    wire(app, settings, runtime)
+    return app, runtime
+
+
+def run_worker(settings: ProcessorSettings) -> None:
+    """Create the topics, serve metrics, and run a worker until it is stopped (blocks)."""
+    import faust
+
+    if settings.create_topics:
+        ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+        log.info("metrics on port %d", settings.metrics_port)
+    app, _runtime = create_app(settings, metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

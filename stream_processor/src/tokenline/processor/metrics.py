@@ -1,0 +1,53 @@
+"""Prometheus metrics of the processor, on their own registry (so tests can build many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, start_http_server
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """Counters and gauges the agents update."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        p = "tokenline_processor"
+        self.events_in = Counter(f"{p}_events_in", "Raw records consumed.", registry=r)
+        self.events_out = Counter(
+            f"{p}_events_out", "Records produced, by output.", ["output"], registry=r
+        )
+        self.dead_letters = Counter(
+            f"{p}_dead_letters", "Records sent to the DLQ.", ["reason_code", "stage"], registry=r
+        )
+        self.unpriced = Counter(f"{p}_unpriced", "Events left unpriced.", ["reason"], registry=r)
+        self.producer_gaps = Counter(
+            f"{p}_producer_gaps", "Producer sequence numbers skipped (lost events).", registry=r
+        )
+        self.producer_gap_fills = Counter(
+            f"{p}_producer_gap_fills", "Skipped sequence numbers that arrived late.", registry=r
+        )
+        self.producer_repeats = Counter(
+            f"{p}_producer_repeats", "Producer sequence numbers seen again.", registry=r
+        )
+        self.window_redeliveries = Counter(
+            f"{p}_window_redeliveries", "Events skipped by a window (already applied).", registry=r
+        )
+        self.consumer_lag = Gauge(
+            f"{p}_consumer_lag",
+            "Raw topic high watermark minus position.",
+            ["partition"],
+            registry=r,
+        )
+        self.price_updates = Counter(
+            f"{p}_price_updates",
+            "Price documents read from the prices topic.",
+            ["result"],
+            registry=r,
+        )
+        self.pricing = Info(f"{p}_pricing", "The price table in use.", registry=r)
+
+    def serve(self, port: int) -> None:
+        """Expose the metrics over HTTP on ``port`` (a background thread)."""
+        start_http_server(port, registry=self.registry)

@@ -1,0 +1,111 @@
+"""Typed, frozen settings of the processor (environment prefix ``TOKENLINE_``).
+
+:func:`load_settings` validates everything at once and raises :class:`ConfigError` listing
+every problem, including unreadable attribution-rule and overrides files.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "ProcessorSettings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """The processor's settings are invalid; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid processor settings:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class ProcessorSettings(BaseSettings):
+    """What the processor is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    app_id: str = Field(default="tokenline-processor", min_length=1, pattern=r"^[\w.-]+$")
+    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
+    raw_topic: str = "llm-usage.raw"
+    priced_topic: str = "llm-usage.priced"
+    rollup_topic: str = "llm-usage.rollup-1m"
+    dlq_topic: str = "llm-usage.dlq"
+    prices_topic: str = "llm-usage.prices"
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    create_topics: bool = True
+    window_seconds: int = Field(default=60, ge=1)
+    window_grace_s: int = Field(default=600, ge=0, description="How long late events still count.")
+    rollup_emit_interval_s: float = Field(default=5.0, gt=0)
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 disables.")
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_enabled: bool = False
+    data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
+    prices_file: Path | None = Field(
+        default=None,
+        description="Initial prices: overrides YAML (merged over the snapshot) or JSON.",
+    )
+    attribution_file: Path | None = None
+    max_tokens_per_bucket: int = Field(default=10_000_000, ge=1)
+    max_future_s: int = Field(default=300, ge=0)
+    max_age_s: int = Field(default=7 * 86_400, ge=1)
+    mismatch_tolerance: Decimal = Field(default=Decimal("0.05"), ge=0)
+    worker_name: str | None = None
+    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+
+    def topic(self, name: str) -> str:
+        """The full name of a topic (with the prefix)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def max_future(self) -> timedelta:
+        """How far ahead of now an event may claim to have happened."""
+        return timedelta(seconds=self.max_future_s)
+
+    @property
+    def max_age(self) -> timedelta:
+        """How old an event may be."""
+        return timedelta(seconds=self.max_age_s)
+
+
+def _file_problems(settings: ProcessorSettings) -> list[str]:
+    from tokenline.processor.enrich import RulesError, load_rules
+    from tokenline.processor.pricebook import load_price_book
+    from tokenline.processor.pricing import PricingError
+
+    problems: list[str] = []
+    if settings.attribution_file is not None:
+        try:
+            load_rules(settings.attribution_file)
+        except RulesError as exc:
+            problems.extend(f"attribution_file: {p}" for p in exc.problems)
+    if settings.prices_file is not None:
+        try:
+            load_price_book(settings.prices_file)
+        except PricingError as exc:
+            problems.append(f"prices_file: {exc}")
+    return problems
+
+
+def load_settings(**overrides: Any) -> ProcessorSettings:
+    """Read settings from the environment, ``overrides`` (None ignored) on top; check files."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        settings = ProcessorSettings(**given)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(problems) from exc
+    problems = _file_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings

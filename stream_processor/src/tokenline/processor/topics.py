@@ -1,0 +1,77 @@
+"""The processor's topics and creating them with the configured partitions and replication."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+if TYPE_CHECKING:
+    from tokenline.processor.settings import ProcessorSettings
+
+__all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic to create."""
+
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: ProcessorSettings) -> list[TopicSpec]:
+    """Every topic the processor reads or writes; the prices topic is compacted."""
+    parts, repl = settings.topic_partitions, settings.topic_replication
+    return [
+        TopicSpec(settings.topic(settings.raw_topic), parts, repl),
+        TopicSpec(settings.topic(settings.priced_topic), parts, repl),
+        TopicSpec(settings.topic(settings.rollup_topic), parts, repl),
+        TopicSpec(settings.topic(settings.dlq_topic), parts, repl),
+        TopicSpec(
+            settings.topic(settings.prices_topic),
+            1,
+            repl,
+            {"cleanup.policy": "compact", "max.message.bytes": str(16 * 2**20)},
+        ),
+    ]
+
+
+def ensure_topics(
+    bootstrap_servers: str, specs: list[TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication,
+                config=s.config,
+            )
+            for s in specs
+        ],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )
+    created: list[str] = []
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise
+        log.info("created topic %s", name)
+        created.append(name)
+    return created

@@ -1,0 +1,189 @@
+"""Tumbling-window arithmetic and the per-window aggregate, free of any framework.
+
+A window is half-open, ``[window_start, window_start + size)``, with ``window_start`` the
+event's ``occurred_at`` floored to the window size (UTC). A window value is a small
+JSON-serializable dict (money as a Decimal string) so it can live in a Faust table's changelog
+and be rebuilt by the replay job with the same functions.
+
+Exactly-once without Kafka transactions: each value remembers the highest source offset it has
+applied (``max_source_offset``, per ``source_partition``); :func:`apply` returns ``None`` for an
+event at or below it, so a redelivery after a crash and a changelog restore counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from tokenline.schemas import PricedUsageEvent, Provider, UsageRollup
+
+__all__ = [
+    "WINDOW_SECONDS",
+    "WindowValue",
+    "apply",
+    "model_of",
+    "parse_key",
+    "rollup_key",
+    "to_rollup",
+    "window_end",
+    "window_start",
+]
+
+WINDOW_SECONDS = 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class WindowValue(TypedDict):
+    """Totals of one window so far; JSON-serializable (``cost_total`` is a Decimal string)."""
+
+    window_start: str
+    window_seconds: int
+    requests: int
+    failures: int
+    input_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_total: str
+    currency: str
+    unpriced_count: int
+    latency_ms_sum: int
+    latency_ms_max: int
+    source_partition: int
+    max_source_offset: int
+    updated_at: str
+
+
+def window_start(occurred_at: datetime, size_s: int = WINDOW_SECONDS) -> datetime:
+    """The start of the tumbling window holding ``occurred_at`` (floored, UTC)."""
+    if occurred_at.tzinfo is None:
+        msg = "occurred_at must be timezone-aware"
+        raise ValueError(msg)
+    micros = (occurred_at - _EPOCH) // timedelta(microseconds=1)
+    size_us = size_s * 1_000_000
+    return _EPOCH + timedelta(microseconds=micros - micros % size_us)
+
+
+def window_end(start: datetime, size_s: int = WINDOW_SECONDS) -> datetime:
+    """The exclusive end of the window starting at ``start``."""
+    return start + timedelta(seconds=size_s)
+
+
+def rollup_key(tenant_id: str, provider: str, model: str) -> str:
+    """The table key of a (tenant, provider, model) series: unambiguous JSON text."""
+    return json.dumps([tenant_id, provider, model], separators=(",", ":"))
+
+
+def parse_key(key: str) -> tuple[str, str, str]:
+    """Inverse of :func:`rollup_key`."""
+    tenant_id, provider, model = json.loads(key)
+    return str(tenant_id), str(provider), str(model)
+
+
+def model_of(priced: PricedUsageEvent) -> str:
+    """The model a rollup is grouped by: canonical when known, else what the event named."""
+    event = priced["event"]
+    return (
+        priced["canonical_model"]
+        or event["response_model"]
+        or event["request_model"]
+        or event["deployment"]
+        or "unknown"
+    )
+
+
+def _empty(start: datetime, size_s: int, partition: int) -> WindowValue:
+    return {
+        "window_start": start.isoformat(),
+        "window_seconds": size_s,
+        "requests": 0,
+        "failures": 0,
+        "input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+        "output_tokens": 0,
+        "reasoning_tokens": 0,
+        "cost_total": "0",
+        "currency": "USD",
+        "unpriced_count": 0,
+        "latency_ms_sum": 0,
+        "latency_ms_max": 0,
+        "source_partition": partition,
+        "max_source_offset": -1,
+        "updated_at": start.isoformat(),
+    }
+
+
+def apply(
+    value: WindowValue | None,
+    priced: PricedUsageEvent,
+    partition: int,
+    offset: int,
+    size_s: int = WINDOW_SECONDS,
+) -> WindowValue | None:
+    """The window value with ``priced`` added, or ``None`` when it was already applied.
+
+    ``value`` is the current value of the event's window (``None`` or empty for a new one).
+    An event from the same source partition at or below ``max_source_offset`` is a redelivery
+    and is skipped. The input value is not modified.
+    """
+    event = priced["event"]
+    start = window_start(event["occurred_at"], size_s)
+    if not value:
+        current = _empty(start, size_s, partition)
+    else:
+        if value["source_partition"] == partition and offset <= value["max_source_offset"]:
+            return None
+        current = WindowValue(**value)
+    usage = event["usage"]
+    current["requests"] += 1
+    current["failures"] += 0 if event["success"] else 1
+    current["input_tokens"] += usage["input_tokens"]
+    current["cache_read_input_tokens"] += usage["cache_read_input_tokens"]
+    current["cache_write_input_tokens"] += usage["cache_write_input_tokens"]
+    current["output_tokens"] += usage["output_tokens"]
+    current["reasoning_tokens"] += usage["reasoning_tokens"]
+    cost = priced["cost"]
+    if cost is None:
+        current["unpriced_count"] += 1
+    else:
+        current["cost_total"] = str(Decimal(current["cost_total"]) + cost["total"])
+        current["currency"] = priced["currency"]
+    current["latency_ms_sum"] += event["latency_ms"]
+    current["latency_ms_max"] = max(current["latency_ms_max"], event["latency_ms"])
+    current["source_partition"] = partition
+    current["max_source_offset"] = offset
+    current["updated_at"] = priced["priced_at"].isoformat()
+    return current
+
+
+def to_rollup(key: str, value: WindowValue) -> UsageRollup:
+    """The UsageRollup record of a window (replace semantics downstream)."""
+    tenant_id, provider, model = parse_key(key)
+    provider_name: Provider = provider  # type: ignore[assignment]
+    return {
+        "tenant_id": tenant_id,
+        "window_start": datetime.fromisoformat(value["window_start"]),
+        "window_seconds": value["window_seconds"],
+        "provider": provider_name,
+        "model": model,
+        "requests": value["requests"],
+        "failures": value["failures"],
+        "input_tokens": value["input_tokens"],
+        "cache_read_input_tokens": value["cache_read_input_tokens"],
+        "cache_write_input_tokens": value["cache_write_input_tokens"],
+        "output_tokens": value["output_tokens"],
+        "reasoning_tokens": value["reasoning_tokens"],
+        "cost_total": Decimal(value["cost_total"]),
+        "currency": value["currency"],
+        "unpriced_count": value["unpriced_count"],
+        "latency_ms_sum": value["latency_ms_sum"],
+        "latency_ms_max": value["latency_ms_max"],
+        "source_partition": value["source_partition"],
+        "max_source_offset": value["max_source_offset"],
+        "updated_at": datetime.fromisoformat(value["updated_at"]),
+    }
