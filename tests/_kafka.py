@@ -51,3 +51,40 @@ def read_events(
     finally:
         consumer.close()
     return events
+
+
+class KafkaTap:
+    """Reads a topic from the beginning without a consumer group, keeping every event."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        self._codec = AvroCodec[Any]("tokenline.UsageEvent")
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "unused",
+                "enable.auto.commit": False,
+            }
+        )
+        partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self.events: list[Any] = []
+
+    def poll(self, timeout: float = 0.2) -> None:
+        """Read what has arrived."""
+        batch = self._consumer.consume(num_messages=1000, timeout=timeout)
+        self.events.extend(self._codec.decode(m.value() or b"") for m in batch if m.error() is None)
+
+    def wait_for(self, predicate: Any, count: int, timeout_s: float = 20.0) -> list[Any]:
+        """Events matching ``predicate``, once at least ``count`` of them have arrived."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [e for e in self.events if predicate(e)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            self.poll()
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()

@@ -80,6 +80,7 @@ def wrap(
         provider=adapter.provider_of(client),
         methods=adapter.methods_for(client),
         attribution={k: v for k, v in given.items() if v is not None},
+        helpers=adapter.helpers,
     )
     return ClientProxy(client, binding)  # type: ignore[return-value]
 

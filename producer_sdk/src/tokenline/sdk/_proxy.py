@@ -35,12 +35,15 @@ class Binding:
     provider: Provider
     methods: Mapping[str, Method]
     attribution: Mapping[str, Any]
+    helpers: frozenset[str] = frozenset()
+    """Paths of helper methods (e.g. ``chat.completions.stream``) that call metered methods
+    on their own resource: they run with the proxy as ``self``, so the inner call is metered."""
 
     @functools.cached_property
     def prefixes(self) -> frozenset[str]:
         """Every attribute path that leads to a metered method."""
         found: set[str] = set()
-        for path in self.methods:
+        for path in (*self.methods, *self.helpers):
             parts = path.split(".")
             found.update(".".join(parts[:i]) for i in range(1, len(parts)))
         return frozenset(found)
@@ -72,6 +75,21 @@ class ClientProxy(wrapt.ObjectProxy[Any]):
         self._self_path = path
         self._self_cache: dict[str, Any] = {}
 
+    def __enter__(self) -> Any:
+        entered = self.__wrapped__.__enter__()
+        # `with wrap(client) as c:` must give back the metered proxy, not the bare client
+        return self if entered is self.__wrapped__ else entered
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self.__wrapped__.__exit__(*exc_info)
+
+    async def __aenter__(self) -> Any:
+        entered = await self.__wrapped__.__aenter__()
+        return self if entered is self.__wrapped__ else entered
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self.__wrapped__.__aexit__(*exc_info)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_self_"):
             raise AttributeError(name)
@@ -85,6 +103,8 @@ class ClientProxy(wrapt.ObjectProxy[Any]):
         if method is not None and callable(attr):
             metered = Metered(binding.runtime, binding.provider, method, binding.attribution)
             result: Any = metered_callable(attr, metered)
+        elif path in binding.helpers and callable(attr):
+            result = functools.partial(getattr(type(self.__wrapped__), name), self)
         elif path in binding.prefixes:
             result = ClientProxy(attr, binding, path)
         else:

@@ -40,6 +40,8 @@ class Adapter:
     provider_of: Callable[[Any], Provider]
     methods_for: Callable[[Any], Mapping[str, Method]]
     patches: tuple[Patch, ...] = field(default=())
+    helpers: frozenset[str] = frozenset()
+    """Helper methods run with the wrapped resource as ``self`` (see ``Binding.helpers``)."""
 
 
 #: client class module prefix → (adapter module, the SDK package it needs, the extra to install)
