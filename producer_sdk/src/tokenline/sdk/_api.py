@@ -123,7 +123,10 @@ def _apply(patch: Any) -> None:
                 "tokenline: not metering %s (not configured)", patch.qualname, exc_info=True
             )
             return wrapped(*args, **kwargs)
-        metered = Metered(runtime, provider, patch.method, {})
+        method = patch.method if patch.method_for is None else patch.method_for(instance, args)
+        if method is None:
+            return wrapped(*args, **kwargs)
+        metered = Metered(runtime, provider, method, {})
         if inspect.iscoroutinefunction(wrapped):
             return metered.call_async(wrapped, tuple(args), dict(kwargs))
         return metered.call_sync(wrapped, tuple(args), dict(kwargs))

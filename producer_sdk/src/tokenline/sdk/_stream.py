@@ -56,6 +56,11 @@ class StreamState:
             return self.on_chunk(self.call, chunk)
         return True
 
+    @property
+    def done(self) -> bool:
+        """Whether the call has been finished."""
+        return self._done
+
     def end(self, exc: BaseException | None = None) -> None:
         """Finish the call (once): on exhaustion, close, error or collection."""
         with self._lock:
@@ -84,7 +89,9 @@ class SyncStream(wrapt.ObjectProxy[Any]):
         self._self_iter: Any = None
         weakref.finalize(self, _finalize, state)
 
-    def __iter__(self) -> SyncStream:
+    def __iter__(self) -> Any:
+        if self._self_state.done and self._self_iter is not None:
+            return iter(self.__wrapped__)  # a finished stream the provider lets you replay
         return self
 
     def __next__(self) -> Any:

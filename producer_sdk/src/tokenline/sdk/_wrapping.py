@@ -38,6 +38,9 @@ class StreamSpec:
 
     on_chunk: Callable[[Call, Any], bool]
     on_end: Callable[[Call], None] | None = None
+    attach: Callable[[Any, Callable[[Any], Any]], Any] | None = None
+    """For a stream inside the result (Bedrock's ``response["stream"]``): given the result and
+    a function that meters a stream, return the result with its stream metered."""
 
 
 def _no_change(_call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
@@ -94,8 +97,16 @@ class Metered:
             spec = self.method.stream(result, call, kwargs)
             if spec is not None:
                 state = StreamState(self.runtime, call, spec.on_chunk, spec.on_end)
-                is_async = hasattr(result, "__aiter__") and not hasattr(result, "__iter__")
-                return (AsyncStream if is_async else SyncStream)(result, state)
+
+                def metered_stream(stream: Any) -> Any:
+                    is_async = hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
+                    return (AsyncStream if is_async else SyncStream)(stream, state)
+
+                return (
+                    metered_stream(result)
+                    if spec.attach is None
+                    else spec.attach(result, metered_stream)
+                )
             call.ended_ns = time.perf_counter_ns()
             self.method.finish(call, result)
             self.runtime.finish(call)

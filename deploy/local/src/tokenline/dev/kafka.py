@@ -167,7 +167,6 @@ def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
     props.write_text(_server_properties(home, port, ctrl_port), encoding="utf-8")
     log4j = home / "log4j.properties"
     log4j.write_text(_LOG4J, encoding="utf-8")
-    log_file = home / "kafka.log"
     classpath = f"{libs}{os.sep}*"
     logging_flags = [f"-Dlog4j.configuration=file:{log4j}", f"-Dkafka.logs.dir={home}"]
 
@@ -178,8 +177,17 @@ def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
         msg = f"kafka-storage format failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         raise ServiceError(msg)
 
-    cmd = [java, "-Xms256m", "-Xmx512m", *_JVM_FLAGS, *logging_flags, "-cp", classpath]
-    cmd += ["kafka.Kafka", str(props)]
+    return _launch(home, bootstrap=f"127.0.0.1:{port}", version=version)
+
+
+def _launch(home: Path, bootstrap: str, version: str) -> KafkaNode:
+    libs = ensure_jars(version)
+    props = home / "server.properties"
+    log4j = home / "log4j.properties"
+    log_file = home / "kafka.log"
+    logging_flags = [f"-Dlog4j.configuration=file:{log4j}", f"-Dkafka.logs.dir={home}"]
+    cmd = [_java(), "-Xms256m", "-Xmx512m", *_JVM_FLAGS, *logging_flags]
+    cmd += ["-cp", f"{libs}{os.sep}*", "kafka.Kafka", str(props)]
     with log_file.open("ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -190,9 +198,7 @@ def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
             start_new_session=True,
         )
     remember(proc)
-    node = KafkaNode(
-        pid=proc.pid, bootstrap=f"127.0.0.1:{port}", home=str(home), log_file=str(log_file)
-    )
+    node = KafkaNode(pid=proc.pid, bootstrap=bootstrap, home=str(home), log_file=str(log_file))
     try:
         wait_ready(node)
     except BaseException:
@@ -200,6 +206,11 @@ def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
         raise
     log.info("Kafka %s ready at %s (pid %d)", version, node.bootstrap, node.pid)
     return node
+
+
+def restart(node: KafkaNode, version: str = KAFKA_VERSION) -> KafkaNode:
+    """Start a stopped node again on its own ports and log dir (its data is kept)."""
+    return _launch(Path(node.home), bootstrap=node.bootstrap, version=version)
 
 
 def answers(bootstrap: str, timeout: float = 2.0) -> bool:

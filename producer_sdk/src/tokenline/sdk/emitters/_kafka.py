@@ -29,6 +29,8 @@ __all__ = ["KafkaEmitter"]
 
 log = logging.getLogger(__name__)
 
+_INHERITED: list[Producer] = []
+
 
 def _make_codec(settings: Settings) -> AvroCodec[Any]:
     registry = None
@@ -58,6 +60,10 @@ class KafkaEmitter:
 
     def _producer_here(self) -> Producer:
         if self._producer is None or self._pid != os.getpid():
+            if self._producer is not None:
+                # A forked child: the parent's producer has no threads here, and destroying it
+                # would hang. Keep it referenced, never used, and build this process's own.
+                _INHERITED.append(self._producer)
             self._producer = Producer(self._conf)
             self._pid = os.getpid()
         return self._producer

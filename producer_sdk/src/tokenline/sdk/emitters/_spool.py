@@ -72,6 +72,13 @@ class DiskSpool:
         self.appended = 0
         directory.mkdir(parents=True, exist_ok=True)
         self.size = sum(p.stat().st_size for p in directory.glob("*.seg"))
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # The parent keeps writing its active segment; the child starts one of its own.
+        if self._active is not None:
+            self._active.close()  # the parent's descriptor (and its lock) stays open
+        self._active, self._active_size, self._unsynced = None, 0, 0
 
     # ------------------------------------------------------------------ writing
     def append(self, key: bytes | None, value: bytes) -> bool:

@@ -30,6 +30,8 @@ class Patch:
     method: Method
     provider_of: Callable[[Any], Provider]
     """The provider, from the instance the method is called on."""
+    method_for: Callable[[Any, tuple[Any, ...]], Method | None] | None = None
+    """Choose the Method per call from (instance, args), or None to leave the call alone."""
 
 
 @dataclass(frozen=True)

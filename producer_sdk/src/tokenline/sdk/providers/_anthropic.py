@@ -1,0 +1,191 @@
+"""Anthropic (the ``anthropic`` package): messages, raw streams and the ``.stream()`` helper.
+
+Usage semantics: ``input_tokens`` excludes cache reads (``cache_read_input_tokens``) and cache
+writes (``cache_creation_input_tokens``), so the three map straight onto disjoint buckets; the
+write split by TTL is ``cache_creation.ephemeral_5m/1h_input_tokens``. ``output_tokens``
+includes thinking: when the API reports ``output_tokens_details.thinking_tokens`` those become
+``reasoning_tokens`` and leave the output bucket; otherwise thinking stays in output.
+
+Raw streams (``messages.create(stream=True)``): ``message_start`` carries the full usage with
+the TTL split; ``message_delta`` carries *cumulative* counts (possibly repeating the input
+numbers), so a delta replaces the counts it gives and never adds to them. The event is built
+once, when the stream ends, is closed, fails or is collected.
+
+``messages.stream()`` and ``messages.parse()`` build their request with ``self._post`` on the
+same resource (not ``self.create``): they run with the wrapped resource as ``self`` and its
+``_post`` is metered, so the request that the returned ``MessageStreamManager`` sends on
+``__enter__`` is the call measured (the raw event stream inside the helper's ``MessageStream``
+is proxied; closing the helper closes it). ``messages.count_tokens`` is free and not metered.
+
+Clients: ``Anthropic``/``AsyncAnthropic`` → provider ``anthropic``; ``AnthropicBedrock`` →
+``bedrock`` (billed by AWS); ``AnthropicVertex`` and Azure Foundry → ``other`` (billed by
+Google / Microsoft under their own prices, not Anthropic's).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tokenline.sdk._wrapping import Method, StreamSpec
+from tokenline.sdk.providers import Adapter, Patch
+from tokenline.sdk.providers._usage import count, usage_vector
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tokenline.schemas import Provider
+    from tokenline.sdk._call import Call
+    from tokenline.sdk._wrapping import Args, Kwargs
+
+__all__ = ["ADAPTER", "provider_of"]
+
+_BEDROCK = {"AnthropicBedrock", "AsyncAnthropicBedrock"}
+_OTHER = {"AnthropicVertex", "AsyncAnthropicVertex", "AnthropicFoundry", "AsyncAnthropicFoundry"}
+
+
+def provider_of(client: Any) -> Provider:
+    """``bedrock`` for the Bedrock clients, ``other`` for Vertex/Foundry, else ``anthropic``."""
+    names = {cls.__name__ for cls in type(client).__mro__}
+    if names & _BEDROCK:
+        return "bedrock"
+    if names & _OTHER:
+        return "other"
+    return "anthropic"
+
+
+def _resource_provider(resource: Any) -> Provider:
+    return provider_of(getattr(resource, "_client", None))
+
+
+def _begin(call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    body = kwargs.get("body")  # the helpers' `_post("/v1/messages", body=...)`
+    source = body if isinstance(body, dict) else kwargs
+    model = source.get("model")
+    call.request_model = model if isinstance(model, str) else None
+    return args, kwargs
+
+
+def _optional(obj: Any, name: str) -> int | None:
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Counts:
+    """Anthropic's usage fields as last reported (a stream replaces them as they come)."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "output", "split", "thinking")
+
+    def __init__(self) -> None:
+        self.input = 0
+        self.cache_read = 0
+        self.cache_write = 0
+        self.split: tuple[int, int] | None = None
+        self.output = 0
+        self.thinking = 0
+
+    def update(self, usage: Any) -> None:
+        """Replace every count ``usage`` gives; keep the ones it leaves out."""
+        for field, name in (
+            ("input", "input_tokens"),
+            ("cache_read", "cache_read_input_tokens"),
+            ("cache_write", "cache_creation_input_tokens"),
+            ("output", "output_tokens"),
+        ):
+            value = _optional(usage, name)
+            if value is not None:
+                setattr(self, field, value)
+        details = getattr(usage, "output_tokens_details", None)
+        if details is not None:
+            self.thinking = count(details, "thinking_tokens")
+        creation = getattr(usage, "cache_creation", None)
+        if creation is not None:
+            self.split = (
+                count(creation, "ephemeral_5m_input_tokens"),
+                count(creation, "ephemeral_1h_input_tokens"),
+            )
+
+    def record(self, call: Call) -> None:
+        call.usage = usage_vector(
+            input_tokens=self.input,
+            cache_read=self.cache_read,
+            cache_write=self.cache_write,
+            cache_write_5m=self.split[0] if self.split is not None else None,
+            cache_write_1h=self.split[1] if self.split is not None else None,
+            output_tokens=self.output - self.thinking,
+            reasoning_tokens=self.thinking,
+        )
+        call.usage_source = "reported"
+
+
+def _finish(call: Call, result: Any) -> None:
+    call.response_model = getattr(result, "model", None)
+    call.provider_request_id = getattr(result, "_request_id", None) or getattr(result, "id", None)
+    usage = getattr(result, "usage", None)
+    if usage is not None:
+        counts = _Counts()
+        counts.update(usage)
+        counts.record(call)
+
+
+def _stream(result: Any, call: Call, kwargs: Kwargs) -> StreamSpec | None:
+    if kwargs.get("stream") is not True:
+        return None
+    response = getattr(result, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        call.provider_request_id = headers.get("request-id")
+    counts = _Counts()
+    seen: list[bool] = []
+
+    def on_chunk(call: Call, event: Any) -> bool:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            message = getattr(event, "message", None)
+            call.response_model = getattr(message, "model", None) or call.response_model
+            if call.provider_request_id is None:
+                call.provider_request_id = getattr(message, "id", None)
+            usage = getattr(message, "usage", None)
+            if usage is not None:
+                counts.update(usage)
+                seen.append(True)
+        elif kind == "message_delta":
+            usage = getattr(event, "usage", None)
+            if usage is not None:
+                counts.update(usage)  # cumulative: replaces, never adds
+                seen.append(True)
+        return True
+
+    def on_end(call: Call) -> None:
+        if seen:
+            counts.record(call)
+
+    return StreamSpec(on_chunk, on_end)
+
+
+_MESSAGES = Method(operation="chat", finish=_finish, begin=_begin, stream=_stream)
+
+METHODS: Mapping[str, Method] = {
+    "messages.create": _MESSAGES,
+    "messages._post": _MESSAGES,  # reached only by the helpers below, run on the wrapped resource
+    "beta.messages.create": _MESSAGES,
+    "beta.messages._post": _MESSAGES,
+}
+
+_PATCHES = tuple(
+    Patch(module, f"{cls}.create", _MESSAGES, _resource_provider)
+    for module, classes in (
+        ("anthropic.resources.messages.messages", ("Messages", "AsyncMessages")),
+        ("anthropic.resources.beta.messages.messages", ("Messages", "AsyncMessages")),
+    )
+    for cls in classes
+)
+
+ADAPTER = Adapter(
+    name="anthropic",
+    provider_of=provider_of,
+    methods_for=lambda _client: METHODS,
+    patches=_PATCHES,
+    helpers=frozenset(
+        {"messages.stream", "messages.parse", "beta.messages.stream", "beta.messages.parse"}
+    ),
+)
