@@ -62,3 +62,17 @@ def test_settings_are_frozen() -> None:
 )
 def test_sqlalchemy_url(given: str, expected: str) -> None:
     assert sqlalchemy_url(given) == expected
+
+
+def test_worker_settings_problems_are_all_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKENLINE_DATABASE_URL", raising=False)
+    with pytest.raises(SinkConfigError) as caught:
+        load_settings(batch_max_rows=0, metrics_port=70_000, group_id="bad group", batch_max_ms=0)
+    problems = "\n".join(caught.value.problems)
+    for field in ("database_url", "batch_max_rows", "metrics_port", "group_id", "batch_max_ms"):
+        assert field in problems
+
+
+def test_retry_cap_must_not_be_below_the_first_wait() -> None:
+    with pytest.raises(SinkConfigError, match="retry_max_ms"):
+        load_settings(database_url="postgresql://db/x", retry_initial_ms=500, retry_max_ms=100)

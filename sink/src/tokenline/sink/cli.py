@@ -1,4 +1,4 @@
-"""``tokenline sink``: the sink's commands (``migrate`` now; the worker joins it later)."""
+"""``tokenline sink``: the sink's commands: ``migrate`` the schema, ``run`` the worker."""
 
 from __future__ import annotations
 
@@ -45,3 +45,37 @@ def migrate(database_url: str | None, downgrade_to: str | None, storage: str | N
     except SinkError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"schema at revision {revision or 'base'}; storage path {path or 'none'}")
+
+
+@sink.command()
+@click.option(
+    "--database-url", metavar="URL", help="PostgreSQL URL; default TOKENLINE_DATABASE_URL."
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Prometheus port (0 = off); default TOKENLINE_METRICS_PORT or 9109.",
+)
+def run(database_url: str | None, metrics_port: int | None) -> None:
+    """Land priced events and rollups from Kafka until SIGTERM or SIGINT.
+
+    Settings come from TOKENLINE_* variables (see sink/README.md); every problem with them is
+    listed before anything starts.
+    """
+    import logging
+    import signal
+
+    from tokenline.sink.worker import SinkWorker
+
+    try:
+        settings = load_settings(database_url=database_url, metrics_port=metrics_port)
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    worker = SinkWorker(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: worker.stop())
+    try:
+        worker.run()
+    except SinkError as exc:
+        raise click.ClickException(str(exc)) from exc

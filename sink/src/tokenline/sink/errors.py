@@ -4,8 +4,13 @@ Every exception the sink raises on purpose derives from :class:`SinkError`::
 
     SinkError
     ├── SinkConfigError      settings are invalid; ``problems`` lists every one of them
-    └── MigrationError       a schema migration failed or was asked for something impossible
-        └── StorageUnavailable   TimescaleDB was required but cannot be created
+    ├── MigrationError       a schema migration failed or was asked for something impossible
+    │   └── StorageUnavailable   TimescaleDB was required but cannot be created
+    ├── DatabaseUnavailable  the database cannot be reached now (transient: retry, never DLQ)
+    └── DeadLetterError      the dead-letter topic did not take a record (offsets stay put)
+
+A row the database refuses is not an exception: ``UsageStore.write`` returns it as a
+:class:`~tokenline.sink.store.Rejected`, with the record, so the worker can dead-letter it.
 """
 
 from __future__ import annotations
@@ -35,3 +40,11 @@ class MigrationError(SinkError):
 
 class StorageUnavailable(MigrationError):
     """``storage=timescaledb`` was asked for, but the extension cannot be created."""
+
+
+class DatabaseUnavailable(SinkError):
+    """The database cannot be reached or lost the connection; the write may be retried."""
+
+
+class DeadLetterError(SinkError):
+    """A record could not be delivered to the dead-letter topic."""

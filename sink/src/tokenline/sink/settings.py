@@ -50,6 +50,27 @@ class SinkSettings(BaseSettings):
         description="Drop raw usage_events and usage_rollup_1m chunks older than this; None keeps.",
     )
 
+    # ------------------------------------------------------------------ the worker
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    group_id: str = Field(default="tokenline-sink", min_length=1, pattern=r"^[\w.-]+$")
+    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
+    priced_topic: str = Field(default="llm-usage.priced", min_length=1)
+    rollup_topic: str = Field(default="llm-usage.rollup-1m", min_length=1)
+    dlq_topic: str = Field(default="llm-usage.dlq", min_length=1)
+    batch_max_rows: int = Field(default=5_000, ge=1, le=1_000_000)
+    batch_max_ms: int = Field(default=500, ge=1, description="Longest wait to fill a batch.")
+    retry_initial_ms: int = Field(default=200, ge=1)
+    retry_max_ms: int = Field(default=10_000, ge=1)
+    session_timeout_ms: int = Field(default=45_000, ge=1_000, le=3_600_000)
+    db_connect_timeout_s: int = Field(default=5, ge=1)
+    metrics_port: int = Field(default=9109, ge=0, le=65_535, description="0 disables.")
+    worker_name: str | None = Field(
+        default=None,
+        pattern=r"^[\w.-]+$",
+        description="Names this worker (client id, DLQ records) and makes its group membership "
+        "static, so a restarted worker gets its partitions back without a rebalance wait.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr) -> SecretStr:
@@ -57,6 +78,20 @@ class SinkSettings(BaseSettings):
             msg = "must be a PostgreSQL URL (postgresql://...)"
             raise ValueError(msg)
         return value
+
+    def topic(self, name: str) -> str:
+        """Return the full name of a topic (with the prefix)."""
+        return f"{self.topic_prefix}{name}"
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> SinkSettings:
+        if self.retry_max_ms < self.retry_initial_ms:
+            msg = (
+                f"retry_max_ms ({self.retry_max_ms}) must be at least "
+                f"retry_initial_ms ({self.retry_initial_ms})"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _retention_outlives_refresh(self) -> SinkSettings:

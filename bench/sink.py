@@ -1,0 +1,277 @@
+"""Sink benchmark: priced events from Kafka into usage_events, against a bare binary COPY.
+
+    eval "$(.venv/bin/tokenline dev up --env)"
+    .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000]
+
+One run, one fresh plain-PostgreSQL database migrated to head, the same N distinct events:
+
+- ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
+  (same table, same indexes, emptied first);
+- psql ``\\copy`` of the same rows as CSV, for reference;
+- store only: ``PostgresUsageStore.write`` of the same flattened rows from memory, in batches
+  (one transaction each): fresh, then every row re-priced (all conflict);
+- fresh: ``SinkWorker`` landing them from a 4-partition topic (Avro decoding, flattening,
+  batches, one transaction per batch, offset commits included); "steady" excludes the consumer
+  group join and the first batch;
+- re-pricing: the same events with a newer pricing version, so every row conflicts.
+
+Printed: rows/s and the ratio to the ceiling (goals: fresh ≥ 0.8, re-pricing ≥ 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg
+from confluent_kafka import Producer
+from psycopg import sql
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from tests._kafka import new_topic
+from tests.factories import EPOCH, priced_event, usage_event
+from tokenline.schemas import AvroCodec
+from tokenline.sink.batch import EVENT_COLUMNS
+from tokenline.sink.migrate import upgrade
+from tokenline.sink.rows import event_row
+from tokenline.sink.settings import SinkSettings
+from tokenline.sink.store import PostgresUsageStore
+from tokenline.sink.worker import SinkWorker
+
+
+def _event(n: int, version: str, priced_s: int) -> Any:
+    total = Decimal(n % 997 + 1) / Decimal(1000)
+    return priced_event(
+        event=usage_event(
+            event_id=uuid.UUID(int=n + 1),
+            occurred_at=EPOCH + timedelta(milliseconds=n),
+            tenant_id=f"t{n % 50}",
+        ),
+        cost={
+            "input": total,
+            "cache_read": Decimal(0),
+            "cache_write": Decimal(0),
+            "output": Decimal(0),
+            "reasoning": Decimal(0),
+            "total": total,
+        },
+        pricing_version=version,
+        priced_at=EPOCH + timedelta(seconds=priced_s),
+    )
+
+
+def _produce(bootstrap: str, topic: str, rows: int, version: str, priced_s: int) -> None:
+    codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1 << 20})
+    for n in range(rows):
+        value = codec.encode(_event(n, version, priced_s))
+        while True:
+            try:
+                producer.produce(topic, value=value, partition=n % 4)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def _fresh_database(server_url: str) -> str:
+    name = f"tl_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(SinkSettings(database_url=SecretStr(url), storage="postgresql"))
+    return url
+
+
+def _empty(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE usage_events")
+        conn.execute("VACUUM ANALYZE usage_events")
+        conn.execute("CHECKPOINT")
+
+
+def _ceiling(url: str, tuples: list[tuple[Any, ...]]) -> float:
+    with psycopg.connect(url) as conn:
+        types = dict(
+            conn.execute(
+                "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
+                "ON t.oid = a.atttypid WHERE a.attrelid = 'usage_events'::regclass "
+                "AND a.attnum > 0"
+            ).fetchall()
+        )
+        statement = sql.SQL("COPY usage_events ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
+        )
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.set_types([types[c] for c in EVENT_COLUMNS])
+            for values in tuples:
+                copy.write_row(values)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def _psql_copy(url: str, rows: int) -> float:
+    columns = ", ".join(EVENT_COLUMNS)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.csv"
+        statement = f"COPY usage_events ({columns}) TO STDOUT CSV"
+        with (
+            psycopg.connect(url) as conn,
+            path.open("wb") as out,
+            conn.cursor() as cur,
+            cur.copy(statement) as copy,
+        ):
+            for chunk in copy:
+                out.write(chunk)
+        _empty(url)
+        start = time.perf_counter()
+        done = subprocess.run(  # noqa: PLW1510
+            ["psql", url, "-q", "-c", f"\\copy usage_events ({columns}) FROM '{path}' CSV"],
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    _check(url, rows)
+    return elapsed
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM usage_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _check(url: str, rows: int, version: str | None = None) -> None:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE pricing_version = %s) FROM usage_events",
+            (version,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == rows, row
+    assert version is None or row[1] == rows, row
+
+
+def _store(url: str, rows: list[dict[str, Any]], batch: int) -> float:
+    """Seconds for PostgresUsageStore to land ``rows`` (already flattened) in batches."""
+    store = PostgresUsageStore(url)
+    store.write([], [])  # connect outside the timing, like the ceiling's connection
+    start = time.perf_counter()
+    for first in range(0, len(rows), batch):
+        assert store.write(rows[first : first + batch], []) == []
+    elapsed = time.perf_counter() - start
+    store.close()
+    return elapsed
+
+
+def _sink(bootstrap: str, url: str, topic: str, rows: int, batch: int) -> tuple[float, float]:
+    """Return (wall seconds incl. group join, steady rows/s after the first batch)."""
+    settings = SinkSettings(
+        database_url=SecretStr(url),
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        priced_topic=topic,
+        rollup_topic=new_topic(bootstrap, "bench-rollup", 1),
+        metrics_port=0,
+        batch_max_rows=batch,
+        batch_max_ms=1000,
+    )
+    worker = SinkWorker(settings)
+    landed = worker.metrics.rows_landed.labels("usage_events")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    first_at = first_rows = None
+    while (done := landed._value.get()) < rows:  # a benchmark's peek
+        if first_at is None and done > 0:
+            first_at, first_rows = time.perf_counter(), done
+        time.sleep(0.005)
+    end = time.perf_counter()
+    worker.stop()
+    thread.join(30)
+    assert first_at is not None
+    assert first_rows is not None
+    steady = (rows - first_rows) / (end - first_at) if end > first_at else float("nan")
+    return end - start, steady
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("TOKENLINE_TEST_KAFKA_BOOTSTRAP")
+    server = os.environ.get("TOKENLINE_TEST_DATABASE_URL")
+    if not bootstrap or not server:
+        raise SystemExit('run: eval "$(.venv/bin/tokenline dev up --env)" first')
+    rows = args.rows
+    url = _fresh_database(server)
+    print(f"{rows:,} priced events, batches of {args.batch:,}, plain PostgreSQL", flush=True)
+
+    fresh_topic = new_topic(bootstrap, "bench-priced", 4)
+    repriced_topic = new_topic(bootstrap, "bench-repriced", 4)
+    _produce(bootstrap, fresh_topic, rows, "v1", 1)
+    _produce(bootstrap, repriced_topic, rows, "v2", 3600)
+    values = itemgetter(*EVENT_COLUMNS)
+    flat = [event_row(_event(n, "v1", 1)) for n in range(rows)]
+    tuples = [values(row) for row in flat]
+
+    _empty(url)
+    ceiling_s = _ceiling(url, tuples)
+    _check(url, rows)
+    del tuples
+    psql_s = _psql_copy(url, rows)
+    _empty(url)
+    store_fresh_s = _store(url, flat, args.batch)
+    _check(url, rows, "v1")
+    for row in flat:
+        row["pricing_version"] = "v2"
+        row["priced_at"] += timedelta(hours=1)
+    store_reprice_s = _store(url, flat, args.batch)
+    _check(url, rows, "v2")
+    del flat
+    _empty(url)
+    fresh_wall, fresh_steady = _sink(bootstrap, url, fresh_topic, rows, args.batch)
+    _check(url, rows, "v1")
+    reprice_wall, reprice_steady = _sink(bootstrap, url, repriced_topic, rows, args.batch)
+    _check(url, rows, "v2")
+
+    ceiling = rows / ceiling_s
+    print(f"{'path':44} {'rows/s':>10} {'÷ ceiling':>10}")
+    results = [
+        ("ceiling: binary COPY from memory", ceiling),
+        ("psql \\copy CSV (reference)", rows / psql_s),
+        ("store only, fresh events (rows in memory)", rows / store_fresh_s),
+        ("store only, re-pricing, all conflict", rows / store_reprice_s),
+        ("sink, fresh events (wall, incl. group join)", rows / fresh_wall),
+        ("sink, fresh events (steady)", fresh_steady),
+        ("sink, re-pricing, all conflict (wall)", rows / reprice_wall),
+        ("sink, re-pricing, all conflict (steady)", reprice_steady),
+    ]
+    for name, rate in results:
+        print(f"{name:44} {rate:10,.0f} {rate / ceiling:10.2f}")
+    with psycopg.connect(server, autocommit=True) as conn:
+        name = make_url(url).database or ""
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Prometheus metrics of the sink, and a store wrapper that records them.
+
+Each worker gets its own :class:`SinkMetrics` on its own registry (tests run several workers in
+one process); :func:`serve` exposes that registry over HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from wsgiref.simple_server import WSGIServer
+
+    from tokenline.sink.store import Rejected, Row, UsageStore
+
+__all__ = ["MeteredStore", "SinkMetrics", "serve"]
+
+
+class SinkMetrics:
+    """The sink's counters, histogram and gauges."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.rows_landed = Counter(
+            "tokenline_sink_rows_landed",
+            "Rows written to PostgreSQL (after de-duplication within a batch).",
+            ["table"],
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "tokenline_sink_batch_seconds",
+            "Time to land one batch (one transaction, retries included).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "tokenline_sink_retries",
+            "Writes repeated because PostgreSQL was unavailable.",
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "tokenline_sink_dead_letters",
+            "Records sent to the dead-letter topic.",
+            ["reason_code"],
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "tokenline_sink_consumer_lag",
+            "Messages between the high watermark and the sink's position.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
+
+
+def serve(metrics: SinkMetrics, port: int) -> WSGIServer | None:
+    """Expose ``metrics`` on ``http://0.0.0.0:port/metrics``; port 0 keeps it off.
+
+    Returns the HTTP server (``shutdown()`` and ``server_close()`` stop it), or None.
+    """
+    if not port:
+        return None
+    server, _thread = start_http_server(port, registry=metrics.registry)
+    return server
+
+
+class MeteredStore:
+    """Wraps a :class:`~tokenline.sink.store.UsageStore`: counts rows landed, times batches."""
+
+    def __init__(self, inner: UsageStore, metrics: SinkMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def write(self, priced_rows: Sequence[Row], rollup_rows: Sequence[Row]) -> list[Rejected]:
+        """Write through the inner store and record what landed."""
+        start = time.perf_counter()
+        rejected = self._inner.write(priced_rows, rollup_rows)
+        self._metrics.batch_seconds.observe(time.perf_counter() - start)
+        refused_events = sum(1 for r in rejected if r.table == "usage_events")
+        self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - refused_events)
+        self._metrics.rows_landed.labels("usage_rollup_1m").inc(
+            len(rollup_rows) - (len(rejected) - refused_events)
+        )
+        return rejected
+
+    def close(self) -> None:
+        """Close the inner store."""
+        self._inner.close()

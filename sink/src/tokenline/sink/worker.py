@@ -1,0 +1,282 @@
+"""The sink worker: Kafka batches in, one PostgreSQL transaction per batch, then the offsets.
+
+Run it with ``tokenline sink run``. :meth:`SinkWorker.land` holds the order that makes a crash
+harmless; the librdkafka configuration is built in :func:`consumer_config` and
+:func:`producer_config` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from tokenline.schemas import AvroCodec, DecodeError
+from tokenline.sink.batch import offsets_to_commit
+from tokenline.sink.errors import DeadLetterError, SinkError
+from tokenline.sink.metrics import MeteredStore, SinkMetrics, serve
+from tokenline.sink.rows import event_row, rollup_row
+from tokenline.sink.store import PostgresUsageStore, RetryingStore
+
+if TYPE_CHECKING:
+    from tokenline.sink.settings import SinkSettings
+    from tokenline.sink.store import Row, UsageStore
+
+__all__ = ["SinkWorker", "consumer_config", "producer_config"]
+
+log = logging.getLogger(__name__)
+
+_DLQ_FLUSH_TIMEOUT_S = 30.0
+
+
+class _Stopping(SinkError):
+    """Raised inside a retry wait when the worker is asked to stop."""
+
+
+def consumer_config(settings: SinkSettings) -> dict[str, Any]:
+    """Return the librdkafka consumer configuration of the sink."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "client.id": settings.worker_name or "tokenline-sink",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+    }
+    if settings.worker_name:
+        # Static membership: a restarted worker takes its partitions back at once.
+        config["group.instance.id"] = settings.worker_name
+    return config
+
+
+def producer_config(settings: SinkSettings) -> dict[str, Any]:
+    """Return the librdkafka configuration of the dead-letter producer."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"{settings.worker_name or 'tokenline-sink'}-dlq",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+    }
+
+
+class SinkWorker:
+    """Consumes priced events and rollups and lands them through a :class:`UsageStore`."""
+
+    def __init__(
+        self,
+        settings: SinkSettings,
+        *,
+        store: UsageStore | None = None,
+        metrics: SinkMetrics | None = None,
+    ) -> None:
+        self._settings = settings
+        self.metrics = metrics or SinkMetrics()
+        self._priced_topic = settings.topic(settings.priced_topic)
+        self._rollup_topic = settings.topic(settings.rollup_topic)
+        self._dlq_topic = settings.topic(settings.dlq_topic)
+        self._codecs: dict[str, AvroCodec[Any]] = {
+            self._priced_topic: AvroCodec[Any]("tokenline.PricedUsageEvent"),
+            self._rollup_topic: AvroCodec[Any]("tokenline.UsageRollup"),
+        }
+        self._dlq_codec = AvroCodec[Any]("tokenline.DeadLetter")
+        inner = store or PostgresUsageStore(
+            settings.database_url.get_secret_value(),
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+        self._store: UsageStore = MeteredStore(
+            RetryingStore(
+                inner,
+                initial_ms=settings.retry_initial_ms,
+                max_ms=settings.retry_max_ms,
+                wait=self._wait_paused,
+                on_retry=lambda _attempt, _exc: self.metrics.retries.inc(),
+            ),
+            self.metrics,
+        )
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._carry: list[Message] = []
+        self._paused = False
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand (safe from any thread)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume and land batches until :meth:`stop`; then close everything."""
+        http = serve(self.metrics, self._settings.metrics_port)
+        self._consumer = Consumer(consumer_config(self._settings))
+        self._producer = Producer(producer_config(self._settings))
+        self._consumer.subscribe([self._priced_topic, self._rollup_topic])
+        log.info("sink consuming %s and %s", self._priced_topic, self._rollup_topic)
+        try:
+            while not self._stop.is_set():
+                batch = self._next_batch()
+                if batch:
+                    self.land(batch)
+        except _Stopping:
+            log.info("stopped while PostgreSQL was unavailable; the batch will be replayed")
+        finally:
+            self._consumer.close()
+            self._producer.flush(5)
+            self._store.close()
+            if http is not None:
+                http.shutdown()
+                http.server_close()
+
+    def _next_batch(self) -> list[Message]:
+        assert self._consumer is not None
+        batch, self._carry = self._carry, []
+        limit = self._settings.batch_max_rows
+        deadline = time.monotonic() + self._settings.batch_max_ms / 1000
+        while len(batch) < limit and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for message in self._consumer.consume(limit - len(batch), timeout=remaining):
+                if self._usable(message):
+                    batch.append(message)
+        return batch
+
+    @staticmethod
+    def _usable(message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise KafkaException(error)
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", error)
+        return False
+
+    # ------------------------------------------------------------------ one batch
+    def land(self, batch: list[Message]) -> None:
+        """Land one batch, in this order, so that a crash anywhere loses and doubles nothing.
+
+        1. Decode every record; undecodable ones are set aside for the dead-letter topic.
+        2. Write all rows in ONE database transaction (retried while PostgreSQL is down, with
+           the partitions paused); rows PostgreSQL refuses are found by bisection and set aside.
+        3. Send the set-aside records to the dead-letter topic and wait for the broker's ack.
+        4. THEN commit the Kafka offsets, synchronously.
+
+        A crash between the database commit (2) and the offset commit (4) replays the batch:
+        the upserts make that harmless (same rows, same costs; the dead-letter topic may get a
+        record twice). Offsets are never committed before the rows are durable.
+        """
+        events: list[Row] = []
+        rollups: list[Row] = []
+        origin: dict[int, Message] = {}
+        dead: list[tuple[Message, str, str, str]] = []
+        for message in batch:
+            topic = message.topic() or ""
+            try:
+                record = self._codecs[topic].decode(message.value() or b"")
+                row = event_row(record) if topic == self._priced_topic else rollup_row(record)
+            except DecodeError as exc:
+                dead.append((message, exc.reason_code, str(exc), "decode"))
+                continue
+            (events if topic == self._priced_topic else rollups).append(row)
+            origin[id(row)] = message
+        refused = self._store.write(events, rollups)
+        dead.extend((origin[id(r.row)], "rejected_by_database", r.reason, "sink") for r in refused)
+        self._resume()
+        if dead:
+            self._dead_letter(dead)
+        self._commit(batch)
+
+    def _dead_letter(self, dead: list[tuple[Message, str, str, str]]) -> None:
+        assert self._producer is not None
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        now = datetime.now(UTC)
+        for message, reason_code, reason, stage in dead:
+            _kind, timestamp_ms = message.timestamp()
+            record = {
+                "reason_code": reason_code,
+                "reason": reason,
+                "stage": stage,
+                "source_topic": message.topic() or "",
+                "source_partition": message.partition() or 0,
+                "source_offset": message.offset() or 0,
+                "source_timestamp_ms": timestamp_ms if timestamp_ms > 0 else None,
+                "key": message.key(),
+                "value": message.value(),
+                "failed_at": now,
+                "worker": self._settings.worker_name,
+            }
+            self._producer.produce(
+                self._dlq_topic,
+                key=message.key(),
+                value=self._dlq_codec.encode(record),
+                on_delivery=delivered,
+            )
+            self.metrics.dead_letters.labels(reason_code).inc()
+            log.warning(
+                "dead-lettered %s[%s]@%s: %s: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                reason_code,
+                reason,
+            )
+        left = self._producer.flush(_DLQ_FLUSH_TIMEOUT_S)
+        if left or failures:
+            msg = f"{left} dead letter(s) undelivered; errors: {failures}"
+            raise DeadLetterError(msg)
+
+    def _commit(self, batch: list[Message]) -> None:
+        assert self._consumer is not None
+        offsets = offsets_to_commit(
+            (m.topic() or "", m.partition() or 0, m.offset() or 0) for m in batch
+        )
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            # E.g. the partitions moved to another worker meanwhile: it replays them, harmlessly.
+            log.warning("offset commit failed (the batch will be replayed): %s", exc)
+            return
+        for tp in partitions:
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(high - tp.offset, 0)
+                )
+
+    # ------------------------------------------------------------------ database outage
+    def _wait_paused(self, seconds: float) -> None:
+        """Wait for a retry with every partition paused, still polling to stay in the group."""
+        assert self._consumer is not None
+        assignment = self._consumer.assignment()
+        if assignment:
+            self._consumer.pause(assignment)
+        self._paused = True
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stop.is_set():
+                raise _Stopping
+            # Paused partitions deliver nothing; a partition assigned meanwhile might, and its
+            # messages are kept for the next batch, never dropped.
+            got = self._consumer.consume(100, timeout=min(remaining, 0.2))
+            self._carry.extend(m for m in got if self._usable(m))
+            fresh = [tp for tp in self._consumer.assignment() if tp not in assignment]
+            if fresh:
+                self._consumer.pause(fresh)
+                assignment = [*assignment, *fresh]
+
+    def _resume(self) -> None:
+        if self._paused and self._consumer is not None:
+            self._consumer.resume(self._consumer.assignment())
+            self._paused = False

@@ -1,0 +1,205 @@
+"""PostgresUsageStore on the real database: idempotent upserts, re-pricing, refused rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+from tests.factories import EPOCH, priced_event, rollup, usage_event
+from tokenline.sink.errors import DatabaseUnavailable
+from tokenline.sink.rows import event_row, rollup_row
+from tokenline.sink.store import PostgresUsageStore, RetryingStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+pytestmark = pytest.mark.integration
+
+COST_COLUMNS = "cost_input, cost_cache_read, cost_cache_write, cost_output, cost_reasoning"
+
+
+def _cost(total: str) -> dict[str, Decimal]:
+    t = Decimal(total)
+    return {
+        "input": t,
+        "cache_read": Decimal(0),
+        "cache_write": Decimal(0),
+        "output": Decimal(0),
+        "reasoning": Decimal(0),
+        "total": t,
+    }
+
+
+def _event(n: int, *, version: str = "v1", priced_after_s: int = 1, total: str = "0.5") -> Any:
+    return event_row(
+        priced_event(
+            event=usage_event(event_id=uuid.UUID(int=n), occurred_at=EPOCH + timedelta(seconds=n)),
+            pricing_version=version,
+            priced_at=EPOCH + timedelta(seconds=n + priced_after_s),
+            cost=_cost(total),
+        )
+    )
+
+
+@pytest.fixture
+def url(new_database: Callable[[], str]) -> str:
+    from tests.integration.sink.conftest import settings_for
+    from tokenline.sink.migrate import upgrade
+
+    made = new_database()
+    upgrade(settings_for(made, "postgresql"))
+    return made
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[PostgresUsageStore]:
+    store = PostgresUsageStore(url)
+    yield store
+    store.close()
+
+
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+def _snapshot(url: str) -> list[tuple[Any, ...]]:
+    return _rows(
+        url,
+        "SELECT event_id, pricing_version, priced_at, cost_total, ingested_at "
+        "FROM usage_events ORDER BY event_id",
+    )
+
+
+def test_the_same_batch_twice_leaves_the_same_rows(store: PostgresUsageStore, url: str) -> None:
+    events = [_event(n) for n in range(50)]
+    rollups = [rollup_row(rollup(model=f"m{n}")) for n in range(3)]
+    assert store.write(events, rollups) == []
+    before = _snapshot(url)
+    rollups_before = _rows(url, "SELECT * FROM usage_rollup_1m ORDER BY model")
+    assert store.write(events, rollups) == []
+    assert _snapshot(url) == before
+    assert _rows(url, "SELECT * FROM usage_rollup_1m ORDER BY model") == rollups_before
+    assert len(before) == 50
+    assert _rows(url, "SELECT sum(cost_total) FROM usage_events") == [(Decimal("25.0"),)]
+
+
+def test_a_newer_pricing_replaces_the_cost_and_an_older_never(
+    store: PostgresUsageStore, url: str
+) -> None:
+    store.write([_event(1, version="v1", total="1.000000000001")], [])
+    store.write([_event(1, version="v2", priced_after_s=60, total="2.5")], [])
+    assert _rows(url, f"SELECT pricing_version, cost_total, {COST_COLUMNS} FROM usage_events") == [
+        ("v2", Decimal("2.5"), Decimal("2.5"), 0, 0, 0, 0)
+    ]
+    # The old pricing arrives late (a replay of the old topic): it changes nothing.
+    store.write([_event(1, version="v1", total="1.000000000001")], [])
+    assert _rows(url, "SELECT pricing_version, cost_total FROM usage_events") == [
+        ("v2", Decimal("2.5"))
+    ]
+    # Mixed in a batch with fresh events, the stale one is still ignored and the fresh land.
+    store.write([_event(1, version="v0"), _event(2), _event(3)], [])
+    assert _rows(url, "SELECT count(*), sum(cost_total) FROM usage_events") == [(3, Decimal("3.5"))]
+
+
+def test_unpriced_then_priced_later(store: PostgresUsageStore, url: str) -> None:
+    unpriced = event_row(
+        priced_event(
+            pricing_status="unpriced",
+            unpriced_reason="unknown_model",
+            cost=None,
+            pricing_version="v1",
+            priced_at=EPOCH,
+        )
+    )
+    store.write([unpriced], [])
+    assert _rows(url, "SELECT pricing_status, cost_total FROM usage_events") == [("unpriced", None)]
+    priced = event_row(priced_event(pricing_version="v2", priced_at=EPOCH + timedelta(hours=1)))
+    store.write([priced], [])
+    assert _rows(url, "SELECT pricing_status, unpriced_reason, cost_total FROM usage_events") == [
+        ("priced", None, Decimal("0.025350000000"))
+    ]
+
+
+def test_duplicates_in_one_batch_keep_the_newest(store: PostgresUsageStore, url: str) -> None:
+    newest = _event(7, version="v3", priced_after_s=30, total="3")
+    batch = [_event(7, version="v1"), newest, _event(7, version="v2", priced_after_s=5)]
+    store.write(batch, [])
+    store.write(batch, [])  # also through the staging upsert
+    assert _rows(url, "SELECT pricing_version, cost_total FROM usage_events") == [
+        ("v3", Decimal(3))
+    ]
+
+
+def test_rollups_are_replaced_only_by_newer_values(store: PostgresUsageStore, url: str) -> None:
+    old = rollup_row(rollup(max_source_offset=10, requests=1))
+    new = rollup_row(
+        rollup(max_source_offset=20, requests=2, updated_at=EPOCH + timedelta(minutes=5))
+    )
+    store.write([], [new])
+    store.write([], [old])
+    assert _rows(url, "SELECT requests, max_source_offset FROM usage_rollup_1m") == [(2, 20)]
+    newer = rollup_row(
+        rollup(max_source_offset=30, requests=3, updated_at=EPOCH + timedelta(minutes=6))
+    )
+    store.write([], [old, newer, new])  # duplicates in a batch: the newest wins
+    assert _rows(url, "SELECT requests, max_source_offset FROM usage_rollup_1m") == [(3, 30)]
+
+
+def test_a_refused_row_is_returned_and_the_rest_lands(store: PostgresUsageStore, url: str) -> None:
+    good = [_event(n) for n in range(20)]
+    bad = _event(100)
+    bad["cost_total"] = None  # priced without a total: ck_usage_events_cost_null_iff_unpriced
+    bad_rollup = rollup_row(rollup(cost_total=Decimal(10) ** 27))  # over NUMERIC(38,12)
+    rejected = store.write([*good[:7], bad, *good[7:]], [rollup_row(rollup()), bad_rollup])
+    assert [(r.table, r.row["event_id"] if r.table == "usage_events" else None) for r in rejected]
+    assert {r.table for r in rejected} == {"usage_events", "usage_rollup_1m"}
+    refused_event = next(r for r in rejected if r.table == "usage_events")
+    assert refused_event.row is bad
+    assert refused_event.reason.startswith("23514")
+    refused_rollup = next(r for r in rejected if r.table == "usage_rollup_1m")
+    assert refused_rollup.reason.startswith("22003")
+    assert _rows(url, "SELECT count(*) FROM usage_events") == [(20,)]
+    # The refusal also works when the batch conflicts (the staging path).
+    rejected = store.write([*good, bad], [])
+    assert [r.row["event_id"] for r in rejected] == [bad["event_id"]]
+
+
+def test_an_unreachable_database_raises_and_the_retrying_store_waits() -> None:
+    store = PostgresUsageStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout_s=1)
+    with pytest.raises(DatabaseUnavailable):
+        store.write([_event(1)], [])
+    waits: list[float] = []
+
+    class Stop(Exception):
+        pass
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 4:
+            raise Stop
+
+    retrying = RetryingStore(store, initial_ms=100, max_ms=300, wait=wait)
+    with pytest.raises(Stop):
+        retrying.write([_event(1)], [])
+    assert waits == [0.1, 0.2, 0.3, 0.3]
+
+
+def test_a_batch_overlapping_in_the_middle_lands_whole(store: PostgresUsageStore, url: str) -> None:
+    store.write([_event(5, version="v1")], [])
+    # First and last are new (the probe misses), the middle one is stored: the COPY fails on
+    # the unique key and the re-pricing path lands the batch.
+    batch = [_event(4), _event(5, version="v2", priced_after_s=9, total="7"), _event(6)]
+    assert store.write(batch, []) == []
+    assert _rows(
+        url, "SELECT event_id, pricing_version, cost_total FROM usage_events ORDER BY 1"
+    ) == [
+        (uuid.UUID(int=4), "v1", Decimal("0.5")),
+        (uuid.UUID(int=5), "v2", Decimal(7)),
+        (uuid.UUID(int=6), "v1", Decimal("0.5")),
+    ]

@@ -1,0 +1,104 @@
+"""The sink worker end to end on the real broker and database (in-process)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer
+
+from tests.integration.sink import _flow
+from tests.integration.sink.conftest import settings_for
+from tokenline.schemas import AvroCodec
+from tokenline.sink.migrate import upgrade
+from tokenline.sink.worker import SinkWorker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def url(new_database: Callable[[], str]) -> str:
+    made = new_database()
+    upgrade(settings_for(made, "postgresql"))
+    return made
+
+
+def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    codec = AvroCodec[Any]("tokenline.DeadLetter")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"dlq-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    try:
+        for _ in range(100):
+            found.extend(
+                codec.decode(m.value() or b"")
+                for m in consumer.consume(100, timeout=0.3)
+                if m.error() is None
+            )
+            if len(found) >= expected:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lettered(
+    kafka_bootstrap: str, url: str
+) -> None:
+    names = _flow.topics(kafka_bootstrap)
+    settings = _flow.settings(kafka_bootstrap, url, names, worker_name="sink-e2e")
+    values, expected_total = _flow.encoded_events(3_000)
+    corrupt = b"\xc3\x01not-an-event"
+    refused = _flow.event(99_999)
+    refused["cost"] = None  # priced, but no cost: PostgreSQL's check constraint refuses it
+    codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
+    _flow.produce(kafka_bootstrap, names["priced_topic"], [*values[:1500], corrupt])
+    _flow.produce(kafka_bootstrap, names["priced_topic"], [codec.encode(refused), *values[1500:]])
+    _flow.produce(kafka_bootstrap, names["rollup_topic"], _flow.encoded_rollups(40))
+
+    worker = SinkWorker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        count, total = _flow.wait_for_rows(url, 3_000, timeout_s=60)
+        dead = _read_all(kafka_bootstrap, names["dlq_topic"], 2)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert (count, total) == (3_000, expected_total)
+    with psycopg.connect(url) as conn:
+        rollups = conn.execute("SELECT count(*), sum(requests) FROM usage_rollup_1m").fetchone()
+    assert rollups == (40, sum(range(40)))
+
+    by_reason = {d["reason_code"]: d for d in dead}
+    assert set(by_reason) == {"unknown_fingerprint", "rejected_by_database"}
+    assert by_reason["unknown_fingerprint"]["value"] == corrupt
+    assert by_reason["unknown_fingerprint"]["stage"] == "decode"
+    assert by_reason["unknown_fingerprint"]["source_topic"] == names["priced_topic"]
+    assert by_reason["rejected_by_database"]["value"] == codec.encode(refused)
+    assert "23514" in by_reason["rejected_by_database"]["reason"]
+    assert by_reason["rejected_by_database"]["worker"] == "sink-e2e"
+
+    metrics = worker.metrics.registry
+    assert metrics.get_sample_value(
+        "tokenline_sink_rows_landed_total", {"table": "usage_events"}
+    ) == pytest.approx(3_000)
+    assert metrics.get_sample_value(
+        "tokenline_sink_dead_letters_total", {"reason_code": "rejected_by_database"}
+    ) == pytest.approx(1)
+    assert total == expected_total
+    assert isinstance(total, Decimal)
