@@ -58,38 +58,30 @@ def _begin(call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
     return args, kwargs
 
 
-def _chat_usage(call: Call, usage: Any) -> None:
-    prompt = count(usage, "prompt_tokens")
-    cached = count(usage, "prompt_tokens_details", "cached_tokens")
-    writes = count(usage, "prompt_tokens_details", "cache_write_tokens")
-    completion = count(usage, "completion_tokens")
-    reasoning = count(usage, "completion_tokens_details", "reasoning_tokens")
+def _read_usage(call: Call, usage: Any, inputs: str, outputs: str) -> None:
+    """Chat/completions name the counts prompt/completion, Responses input/output."""
+    prompt = count(usage, f"{inputs}_tokens")
+    cached = count(usage, f"{inputs}_tokens_details", "cached_tokens")
+    writes = count(usage, f"{inputs}_tokens_details", "cache_write_tokens")
+    produced = count(usage, f"{outputs}_tokens")
+    reasoning = count(usage, f"{outputs}_tokens_details", "reasoning_tokens")
     call.usage = usage_vector(
         input_tokens=prompt - cached - writes,
         cache_read=cached,
         cache_write=writes,
-        output_tokens=completion - reasoning,
+        output_tokens=produced - reasoning,
         reasoning_tokens=reasoning,
         provider_total=count(usage, "total_tokens") if hasattr(usage, "total_tokens") else None,
     )
     call.usage_source = "reported"
 
 
+def _chat_usage(call: Call, usage: Any) -> None:
+    _read_usage(call, usage, "prompt", "completion")
+
+
 def _responses_usage(call: Call, usage: Any) -> None:
-    prompt = count(usage, "input_tokens")
-    cached = count(usage, "input_tokens_details", "cached_tokens")
-    writes = count(usage, "input_tokens_details", "cache_write_tokens")
-    output = count(usage, "output_tokens")
-    reasoning = count(usage, "output_tokens_details", "reasoning_tokens")
-    call.usage = usage_vector(
-        input_tokens=prompt - cached - writes,
-        cache_read=cached,
-        cache_write=writes,
-        output_tokens=output - reasoning,
-        reasoning_tokens=reasoning,
-        provider_total=count(usage, "total_tokens"),
-    )
-    call.usage_source = "reported"
+    _read_usage(call, usage, "input", "output")
 
 
 def _finish_chat(call: Call, result: Any) -> None:
