@@ -24,16 +24,17 @@ CALLS = 10_000
 
 
 @pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[kafka.KafkaNode]:
-    node = kafka.start(tmp_path / "broker")
+def private_broker(tmp_path: Path) -> Iterator[list[kafka.KafkaNode]]:
+    nodes = [kafka.start(tmp_path / "broker")]  # the test appends the restarted process
     try:
-        yield node
+        yield nodes
     finally:
-        kafka.stop(node)
+        for node in nodes:
+            kafka.stop(node)
 
 
-def test_broker_outage_loses_nothing(private_broker: kafka.KafkaNode, tmp_path: Path) -> None:
-    node = private_broker
+def test_broker_outage_loses_nothing(private_broker: list[kafka.KafkaNode], tmp_path: Path) -> None:
+    node = private_broker[0]
     topic = new_topic(node.bootstrap, "outage")
     sdk.configure(
         tenant_id="acme",
@@ -58,7 +59,7 @@ def test_broker_outage_loses_nothing(private_broker: kafka.KafkaNode, tmp_path: 
     assert not kafka.is_running(node)
     calls(CALLS * 2 // 5)  # broker away: every call returns as usual
     time.sleep(3)  # long enough for queued events to time out and go to the spool
-    restarter = threading.Thread(target=lambda: kafka.restart(node))
+    restarter = threading.Thread(target=lambda: private_broker.append(kafka.restart(node)))
     restarter.start()
     calls(CALLS - done)  # part of these while the broker comes back
     restarter.join()

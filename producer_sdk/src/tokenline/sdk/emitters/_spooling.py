@@ -88,14 +88,18 @@ class SpoolingEmitter:
         log.info("tokenline: re-sending %d spooled usage event(s) from %s", count, segment.path)
 
     def flush(self, timeout: float) -> int:
-        """Flush Kafka, keep polling so re-sends finish, then sync the spool."""
+        """Deliver what is queued and what is spooled, within ``timeout``.
+
+        Returns the records still in Kafka's queue, plus one while anything is left on disk
+        (the broker did not answer in time; the spool keeps it for a later process).
+        """
         deadline = time.monotonic() + timeout
         remaining = self.inner.flush(timeout)
-        while self._draining is not None and time.monotonic() < deadline:
+        while (self._draining is not None or self.spool.pending()) and time.monotonic() < deadline:
             self.poll()
             remaining = self.inner.flush(max(0.0, min(0.1, deadline - time.monotonic())))
         self.spool.sync()
-        return remaining
+        return remaining + int(self.spool.pending() or self._draining is not None)
 
     def close(self, timeout: float) -> None:
         """Flush, then close the spool (what is still undelivered stays on disk)."""
