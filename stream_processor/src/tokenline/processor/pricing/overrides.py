@@ -80,16 +80,6 @@ class _Prices(_Strict):
     reasoning: Money | None = None
 
 
-class _BatchPrices(_Strict):
-    input: Money
-    output: Money
-    cache_read: Money | None = None
-    cache_write: Money | None = None
-    cache_write_5m: Money | None = None
-    cache_write_1h: Money | None = None
-    reasoning: Money | None = None
-
-
 class _Tier(_Prices):
     threshold_tokens: int = Field(gt=0)
 
@@ -100,7 +90,7 @@ class _PriceRow(_Prices):
     valid_from: date | datetime = BASE_VALID_FROM
     unit: Literal["per_token", "per_1k", "per_million"]
     batch_discount_percent: Percent | None = None
-    batch: _BatchPrices | None = None
+    batch: _Prices | None = None
     long_context: _Tier | None = None
 
 
@@ -147,7 +137,7 @@ def _per_token(value: Decimal | None, divisor: Decimal) -> Decimal | None:
     return None if value is None else value / divisor
 
 
-def _bucket(prices: _Prices | _BatchPrices, divisor: Decimal) -> BucketPrices:
+def _bucket(prices: _Prices, divisor: Decimal) -> BucketPrices:
     input_price = prices.input / divisor
     write_5m = _per_token(
         prices.cache_write_5m if prices.cache_write_5m is not None else prices.cache_write, divisor
