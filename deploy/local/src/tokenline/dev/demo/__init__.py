@@ -1,0 +1,1 @@
+"""``tokenline demo``: the whole pipeline on the local stack (see :mod:`.run`)."""

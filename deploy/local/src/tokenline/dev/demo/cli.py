@@ -1,0 +1,34 @@
+"""``tokenline demo``: click glue over :func:`tokenline.dev.demo.run.run_demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tokenline.dev._proc import ServiceError
+from tokenline.dev.demo.run import DemoOptions, run_demo
+from tokenline.dev.demo.services import PipelineError
+
+
+@click.command(name="demo")
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 10_000),
+    default=40,
+    show_default=True,
+    help="Rounds of traffic (34 wrapped calls each, over three tenants).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Local stack state directory (default: $TOKENLINE_STACK_DIR or ~/.local/state/...).",
+)
+@click.option("--keep-stack", is_flag=True, help="Leave Kafka and PostgreSQL running afterwards.")
+def demo(rounds: int, state_dir: Path | None, keep_stack: bool) -> None:
+    """Run the whole pipeline on the local stack: traffic, report, price correction, replay."""
+    try:
+        run_demo(DemoOptions(rounds=rounds, state_dir=state_dir, keep_stack=keep_stack))
+    except (PipelineError, ServiceError) as exc:
+        raise click.ClickException(str(exc)) from exc
