@@ -26,9 +26,30 @@ from tokenline.dev.demo.services import PipelineError
     help="Local stack state directory (default: $TOKENLINE_STACK_DIR or ~/.local/state/...).",
 )
 @click.option("--keep-stack", is_flag=True, help="Leave Kafka and PostgreSQL running afterwards.")
-def demo(rounds: int, state_dir: Path | None, keep_stack: bool) -> None:
+@click.option(
+    "--kafka", "bootstrap", metavar="HOST:PORT", help="Use this Kafka (with --database-url)."
+)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Use this PostgreSQL server (with --kafka); the demo (re)creates its own database on it.",
+)
+def demo(
+    rounds: int,
+    state_dir: Path | None,
+    keep_stack: bool,
+    bootstrap: str | None,
+    database_url: str | None,
+) -> None:
     """Run the whole pipeline on the local stack: traffic, report, price correction, replay."""
+    if (bootstrap is None) != (database_url is None):
+        msg = "--kafka and --database-url go together"
+        raise click.UsageError(msg)
+    services = (bootstrap, database_url) if bootstrap and database_url else None
+    options = DemoOptions(
+        rounds=rounds, state_dir=state_dir, keep_stack=keep_stack, services=services
+    )
     try:
-        run_demo(DemoOptions(rounds=rounds, state_dir=state_dir, keep_stack=keep_stack))
+        run_demo(options)
     except (PipelineError, ServiceError) as exc:
         raise click.ClickException(str(exc)) from exc

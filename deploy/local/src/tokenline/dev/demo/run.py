@@ -51,19 +51,22 @@ class DemoOptions:
     state_dir: Path | None = None
     keep_stack: bool = False
     land_timeout_s: float = 120.0
+    #: Use this Kafka and PostgreSQL (both given) instead of the local stack.
+    services: tuple[str, str] | None = None
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     """Run the demo; raise :class:`PipelineError` when a part fails."""
     out = console or Console()
     began = time.monotonic()
-    with _stack(options, out) as info, tempfile.TemporaryDirectory(prefix="tokenline-demo-") as tmp:
+    with (
+        _services(options, out) as (bootstrap, admin_url),
+        tempfile.TemporaryDirectory(prefix="tokenline-demo-") as tmp,
+    ):
         work = Path(tmp)
-        assert info.kafka_bootstrap is not None
-        assert info.database_url is not None
         pipeline = DemoPipeline(
-            bootstrap=info.kafka_bootstrap,
-            database_url=create_database(info.database_url, DATABASE),
+            bootstrap=bootstrap,
+            database_url=create_database(admin_url, DATABASE),
             prefix=f"demo-{uuid.uuid4().hex[:6]}.",
             work_dir=work,
             prices_file=write_initial_prices(work / "prices.yaml"),
@@ -92,11 +95,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
 
 
 @contextlib.contextmanager
-def _stack(options: DemoOptions, out: Console) -> Iterator[stack.StackInfo]:
+def _services(options: DemoOptions, out: Console) -> Iterator[tuple[str, str]]:
+    """Kafka's bootstrap address and a PostgreSQL URL: the given ones, or the local stack's."""
+    if options.services is not None:
+        yield options.services
+        return
     with _step(out, "local stack (Kafka, PostgreSQL) up"):
         info = stack.up(options.state_dir)
     try:
-        yield info
+        assert info.kafka_bootstrap is not None
+        assert info.database_url is not None
+        yield info.kafka_bootstrap, info.database_url
     finally:
         if info.started and not options.keep_stack:
             with _step(out, "local stack stopped"):
