@@ -24,6 +24,10 @@ PUBLIC = {
     "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),
     "tokenline.sink": set(),
+    "tokenline.sink.report": {
+        "DIMENSIONS", "Report", "ReportRow", "ReportSpec", "Selection", "Totals", "billing_spec",
+        "connect", "iter_events", "render", "run_report", "write_billing_csv", "write_export",
+    },
 }  # fmt: skip
 
 

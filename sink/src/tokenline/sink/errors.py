@@ -7,7 +7,8 @@ Every exception the sink raises on purpose derives from :class:`SinkError`::
     ├── MigrationError       a schema migration failed or was asked for something impossible
     │   └── StorageUnavailable   TimescaleDB was required but cannot be created
     ├── DatabaseUnavailable  the database cannot be reached now (transient: retry, never DLQ)
-    └── DeadLetterError      the dead-letter topic did not take a record (offsets stay put)
+    ├── DeadLetterError      the dead-letter topic did not take a record (offsets stay put)
+    └── ReportError          a report or export was asked for something it cannot give
 
 A row the database refuses is not an exception: ``UsageStore.write`` returns it as a
 :class:`~tokenline.sink.store.Rejected`, with the record, so the worker can dead-letter it.
@@ -48,3 +49,7 @@ class DatabaseUnavailable(SinkError):
 
 class DeadLetterError(SinkError):
     """A record could not be delivered to the dead-letter topic."""
+
+
+class ReportError(SinkError):
+    """A report or export was asked for something it cannot give (bad range, unknown column)."""

@@ -1,0 +1,304 @@
+"""SQL of reports and exports, built from fixed fragments; every value is a parameter.
+
+Where a report reads from:
+
+- ``usage_15m`` (the 15-minute continuous aggregate) when the grouping and filters need only
+  the columns it keeps (tenant, provider, model, project, team, and tenant-local day or month),
+  the range ends fall on the 15-minute grid, and the database took the TimescaleDB path. Every
+  UTC offset in use is a multiple of 15 minutes, so every 15-minute bucket lies inside one local
+  day of every tenant: summing buckets by local date is exact (the same argument as
+  ``tenant_daily_totals``). The coarser aggregates are not used: an hourly bucket straddles a
+  local midnight at +05:30.
+- ``usage_events`` otherwise: a user, session, host, service, cloud or operation grouping or
+  filter, a success filter, a range end off the grid, or plain PostgreSQL, where ``usage_15m`` is
+  a view over ``usage_events`` that cannot use the ``(tenant_id, occurred_at)`` index.
+
+Both sources give the same columns. Identifiers come from the allow-lists below only.
+"""
+
+# Every fragment joined here is a constant of this module; values go as parameters:
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from psycopg import sql
+
+from tokenline.sink.errors import ReportError
+
+if TYPE_CHECKING:
+    from tokenline.sink.report.selection import Bound, ReportSpec, Selection
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "MEASURES",
+    "Query",
+    "Source",
+    "choose_source",
+    "export_query",
+    "report_query",
+    "timezones_query",
+]
+
+Source = Literal["usage_15m", "usage_events"]
+
+# The tenant's billing timezone; UTC for a tenant without a row.
+_TZ = "coalesce(tn.timezone, 'UTC')"
+_MODEL = "coalesce(u.canonical_model, u.response_model, u.request_model)"
+
+# dimension -> (expression over usage_events, expression over usage_15m or None)
+_DIMENSION_SQL: dict[str, tuple[str, str | None]] = {
+    "tenant": ("u.tenant_id", "u.tenant_id"),
+    "provider": ("u.provider", "u.provider"),
+    "model": (_MODEL, "u.model"),
+    "project": ("u.project", "u.project"),
+    "team": ("coalesce(u.attributed_team, u.team)", "u.team"),
+    "user": ("u.user_id", None),
+    "session": ("u.session_id", None),
+    "host": ("u.hostname", None),
+    "service": ("coalesce(u.attributed_service, u.host_service_name)", None),
+    "cloud": ("coalesce(u.attributed_cloud, u.host_cloud)", None),
+    "operation": ("u.operation", None),
+    "day": (f"(u.occurred_at AT TIME ZONE {_TZ})::date", f"(u.bucket AT TIME ZONE {_TZ})::date"),
+    "month": (
+        f"date_trunc('month', u.occurred_at AT TIME ZONE {_TZ})::date",
+        f"date_trunc('month', u.bucket AT TIME ZONE {_TZ})::date",
+    ),
+}
+
+# The measures, in output order, and their SQL over each source (bigint counts, NUMERIC money).
+MEASURES = (
+    "requests",
+    "failures",
+    "unpriced_count",
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_input",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_output",
+    "cost_reasoning",
+    "cost_total",
+    "latency_ms_sum",
+    "latency_ms_max",
+)
+_TOKENS = MEASURES[3:8]
+_COSTS = MEASURES[8:14]
+_EVENT_MEASURES = [
+    "count(*)::bigint",
+    "count(*) FILTER (WHERE NOT u.success)::bigint",
+    "count(*) FILTER (WHERE u.pricing_status = 'unpriced')::bigint",
+    *[f"sum(u.{name})::bigint" for name in _TOKENS],
+    *[f"coalesce(sum(u.{name}), 0)::numeric(38,12)" for name in _COSTS],
+    "sum(u.latency_ms)::bigint",
+    "max(u.latency_ms)::bigint",
+]
+_AGGREGATE_MEASURES = [
+    "sum(u.requests)::bigint",
+    "sum(u.failures)::bigint",
+    "sum(u.unpriced_count)::bigint",
+    *[f"sum(u.{name})::bigint" for name in _TOKENS],
+    *[f"sum(u.{name})::numeric(38,12)" for name in _COSTS],
+    "sum(u.latency_ms_sum)::bigint",
+    "max(u.latency_ms_max)::bigint",
+]
+
+# Raw columns of an export, in order (no prompt or completion text exists to leave out).
+EXPORT_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "tenant_id",
+    "project",
+    "user_id",
+    "session_id",
+    "team",
+    "tags",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "canonical_model",
+    "deployment",
+    "region",
+    "batch",
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "cache_write_5m_input_tokens",
+    "cache_write_1h_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "provider_total_tokens",
+    "usage_mismatch",
+    "usage_source",
+    "streamed",
+    "latency_ms",
+    "time_to_first_token_ms",
+    "success",
+    "error_type",
+    "error_message",
+    "http_status",
+    "provider_request_id",
+    "hostname",
+    "host_cloud",
+    "host_region",
+    "host_instance_id",
+    "host_k8s_pod",
+    "host_k8s_namespace",
+    "host_k8s_node",
+    "host_service_name",
+    "sdk_version",
+    "sdk_language",
+    "producer_id",
+    "producer_seq",
+    "pricing_status",
+    "unpriced_reason",
+    "cost_input",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_output",
+    "cost_reasoning",
+    "cost_total",
+    "currency",
+    "price_entry_id",
+    "pricing_version",
+    "priced_at",
+    "attributed_team",
+    "attributed_cost_center",
+    "attributed_cloud",
+    "attributed_cloud_region",
+    "attributed_cluster",
+    "attributed_namespace",
+    "attributed_service",
+    "ingested_at",
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A composed statement and its parameters."""
+
+    statement: sql.Composed
+    params: dict[str, Any]
+
+    def text(self) -> str:
+        """Return the statement's text with placeholders (for tests and debugging)."""
+        return self.statement.as_string()
+
+
+def choose_source(spec: ReportSpec, storage_path: str) -> Source:
+    """Return the relation a report reads (see the module docstring for the rule)."""
+    blockers = spec.aggregate_blockers()
+    if spec.source == "events":
+        return "usage_events"
+    if spec.source == "aggregate":
+        if blockers:
+            msg = f"usage_15m cannot serve this report: {'; '.join(blockers)}"
+            raise ReportError(msg)
+        return "usage_15m"
+    if blockers or storage_path != "timescaledb":
+        return "usage_events"
+    return "usage_15m"
+
+
+def _bound_sql(bound: Bound, name: str, params: dict[str, Any]) -> str:
+    """Return the instant of ``bound`` in the row's tenant timezone, as SQL."""
+    params[name] = bound.value
+    if bound.kind == "instant":
+        return f"%({name})s::timestamptz"
+    if bound.kind == "month":
+        return (
+            f"((date_trunc('month', %({name})s::timestamptz AT TIME ZONE {_TZ})"
+            f" + INTERVAL '1 month' * {int(bound.months)}) AT TIME ZONE {_TZ})"
+        )
+    return f"(%({name})s::timestamp AT TIME ZONE {_TZ})"
+
+
+def _where(selection: Selection, source: Source, params: dict[str, Any]) -> list[str]:
+    time = "u.occurred_at" if source == "usage_events" else "u.bucket"
+    conditions = []
+    if selection.tenants is not None:
+        params["tenants"] = list(selection.tenants)
+        conditions.append("u.tenant_id = ANY(%(tenants)s)")
+    params["lo_wide"] = selection.start.widened("lower")
+    conditions.append(f"{time} >= %(lo_wide)s")
+    conditions.append(f"{time} >= {_bound_sql(selection.start, 'lo', params)}")
+    if selection.end is not None:
+        params["hi_wide"] = selection.end.widened("upper")
+        conditions.append(f"{time} < %(hi_wide)s")
+        conditions.append(f"{time} < {_bound_sql(selection.end, 'hi', params)}")
+    for name, values in selection.filters:
+        expression = _expression(name, source)
+        params[f"f_{name}"] = list(values)
+        conditions.append(f"{expression} = ANY(%(f_{name})s)")
+    if selection.success is not None:
+        params["success"] = selection.success
+        conditions.append("u.success = %(success)s")
+    return conditions
+
+
+def _expression(dimension: str, source: Source) -> str:
+    on_events, on_aggregate = _DIMENSION_SQL[dimension]
+    if source == "usage_events":
+        return on_events
+    if on_aggregate is None:
+        msg = f"usage_15m has no {dimension} column"
+        raise ReportError(msg)
+    return on_aggregate
+
+
+def report_query(spec: ReportSpec, source: Source) -> Query:
+    """Return the grouped totals of ``spec`` over ``source``, one row per group and currency.
+
+    Columns: the ``group_by`` dimensions (named after them), ``currency``, then
+    :data:`MEASURES`. Amounts are never added across currencies. Rows come by the time
+    dimensions first, then by cost (largest first).
+    """
+    params: dict[str, Any] = {}
+    relation = "usage_events" if source == "usage_events" else "usage_15m"
+    keys = [f'{_expression(name, source)} AS "{name}"' for name in spec.group_by]
+    keys.append("u.currency AS currency")
+    measures = _EVENT_MEASURES if source == "usage_events" else _AGGREGATE_MEASURES
+    columns = keys + [f"{expr} AS {name}" for expr, name in zip(measures, MEASURES, strict=True)]
+    conditions = _where(spec.selection, source, params)
+    group = ", ".join(str(i) for i in range(1, len(keys) + 1))
+    time_keys = [f'"{name}"' for name in spec.group_by if name in ("day", "month")]
+    other_keys = [f'"{name}" NULLS LAST' for name in spec.group_by if name not in ("day", "month")]
+    order = [*time_keys, "cost_total DESC", "requests DESC", *other_keys, "currency"]
+    text = (
+        f"SELECT {', '.join(columns)}\n"
+        f"FROM {relation} u\n"
+        "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
+        f"WHERE {' AND '.join(conditions)}\n"
+        f"GROUP BY {group}\n"
+        f"ORDER BY {', '.join(order)}"
+    )
+    return Query(sql.Composed([sql.SQL(text)]), params)
+
+
+def export_query(selection: Selection) -> Query:
+    """Return the raw usage_events rows of ``selection``, in time order (for a server cursor)."""
+    params: dict[str, Any] = {}
+    conditions = _where(selection, "usage_events", params)
+    text = (
+        f"SELECT {', '.join(f'u.{name}' for name in EXPORT_COLUMNS)}\n"
+        "FROM usage_events u\n"
+        "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
+        f"WHERE {' AND '.join(conditions)}\n"
+        "ORDER BY u.occurred_at, u.event_id"
+    )
+    return Query(sql.Composed([sql.SQL(text)]), params)
+
+
+def timezones_query(tenants: tuple[str, ...]) -> Query:
+    """Return each named tenant's billing timezone (UTC when the tenant has no row)."""
+    text = (
+        f"SELECT t.tenant_id, {_TZ} AS timezone FROM unnest(%(tenants)s::text[]) AS t(tenant_id)"
+        " LEFT JOIN tenants tn ON tn.tenant_id = t.tenant_id ORDER BY 1"
+    )
+    return Query(sql.Composed([sql.SQL(text)]), {"tenants": list(tenants)})
