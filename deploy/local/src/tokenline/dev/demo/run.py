@@ -82,11 +82,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
             traffic = _send(pipeline, options, work, out)
             with _step(out, f"all {traffic.total} usage events landed in PostgreSQL"):
                 _wait_landed(pipeline, traffic, options.land_timeout_s)
-            out.rule("Usage this month, per tenant")
-            for tenant in TENANTS:
-                _tokenline(
-                    out, pipeline, "report", "--tenant", tenant.tenant_id, "--by", "provider"
-                )
+            out.rule("Usage this month, per tenant (each in its own timezone)")
+            _tokenline(out, pipeline, "report", "--all-tenants", "--by", "tenant,provider")
             out.rule("Price correction and replay")
             _correct_and_replay(out, pipeline, work, started_at)
         finally:
@@ -213,11 +210,11 @@ def _correct_and_replay(
         "90",
     )
     out.rule("After the replay")
-    _tokenline(out, pipeline, "report", "--all-tenants", "--by", "model")
+    _tokenline(out, pipeline, "report", "--all-tenants", "--by", "tenant")
 
 
 def _tokenline(out: Console, pipeline: DemoPipeline, *args: str) -> None:
-    env = pipeline.environment()
+    env = pipeline.environment({"COLUMNS": str(max(out.width, 160))})
     done = subprocess.run(
         [tokenline_command(), *args], env=env, capture_output=True, text=True, check=False
     )
