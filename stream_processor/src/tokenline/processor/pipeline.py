@@ -31,6 +31,7 @@ __all__ = [
     "dead_letter",
     "price_and_enrich",
     "process",
+    "process_decoded",
 ]
 
 
@@ -147,6 +148,47 @@ def process(
 ) -> Outcome:
     """Decode, validate, price and enrich one raw record."""
     config = config or PipelineConfig()
+    try:
+        event = (codec or _usage_codec()).decode(raw)
+    except DecodeError as exc:
+        return DeadLettered(
+            dead_letter(
+                reason_code=exc.reason_code,
+                reason=str(exc),
+                stage="decode",
+                source=source,
+                key=key,
+                value=raw,
+                timestamp_ms=timestamp_ms,
+                now=now,
+                worker=config.worker,
+            )
+        )
+    return process_decoded(
+        event,
+        raw,
+        key=key,
+        source=source,
+        timestamp_ms=timestamp_ms,
+        now=now,
+        book=book,
+        config=config,
+    )
+
+
+def process_decoded(
+    event: UsageEvent,
+    raw: bytes,
+    *,
+    key: bytes | None,
+    source: SourcePosition,
+    timestamp_ms: int | None,
+    now: datetime,
+    book: PriceBook,
+    config: PipelineConfig | None = None,
+) -> Outcome:
+    """Validate, price and enrich an event already decoded from ``raw`` (as :func:`process`)."""
+    config = config or PipelineConfig()
 
     def dlq(reason_code: str, reason: str, stage: str) -> DeadLettered:
         return DeadLettered(
@@ -163,10 +205,6 @@ def process(
             )
         )
 
-    try:
-        event = (codec or _usage_codec()).decode(raw)
-    except DecodeError as exc:
-        return dlq(exc.reason_code, str(exc), "decode")
     violation = validate_event(event, now, config.limits)
     if violation is not None:
         return dlq(violation.reason_code, violation.detail, "validate")
