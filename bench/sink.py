@@ -1,9 +1,10 @@
 """Sink benchmark: priced events from Kafka into usage_events, against a bare binary COPY.
 
     eval "$(.venv/bin/tokenline dev up --env)"
-    .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000]
+    .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000] [--storage postgresql]
 
-One run, one fresh plain-PostgreSQL database migrated to head, the same N distinct events:
+One run, one fresh database migrated to head (plain PostgreSQL, or ``--storage timescaledb``
+for the hypertable path), the same N distinct events:
 
 - ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
   (same table, same indexes, emptied first);
@@ -48,7 +49,7 @@ from tokenline.schemas import AvroCodec
 from tokenline.sink.batch import EVENT_COLUMNS
 from tokenline.sink.migrate import upgrade
 from tokenline.sink.rows import event_row
-from tokenline.sink.settings import SinkSettings
+from tokenline.sink.settings import SinkSettings, StorageChoice
 from tokenline.sink.store import PostgresUsageStore
 from tokenline.sink.worker import SinkWorker
 
@@ -89,12 +90,12 @@ def _produce(bootstrap: str, topic: str, rows: int, version: str, priced_s: int)
     assert producer.flush(120) == 0
 
 
-def _fresh_database(server_url: str) -> str:
+def _fresh_database(server_url: str, storage: StorageChoice = "postgresql") -> str:
     name = f"tl_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(SinkSettings(database_url=SecretStr(url), storage="postgresql"))
+    upgrade(SinkSettings(database_url=SecretStr(url), storage=storage))
     return url
 
 
@@ -217,14 +218,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--storage", choices=["postgresql", "timescaledb"], default="postgresql")
     args = parser.parse_args()
     bootstrap = os.environ.get("TOKENLINE_TEST_KAFKA_BOOTSTRAP")
     server = os.environ.get("TOKENLINE_TEST_DATABASE_URL")
     if not bootstrap or not server:
         raise SystemExit('run: eval "$(.venv/bin/tokenline dev up --env)" first')
     rows = args.rows
-    url = _fresh_database(server)
-    print(f"{rows:,} priced events, batches of {args.batch:,}, plain PostgreSQL", flush=True)
+    url = _fresh_database(server, args.storage)
+    print(f"{rows:,} priced events, batches of {args.batch:,}, {args.storage}", flush=True)
 
     fresh_topic = new_topic(bootstrap, "bench-priced", 4)
     repriced_topic = new_topic(bootstrap, "bench-repriced", 4)

@@ -1,7 +1,7 @@
 """Crash and outage tests of the sink worker: nothing lost, nothing counted twice.
 
-DESIGN asks for 200,000 events in the crash test; on the 2-core development machine 50,000
-keep it well under 90 s. ``TOKENLINE_TEST_SINK_CRASH_EVENTS`` raises the count.
+The crash test sends the 200,000 events the sink issue asks for (about a minute on the 2-core
+development machine); ``TOKENLINE_TEST_SINK_CRASH_EVENTS`` changes the count.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-CRASH_EVENTS = int(os.environ.get("TOKENLINE_TEST_SINK_CRASH_EVENTS", "50000"))
+CRASH_EVENTS = int(os.environ.get("TOKENLINE_TEST_SINK_CRASH_EVENTS", "200000"))
 TOKENLINE = Path(sys.executable).parent / "tokenline"
 
 
@@ -83,7 +83,7 @@ def test_sigkill_five_times_while_events_flow_loses_and_doubles_nothing(
             worker.wait(10)
             worker = _spawn(env, log)
         producer.join(120)
-        count, total = _flow.wait_for_rows(url, CRASH_EVENTS, timeout_s=90)
+        count, total = _flow.wait_for_rows(url, CRASH_EVENTS, timeout_s=150)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,17 @@ _DLQ_FLUSH_TIMEOUT_S = 30.0
 
 class _Stopping(SinkError):
     """Raised inside a retry wait when the worker is asked to stop."""
+
+
+@dataclass
+class _Decoded:
+    """One batch after step 1 of :meth:`SinkWorker.land`: rows, their messages, dead letters."""
+
+    batch: list[Message]
+    events: list[Row] = field(default_factory=list)
+    rollups: list[Row] = field(default_factory=list)
+    origin: dict[int, Message] = field(default_factory=dict)
+    dead: list[tuple[Message, str, str, str]] = field(default_factory=list)
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
@@ -117,14 +130,26 @@ class SinkWorker:
         self._producer = Producer(producer_config(self._settings))
         self._consumer.subscribe([self._priced_topic, self._rollup_topic])
         log.info("sink consuming %s and %s", self._priced_topic, self._rollup_topic)
+        decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         try:
+            # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written
+            # (PostgreSQL works in its own process, so the wait for it leaves the GIL free).
+            # Batches still land one at a time, in order, each by land()'s steps 2-4; only
+            # this thread uses the consumer. A batch waits for the next one to be collected
+            # (at most batch_max_ms) before it lands.
+            ahead: Future[_Decoded] | None = None
             while not self._stop.is_set():
                 batch = self._next_batch()
-                if batch:
-                    self.land(batch)
+                upcoming = decoder.submit(self._decode, batch) if batch else None
+                if ahead is not None:
+                    self._land_decoded(ahead.result())
+                ahead = upcoming
+            if ahead is not None:  # the batch in hand when asked to stop
+                self._land_decoded(ahead.result())
         except _Stopping:
             log.info("stopped while PostgreSQL was unavailable; the batch will be replayed")
         finally:
+            decoder.shutdown(wait=True, cancel_futures=True)
             self._consumer.close()
             self._producer.flush(5)
             self._store.close()
@@ -171,26 +196,35 @@ class SinkWorker:
         the upserts make that harmless (same rows, same costs; the dead-letter topic may get a
         record twice). Offsets are never committed before the rows are durable.
         """
-        events: list[Row] = []
-        rollups: list[Row] = []
-        origin: dict[int, Message] = {}
-        dead: list[tuple[Message, str, str, str]] = []
+        self._land_decoded(self._decode(batch))
+
+    def _decode(self, batch: list[Message]) -> _Decoded:
+        """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
+        decoded = _Decoded(batch)
+        priced_topic = self._priced_topic
         for message in batch:
             topic = message.topic() or ""
             try:
                 record = self._codecs[topic].decode(message.value() or b"")
-                row = event_row(record) if topic == self._priced_topic else rollup_row(record)
+                row = event_row(record) if topic == priced_topic else rollup_row(record)
             except DecodeError as exc:
-                dead.append((message, exc.reason_code, str(exc), "decode"))
+                decoded.dead.append((message, exc.reason_code, str(exc), "decode"))
                 continue
-            (events if topic == self._priced_topic else rollups).append(row)
-            origin[id(row)] = message
-        refused = self._store.write(events, rollups)
-        dead.extend((origin[id(r.row)], "rejected_by_database", r.reason, "sink") for r in refused)
+            (decoded.events if topic == priced_topic else decoded.rollups).append(row)
+            decoded.origin[id(row)] = message
+        return decoded
+
+    def _land_decoded(self, decoded: _Decoded) -> None:
+        """Steps 2 to 4 of :meth:`land`: write, dead-letter, THEN commit the offsets."""
+        refused = self._store.write(decoded.events, decoded.rollups)
+        dead = decoded.dead
+        dead.extend(
+            (decoded.origin[id(r.row)], "rejected_by_database", r.reason, "sink") for r in refused
+        )
         self._resume()
         if dead:
             self._dead_letter(dead)
-        self._commit(batch)
+        self._commit(decoded.batch)
 
     def _dead_letter(self, dead: list[tuple[Message, str, str, str]]) -> None:
         assert self._producer is not None
