@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -51,7 +52,7 @@ class Call:
     streamed: bool = False
     usage: Usage | None = None
     usage_source: UsageSource = "none"
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: datetime = field(default_factory=functools.partial(datetime.now, UTC))
     started_ns: int = field(default_factory=time.perf_counter_ns)
     ended_ns: int | None = None
     first_token_ns: int | None = None

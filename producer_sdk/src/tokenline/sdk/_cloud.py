@@ -1,4 +1,9 @@
-"""Cloud metadata services: AWS IMDSv2, Azure IMDS, GCP metadata server (short timeouts)."""
+"""Cloud metadata services: AWS IMDSv2, Azure IMDS, GCP metadata server (short timeouts).
+
+Each request has ``TIMEOUT_S`` to answer and never goes through an HTTP proxy (the services
+live at a link-local address that only the machine itself can reach). ``base_url`` points a
+probe elsewhere, e.g. at a local fake of the service in tests; the defaults are the real ones.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,16 @@ from typing import Any
 
 __all__ = ["probe"]
 
-_TIMEOUT_S = 0.3
+TIMEOUT_S = 0.3
+"""Seconds each metadata request may take before the probe gives up."""
 _LINK_LOCAL = "http://169.254.169.254"
 _GCP = "http://metadata.google.internal"
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy, ever
 
 
 def _get(url: str, headers: dict[str, str], method: str = "GET") -> str:
     request = urllib.request.Request(url, headers=headers, method=method)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310
+    with _OPENER.open(request, timeout=TIMEOUT_S) as response:
         return str(response.read().decode())
 
 
@@ -44,7 +51,12 @@ def _gcp(base: str) -> dict[str, str | None]:
 
 
 def probe(cloud: str, base_url: str | None = None) -> dict[str, str | None]:
-    """Region and instance id from ``cloud``'s metadata service at ``base_url``."""
+    """Region and instance id from ``cloud``'s metadata service at ``base_url``.
+
+    ``cloud`` is ``aws``, ``azure`` or ``gcp`` (anything else: nothing to ask). Raises
+    ``OSError`` (``urllib.error.URLError``, ``TimeoutError``) when the service does not answer
+    in time or refuses the request.
+    """
     if cloud == "aws":
         return _aws(base_url or _LINK_LOCAL)
     if cloud == "azure":

@@ -74,7 +74,11 @@ def dmi_cloud() -> str | None:
 
 
 class HostDetector:
-    """Holds the host record; ``start`` fills in cloud identity in the background."""
+    """Holds the host record; ``start`` fills in cloud identity in the background.
+
+    ``cloud`` (aws, azure, gcp) names the cloud instead of the machine's DMI data, and
+    ``metadata_url`` replaces the metadata service's address: for tests and unusual setups.
+    """
 
     def __init__(
         self,
@@ -83,18 +87,22 @@ class HostDetector:
         *,
         enabled: bool = True,
         cloud_probe: Callable[[str], Mapping[str, str | None]] | None = None,
+        cloud: str | None = None,
+        metadata_url: str | None = None,
     ) -> None:
         environ = env if env is not None else dict(os.environ)
         self.host: Host = local_host(environ, service_name) if enabled else _blank()
         self._enabled = enabled
         self._cloud_probe = cloud_probe
+        self._cloud = cloud
+        self._metadata_url = metadata_url
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Ask the cloud metadata service, once, off the caller's path."""
         if not self._enabled or self._thread is not None:
             return
-        cloud = dmi_cloud()
+        cloud = self._cloud or dmi_cloud()
         if cloud is None:
             return
         self._thread = threading.Thread(
@@ -102,11 +110,21 @@ class HostDetector:
         )
         self._thread.start()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the metadata probe; True when none is running."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
     def _probe(self, cloud: str) -> None:
         from tokenline.sdk._cloud import probe
 
         try:
-            found = (self._cloud_probe or probe)(cloud)
+            if self._cloud_probe is not None:
+                found = self._cloud_probe(cloud)
+            else:
+                found = probe(cloud, self._metadata_url)
         except Exception:
             log.debug("tokenline host detection failed", exc_info=True)
             return

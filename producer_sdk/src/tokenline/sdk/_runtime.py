@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tokenline.sdk._call import ProducerIdentity, build_event
@@ -20,8 +22,9 @@ from tokenline.sdk.emitters import (
 from tokenline.sdk.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
+    from tokenline.schemas import UsageEvent
     from tokenline.sdk._call import Call
     from tokenline.sdk.emitters import Emitter
 
@@ -50,35 +53,78 @@ class Runtime:
         self.host = HostDetector(service_name=settings.service_name, enabled=settings.detect_host)
         self.host.start()
         self.errors = 0
+        self._guards: dict[str, _Guard] = {}
         self._base: dict[str, Any] = {"tenant_id": settings.tenant_id, "project": settings.project}
 
-    def attribution(self, wrap_attribution: Mapping[str, Any]) -> dict[str, Any]:
+    def attribution(self, wrap_attribution: Mapping[str, Any]) -> Mapping[str, Any]:
         """Settings, then ``wrap()`` keywords, then the ``context()`` in force (innermost wins)."""
+        return self.in_context(self.static_attribution(wrap_attribution))
+
+    def static_attribution(self, wrap_attribution: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Settings, then ``wrap()`` keywords: what a wrapped client adds to every call."""
         merged = {**self._base, **{k: v for k, v in wrap_attribution.items() if v is not None}}
+        return MappingProxyType(merged)
+
+    @staticmethod
+    def in_context(static: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``static`` (read-only, shared) with the ``context()`` in force laid over it."""
         block = current_attribution()
-        if block:
-            tags = {**merged.get("tags", {}), **block.get("tags", {})}
-            merged.update(block)
-            if tags:
-                merged["tags"] = tags
+        if not block:
+            return static
+        merged = {**static}
+        tags = {**merged.get("tags", {}), **block.get("tags", {})}
+        merged.update(block)
+        if tags:
+            merged["tags"] = tags
         return merged
 
-    def finish(self, call: Call) -> None:
-        """Emit the call's event. A failure here is logged and counted, never raised."""
+    def finish(
+        self, call: Call, read: Callable[[Call, Any], None] | None = None, result: Any = None
+    ) -> None:
+        """Emit the call's event, after ``read(call, result)`` filled it in from the response.
+
+        Behind the background sender, reading and building the event happen on the sender's
+        thread, off the caller's path. A failure is logged and counted, never raised to the
+        caller (re-raised under ``strict`` only when it happens on the caller's thread).
+        """
+        emitter = self.emitter
+        if isinstance(emitter, BackgroundEmitter):
+            emitter.emit_later(functools.partial(self._event_or_none, call, read, result))
+            return
         try:
-            event = build_event(
-                call, self.identity, self.host.host, call.attribution, self.settings.max_tags
-            )
-            self.emitter.emit(event)
+            if read is not None:
+                read(call, result)
+            emitter.emit(self._event(call))
         except Exception:
             self.errors += 1
             log.exception("tokenline could not record a usage event")
             if self.settings.strict:
                 raise
 
+    def _event(self, call: Call) -> UsageEvent:
+        return build_event(
+            call, self.identity, self.host.host, call.attribution, self.settings.max_tags
+        )
+
+    def _event_or_none(
+        self, call: Call, read: Callable[[Call, Any], None] | None, result: Any
+    ) -> UsageEvent | None:
+        """The call's event, on the sender thread; None, logged and counted, if that fails."""
+        try:
+            if read is not None:
+                read(call, result)
+            return self._event(call)
+        except Exception:
+            self.errors += 1
+            log.exception("tokenline could not record a usage event")
+            return None
+
     def guard(self, what: str) -> _Guard:
         """A context manager that keeps the SDK's own errors away from the caller."""
-        return _Guard(self, what)
+        guard = self._guards.get(what)
+        if guard is None:  # made once per kind of work: guards hold no per-use state
+            guard = self._guards[what] = _Guard(self, what)
+        return guard
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for pending events; return how many remain."""
@@ -87,6 +133,12 @@ class Runtime:
     def close(self, timeout: float) -> None:
         """Flush within ``timeout`` and release the emitter."""
         self.emitter.close(timeout)
+
+    def swallowed(self, what: str, exc: Exception) -> bool:
+        """Log and count the SDK's own failure at ``what``; False when it must be re-raised."""
+        self.errors += 1
+        log.warning("tokenline: %s failed; the call goes on untracked", what, exc_info=exc)
+        return not self.settings.strict
 
 
 class _Guard:
@@ -100,9 +152,7 @@ class _Guard:
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
         if exc is None or not isinstance(exc, Exception):
             return False
-        self._runtime.errors += 1
-        log.warning("tokenline: %s failed; the call goes on untracked", self._what, exc_info=exc)
-        return not self._runtime.settings.strict
+        return self._runtime.swallowed(self._what, exc)
 
 
 _lock = threading.Lock()

@@ -50,10 +50,11 @@ class StreamState:
 
     def chunk(self, chunk: Any) -> bool:
         """Account for one chunk; return whether to pass it to the caller."""
-        if self.call.first_token_ns is None:
-            self.call.first_token_ns = time.perf_counter_ns()
+        call = self.call
+        if call.first_token_ns is None:
+            call.first_token_ns = time.perf_counter_ns()
         with self.runtime.guard("reading a stream chunk"):
-            return self.on_chunk(self.call, chunk)
+            return self.on_chunk(call, chunk)
         return True
 
     @property
@@ -95,18 +96,20 @@ class SyncStream(wrapt.ObjectProxy[Any]):
         return self
 
     def __next__(self) -> Any:
-        if self._self_iter is None:
-            self._self_iter = iter(self.__wrapped__)
+        chunks = self._self_iter
+        if chunks is None:
+            chunks = self._self_iter = iter(self.__wrapped__)
+        state = self._self_state
         while True:
             try:
-                chunk = next(self._self_iter)
+                chunk = next(chunks)
             except StopIteration:
-                self._self_state.end()
+                state.end()
                 raise
             except Exception as exc:
-                self._self_state.end(exc)
+                state.end(exc)
                 raise
-            if self._self_state.chunk(chunk):
+            if state.chunk(chunk):
                 return chunk
 
     def __enter__(self) -> SyncStream:

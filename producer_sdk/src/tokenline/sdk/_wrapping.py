@@ -8,10 +8,10 @@ own failures away from the caller: if metering breaks, the call still happens, u
 
 from __future__ import annotations
 
-import inspect
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from tokenline.sdk._call import Call
@@ -60,31 +60,48 @@ class Method:
     ``stream(result, call, kwargs)`` returns a StreamSpec when ``result`` is a stream;
     ``wrap_stream`` says whether the stream proxy replaces the result (False for helpers
     whose own object is returned and read at its end by ``finish``).
+    ``read_later``: ``finish`` may run on the sender thread after the caller has the result
+    (the SDK keeps a reference until then). Only for results ``finish`` merely reads and that
+    callers do not alter: the provider SDKs' own response models, not plain dicts.
     """
 
     operation: Operation
     finish: Callable[[Call, Any], None]
     begin: Callable[[Call, Args, Kwargs], tuple[Args, Kwargs]] = _no_change
     stream: Callable[[Any, Call, Kwargs], StreamSpec | None] = _no_stream
+    read_later: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Metered:
-    """One provider method of one client, bound to the runtime and the client's attribution."""
+    """One provider method of one client, bound to the runtime and the client's attribution.
+
+    Every call runs through ``call_sync``/``call_async``, so they keep the caller's cost low:
+    the client's fixed attribution is merged once, here, and the SDK's own failures are caught
+    with plain ``try`` blocks (``Runtime.swallowed`` logs and counts them).
+    """
 
     runtime: Runtime
     provider: Provider
     method: Method
     attribution: Mapping[str, Any]
+    static: Mapping[str, Any] = field(init=False, repr=False)
+    """Settings and ``wrap()`` attribution, merged once; ``context()`` is laid over per call."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "static", self.runtime.static_attribution(self.attribution))
 
     def _start(self, args: Args, kwargs: Kwargs) -> tuple[Call | None, Args, Kwargs]:
-        with self.runtime.guard("reading a request"):
+        try:
             call = Call(provider=self.provider, operation=self.method.operation)
-            call.attribution = self.runtime.attribution(self.attribution)
+            call.attribution = self.runtime.in_context(self.static)
             new_args, new_kwargs = self.method.begin(call, args, dict(kwargs))
             call.started_ns = time.perf_counter_ns()
-            return call, new_args, new_kwargs
-        return None, args, kwargs
+        except Exception as exc:
+            if not self.runtime.swallowed("reading a request", exc):
+                raise
+            return None, args, kwargs
+        return call, new_args, new_kwargs
 
     def _failed(self, call: Call, exc: Exception) -> None:
         with self.runtime.guard("recording a failed call"):
@@ -93,23 +110,31 @@ class Metered:
             self.runtime.finish(call)
 
     def _succeeded(self, call: Call, result: Any, kwargs: Kwargs) -> Any:
-        with self.runtime.guard("reading a response"):
-            spec = self.method.stream(result, call, kwargs)
-            if spec is not None:
-                state = StreamState(self.runtime, call, spec.on_chunk, spec.on_end)
+        try:
+            method = self.method
+            spec = method.stream(result, call, kwargs)
+            if spec is None:
+                call.ended_ns = time.perf_counter_ns()
+                if method.read_later:
+                    self.runtime.finish(call, method.finish, result)
+                else:
+                    method.finish(call, result)
+                    self.runtime.finish(call)
+                return result
+            state = StreamState(self.runtime, call, spec.on_chunk, spec.on_end)
 
-                def metered_stream(stream: Any) -> Any:
-                    is_async = hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
-                    return (AsyncStream if is_async else SyncStream)(stream, state)
+            def metered_stream(stream: Any) -> Any:
+                is_async = hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
+                return (AsyncStream if is_async else SyncStream)(stream, state)
 
-                return (
-                    metered_stream(result)
-                    if spec.attach is None
-                    else spec.attach(result, metered_stream)
-                )
-            call.ended_ns = time.perf_counter_ns()
-            self.method.finish(call, result)
-            self.runtime.finish(call)
+            return (
+                metered_stream(result)
+                if spec.attach is None
+                else spec.attach(result, metered_stream)
+            )
+        except Exception as exc:
+            if not self.runtime.swallowed("reading a response", exc):
+                raise
         return result
 
     def call_sync(self, fn: Callable[..., Any], args: Args, kwargs: Kwargs) -> Any:
@@ -127,7 +152,7 @@ class Metered:
             raise
         finally:
             _inside.reset(token)
-        if inspect.iscoroutine(result):  # an async method behind a sync decorator
+        if isinstance(result, CoroutineType):  # an async method behind a sync decorator
             return self._awaited(call, result, kwargs)
         return self._succeeded(call, result, kwargs)
 

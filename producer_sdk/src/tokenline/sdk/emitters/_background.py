@@ -1,20 +1,28 @@
 """Moves all sending work off the caller's thread.
 
-The caller's cost of ``emit`` is one ``put_nowait`` on a bounded queue. A daemon thread,
-started lazily in the process that emits (so a pre-fork server gets one in every worker),
-hands events to the inner emitter and polls it for callbacks and housekeeping.
+The caller's cost of ``emit`` is one ``deque.append`` (atomic under the GIL, no lock, no
+wake-up). A daemon thread, started lazily in the process that emits (so a pre-fork server gets
+one in every worker), wakes every ``poll_s`` (or at once when a flush asks), drains what has
+queued up, hands each event to the inner emitter and polls it for callbacks and housekeeping.
+Draining in batches keeps the sender from waking, and contending for the GIL, once per call;
+the producer lingers longer than ``poll_s`` anyway before it sends a batch.
+
+``emit_later(build)`` queues a function that makes the event, so building it (ids, sequence
+number, the record itself) happens on the sender thread too; events are built in queue order.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import threading
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tokenline.schemas import UsageEvent
     from tokenline.sdk.emitters._base import Emitter
 
@@ -22,64 +30,84 @@ __all__ = ["BackgroundEmitter"]
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
-
 
 class BackgroundEmitter:
     """Wraps an emitter so that ``emit`` never waits on it."""
 
-    def __init__(self, inner: Emitter, *, max_queue: int = 100_000, poll_s: float = 0.05):
+    def __init__(self, inner: Emitter, *, max_queue: int = 100_000, poll_s: float = 0.01):
         self.inner = inner
         self._max_queue = max_queue
         self._poll_s = poll_s
-        self._lock = threading.Lock()
         self.dropped = 0
         self.errors = 0
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(self._max_queue)
+        self._queue: collections.deque[UsageEvent | Callable[[], UsageEvent | None]] = (
+            collections.deque()
+        )
+        self._busy = False  # the sender holds items taken off the queue, not yet handed over
+        self._stop = threading.Event()  # one per sender thread
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def emit(self, event: UsageEvent) -> None:
         """Queue the event for the sender thread; count and drop it if the queue is full."""
+        self.emit_later(event)
+
+    def emit_later(self, item: UsageEvent | Callable[[], UsageEvent | None]) -> None:
+        """Queue an event, or a function that makes it, for the sender thread.
+
+        The sender calls a function and sends what it returns (if not None). An item that
+        finds the queue full is counted and dropped.
+        """
         if self._thread is None:
             self._start()
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if len(self._queue) >= self._max_queue:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("tokenline send queue full: %d usage event(s) dropped", self.dropped)
+            return
+        self._queue.append(item)
 
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
-                thread = threading.Thread(target=self._run, name="tokenline-sender", daemon=True)
+                self._stop = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(self._stop,), name="tokenline-sender", daemon=True
+                )
                 thread.start()
                 self._thread = thread
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
+        queue = self._queue
         while True:
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+            self._busy = True
+            while queue:
+                item = queue.popleft()
+                try:
+                    event = item() if callable(item) else item
+                    if event is not None:
+                        self.inner.emit(event)
+                except Exception:
+                    self.errors += 1
+                    log.exception("tokenline sender failed on one usage event")
             try:
-                item = self._queue.get(timeout=self._poll_s)
-            except queue.Empty:
-                item = None
-            try:
-                if item is _STOP:
-                    self._queue.task_done()
-                    return
-                if item is not None:
-                    self.inner.emit(item)  # type: ignore[arg-type]
-                    self._queue.task_done()
                 self.inner.poll()
             except Exception:
                 self.errors += 1
-                if item is not None:
-                    self._queue.task_done()
-                log.exception("tokenline sender failed on one usage event")
+                log.exception("tokenline sender failed to poll")
+            self._busy = False
+            if stop.is_set():
+                return
+
+    def _pending(self) -> int:
+        return len(self._queue) + int(self._busy)
 
     def poll(self) -> None:
         """The sender thread polls the inner emitter; nothing to do here."""
@@ -87,9 +115,10 @@ class BackgroundEmitter:
     def flush(self, timeout: float) -> int:
         """Wait until the queue is drained and the inner emitter flushed, within ``timeout``."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
-        left = self._queue.unfinished_tasks
+        while self._pending() and self._thread is not None and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.002)
+        left = self._pending()
         return left + self.inner.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float) -> None:
@@ -97,7 +126,8 @@ class BackgroundEmitter:
         deadline = time.monotonic() + timeout
         self.flush(timeout)
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._stop.set()
+            self._wake.set()
             self._thread.join(max(0.0, deadline - time.monotonic()))
             self._thread = None
         self.inner.close(max(0.0, deadline - time.monotonic()))

@@ -162,7 +162,8 @@ def _stream(result: Any, call: Call, kwargs: Kwargs) -> StreamSpec | None:
     return StreamSpec(on_chunk, on_end)
 
 
-_MESSAGES = Method(operation="chat", finish=_finish, begin=_begin, stream=_stream)
+# Messages are the anthropic package's own models, only read: finish may run off the path.
+_MESSAGES = Method(operation="chat", finish=_finish, begin=_begin, stream=_stream, read_later=True)
 
 METHODS: Mapping[str, Method] = {
     "messages.create": _MESSAGES,

@@ -59,12 +59,16 @@ def _begin(call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
 
 
 def _read_usage(call: Call, usage: Any, inputs: str, outputs: str) -> None:
-    """Chat/completions name the counts prompt/completion, Responses input/output."""
-    prompt = count(usage, f"{inputs}_tokens")
-    cached = count(usage, f"{inputs}_tokens_details", "cached_tokens")
-    writes = count(usage, f"{inputs}_tokens_details", "cache_write_tokens")
-    produced = count(usage, f"{outputs}_tokens")
-    reasoning = count(usage, f"{outputs}_tokens_details", "reasoning_tokens")
+    """Chat/completions name the counts prompt/completion, Responses input/output.
+
+    ``inputs`` and ``outputs`` are the field names: ``prompt_tokens``/``completion_tokens``
+    or ``input_tokens``/``output_tokens``; the details are ``<name>_details``.
+    """
+    prompt = count(usage, inputs)
+    cached = count(usage, inputs + "_details", "cached_tokens")
+    writes = count(usage, inputs + "_details", "cache_write_tokens")
+    produced = count(usage, outputs)
+    reasoning = count(usage, outputs + "_details", "reasoning_tokens")
     call.usage = usage_vector(
         input_tokens=prompt - cached - writes,
         cache_read=cached,
@@ -77,11 +81,11 @@ def _read_usage(call: Call, usage: Any, inputs: str, outputs: str) -> None:
 
 
 def _chat_usage(call: Call, usage: Any) -> None:
-    _read_usage(call, usage, "prompt", "completion")
+    _read_usage(call, usage, "prompt_tokens", "completion_tokens")
 
 
 def _responses_usage(call: Call, usage: Any) -> None:
-    _read_usage(call, usage, "input", "output")
+    _read_usage(call, usage, "input_tokens", "output_tokens")
 
 
 def _finish_chat(call: Call, result: Any) -> None:
@@ -131,9 +135,16 @@ def _stream_of(on_chunk: Any) -> Any:
 
 
 def _method(operation: Operation, finish: Any, on_chunk: Any = None) -> Method:
+    # Responses are the openai package's own models, only read: finish may run off the path.
     if on_chunk is None:
-        return Method(operation=operation, finish=finish, begin=_begin)
-    return Method(operation=operation, finish=finish, begin=_begin, stream=_stream_of(on_chunk))
+        return Method(operation=operation, finish=finish, begin=_begin, read_later=True)
+    return Method(
+        operation=operation,
+        finish=finish,
+        begin=_begin,
+        stream=_stream_of(on_chunk),
+        read_later=True,
+    )
 
 
 _CHAT = _method("chat", _finish_chat, _chat_chunk)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tokenline.sdk._call import empty_usage
-
 if TYPE_CHECKING:
     from tokenline.schemas import Usage
 
@@ -39,15 +37,26 @@ def usage_vector(
     Any bucket below zero, a TTL split that does not add up to the writes, a provider total
     the buckets do not reach, or a failed check is reported in ``mismatch``, never hidden.
     """
-    usage = empty_usage()
-    usage["input_tokens"] = input_tokens
-    usage["cache_read_input_tokens"] = cache_read
-    usage["cache_write_input_tokens"] = cache_write
-    usage["cache_write_5m_input_tokens"] = cache_write_5m
-    usage["cache_write_1h_input_tokens"] = cache_write_1h
-    usage["output_tokens"] = output_tokens
-    usage["reasoning_tokens"] = reasoning_tokens
-    usage["provider_total_tokens"] = provider_total
+    usage: Usage = {
+        "input_tokens": input_tokens,
+        "cache_read_input_tokens": cache_read,
+        "cache_write_input_tokens": cache_write,
+        "cache_write_5m_input_tokens": cache_write_5m,
+        "cache_write_1h_input_tokens": cache_write_1h,
+        "output_tokens": output_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "provider_total_tokens": provider_total,
+        "mismatch": None,
+    }
+    ours = input_tokens + cache_read + cache_write + output_tokens + reasoning_tokens
+    if (
+        min(input_tokens, output_tokens, cache_read, cache_write, reasoning_tokens) >= 0
+        and cache_write_5m is None
+        and cache_write_1h is None
+        and (provider_total is None or ours == provider_total)
+        and not checks
+    ):
+        return usage  # the common case: nothing to check further, nothing to report
     problems = [
         f"{name}={value} < 0"
         for name, value in (
@@ -63,12 +72,10 @@ def usage_vector(
         split = (cache_write_5m or 0) + (cache_write_1h or 0)
         if split != cache_write:
             problems.append(f"cache write split {split} != cache writes {cache_write}")
-    if provider_total is not None:
-        ours = input_tokens + cache_read + cache_write + output_tokens + reasoning_tokens
-        if ours != provider_total:
-            problems.append(f"buckets sum to {ours}, provider total is {provider_total}")
-    for name, (ours, theirs) in (checks or {}).items():
-        if ours != theirs:
-            problems.append(f"{name}: buckets give {ours}, provider reports {theirs}")
+    if provider_total is not None and ours != provider_total:
+        problems.append(f"buckets sum to {ours}, provider total is {provider_total}")
+    for name, (mine, theirs) in (checks or {}).items():
+        if mine != theirs:
+            problems.append(f"{name}: buckets give {mine}, provider reports {theirs}")
     usage["mismatch"] = "; ".join(problems) or None
     return usage
