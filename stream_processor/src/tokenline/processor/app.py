@@ -19,6 +19,8 @@ __all__ = ["create_app", "run_worker"]
 
 log = logging.getLogger(__name__)
 
+_CHATTY_LOGGERS = ("aiokafka", "faust", "mode")
+
 
 def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> tuple[Any, Runtime]:
     """A configured faust.App with every agent wired, and the runtime state it shares."""
@@ -43,6 +45,10 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_compression_type=(
+            None if settings.producer_compression == "none" else settings.producer_compression
+        ),
         stream_wait_empty=False,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
@@ -63,5 +69,8 @@ def run_worker(settings: ProcessorSettings) -> None:
         metrics.serve(settings.metrics_port)
         log.info("metrics on port %d", settings.metrics_port)
     app, _runtime = create_app(settings, metrics)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    level = settings.log_level.upper()
+    for name in _CHATTY_LOGGERS:  # else they build debug records for every message
+        logging.getLogger(name).setLevel(level)
+    worker = faust.Worker(app, loglevel=level, quiet=True)
     worker.execute_from_commandline()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +47,13 @@ class ProcessorSettings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 disables.")
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_enabled: bool = False
+    producer_linger_ms: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="How long the producer gathers records into a batch: fewer, larger writes.",
+    )
+    producer_compression: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
     data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
     prices_file: Path | None = Field(
         default=None,

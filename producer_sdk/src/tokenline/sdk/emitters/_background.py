@@ -97,6 +97,9 @@ class BackgroundEmitter:
                 except Exception:
                     self.errors += 1
                     log.exception("tokenline sender failed on one usage event")
+                # Let go of the GIL between events: a caller whose response has arrived
+                # takes it now, instead of waiting out the interpreter's switch interval.
+                time.sleep(0)
             try:
                 self.inner.poll()
             except Exception:
