@@ -15,9 +15,9 @@ from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import BucketPrices, PriceEntry, PriceTable
 from tokenline.processor.replay.rollups import rollups_to_emit
 from tokenline.processor.replay.scope import ReplayScope, truncated_partitions, widen
-from tokenline.processor.replay.splice import PricedEncoder
 from tokenline.processor.replay.state import CostLine, Repricer, merge_results
 from tokenline.processor.replay.summary import summarize
+from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.windows import to_rollup
 from tokenline.schemas import AvroCodec
 

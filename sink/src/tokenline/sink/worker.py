@@ -135,11 +135,11 @@ class SinkWorker:
             # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written
             # (PostgreSQL works in its own process, so the wait for it leaves the GIL free).
             # Batches still land one at a time, in order, each by land()'s steps 2-4; only
-            # this thread uses the consumer. A batch waits for the next one to be collected
-            # (at most batch_max_ms) before it lands.
+            # this thread uses the consumer. While a decoded batch waits, the next one takes
+            # only what the consumer already holds, so a quiet topic adds no wait to it.
             ahead: Future[_Decoded] | None = None
             while not self._stop.is_set():
-                batch = self._next_batch()
+                batch = self._next_batch(wait=ahead is None)
                 upcoming = decoder.submit(self._decode, batch) if batch else None
                 if ahead is not None:
                     self._land_decoded(ahead.result())
@@ -157,10 +157,16 @@ class SinkWorker:
                 http.shutdown()
                 http.server_close()
 
-    def _next_batch(self) -> list[Message]:
+    def _next_batch(self, *, wait: bool = True) -> list[Message]:
+        """Up to batch_max_rows records within batch_max_ms; without ``wait``, those at hand."""
         assert self._consumer is not None
         batch, self._carry = self._carry, []
         limit = self._settings.batch_max_rows
+        if not wait:
+            if len(batch) < limit:
+                got = self._consumer.consume(limit - len(batch), timeout=0)
+                batch.extend(m for m in got if self._usable(m))
+            return batch
         deadline = time.monotonic() + self._settings.batch_max_ms / 1000
         while len(batch) < limit and not self._stop.is_set():
             remaining = deadline - time.monotonic()

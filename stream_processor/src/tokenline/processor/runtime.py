@@ -23,6 +23,7 @@ from tokenline.processor.pipeline import (
 )
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PricingError
+from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
 from tokenline.processor.windows import WindowValue, model_of, rollup_key, to_rollup
 from tokenline.schemas import AvroCodec, EncodeError
@@ -83,7 +84,7 @@ class Runtime:
             worker=s.worker_name or socket.gethostname(),
         )
         self.usage_codec: AvroCodec[UsageEvent] = AvroCodec("tokenline.UsageEvent")
-        self.priced_codec: AvroCodec[PricedUsageEvent] = AvroCodec("tokenline.PricedUsageEvent")
+        self.priced_encoder = PricedEncoder()
         self.rollup_codec: AvroCodec[UsageRollup] = AvroCodec("tokenline.UsageRollup")
         self.dlq_codec: AvroCodec[DeadLetter] = AvroCodec("tokenline.DeadLetter")
         self.metrics.pricing.info({"pricing_version": self.book.pricing_version})
@@ -114,7 +115,7 @@ class Runtime:
         assert isinstance(outcome, Priced)
         record = outcome.record
         try:
-            value = self.priced_codec.encode(record)
+            value = self.priced_encoder.encode(record, raw)
         except EncodeError as exc:
             return self._dead(
                 dead_letter(

@@ -24,8 +24,8 @@ from tokenline.processor.pipeline import PipelineConfig
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.replay.errors import ReplayError
 from tokenline.processor.replay.kafka import Sender, read_records
-from tokenline.processor.replay.splice import PricedEncoder
 from tokenline.processor.replay.state import PartialResult, Repricer, merge_results
+from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from tokenline.processor.pipeline import PipelineConfig
     from tokenline.processor.pricebook import PriceBook
     from tokenline.processor.replay.scope import ReplayScope
-    from tokenline.processor.replay.splice import PricedEncoder
+    from tokenline.processor.splice import PricedEncoder
     from tokenline.schemas import PricedUsageEvent, UsageEvent
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Encoding a re-priced event without re-encoding the event it wraps.
+"""Encoding a priced event without re-encoding the event it wraps (processor and replay).
 
 A ``PricedUsageEvent``'s first field is the ``UsageEvent`` it priced, and an Avro record is the
 concatenation of its fields. When the raw record is single-object encoded with the same
