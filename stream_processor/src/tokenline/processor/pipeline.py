@@ -135,6 +135,33 @@ def price_and_enrich(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The raw record being processed: what a dead letter of it carries."""
+
+    raw: bytes
+    key: bytes | None
+    source: SourcePosition
+    timestamp_ms: int | None
+    now: datetime
+    worker: str | None
+
+    def dead(self, reason_code: str, reason: str, stage: str) -> DeadLettered:
+        return DeadLettered(
+            dead_letter(
+                reason_code=reason_code,
+                reason=reason,
+                stage=stage,
+                source=self.source,
+                key=self.key,
+                value=self.raw,
+                timestamp_ms=self.timestamp_ms,
+                now=self.now,
+                worker=self.worker,
+            )
+        )
+
+
 def process(
     raw: bytes,
     *,
@@ -151,19 +178,8 @@ def process(
     try:
         event = (codec or _usage_codec()).decode(raw)
     except DecodeError as exc:
-        return DeadLettered(
-            dead_letter(
-                reason_code=exc.reason_code,
-                reason=str(exc),
-                stage="decode",
-                source=source,
-                key=key,
-                value=raw,
-                timestamp_ms=timestamp_ms,
-                now=now,
-                worker=config.worker,
-            )
-        )
+        where = _Where(raw, key, source, timestamp_ms, now, config.worker)
+        return where.dead(exc.reason_code, str(exc), "decode")
     return process_decoded(
         event,
         raw,
@@ -190,20 +206,7 @@ def process_decoded(
     """Validate, price and enrich an event already decoded from ``raw`` (as :func:`process`)."""
     config = config or PipelineConfig()
 
-    def dlq(reason_code: str, reason: str, stage: str) -> DeadLettered:
-        return DeadLettered(
-            dead_letter(
-                reason_code=reason_code,
-                reason=reason,
-                stage=stage,
-                source=source,
-                key=key,
-                value=raw,
-                timestamp_ms=timestamp_ms,
-                now=now,
-                worker=config.worker,
-            )
-        )
+    dlq = _Where(raw, key, source, timestamp_ms, now, config.worker).dead
 
     violation = validate_event(event, now, config.limits)
     if violation is not None:
