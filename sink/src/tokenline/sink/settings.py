@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
 from tokenline.sink.errors import SinkConfigError
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
@@ -52,6 +53,14 @@ class SinkSettings(BaseSettings):
 
     # ------------------------------------------------------------------ the worker
     bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
+    JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
     group_id: str = Field(default="tokenline-sink", min_length=1, pattern=r"^[\w.-]+$")
     topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     priced_topic: str = Field(default="llm-usage.priced", min_length=1)
@@ -70,6 +79,25 @@ class SinkSettings(BaseSettings):
         description="Names this worker (client id, DLQ records) and makes its group membership "
         "static, so a restarted worker gets its partitions back without a rebalance wait.",
     )
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How to authenticate to Kafka (the SDK reads the same variables)."""
+        return KafkaSecurity(
+            protocol=self.security_protocol,
+            mechanism=self.sasl_mechanism,
+            username=self.sasl_username,
+            password=self.sasl_password.get_secret_value() if self.sasl_password else None,
+            ca_location=self.ssl_ca_location,
+        )
+
+    def librdkafka(self) -> dict[str, Any]:
+        """Bootstrap servers, security and the pass-through properties, for librdkafka."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.kafka_security.librdkafka(),
+            **self.kafka_config,
+        }
 
     @field_validator("database_url")
     @classmethod
@@ -113,13 +141,17 @@ def load_settings(**overrides: Any) -> SinkSettings:
     """Read settings from the environment, with ``overrides`` (None values ignored) on top."""
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return SinkSettings(**given)
+        settings = SinkSettings(**given)
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
             for err in exc.errors()
         ]
         raise SinkConfigError(problems) from exc
+    problems = settings.kafka_security.problems()
+    if problems:
+        raise SinkConfigError(problems)
+    return settings
 
 
 def sqlalchemy_url(database_url: str) -> str:

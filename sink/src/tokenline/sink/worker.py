@@ -53,7 +53,7 @@ class _Decoded:
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     """Return the librdkafka consumer configuration of the sink."""
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.librdkafka(),
         "group.id": settings.group_id,
         "client.id": settings.worker_name or "tokenline-sink",
         "enable.auto.commit": False,
@@ -70,7 +70,7 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
 def producer_config(settings: SinkSettings) -> dict[str, Any]:
     """Return the librdkafka configuration of the dead-letter producer."""
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.librdkafka(),
         "client.id": f"{settings.worker_name or 'tokenline-sink'}-dlq",
         "enable.idempotence": True,
         "acks": "all",

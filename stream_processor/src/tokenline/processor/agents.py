@@ -124,6 +124,7 @@ async def _follow_prices(settings: ProcessorSettings, runtime: Runtime) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=16 * 2**20,
+        **settings.kafka_security.aiokafka(),
     )
     await consumer.start()
     try:

@@ -14,6 +14,7 @@ from tokenline.processor.topics import ensure_topics, topic_specs
 
 if TYPE_CHECKING:
     from tokenline.processor.settings import ProcessorSettings
+    from tokenline.schemas.kafka_security import KafkaSecurity
 
 __all__ = ["create_app", "run_worker"]
 
@@ -53,9 +54,26 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         processing_guarantee="at_least_once",
+        broker_credentials=broker_credentials(settings.kafka_security),
     )
     wire(app, settings, runtime)
     return app, runtime
+
+
+def broker_credentials(security: KafkaSecurity) -> Any:
+    """Faust's credentials for ``security``; None for PLAINTEXT."""
+    import faust
+
+    if security.sasl:
+        return faust.SASLCredentials(
+            username=security.username,
+            password=security.password,
+            mechanism=security.mechanism or "PLAIN",
+            ssl_context=security.ssl_context() if security.tls else None,
+        )
+    if security.tls:
+        return faust.SSLCredentials(security.ssl_context())
+    return None
 
 
 def run_worker(settings: ProcessorSettings) -> None:
@@ -63,7 +81,9 @@ def run_worker(settings: ProcessorSettings) -> None:
     import faust
 
     if settings.create_topics:
-        ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+        ensure_topics(
+            settings.bootstrap_servers, topic_specs(settings), client_config=settings.librdkafka()
+        )
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)

@@ -29,10 +29,12 @@ def publish_price_book(
     try:
         if settings.create_topics:
             specs = [s for s in topic_specs(settings) if s.name == topic]
-            ensure_topics(settings.bootstrap_servers, specs, timeout_s)
+            ensure_topics(
+                settings.bootstrap_servers, specs, timeout_s, client_config=settings.librdkafka()
+            )
         producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.librdkafka(),
                 "acks": "all",
                 "enable.idempotence": True,
                 "message.max.bytes": 20_000_000,

@@ -11,8 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
 
 __all__ = ["ConfigError", "ProcessorSettings", "load_settings"]
 
@@ -31,6 +33,14 @@ class ProcessorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
 
     bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
+    JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
     app_id: str = Field(default="tokenline-processor", min_length=1, pattern=r"^[\w.-]+$")
     topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     raw_topic: str = "llm-usage.raw"
@@ -66,6 +76,25 @@ class ProcessorSettings(BaseSettings):
     mismatch_tolerance: Decimal = Field(default=Decimal("0.05"), ge=0)
     worker_name: str | None = None
     log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How to authenticate to Kafka (the SDK reads the same variables)."""
+        return KafkaSecurity(
+            protocol=self.security_protocol,
+            mechanism=self.sasl_mechanism,
+            username=self.sasl_username,
+            password=self.sasl_password.get_secret_value() if self.sasl_password else None,
+            ca_location=self.ssl_ca_location,
+        )
+
+    def librdkafka(self) -> dict[str, Any]:
+        """Bootstrap servers, security and the pass-through properties, for librdkafka."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.kafka_security.librdkafka(),
+            **self.kafka_config,
+        }
 
     def topic(self, name: str) -> str:
         """The full name of a topic (with the prefix)."""
@@ -112,7 +141,7 @@ def load_settings(**overrides: Any) -> ProcessorSettings:
             for err in exc.errors()
         ]
         raise ConfigError(problems) from exc
-    problems = _file_problems(settings)
+    problems = settings.kafka_security.problems() + _file_problems(settings)
     if problems:
         raise ConfigError(problems)
     return settings

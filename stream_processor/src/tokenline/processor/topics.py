@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tokenline.processor.settings import ProcessorSettings
 
 __all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
@@ -46,10 +48,17 @@ def topic_specs(settings: ProcessorSettings) -> list[TopicSpec]:
 
 
 def ensure_topics(
-    bootstrap_servers: str, specs: list[TopicSpec], timeout_s: float = 30.0
+    bootstrap_servers: str,
+    specs: list[TopicSpec],
+    timeout_s: float = 30.0,
+    *,
+    client_config: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    """Create the topics that do not exist yet; return the names created.
+
+    ``client_config``: more librdkafka properties (security), e.g. ``settings.librdkafka()``.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
     futures = admin.create_topics(
         [
             NewTopic(

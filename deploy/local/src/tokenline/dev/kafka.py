@@ -14,13 +14,16 @@ import shutil
 import subprocess
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.admin import AdminClient
 
 from tokenline.dev._proc import ServiceError, free_port, pid_alive, remember, tail, terminate_group
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class KafkaNode:
     bootstrap: str
     home: str
     log_file: str
+    sasl_bootstrap: str | None = None
+    """The SASL_PLAINTEXT (PLAIN) listener, when the node was started with ``sasl_users``."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the node as a JSON-ready dict."""
@@ -68,6 +73,7 @@ class KafkaNode:
             bootstrap=str(data["bootstrap"]),
             home=str(data["home"]),
             log_file=str(data["log_file"]),
+            sasl_bootstrap=data.get("sasl_bootstrap"),
         )
 
 
@@ -120,7 +126,9 @@ def cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
 
 
-def _server_properties(home: Path, port: int, ctrl_port: int) -> str:
+def _server_properties(
+    home: Path, port: int, ctrl_port: int, sasl: tuple[int, Mapping[str, str]] | None = None
+) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -142,6 +150,17 @@ def _server_properties(home: Path, port: int, ctrl_port: int) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "log.cleaner.dedupe.buffer.size": "2097152",
     }
+    if sasl is not None:
+        sasl_port, users = sasl
+        listener = f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        settings["listeners"] += f",{listener}"
+        settings["advertised.listeners"] += f",{listener}"
+        settings["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        settings["sasl.enabled.mechanisms"] = "PLAIN"
+        accounts = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        settings["listener.name.sasl_plaintext.plain.sasl.jaas.config"] = (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};"
+        )
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -154,17 +173,24 @@ def _java() -> str:
     return java
 
 
-def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
-    """Format a fresh KRaft log dir under ``home``, start the broker detached and wait for it."""
+def start(
+    home: Path, version: str = KAFKA_VERSION, *, sasl_users: Mapping[str, str] | None = None
+) -> KafkaNode:
+    """Format a fresh KRaft log dir under ``home``, start the broker detached and wait for it.
+
+    ``sasl_users`` (name → password) adds a SASL_PLAINTEXT listener with the PLAIN mechanism
+    for those accounts (``KafkaNode.sasl_bootstrap``), beside the PLAINTEXT one.
+    """
     libs = ensure_jars(version)
     java = _java()
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    port, ctrl_port = free_port(), free_port()
-    while ctrl_port == port:
-        ctrl_port = free_port()
+    port, ctrl_port, sasl_port = free_port(), free_port(), free_port()
+    while len({port, ctrl_port, sasl_port}) < 3:
+        ctrl_port, sasl_port = free_port(), free_port()
+    sasl = (sasl_port, sasl_users) if sasl_users else None
     props = home / "server.properties"
-    props.write_text(_server_properties(home, port, ctrl_port), encoding="utf-8")
+    props.write_text(_server_properties(home, port, ctrl_port, sasl), encoding="utf-8")
     log4j = home / "log4j.properties"
     log4j.write_text(_LOG4J, encoding="utf-8")
     classpath = f"{libs}{os.sep}*"
@@ -177,7 +203,8 @@ def start(home: Path, version: str = KAFKA_VERSION) -> KafkaNode:
         msg = f"kafka-storage format failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         raise ServiceError(msg)
 
-    return _launch(home, bootstrap=f"127.0.0.1:{port}", version=version)
+    node = _launch(home, bootstrap=f"127.0.0.1:{port}", version=version)
+    return replace(node, sasl_bootstrap=f"127.0.0.1:{sasl_port}") if sasl else node
 
 
 def _launch(home: Path, bootstrap: str, version: str) -> KafkaNode:
@@ -210,7 +237,8 @@ def _launch(home: Path, bootstrap: str, version: str) -> KafkaNode:
 
 def restart(node: KafkaNode, version: str = KAFKA_VERSION) -> KafkaNode:
     """Start a stopped node again on its own ports and log dir (its data is kept)."""
-    return _launch(Path(node.home), bootstrap=node.bootstrap, version=version)
+    again = _launch(Path(node.home), bootstrap=node.bootstrap, version=version)
+    return replace(again, sasl_bootstrap=node.sasl_bootstrap)
 
 
 def answers(bootstrap: str, timeout: float = 2.0) -> bool:

@@ -48,7 +48,7 @@ def consumer(settings: ProcessorSettings, group_id: str) -> Consumer:
     """A consumer for manual assignment: no commits, large fetches."""
     return Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **settings.librdkafka(),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -236,7 +236,7 @@ class Sender:
 
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **settings.librdkafka(),
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",

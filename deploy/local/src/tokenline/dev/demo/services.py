@@ -95,7 +95,7 @@ class DemoPipeline:
     def create_topics(self) -> None:
         """Create the pipeline's topics before anyone produces to them."""
         settings = load_settings(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix)
-        ensure_topics(self.bootstrap, topic_specs(settings))
+        ensure_topics(self.bootstrap, topic_specs(settings), client_config=settings.librdkafka())
 
     def start(self, timeout_s: float = 90.0) -> None:
         """Start the processor and the sink; return once both serve their metrics."""

@@ -1,0 +1,89 @@
+"""How every Tokenline part authenticates to Kafka: one description, each client's dialect.
+
+The processor (Faust and aiokafka, plus confluent-kafka for admin and replay) and the sink
+(confluent-kafka) read the same ``TOKENLINE_SECURITY_PROTOCOL``, ``TOKENLINE_SASL_MECHANISM``,
+``TOKENLINE_SASL_USERNAME``, ``TOKENLINE_SASL_PASSWORD`` and ``TOKENLINE_SSL_CA_LOCATION``
+settings as the SDK, and turn them into a :class:`KafkaSecurity`; it gives the librdkafka
+properties or the aiokafka keyword arguments for the same connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "Mechanism", "SecurityProtocol"]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+PROTOCOLS: tuple[SecurityProtocol, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS: tuple[Mechanism, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """The security of a Kafka connection (PLAINTEXT, the default, needs nothing else)."""
+
+    protocol: SecurityProtocol = "PLAINTEXT"
+    mechanism: Mechanism | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_location: str | None = None
+    """A CA bundle to verify the brokers with; None: the system's trust store."""
+
+    @property
+    def sasl(self) -> bool:
+        """Whether the connection authenticates with SASL."""
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.protocol.endswith("SSL")
+
+    def problems(self) -> list[str]:
+        """What is missing or contradictory, one line each (empty when usable)."""
+        found: list[str] = []
+        if self.sasl:
+            if not self.username:
+                found.append(f"sasl_username: required with security_protocol {self.protocol}")
+            if not self.password:
+                found.append(f"sasl_password: required with security_protocol {self.protocol}")
+        elif self.mechanism or self.username or self.password:
+            found.append(
+                f"sasl_*: given, but security_protocol {self.protocol} does not use SASL "
+                "(SASL_PLAINTEXT or SASL_SSL does)"
+            )
+        if self.ca_location and not self.tls:
+            found.append(
+                f"ssl_ca_location: given, but security_protocol {self.protocol} is not TLS"
+            )
+        return found
+
+    def librdkafka(self) -> dict[str, str]:
+        """The librdkafka properties (confluent-kafka clients)."""
+        config: dict[str, str] = {"security.protocol": self.protocol}
+        if self.sasl:
+            config["sasl.mechanism"] = self.mechanism or "PLAIN"
+            config["sasl.username"] = self.username or ""
+            config["sasl.password"] = self.password or ""
+        if self.ca_location:
+            config["ssl.ca.location"] = self.ca_location
+        return config
+
+    def aiokafka(self) -> dict[str, Any]:
+        """The keyword arguments of aiokafka's clients."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.sasl:
+            kwargs["sasl_mechanism"] = self.mechanism or "PLAIN"
+            kwargs["sasl_plain_username"] = self.username
+            kwargs["sasl_plain_password"] = self.password
+        if self.tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        return kwargs
+
+    def ssl_context(self) -> Any:
+        """A verifying TLS context with the configured CA (or the system's)."""
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ca_location)
