@@ -17,6 +17,7 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from tokenline.schemas import AvroCodec, EncodeError, catalog
+from tokenline.schemas._compiled_writer import compile_writer
 
 if TYPE_CHECKING:
     from tokenline.schemas import PricedUsageEvent
@@ -43,19 +44,22 @@ class PricedEncoder:
         self._tail = parse_schema(
             {"type": "record", "name": "tokenline.replay.PricingTail", "fields": fields[1:]}
         )
+        self._write_tail = compile_writer(self._tail) if isinstance(self._tail, dict) else None
         self.spliced = 0
 
     def encode(self, record: PricedUsageEvent, raw: bytes) -> bytes:
         """The encoded ``record``; ``raw`` is the encoded ``UsageEvent`` it was priced from."""
         if not (self._splice and raw[:_HEADER] == self._raw_header):
             return self.codec.encode(record)
-        buf = BytesIO()
-        buf.write(self._header)
-        buf.write(memoryview(raw)[_HEADER:])
         try:
-            schemaless_writer(buf, self._tail, record)
+            if self._write_tail is not None:
+                tail = self._write_tail(record)
+            else:
+                buf = BytesIO()
+                schemaless_writer(buf, self._tail, record)
+                tail = buf.getvalue()
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             msg = f"tokenline.PricedUsageEvent does not fit its schema: {exc}"
             raise EncodeError(msg) from exc
         self.spliced += 1
-        return buf.getvalue()
+        return b"".join((self._header, memoryview(raw)[_HEADER:], tail))
