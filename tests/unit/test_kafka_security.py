@@ -9,7 +9,7 @@ import pytest
 from tokenline.processor.app import broker_credentials
 from tokenline.processor.settings import ConfigError
 from tokenline.processor.settings import load_settings as processor_settings
-from tokenline.schemas.kafka_security import KafkaSecurity
+from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
 from tokenline.sink.errors import SinkConfigError
 from tokenline.sink.settings import load_settings as sink_settings
 from tokenline.sink.worker import consumer_config, producer_config
@@ -75,8 +75,8 @@ def test_the_processor_passes_security_to_faust(monkeypatch: pytest.MonkeyPatch)
     for name, value in SASL_ENV.items():
         monkeypatch.setenv(name, value)
     settings = processor_settings()
-    assert settings.librdkafka()["sasl.username"] == "svc"
-    credentials = broker_credentials(settings.kafka_security)
+    assert librdkafka_config(settings)["sasl.username"] == "svc"
+    credentials = broker_credentials(KafkaSecurity.of(settings))
     assert credentials.username == "svc"
     assert credentials.mechanism.value == "SCRAM-SHA-512"
     assert credentials.protocol.value == "SASL_SSL"

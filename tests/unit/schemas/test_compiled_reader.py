@@ -103,8 +103,11 @@ def test_damaged_bodies_fail_like_fastavro(record: dict[str, Any], data: st.Data
         at = data.draw(st.integers(0, len(body) - 1), label="at")
         body[at] = data.draw(st.integers(0, 255), label="byte")
     slow, fast = _both(PRICED, bytes(body))
-    if slow == "error":
-        assert fast == "error"
+    refused = ("error", "trailing")  # the codec refuses both alike (SchemaMismatch)
+    if slow in refused:
+        # A damaged length can leave fastavro stopping early (trailing bytes) where the
+        # compiled reader trips over the same damage first: a refusal either way.
+        assert fast in refused
     else:
         _same(slow, fast)
 

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from tokenline.schemas._emit import SchemaSource, Unsupported
+
 __all__ = ["BodyReader", "compile_reader"]
 
 BodyReader = Callable[[bytes, int], tuple[Any, int]]
@@ -47,31 +49,8 @@ def _long(data: bytes, p: int, b: int) -> tuple[int, int]:
         shift += 7
 
 
-class _Unsupported(Exception):
-    """The schema uses something the compiled reader does not cover."""
-
-
-class _Source:
+class _Source(SchemaSource):
     """Emits the body of ``read(data, p)`` for one schema."""
-
-    def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.count = 0
-        self.open: set[str] = set()  # named types being emitted (recursion is not covered)
-
-    def var(self) -> str:
-        self.count += 1
-        return f"v{self.count}"
-
-    def constant(self, value: Any) -> str:
-        name = f"c{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * (indent + 1) + line)
 
     def long(self, indent: int, target: str) -> None:
         self.emit(indent, "b = data[p]")
@@ -85,39 +64,6 @@ class _Source:
         self.emit(indent, "if n < 0 or e > size: raise EOFError(f'{n} byte(s) at {p} of {size}')")
         self.emit(indent, f"{target} = data[p:e]")
         self.emit(indent, "p = e")
-
-    def read(self, schema: Any, indent: int, target: str) -> None:
-        if isinstance(schema, list):
-            self.union(schema, indent, target)
-            return
-        if isinstance(schema, str):
-            if schema in self.named:
-                self.named_type(schema, indent, target)
-                return
-            schema = {"type": schema}
-        kind = schema["type"]
-        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in self.named):
-            if "logicalType" in schema:
-                raise _Unsupported(schema["logicalType"])
-            self.read(kind, indent, target)
-            return
-        logical = schema.get("logicalType")
-        reader = getattr(self, f"kind_{kind}", None)
-        if reader is None:
-            raise _Unsupported(kind)
-        reader(schema, logical, indent, target)
-
-    def named_type(self, name: str, indent: int, target: str) -> None:
-        if name in self.open:
-            raise _Unsupported(f"recursive type {name}")
-        self.open.add(name)
-        self.read(self.named[name], indent, target)
-        self.open.discard(name)
-
-    @staticmethod
-    def plain(logical: Any) -> None:
-        if logical is not None:
-            raise _Unsupported(logical)
 
     def kind_null(self, _schema: Any, logical: Any, indent: int, target: str) -> None:
         self.plain(logical)
@@ -173,7 +119,7 @@ class _Source:
         items = []
         for field in schema["fields"]:
             value = self.var()
-            self.read(field["type"], indent, value)
+            self.visit(field["type"], indent, value)
             items.append(f"{str(field['name'])!r}: {value}")
         self.emit(indent, f"{target} = {{{', '.join(items)}}}")
 
@@ -188,19 +134,19 @@ class _Source:
         self.long(indent + 2, "_")
         self.emit(indent + 1, "for _ in range(k):")
         self.raw_bytes(indent + 2, key)
-        self.read(schema["values"], indent + 2, value)
+        self.visit(schema["values"], indent + 2, value)
         self.emit(indent + 2, f"{target}[{key}.decode()] = {value}")
         self.long(indent + 1, "k")
 
     def union(self, branches: list[Any], indent: int, target: str) -> None:
         if not branches or len(branches) > _MAX_UNION_BRANCHES:
-            raise _Unsupported("union size")
+            raise Unsupported("union size")
         # Branch i is the one-byte zig-zag varint 2*i; anything else is not a branch.
         self.emit(indent, "b = data[p]")
         self.emit(indent, "p += 1")
         for i, branch in enumerate(branches):
             self.emit(indent, f"{'if' if i == 0 else 'elif'} b == {2 * i}:")
-            self.read(branch, indent + 1, target)
+            self.visit(branch, indent + 1, target)
         self.emit(indent, "else: raise IndexError(f'union index byte {b}')")
 
 
@@ -208,8 +154,8 @@ def compile_reader(parsed: dict[str, Any]) -> BodyReader | None:
     """Return a reader of bodies written with the fastavro-parsed ``parsed``, or ``None``."""
     source = _Source(dict(parsed.get("__named_schemas", {})))
     try:
-        source.read(parsed, 0, "record")
-    except _Unsupported:
+        source.visit(parsed, 0, "record")
+    except Unsupported:
         return None
     text = "\n".join(
         ["def read(data, p):", "    size = len(data)", *source.lines, "    return record, p", ""]

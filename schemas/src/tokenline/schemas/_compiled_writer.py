@@ -24,6 +24,8 @@ from uuid import UUID
 
 from fastavro.logical_writers import LOGICAL_WRITERS
 
+from tokenline.schemas._emit import SchemaSource, Unsupported
+
 __all__ = ["BodyWriter", "compile_writer"]
 
 BodyWriter = Callable[[Any], bytes]
@@ -72,69 +74,13 @@ def _decimal(value: decimal.Decimal, precision: int, scale: int) -> bytes:
     return (-unscaled if sign else unscaled).to_bytes(size, "big", signed=True)
 
 
-class _Unsupported(Exception):
-    """The schema uses something the compiled writer does not cover."""
-
-
-class _Source:
+class _Source(SchemaSource):
     """Emits the body of ``write(record)`` for one schema; ``w`` appends to the output."""
-
-    def __init__(self, named: dict[str, Any]) -> None:
-        self.named = named
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.count = 0
-        self.open: set[str] = set()
-
-    def var(self) -> str:
-        self.count += 1
-        return f"v{self.count}"
-
-    def constant(self, value: Any) -> str:
-        name = f"c{len(self.constants)}"
-        self.constants[name] = value
-        return name
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * (indent + 1) + line)
 
     def text(self, indent: int, value: str) -> None:
         self.emit(indent, f"s = {value}.encode()")
         self.emit(indent, "w(_long(len(s)))")
         self.emit(indent, "w(s)")
-
-    def write(self, schema: Any, indent: int, value: str) -> None:
-        if isinstance(schema, list):
-            self.union(schema, indent, value)
-            return
-        if isinstance(schema, str):
-            if schema in self.named:
-                self.named_type(schema, indent, value)
-                return
-            schema = {"type": schema}
-        kind = schema["type"]
-        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in self.named):
-            if "logicalType" in schema:
-                raise _Unsupported(schema["logicalType"])
-            self.write(kind, indent, value)
-            return
-        logical = schema.get("logicalType")
-        writer = getattr(self, f"kind_{kind}", None)
-        if writer is None:
-            raise _Unsupported(kind)
-        writer(schema, logical, indent, value)
-
-    def named_type(self, name: str, indent: int, value: str) -> None:
-        if name in self.open:
-            raise _Unsupported(f"recursive type {name}")
-        self.open.add(name)
-        self.write(self.named[name], indent, value)
-        self.open.discard(name)
-
-    @staticmethod
-    def plain(logical: Any) -> None:
-        if logical is not None:
-            raise _Unsupported(logical)
 
     def kind_null(self, _schema: Any, logical: Any, indent: int, value: str) -> None:
         self.plain(logical)
@@ -187,7 +133,7 @@ class _Source:
                 self.emit(indent, f"{item} = {value}.get({name}, {default})")
             else:
                 self.emit(indent, f"{item} = {value}.get({name})")
-            self.write(field["type"], indent, item)
+            self.visit(field["type"], indent, item)
 
     def kind_map(self, schema: Any, logical: Any, indent: int, value: str) -> None:
         self.plain(logical)
@@ -196,27 +142,27 @@ class _Source:
         self.emit(indent + 1, f"w(_long(len({value})))")
         self.emit(indent + 1, f"for {key}, {item} in {value}.items():")
         self.text(indent + 2, key)
-        self.write(schema["values"], indent + 2, item)
+        self.visit(schema["values"], indent + 2, item)
         self.emit(indent, "w(b'\\x00')")
 
     def union(self, branches: list[Any], indent: int, value: str) -> None:
         kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
         if len(branches) != 2 or kinds.count("null") != 1:
-            raise _Unsupported("only unions of null and one other type")
+            raise Unsupported("only unions of null and one other type")
         null = kinds.index("null")
         self.emit(indent, f"if {value} is None:")
         self.emit(indent + 1, f"w({_long(null)!r})")
         self.emit(indent, "else:")
         self.emit(indent + 1, f"w({_long(1 - null)!r})")
-        self.write(branches[1 - null], indent + 1, value)
+        self.visit(branches[1 - null], indent + 1, value)
 
 
 def compile_writer(parsed: dict[str, Any]) -> BodyWriter | None:
     """Return a writer of bodies for the fastavro-parsed ``parsed``, or ``None``."""
     source = _Source(dict(parsed.get("__named_schemas", {})))
     try:
-        source.write(parsed, 0, "record")
-    except _Unsupported:
+        source.visit(parsed, 0, "record")
+    except Unsupported:
         return None
     text = "\n".join(
         [

@@ -10,14 +10,39 @@ properties or the aiokafka keyword arguments for the same connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-__all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "Mechanism", "SecurityProtocol"]
+__all__ = [
+    "KafkaSecurity",
+    "KafkaSettings",
+    "Mechanism",
+    "SecurityProtocol",
+    "librdkafka_config",
+]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-PROTOCOLS: tuple[SecurityProtocol, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-MECHANISMS: tuple[Mechanism, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class KafkaSettings(Protocol):
+    """What a part's settings declare to reach Kafka (the ``TOKENLINE_*`` names)."""
+
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol
+    sasl_mechanism: Mechanism | None
+    sasl_username: str | None
+    sasl_password: Any  # pydantic SecretStr or None: read with get_secret_value()
+    ssl_ca_location: str | None
+    kafka_config: dict[str, str]
+
+
+def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Bootstrap servers, security and the pass-through properties, for librdkafka."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        **KafkaSecurity.of(settings).librdkafka(),
+        **settings.kafka_config,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +55,18 @@ class KafkaSecurity:
     password: str | None = None
     ca_location: str | None = None
     """A CA bundle to verify the brokers with; None: the system's trust store."""
+
+    @classmethod
+    def of(cls, settings: KafkaSettings) -> KafkaSecurity:
+        """The security a part's settings describe."""
+        password = settings.sasl_password
+        return cls(
+            protocol=settings.security_protocol,
+            mechanism=settings.sasl_mechanism,
+            username=settings.sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_location=settings.ssl_ca_location,
+        )
 
     @property
     def sasl(self) -> bool:

@@ -80,25 +80,6 @@ class SinkSettings(BaseSettings):
         "static, so a restarted worker gets its partitions back without a rebalance wait.",
     )
 
-    @property
-    def kafka_security(self) -> KafkaSecurity:
-        """How to authenticate to Kafka (the SDK reads the same variables)."""
-        return KafkaSecurity(
-            protocol=self.security_protocol,
-            mechanism=self.sasl_mechanism,
-            username=self.sasl_username,
-            password=self.sasl_password.get_secret_value() if self.sasl_password else None,
-            ca_location=self.ssl_ca_location,
-        )
-
-    def librdkafka(self) -> dict[str, Any]:
-        """Bootstrap servers, security and the pass-through properties, for librdkafka."""
-        return {
-            "bootstrap.servers": self.bootstrap_servers,
-            **self.kafka_security.librdkafka(),
-            **self.kafka_config,
-        }
-
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr) -> SecretStr:
@@ -148,7 +129,7 @@ def load_settings(**overrides: Any) -> SinkSettings:
             for err in exc.errors()
         ]
         raise SinkConfigError(problems) from exc
-    problems = settings.kafka_security.problems()
+    problems = KafkaSecurity.of(settings).problems()
     if problems:
         raise SinkConfigError(problems)
     return settings

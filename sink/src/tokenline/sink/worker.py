@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tokenline.schemas import AvroCodec, DecodeError
+from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
 from tokenline.sink.metrics import MeteredStore, SinkMetrics, serve
@@ -53,7 +54,7 @@ class _Decoded:
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     """Return the librdkafka consumer configuration of the sink."""
     config: dict[str, Any] = {
-        **settings.librdkafka(),
+        **librdkafka_config(settings),
         "group.id": settings.group_id,
         "client.id": settings.worker_name or "tokenline-sink",
         "enable.auto.commit": False,
@@ -70,7 +71,7 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
 def producer_config(settings: SinkSettings) -> dict[str, Any]:
     """Return the librdkafka configuration of the dead-letter producer."""
     return {
-        **settings.librdkafka(),
+        **librdkafka_config(settings),
         "client.id": f"{settings.worker_name or 'tokenline-sink'}-dlq",
         "enable.idempotence": True,
         "acks": "all",

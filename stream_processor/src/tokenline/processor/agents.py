@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.windows import apply
+from tokenline.schemas.kafka_security import KafkaSecurity
 
 if TYPE_CHECKING:
     from tokenline.processor.runtime import Runtime
@@ -124,7 +125,7 @@ async def _follow_prices(settings: ProcessorSettings, runtime: Runtime) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=16 * 2**20,
-        **settings.kafka_security.aiokafka(),
+        **KafkaSecurity.of(settings).aiokafka(),
     )
     await consumer.start()
     try:

@@ -11,10 +11,10 @@ from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import load_price_book
 from tokenline.processor.runtime import Runtime
 from tokenline.processor.topics import ensure_topics, topic_specs
+from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
 
 if TYPE_CHECKING:
     from tokenline.processor.settings import ProcessorSettings
-    from tokenline.schemas.kafka_security import KafkaSecurity
 
 __all__ = ["create_app", "run_worker"]
 
@@ -54,7 +54,7 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         processing_guarantee="at_least_once",
-        broker_credentials=broker_credentials(settings.kafka_security),
+        broker_credentials=broker_credentials(KafkaSecurity.of(settings)),
     )
     wire(app, settings, runtime)
     return app, runtime
@@ -82,7 +82,9 @@ def run_worker(settings: ProcessorSettings) -> None:
 
     if settings.create_topics:
         ensure_topics(
-            settings.bootstrap_servers, topic_specs(settings), client_config=settings.librdkafka()
+            settings.bootstrap_servers,
+            topic_specs(settings),
+            client_config=librdkafka_config(settings),
         )
     metrics = Metrics()
     if settings.metrics_port:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException, Producer
 
 from tokenline.processor.topics import ensure_topics, topic_specs
+from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from tokenline.processor.pricebook import PriceBook
@@ -30,11 +31,14 @@ def publish_price_book(
         if settings.create_topics:
             specs = [s for s in topic_specs(settings) if s.name == topic]
             ensure_topics(
-                settings.bootstrap_servers, specs, timeout_s, client_config=settings.librdkafka()
+                settings.bootstrap_servers,
+                specs,
+                timeout_s,
+                client_config=librdkafka_config(settings),
             )
         producer = Producer(
             {
-                **settings.librdkafka(),
+                **librdkafka_config(settings),
                 "acks": "all",
                 "enable.idempotence": True,
                 "message.max.bytes": 20_000_000,

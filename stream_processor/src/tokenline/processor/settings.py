@@ -77,25 +77,6 @@ class ProcessorSettings(BaseSettings):
     worker_name: str | None = None
     log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
 
-    @property
-    def kafka_security(self) -> KafkaSecurity:
-        """How to authenticate to Kafka (the SDK reads the same variables)."""
-        return KafkaSecurity(
-            protocol=self.security_protocol,
-            mechanism=self.sasl_mechanism,
-            username=self.sasl_username,
-            password=self.sasl_password.get_secret_value() if self.sasl_password else None,
-            ca_location=self.ssl_ca_location,
-        )
-
-    def librdkafka(self) -> dict[str, Any]:
-        """Bootstrap servers, security and the pass-through properties, for librdkafka."""
-        return {
-            "bootstrap.servers": self.bootstrap_servers,
-            **self.kafka_security.librdkafka(),
-            **self.kafka_config,
-        }
-
     def topic(self, name: str) -> str:
         """The full name of a topic (with the prefix)."""
         return f"{self.topic_prefix}{name}"
@@ -141,7 +122,7 @@ def load_settings(**overrides: Any) -> ProcessorSettings:
             for err in exc.errors()
         ]
         raise ConfigError(problems) from exc
-    problems = settings.kafka_security.problems() + _file_problems(settings)
+    problems = KafkaSecurity.of(settings).problems() + _file_problems(settings)
     if problems:
         raise ConfigError(problems)
     return settings

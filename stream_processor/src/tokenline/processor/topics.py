@@ -56,7 +56,7 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
-    ``client_config``: more librdkafka properties (security), e.g. ``settings.librdkafka()``.
+    ``client_config``: more librdkafka properties (security), e.g. ``librdkafka_config(settings)``.
     """
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, **(client_config or {})})
     futures = admin.create_topics(

@@ -22,6 +22,7 @@ from confluent_kafka import (
 
 from tokenline.processor.replay.errors import DeliveryError, ReplayError
 from tokenline.processor.replay.scope import truncated_partitions
+from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,7 +49,7 @@ def consumer(settings: ProcessorSettings, group_id: str) -> Consumer:
     """A consumer for manual assignment: no commits, large fetches."""
     return Consumer(
         {
-            **settings.librdkafka(),
+            **librdkafka_config(settings),
             "group.id": group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -236,7 +237,7 @@ class Sender:
 
         self._producer = Producer(
             {
-                **settings.librdkafka(),
+                **librdkafka_config(settings),
                 "enable.idempotence": True,
                 "acks": "all",
                 "partitioner": "murmur2_random",

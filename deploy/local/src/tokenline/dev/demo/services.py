@@ -22,6 +22,7 @@ from psycopg import sql
 from tokenline.dev._proc import free_port
 from tokenline.processor.settings import load_settings
 from tokenline.processor.topics import ensure_topics, topic_specs
+from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -95,7 +96,9 @@ class DemoPipeline:
     def create_topics(self) -> None:
         """Create the pipeline's topics before anyone produces to them."""
         settings = load_settings(bootstrap_servers=self.bootstrap, topic_prefix=self.prefix)
-        ensure_topics(self.bootstrap, topic_specs(settings), client_config=settings.librdkafka())
+        ensure_topics(
+            self.bootstrap, topic_specs(settings), client_config=librdkafka_config(settings)
+        )
 
     def start(self, timeout_s: float = 90.0) -> None:
         """Start the processor and the sink; return once both serve their metrics."""
