@@ -122,8 +122,15 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
 
 
 def cluster_id() -> str:
-    """Return a fresh 22-character cluster id in Kafka's own format."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """Return a fresh 22-character cluster id in Kafka's own format.
+
+    Like Kafka's ``Uuid.randomUuid()``, an id that starts with ``-`` is drawn again: the storage
+    tool's argument parser would read it as an option.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _server_properties(
@@ -197,7 +204,7 @@ def start(
     logging_flags = [f"-Dlog4j.configuration=file:{log4j}", f"-Dkafka.logs.dir={home}"]
 
     fmt = [java, "-Xmx256m", "-XX:TieredStopAtLevel=1", *logging_flags, "-cp", classpath]
-    fmt += ["kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)]
+    fmt += ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id()}", "-c", str(props)]
     done = subprocess.run(fmt, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         msg = f"kafka-storage format failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
