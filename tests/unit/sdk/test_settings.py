@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tokenline.sdk._runtime import default_emitter
 from tokenline.sdk._settings import kafka_config, load_settings
+from tokenline.sdk.emitters import BackgroundEmitter
 from tokenline.sdk.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -53,3 +55,16 @@ def test_kafka_config_is_idempotent_acks_all_murmur2_and_passes_security_through
 def test_kafka_config_without_servers_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="bootstrap_servers"):
         kafka_config(load_settings(tenant_id="acme"))
+
+
+def test_the_send_interval_reaches_the_background_sender(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOKENLINE_SEND_INTERVAL_MS", "250")
+    settings = load_settings(bootstrap_servers="127.0.0.1:9", spool_enabled=False)
+
+    emitter = default_emitter(settings)
+
+    assert isinstance(emitter, BackgroundEmitter)
+    assert emitter.poll_s == 0.25
+    assert load_settings().send_interval_ms == 250
+    with pytest.raises(ConfigError, match="send_interval_ms"):
+        load_settings(send_interval_ms=0)

@@ -40,7 +40,9 @@ def default_emitter(settings: Settings) -> Emitter:
     inner: Emitter = kafka
     if settings.spool_enabled:
         inner = SpoolingEmitter(kafka, DiskSpool(settings.spool_dir, settings.spool_max_bytes))
-    return BackgroundEmitter(inner, max_queue=settings.queue_max_messages)
+    return BackgroundEmitter(
+        inner, max_queue=settings.queue_max_messages, poll_s=settings.send_interval_ms / 1000
+    )
 
 
 class Runtime:

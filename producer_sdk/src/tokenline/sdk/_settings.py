@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     queue_max_messages: int = Field(default=100_000, ge=1)
     queue_max_kbytes: int = Field(default=65_536, ge=1)
     message_timeout_ms: int = Field(default=30_000, ge=1_000)
+    send_interval_ms: int = Field(default=50, ge=1, le=10_000)
+    """How often the background sender wakes to build, encode and hand over queued events.
+
+    Each wake takes the GIL from whatever thread runs; waking less often keeps that off the
+    callers' LLM calls (at 10 ms, about 200 µs added per call; at 50 ms, about 20 µs).
+    ``flush()`` wakes it at once."""
 
     spool_dir: Path = Path.home() / ".cache" / "tokenline" / "spool"
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)

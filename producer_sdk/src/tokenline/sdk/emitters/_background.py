@@ -4,8 +4,9 @@ The caller's cost of ``emit`` is one ``deque.append`` (atomic under the GIL, no 
 wake-up). A daemon thread, started lazily in the process that emits (so a pre-fork server gets
 one in every worker), wakes every ``poll_s`` (or at once when a flush asks), drains what has
 queued up, hands each event to the inner emitter and polls it for callbacks and housekeeping.
-Draining in batches keeps the sender from waking, and contending for the GIL, once per call;
-the producer lingers longer than ``poll_s`` anyway before it sends a batch.
+Draining in batches keeps the sender from waking, and contending for the GIL, once per call:
+each wake takes the GIL from whichever thread holds it, most often a caller in the middle of
+parsing its LLM response, so ``poll_s`` is the main term of the latency the SDK adds.
 
 ``emit_later(build)`` queues a function that makes the event, so building it (ids, sequence
 number, the record itself) happens on the sender thread too; events are built in queue order.
@@ -34,10 +35,10 @@ log = logging.getLogger(__name__)
 class BackgroundEmitter:
     """Wraps an emitter so that ``emit`` never waits on it."""
 
-    def __init__(self, inner: Emitter, *, max_queue: int = 100_000, poll_s: float = 0.01):
+    def __init__(self, inner: Emitter, *, max_queue: int = 100_000, poll_s: float = 0.05):
         self.inner = inner
         self._max_queue = max_queue
-        self._poll_s = poll_s
+        self.poll_s = poll_s
         self.dropped = 0
         self.errors = 0
         self._reset()
@@ -85,7 +86,7 @@ class BackgroundEmitter:
     def _run(self, stop: threading.Event) -> None:
         queue = self._queue
         while True:
-            self._wake.wait(self._poll_s)
+            self._wake.wait(self.poll_s)
             self._wake.clear()
             self._busy = True
             while queue:
