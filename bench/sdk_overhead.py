@@ -239,8 +239,10 @@ def _fmt(value: float | None, width: int = 9) -> str:
 
 
 def _ratio(anchor: Stats | None, ours: Stats) -> str:
-    if anchor is None or ours["added_median"] <= 0:
+    if anchor is None:
         return f"{'—':>9}"
+    if ours["added_median"] <= 0:  # ours within the noise around zero: no finite ratio
+        return f"{'ours≤0':>9}"
     return f"{anchor['added_median'] / ours['added_median']:8.1f}x"
 
 
