@@ -31,6 +31,8 @@ __all__ = ["BackgroundEmitter"]
 
 log = logging.getLogger(__name__)
 
+_YIELD_AFTER_S = 0.001
+
 
 class BackgroundEmitter:
     """Wraps an emitter so that ``emit`` never waits on it."""
@@ -89,6 +91,7 @@ class BackgroundEmitter:
             self._wake.wait(self.poll_s)
             self._wake.clear()
             self._busy = True
+            held_since = time.perf_counter()
             while queue:
                 item = queue.popleft()
                 try:
@@ -98,9 +101,13 @@ class BackgroundEmitter:
                 except Exception:
                     self.errors += 1
                     log.exception("tokenline sender failed on one usage event")
-                # Let go of the GIL between events: a caller whose response has arrived
-                # takes it now, instead of waiting out the interpreter's switch interval.
-                time.sleep(0)
+                if time.perf_counter() - held_since > _YIELD_AFTER_S:
+                    # Let go of the GIL now and then: a caller whose response has arrived
+                    # takes it, instead of waiting out the interpreter's switch interval.
+                    # Not after every event: each time the sender wants the GIL back from
+                    # a busy caller, the caller is made to switch.
+                    time.sleep(0)
+                    held_since = time.perf_counter()
             try:
                 self.inner.poll()
             except Exception:
