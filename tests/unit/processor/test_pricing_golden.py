@@ -275,3 +275,57 @@ def test_price_change_uses_entry_ids() -> None:
         price_event(after, TABLE, NORMALIZER).price_entry_id
         == "anthropic/claude-opus-4-1@2026-06-01"
     )
+
+
+_ZERO_USAGE = {
+    "input_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "cache_write_input_tokens": 0,
+    "cache_write_5m_input_tokens": None,
+    "cache_write_1h_input_tokens": None,
+    "output_tokens": 0,
+    "reasoning_tokens": 0,
+    "provider_total_tokens": None,
+    "mismatch": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("success", "first_token_ms", "unknown"),
+    [
+        (True, None, True),  # answered, usage never reported (a stream cut before its usage)
+        (True, 300, True),
+        (False, 300, True),  # output had begun, then the stream failed: tokens were billed
+        (False, None, False),  # refused before any answer: nothing billable
+    ],
+)
+def test_unreported_usage_is_never_priced_as_zero(
+    success: bool, first_token_ms: int | None, unknown: bool
+) -> None:
+    event = usage_event(
+        occurred_at=AT,
+        usage=_ZERO_USAGE,
+        usage_source="none",
+        success=success,
+        time_to_first_token_ms=first_token_ms,
+    )
+    result = price_event(event, TABLE, NORMALIZER, ADJUSTMENTS)
+    assert result.canonical_model == "claude-sonnet-4-5"
+    if unknown:
+        assert (result.status, result.unpriced_reason, result.cost) == (
+            "unpriced",
+            "usage_not_reported",
+            None,
+        )
+    else:
+        assert result.status == "priced"
+        assert result.cost is not None
+        assert result.cost["total"] == 0
+
+
+def test_reported_zero_usage_is_priced_as_zero() -> None:
+    event = usage_event(occurred_at=AT, usage=_ZERO_USAGE, usage_source="reported")
+    result = price_event(event, TABLE, NORMALIZER, ADJUSTMENTS)
+    assert result.status == "priced"
+    assert result.cost is not None
+    assert result.cost["total"] == 0

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COST_QUANTUM",
+    "USAGE_NOT_REPORTED",
     "PricingResult",
     "TenantAdjustment",
     "compute_cost",
     "price_event",
     "prompt_tokens",
+    "usage_unknown",
 ]
 
 COST_QUANTUM = Decimal("1E-12")
@@ -72,6 +74,22 @@ class PricingResult:
     price_entry_id: str | None
     pricing_version: str
     currency: str = "USD"
+
+
+USAGE_NOT_REPORTED = "usage_not_reported"
+
+
+def usage_unknown(event: UsageEvent) -> bool:
+    """Whether the provider may have billed tokens that nobody reported.
+
+    ``usage_source`` ``none`` on a call that succeeded, or that failed after output had begun
+    (a stream cut mid-way), means the buckets are unknown, not zero: pricing them would say
+    the call was free. A call the provider refused before answering (failed, no first token)
+    used nothing billable, so its zero usage is priced as the $0 it costs.
+    """
+    if event["usage_source"] != "none":
+        return False
+    return event["success"] or event["time_to_first_token_ms"] is not None
 
 
 def prompt_tokens(usage: Usage) -> int:
@@ -159,6 +177,10 @@ def price_event(
         event["provider"], event["request_model"], event["response_model"], event["deployment"]
     )
     version = table.pricing_version
+    if usage_unknown(event):
+        return PricingResult(
+            "unpriced", USAGE_NOT_REPORTED, normalized.canonical, None, None, version
+        )
     if normalized.canonical is None:
         reason = normalized.unpriced_reason or "unknown_model"
         return PricingResult("unpriced", reason, None, None, None, version)
