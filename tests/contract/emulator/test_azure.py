@@ -67,6 +67,12 @@ def test_azure_stream_starts_with_prompt_filter_chunk(
     chunks = list(stream)
     assert chunks[0].choices == []
     assert chunks[0].usage is None
+    assert (chunks[0].id, chunks[0].model, chunks[0].object, chunks[0].created) == ("", "", "", 0)
+    assert chunks[0].prompt_filter_results  # type: ignore[attr-defined]
+    assert chunks[1].id.startswith("chatcmpl-")
+    assert chunks[1].model == "gpt-4o-2024-08-06"
+    assert chunks[1].choices[0].content_filter_results == {}  # type: ignore[attr-defined]
+    assert chunks[2].choices[0].content_filter_results["hate"]["filtered"] is False  # type: ignore[attr-defined]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.model_dump(exclude_none=True) == emulator.last_call.usage

@@ -284,3 +284,32 @@ def test_delay_then_timeout(client: openai.OpenAI, emulator: ProviderEmulator) -
     emulator.delay_next(0.5)
     with pytest.raises(openai.APITimeoutError):
         client.with_options(timeout=0.1).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+
+def test_dropped_usage_chunk_ends_the_stream_cleanly(
+    client: openai.OpenAI, emulator: ProviderEmulator
+) -> None:
+    emulator.drop_next_usage(provider="openai")
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks)
+    assert (emulator.last_call.usage, emulator.last_call.completed) == ({}, True)
+    events = list(client.responses.create(model="gpt-4o", input="Hi", stream=True))
+    assert events[-1].type == "response.completed"  # one dropped report only
+    assert emulator.last_call.usage
+
+
+def test_dropped_usage_leaves_plain_answers_alone(
+    client: openai.OpenAI, emulator: ProviderEmulator
+) -> None:
+    emulator.drop_next_usage()
+    completion = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert completion.usage is not None  # a JSON answer does not take the fault
+    events = list(client.responses.create(model="gpt-4o", input="Hi", stream=True))
+    assert "response.completed" not in {e.type for e in events}
+    assert events[-1].type == "response.output_item.done"
+    assert emulator.last_call.usage == {}

@@ -274,6 +274,20 @@ def test_abandoned_stream_is_recorded_when_collected(
     assert event["request_model"] == CLAUDE
 
 
+def test_converse_stream_ending_without_metadata_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage(provider="bedrock")
+    response = _client(emulator).converse_stream(modelId=CLAUDE, messages=MESSAGES)
+    events = list(response["stream"])
+    assert next(iter(events[-1])) == "messageStop"  # ended cleanly, no metadata event
+    assert emulator.last_call.usage == {}
+    (event,) = session.events(1)
+    assert event["success"] is True
+    assert event["usage_source"] == "none"
+    assert set(event["usage"].values()) <= {0, None}
+
+
 def test_stream_cut_midway_is_recorded_once(emulator: ProviderEmulator, session: Session) -> None:
     emulator.cut_next_stream(after_events=2)
     response = _client(emulator).converse_stream(modelId=CLAUDE, messages=MESSAGES)

@@ -275,3 +275,115 @@ def test_prompt_and_answer_never_leave_the_process(
     assert secret.encode() not in encoded
     assert answer
     assert answer.encode() not in encoded
+
+
+def _check_azure_stream(chunks: list[Any], session: Session, emulator: ProviderEmulator) -> None:
+    first = chunks[0]  # Azure's prompt-filter chunk reaches the caller as it came
+    assert (first.id, first.model, first.choices) == ("", "", [])
+    assert first.prompt_filter_results
+    (event,) = session.events(1)
+    _assert_event(
+        event,
+        _chat_buckets(reported(emulator)),
+        provider="azure_openai",
+        request_model="chat-prod",
+        deployment="chat-prod",
+        response_model="gpt-4o-2024-08-06",
+        provider_request_id=chunks[1].id,
+        streamed=True,
+        success=True,
+    )
+    assert event["provider_request_id"].startswith("chatcmpl-")
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["usage-hidden", "usage-asked"])
+def test_azure_stream_model_and_id_come_after_the_prompt_filter_chunk(
+    emulator: ProviderEmulator, session: Session, asked: bool
+) -> None:
+    kwargs = {**_stream_kwargs(asked), "model": "chat-prod"}
+    chunks = list(_client(emulator, azure=True).chat.completions.create(**kwargs))
+    _check_azure_stream(chunks, session, emulator)
+
+
+@pytest.mark.asyncio
+async def test_azure_stream_async(emulator: ProviderEmulator, session: Session) -> None:
+    async with _client(emulator, azure=True, aio=True) as client:
+        stream = await client.chat.completions.create(
+            **{**_stream_kwargs(False), "model": "chat-prod"}
+        )
+        chunks = [chunk async for chunk in stream]
+    _check_azure_stream(chunks, session, emulator)
+
+
+def _check_usage_not_reported(session: Session, emulator: ProviderEmulator, **fields: Any) -> None:
+    assert emulator.last_call.usage == {}  # the stream ended cleanly, without its usage
+    assert emulator.last_call.completed
+    (event,) = session.events(1)
+    assert event["success"] is True
+    assert event["streamed"] is True
+    assert event["usage_source"] == "none"  # not "reported" with every bucket 0
+    assert set(event["usage"].values()) <= {0, None}
+    for name, value in fields.items():
+        assert event[name] == value, name
+
+
+@pytest.mark.parametrize("azure", [False, True], ids=["openai", "azure"])
+@pytest.mark.parametrize("asked", [False, True], ids=["usage-hidden", "usage-asked"])
+def test_chat_stream_ending_without_its_usage_chunk_reports_no_usage(
+    emulator: ProviderEmulator, session: Session, asked: bool, azure: bool
+) -> None:
+    emulator.drop_next_usage()
+    kwargs = {**_stream_kwargs(asked), "model": "chat-prod"} if azure else _stream_kwargs(asked)
+    chunks = list(_client(emulator, azure=azure).chat.completions.create(**kwargs))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks)
+    model = "gpt-4o-2024-08-06" if azure else "o3-mini"
+    _check_usage_not_reported(session, emulator, response_model=model)
+
+
+@pytest.mark.asyncio
+async def test_chat_stream_without_usage_async(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage()
+    async with _client(emulator, aio=True) as client:
+        stream = await client.chat.completions.create(**_stream_kwargs(False))
+        chunks = [chunk async for chunk in stream]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    _check_usage_not_reported(session, emulator, response_model="o3-mini")
+
+
+def test_stream_helper_without_usage(emulator: ProviderEmulator, session: Session) -> None:
+    emulator.drop_next_usage()
+    client = _client(emulator)
+    with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+        assert stream.get_final_completion().usage is None
+    _check_usage_not_reported(session, emulator, operation="chat", response_model="gpt-4o")
+
+
+def test_completions_stream_without_usage(emulator: ProviderEmulator, session: Session) -> None:
+    emulator.drop_next_usage()
+    client = _client(emulator)
+    list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi", stream=True))
+    _check_usage_not_reported(session, emulator, operation="completion")
+
+
+def test_responses_stream_ending_before_completed_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage()
+    events = list(_client(emulator).responses.create(model="gpt-5", input="hello", stream=True))
+    assert events[-1].type == "response.output_item.done"  # no response.completed
+    _check_usage_not_reported(session, emulator, operation="responses", response_model="gpt-5")
+
+
+@pytest.mark.asyncio
+async def test_responses_stream_without_usage_async(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage()
+    async with _client(emulator, aio=True) as client:
+        stream = await client.responses.create(model="gpt-5", input="hello", stream=True)
+        events = [event async for event in stream]
+    assert events[-1].type == "response.output_item.done"
+    _check_usage_not_reported(session, emulator, operation="responses", response_model="gpt-5")

@@ -176,6 +176,7 @@ def converse_stream(request: Request) -> Reply:
         headers=_request_id(),
         model=request.params["model"],
         usage=usage,
+        usage_event=len(events) - 1,  # the metadata event
     )
 
 

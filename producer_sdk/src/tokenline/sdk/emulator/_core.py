@@ -73,6 +73,9 @@ class Reply:
     model: str = ""
     usage: JSONObject = field(default_factory=dict)
     deployment: str | None = None
+    usage_event: int | None = None
+    """For a stream: the index in ``events`` of the event that reports the usage, which a
+    proxy or a cut connection can drop while the stream still ends cleanly."""
 
     @property
     def streamed(self) -> bool:

@@ -8,7 +8,8 @@ inside ``completion_tokens``):
 - Reasoning models (names starting ``o1``, ``o3``, ``o4`` or ``gpt-5``) add reasoning tokens by
   effort: minimal 0, low 64, medium (default) 192, high 512.
 - Azure answers with the deployment's underlying model in ``model`` and adds content-filter
-  results; a streamed Azure chat starts with a ``choices: []`` prompt-filter chunk.
+  results; a streamed Azure chat starts with the prompt-filter chunk (``choices: []`` and an
+  empty ``id``, ``model`` and ``object``), and its choices carry ``content_filter_results``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ CACHE_STEP = 128
 FILTER_OK = {
     name: {"filtered": False, "severity": "safe"}
     for name in ("hate", "self_harm", "sexual", "violence")
+}
+#: Azure's first chunk of a streamed chat when content filtering is on (the default): the
+#: prompt's filter results, with no choices and an empty id, model and object.
+AZURE_PROMPT_FILTER_CHUNK: JSONObject = {
+    "choices": [],
+    "created": 0,
+    "id": "",
+    "model": "",
+    "object": "",
+    "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": FILTER_OK}],
 }
 ERRORS = {
     400: ("invalid_request_error", None),
@@ -161,6 +172,7 @@ def chat_completions(request: Request) -> Reply:
     events = _chat_events(chunk, pieces, tool_call, finish, azure=azure, usage=shown)
     reply = sse_reply(events, model=model, usage=usage if include_usage else {})
     reply.deployment = deployment
+    reply.usage_event = len(events) - 2 if include_usage else None  # the chunk before [DONE]
     return reply
 
 
@@ -181,18 +193,21 @@ def _chat_events(
     extra = {"usage": None} if usage is not None else {}
     events = []
     if azure:
-        filters = [{"prompt_index": 0, "content_filter_results": FILTER_OK}]
-        events.append(sse({**chunk, "model": "", "choices": [], "prompt_filter_results": filters}))
+        events.append(sse(AZURE_PROMPT_FILTER_CHUNK))
     first_delta: JSONObject = {"role": "assistant", "content": "", "refusal": None}
     deltas: list[JSONObject] = [first_delta]
     if tool_call is not None:
         first_delta.update(content=None, tool_calls=[{"index": 0, **tool_call}])
     else:
         deltas += [{"content": piece} for piece in pieces]
-    for delta in deltas:
+    for position, delta in enumerate(deltas):
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        if azure:  # the role chunk is not filtered yet; content chunks carry their results
+            choice["content_filter_results"] = FILTER_OK if position else {}
         events.append(sse({**chunk, "choices": [choice], **extra}))
-    done = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+    done: JSONObject = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+    if azure:
+        done["content_filter_results"] = {}
     events.append(sse({**chunk, "choices": [done], **extra}))
     if usage is not None:
         events.append(sse({**chunk, "choices": [], "usage": usage}))
@@ -307,6 +322,7 @@ def responses(request: Request) -> Reply:
     ]
     reply = sse_reply(events, model=model, usage=usage)
     reply.deployment = deployment
+    reply.usage_event = len(events) - 1  # response.completed
     return reply
 
 
@@ -344,6 +360,7 @@ def completions(request: Request) -> Reply:
     events.append(sse("[DONE]"))
     reply = sse_reply(events, model=model, usage=usage if include_usage else {})
     reply.deployment = deployment
+    reply.usage_event = len(events) - 2 if include_usage else None
     return reply
 
 

@@ -62,7 +62,7 @@ class _Server(ThreadingHTTPServer):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail", "delay" or "cut"
+    kind: str  # "fail", "delay", "cut" or "drop_usage"
     provider: str | None
     remaining: int
     status: int = 0
@@ -193,6 +193,16 @@ class ProviderEmulator:
         with self._lock:
             self._faults.append(_Fault("cut", provider, 1, after_events=after_events))
 
+    def drop_next_usage(self, provider: str | None = None) -> None:
+        """End the next streamed answer that reports usage cleanly but without that report.
+
+        As a proxy that drops it, or a stream ended early, would: OpenAI's usage chunk (chat
+        and completions with ``include_usage``), the Responses API's ``response.completed``
+        event, Bedrock ConverseStream's ``metadata`` event. The record's usage is then empty.
+        """
+        with self._lock:
+            self._faults.append(_Fault("drop_usage", provider, 1))
+
     def _take_fault(self, kind: str, provider: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -241,9 +251,19 @@ class ProviderEmulator:
             if reply.streamed:
                 fault = self._take_fault("cut", route.provider)
                 cut = fault.after_events if fault is not None else None
+                if reply.usage_event is not None:
+                    _drop_usage(reply, self._take_fault("drop_usage", route.provider))
             return reply, route, cut
         reply = Reply(status=404, body=json.dumps({"error": f"no route {path}"}).encode())
         return reply, None, None
+
+
+def _drop_usage(reply: Reply, fault: _Fault | None) -> None:
+    if fault is None or reply.events is None or reply.usage_event is None:
+        return
+    del reply.events[reply.usage_event]
+    reply.usage = {}
+    reply.usage_event = None
 
 
 def _make_handler(emulator: ProviderEmulator) -> type[BaseHTTPRequestHandler]:

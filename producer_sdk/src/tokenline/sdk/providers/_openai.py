@@ -6,8 +6,13 @@ prompt - cached - cache writes, and visible output = completion - reasoning.
 
 Streams report usage only when asked (``stream_options.include_usage``): the adapter asks, and
 hides the extra usage-only chunk from a caller who did not, so the caller's stream is
-unchanged. The ``.stream()`` helpers call ``create`` on their own resource; they run with the
-wrapped resource as ``self`` so that inner call is the one metered.
+unchanged. A stream that ends without that chunk (a proxy dropped it, the stream was cut)
+leaves the usage unset: the event says ``usage_source = "none"``, never zero usage. The model
+and id come from the first chunk that has them: Azure with content filtering (the default)
+starts with a prompt-filter chunk whose ``model`` and ``id`` are empty.
+
+The ``.stream()`` helpers call ``create`` on their own resource; they run with the wrapped
+resource as ``self`` so that inner call is the one metered.
 """
 
 from __future__ import annotations
@@ -105,9 +110,9 @@ def _finish_responses(call: Call, result: Any) -> None:
 
 
 def _chat_chunk(call: Call, chunk: Any) -> bool:
-    if call.response_model is None:
-        call.response_model = getattr(chunk, "model", None)
-        call.provider_request_id = getattr(chunk, "id", None)
+    if not call.response_model:  # Azure's prompt-filter chunk comes first, with "" for both
+        call.response_model = getattr(chunk, "model", None) or None
+        call.provider_request_id = getattr(chunk, "id", None) or call.provider_request_id
     usage = getattr(chunk, "usage", None)
     if usage is None:
         return True
