@@ -22,6 +22,7 @@ from tokenline.processor.pricing import (
     PriceTable,
     TenantAdjustment,
     price_event,
+    pricing_version_of,
 )
 
 pytestmark = pytest.mark.unit
@@ -243,7 +244,7 @@ def test_golden(overrides: dict[str, Any], expected: tuple[str, ...] | str, cano
     event = usage_event(**{"occurred_at": AT, **overrides})
     result = price_event(event, TABLE, NORMALIZER, ADJUSTMENTS)
     assert result.canonical_model == canonical
-    assert result.pricing_version == TABLE.pricing_version
+    assert result.pricing_version == pricing_version_of(TABLE, NORMALIZER, ADJUSTMENTS)
     if isinstance(expected, str):
         assert result.status == "unpriced"
         assert result.unpriced_reason == expected

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tokenline.processor.enrich import AttributionRule, enrich
-from tokenline.processor.pricing import price_event
 from tokenline.processor.validate import ValidationLimits, validate_event
 from tokenline.schemas import AvroCodec, DecodeError
 
@@ -112,7 +111,7 @@ def price_and_enrich(
     now: datetime,
 ) -> PricedUsageEvent:
     """The priced, enriched record of a valid event (also used by the replay job)."""
-    result = price_event(event, book.table, book.normalizer, book.adjustments)
+    result = book.price(event)
     enrichment = enrich(event, rules)
     return {
         "event": event,

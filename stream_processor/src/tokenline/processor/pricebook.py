@@ -1,17 +1,21 @@
 """What the processor prices with: a price table plus the operator's maps and tenant terms.
 
 The document on the compacted prices topic is a price-table document
-(``PriceTable.to_document``) with three optional extra keys the table itself ignores:
-``tenant_adjustments`` (tenant to percent, negative is a discount), ``azure_deployments`` and
+(``PriceTable.to_document``) with extra keys the table itself ignores: ``tenant_adjustments``
+(tenant to a list of terms ``{percent, effective_from, effective_to}``, negative percent is a
+discount; a bare percent, the older form, is one undated term), ``azure_deployments`` and
 ``inference_profiles`` (the normalizer's maps). So one published document changes prices,
-discounts and model maps together, live.
+terms and model maps together, live.
+
+The book's :attr:`PriceBook.pricing_version` covers all of it and the pricing code's rules
+version (:func:`~tokenline.processor.pricing.engine.pricing_version_of`): whatever can change a
+cost changes the version, so a replay after any such change re-prices what it affects.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,34 +23,54 @@ from tokenline.processor.pricing import (
     Normalizer,
     PriceTable,
     PriceTableError,
-    TenantAdjustment,
     load_overrides,
     load_snapshot,
+    price_event,
+    pricing_version_of,
 )
+from tokenline.processor.pricing.terms import terms_document, terms_from_document
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from tokenline.processor.pricing import PricingResult, Terms
+    from tokenline.schemas import UsageEvent
 
 __all__ = ["PriceBook", "load_price_book"]
 
 
 @dataclass(frozen=True)
 class PriceBook:
-    """A price table, the normalizer maps and per-tenant adjustments, versioned together."""
+    """A price table, the normalizer maps and per-tenant terms, versioned together.
+
+    ``pricing_version`` is computed once, when the book is made.
+    """
 
     table: PriceTable
     normalizer: Normalizer = field(default_factory=Normalizer)
-    adjustments: Mapping[str, TenantAdjustment] = field(default_factory=dict)
+    adjustments: Mapping[str, Terms] = field(default_factory=dict)
+    pricing_version: str = field(init=False, compare=False)
 
-    @property
-    def pricing_version(self) -> str:
-        """The table's content version (what priced events carry)."""
-        return self.table.pricing_version
+    def __post_init__(self) -> None:
+        version = pricing_version_of(self.table, self.normalizer, self.adjustments)
+        object.__setattr__(self, "pricing_version", version)
+
+    def price(self, event: UsageEvent) -> PricingResult:
+        """Price one event with this book (carrying the book's version)."""
+        return price_event(
+            event,
+            self.table,
+            self.normalizer,
+            self.adjustments,
+            pricing_version=self.pricing_version,
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The document published on the prices topic."""
         doc = self.table.to_document()
-        doc["tenant_adjustments"] = {t: str(a.percent) for t, a in self.adjustments.items()}
+        doc["tenant_adjustments"] = {
+            tenant: terms_document(terms) for tenant, terms in sorted(self.adjustments.items())
+        }
         doc["azure_deployments"] = dict(self.normalizer.azure_deployments)
         doc["inference_profiles"] = dict(self.normalizer.inference_profiles)
         return doc
@@ -57,20 +81,25 @@ class PriceBook:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> PriceBook:
-        """Parse a document; a bare price-table document gives empty maps and adjustments."""
+        """Parse a document; a bare price-table document gives empty maps and terms."""
         try:
             doc = json.loads(text, parse_float=str)
         except ValueError as exc:
             raise PriceTableError(f"not JSON: {exc}") from exc
         table = PriceTable.from_document(doc)
-        try:
-            adjustments = {
-                str(tenant): TenantAdjustment(Decimal(str(percent)))
-                for tenant, percent in (doc.get("tenant_adjustments") or {}).items()
-            }
-        except (InvalidOperation, AttributeError) as exc:
-            msg = f"invalid tenant_adjustments: {exc}"
-            raise PriceTableError(msg) from exc
+        raw_terms = doc.get("tenant_adjustments") or {}
+        if not isinstance(raw_terms, dict):
+            msg = "tenant_adjustments: expected an object of tenant to terms"
+            raise PriceTableError(msg)
+        adjustments: dict[str, Terms] = {}
+        problems = []
+        for tenant, value in raw_terms.items():
+            try:
+                adjustments[str(tenant)] = terms_from_document(value)
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                problems.append(f"tenant_adjustments.{tenant}: {exc}")
+        if problems:
+            raise PriceTableError("; ".join(problems))
         normalizer = Normalizer(
             {str(k): str(v) for k, v in (doc.get("azure_deployments") or {}).items()},
             {str(k): str(v) for k, v in (doc.get("inference_profiles") or {}).items()},

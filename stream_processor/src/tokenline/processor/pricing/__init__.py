@@ -1,15 +1,16 @@
 """Pricing: effective-dated price tables, model normalization and the pure pricing function.
 
-``price_event(event, table, normalizer, adjustments)`` prices one usage event; the base
-table is LiteLLM's price list (``load_snapshot``), operators add overrides from YAML
-(``load_overrides``).
+``price_event(event, table, normalizer, adjustments)`` prices one usage event (tenant terms are
+effective-dated, :mod:`~tokenline.processor.pricing.terms`); the base table is LiteLLM's price
+list (``load_snapshot``), operators add overrides from YAML (``load_overrides``).
 """
 
 from tokenline.processor.pricing.engine import (
+    PRICING_RULES_VERSION,
     PricingResult,
-    TenantAdjustment,
     compute_cost,
     price_event,
+    pricing_version_of,
     prompt_tokens,
 )
 from tokenline.processor.pricing.entry import BucketPrices, LongContextTier, PriceEntry, to_decimal
@@ -23,8 +24,10 @@ from tokenline.processor.pricing.litellm import convert, fetch_current, load_sna
 from tokenline.processor.pricing.normalize import NormalizedModel, Normalizer
 from tokenline.processor.pricing.overrides import Overrides, load_overrides, parse_overrides
 from tokenline.processor.pricing.table import PriceTable
+from tokenline.processor.pricing.terms import TenantAdjustment, TenantTerms, Terms
 
 __all__ = [
+    "PRICING_RULES_VERSION",
     "BucketPrices",
     "LongContextTier",
     "NormalizedModel",
@@ -38,6 +41,8 @@ __all__ = [
     "PricingResult",
     "RefreshError",
     "TenantAdjustment",
+    "TenantTerms",
+    "Terms",
     "compute_cost",
     "convert",
     "fetch_current",
@@ -45,6 +50,7 @@ __all__ = [
     "load_snapshot",
     "parse_overrides",
     "price_event",
+    "pricing_version_of",
     "prompt_tokens",
     "read_source",
     "to_decimal",

@@ -2,62 +2,51 @@
 
 Order of the computation, per bucket: tokens times per-token price (tier prices when the prompt
 is over the entry's long-context threshold, batch prices when the event is a batch request)
-times (1 + tenant adjustment percent / 100), then quantized to 12 decimal places with
-ROUND_HALF_EVEN (the Avro ``Cost`` is ``decimal(38,12)``). The total is the sum of the
-quantized buckets, so it always equals what the buckets add up to.
+times (1 + percent / 100) of the tenant's term valid at ``occurred_at``, then quantized to 12
+decimal places with ROUND_HALF_EVEN (the Avro ``Cost`` is ``decimal(38,12)``). The total is the
+sum of the quantized buckets, so it always equals what the buckets add up to.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING
 
+from tokenline.processor.pricing.terms import TenantAdjustment, terms_document
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
 
     from tokenline.processor.pricing.entry import BucketPrices, PriceEntry
     from tokenline.processor.pricing.normalize import Normalizer
     from tokenline.processor.pricing.table import PriceTable
+    from tokenline.processor.pricing.terms import Terms
     from tokenline.schemas import Cost, PricingStatus, Usage, UsageEvent
 
 __all__ = [
     "COST_QUANTUM",
+    "PRICING_RULES_VERSION",
     "USAGE_NOT_REPORTED",
     "PricingResult",
     "TenantAdjustment",
     "compute_cost",
     "price_event",
+    "pricing_version_of",
     "prompt_tokens",
     "usage_unknown",
 ]
 
 COST_QUANTUM = Decimal("1E-12")
 _EXACT = Context(prec=80)
-_HUNDRED = Decimal(100)
 
-
-@dataclass(frozen=True, slots=True)
-class TenantAdjustment:
-    """A tenant's discount (negative ``percent``) or markup (positive) on every bucket."""
-
-    percent: Decimal
-
-    @classmethod
-    def discount(cls, percent: Decimal) -> TenantAdjustment:
-        """A discount of ``percent`` percent."""
-        return cls(-percent)
-
-    @classmethod
-    def markup(cls, percent: Decimal) -> TenantAdjustment:
-        """A markup of ``percent`` percent."""
-        return cls(percent)
-
-    @property
-    def factor(self) -> Decimal:
-        """The multiplier: ``1 + percent / 100``."""
-        with localcontext(_EXACT):
-            return 1 + self.percent / _HUNDRED
+PRICING_RULES_VERSION = 1
+"""The version of the pricing rules written in code (this engine, the normalizer's rules, the
+converter). Part of every ``pricing_version``: bump it with any change of code that can change
+a cost, a pricing status or a canonical model, so a replay re-prices what the change affects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,21 +151,58 @@ def compute_cost(
     }
 
 
+def pricing_version_of(
+    table: PriceTable,
+    normalizer: Normalizer,
+    adjustments: Mapping[str, Terms] | None = None,
+) -> str:
+    """The version of everything that can change a cost: 16 hex digits of a sha256.
+
+    Covers the price entries (``table.pricing_version``), the tenant terms, the normalizer's
+    maps (``Normalizer.fingerprint``) and :data:`PRICING_RULES_VERSION`; independent of the
+    order anything was given in. Compute it once per set of inputs, not per event.
+    """
+    content = {
+        "rules": PRICING_RULES_VERSION,
+        "entries": table.pricing_version,
+        "terms": {t: terms_document(v) for t, v in sorted((adjustments or {}).items())},
+        "maps": normalizer.fingerprint(),
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _adjustment_at(
+    adjustments: Mapping[str, Terms] | None, tenant: str, at: datetime
+) -> TenantAdjustment | None:
+    terms = None if adjustments is None else adjustments.get(tenant)
+    return None if terms is None else terms.at(at)
+
+
 def price_event(
     event: UsageEvent,
     table: PriceTable,
     normalizer: Normalizer,
-    adjustments: Mapping[str, TenantAdjustment] | None = None,
+    adjustments: Mapping[str, Terms] | None = None,
+    *,
+    pricing_version: str | None = None,
 ) -> PricingResult:
     """Price ``event`` with the entry valid at its ``occurred_at``.
 
     The model is normalized first; its lookup ids are tried most specific first. An event
-    whose model is unknown, or known only from a later date, is unpriced with a reason.
+    whose model is unknown, or known only from a later date, is unpriced with a reason. The
+    tenant's term valid at ``occurred_at`` adjusts the cost. ``pricing_version`` is what
+    :func:`pricing_version_of` gives for the same arguments (a price book passes the one it
+    computed once); without it, it is computed here.
     """
     normalized = normalizer.normalize_event(
         event["provider"], event["request_model"], event["response_model"], event["deployment"]
     )
-    version = table.pricing_version
+    version = (
+        pricing_version
+        if pricing_version is not None
+        else pricing_version_of(table, normalizer, adjustments)
+    )
     if usage_unknown(event):
         return PricingResult(
             "unpriced", USAGE_NOT_REPORTED, normalized.canonical, None, None, version
@@ -188,7 +214,7 @@ def price_event(
     for model_id in normalized.lookup_ids:
         found = table.find(event["provider"], model_id, event["occurred_at"])
         if found.entry is not None:
-            adjustment = (adjustments or {}).get(event["tenant_id"])
+            adjustment = _adjustment_at(adjustments, event["tenant_id"], event["occurred_at"])
             cost = compute_cost(
                 found.entry, event["usage"], batch=event["batch"], adjustment=adjustment
             )

@@ -22,12 +22,11 @@ lookup tries ``lookup_ids`` in order, most specific first: the regional id (Bedr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 
 __all__ = [
     "BEDROCK_REGION_PREFIXES",
@@ -115,6 +114,12 @@ class Normalizer:
     azure_deployments: Mapping[str, str] = field(default_factory=dict)
     inference_profiles: Mapping[str, str] = field(default_factory=dict)
 
+    def fingerprint(self) -> str:
+        """A sha256 of every map this normalizer uses (every field), in canonical order."""
+        content = {f.name: getattr(self, f.name) for f in fields(self)}
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_canonical)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def normalize_event(
         self,
         provider: str,
@@ -193,3 +198,14 @@ class Normalizer:
             if stripped != model and stripped:
                 return stripped
         return model
+
+
+def _canonical(value: object) -> object:
+    """JSON form of a map or collection field (mappings as sorted dicts, sets sorted)."""
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, tuple):
+        return list(value)
+    return repr(value)

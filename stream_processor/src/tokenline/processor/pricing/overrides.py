@@ -15,8 +15,14 @@ Native shape (every section optional)::
         batch_discount_percent: 50 # or batch: {input: ..., output: ...}
         long_context: {threshold_tokens: 200000, input: "5.00", output: "15.00"}
     tenants:
-      acme: {discount_percent: 20}
+      acme: {discount_percent: 20}   # one term, from the beginning
       reseller: {markup_percent: 5}
+      globex:                        # effective-dated terms, chosen by the event's occurred_at
+        - effective_from: 2026-01-01 # date (midnight UTC) or aware datetime; absent: the beginning
+          discount_percent: 10       # until the next term starts (no effective_to)
+        - effective_from: 2026-07-01
+          effective_to: 2027-01-01   # optional, exclusive; list price after it
+          discount_percent: 15
     azure_deployments: {prod-gpt4o: gpt-4o}
     bedrock_inference_profiles:
       "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc":
@@ -38,11 +44,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from tokenline.processor.pricing.engine import TenantAdjustment
 from tokenline.processor.pricing.entry import BucketPrices, LongContextTier, PriceEntry, to_decimal
 from tokenline.processor.pricing.errors import OverridesError
 from tokenline.processor.pricing.litellm import BASE_VALID_FROM
 from tokenline.processor.pricing.normalize import Normalizer
+from tokenline.processor.pricing.terms import TenantAdjustment, TenantTerms, Terms, term_problems
 
 __all__ = ["Overrides", "load_overrides", "parse_overrides"]
 
@@ -94,9 +100,19 @@ class _PriceRow(_Prices):
     long_context: _Tier | None = None
 
 
-class _Tenant(_Strict):
+class _Term(_Strict):
+    effective_from: date | datetime | None = None
+    effective_to: date | datetime | None = None
     discount_percent: Percent | None = None
     markup_percent: Markup | None = None
+
+
+def _as_list(value: object) -> object:
+    """A tenant given as one mapping (the undated form) is a list of one term."""
+    return [value] if isinstance(value, dict) else value
+
+
+_Terms = Annotated[list[_Term], BeforeValidator(_as_list), Field(min_length=1)]
 
 
 class _TrackrPrice(_Strict):
@@ -107,8 +123,8 @@ class _TrackrPrice(_Strict):
 class _File(_Strict):
     version: Literal[1] = 1
     prices: list[_PriceRow] = []
-    tenants: dict[str, _Tenant] = {}
-    tenant_overrides: dict[str, _Tenant] = {}
+    tenants: dict[str, _Terms] = {}
+    tenant_overrides: dict[str, _Terms] = {}
     azure_deployments: dict[str, str] = {}
     bedrock_inference_profiles: dict[str, str] = {}
     openai: dict[str, _TrackrPrice] = {}
@@ -124,7 +140,8 @@ class Overrides:
     """What an overrides file configures."""
 
     entries: tuple[PriceEntry, ...] = ()
-    adjustments: dict[str, TenantAdjustment] = field(default_factory=dict)
+    adjustments: dict[str, Terms] = field(default_factory=dict)
+    """Per tenant: one term (a mapping in the file) or :class:`TenantTerms` (a list)."""
     azure_deployments: dict[str, str] = field(default_factory=dict)
     inference_profiles: dict[str, str] = field(default_factory=dict)
 
@@ -169,11 +186,19 @@ def _entry_model(provider: str, model: str, normalizer: Normalizer) -> str:
     return normalizer.normalize(provider, model).specific or model
 
 
-def _problems(exc: ValidationError) -> list[str]:
-    out = []
+def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[str]:
+    out: list[str] = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        out.append(f"{where}: {err['msg']}")
+        loc = list(err["loc"])
+        if len(loc) >= 3 and loc[0] in _TENANT_SECTIONS and loc[2] == 0:
+            section = raw.get(loc[0])
+            if isinstance(section, dict) and isinstance(section.get(loc[1]), dict):
+                del loc[2]  # a mapping is validated as a list of one term: name it as written
+        if len(loc) >= 2 and loc[-1] in ("date", "datetime"):
+            del loc[-1]  # which member of ``date | datetime`` failed says nothing to fix
+        where = ".".join(str(p) for p in loc) or "(file)"
+        if not any(line.startswith(f"{where}: ") for line in out):
+            out.append(f"{where}: {err['msg']}")
     return out
 
 
@@ -191,10 +216,10 @@ def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:
     try:
         doc = _File.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_problems(exc))
+        problems.extend(_problems(exc, raw))
         raise OverridesError(source, problems) from exc
     entries = [*_price_entries(doc, problems), *_trackr_entries(doc)]
-    adjustments = _adjustments(doc, problems)
+    adjustments = _adjustments(doc, raw, problems)
     seen: set[tuple[str, str, datetime]] = set()
     for entry in entries:
         key = (entry.provider, entry.model, entry.valid_from)
@@ -266,22 +291,51 @@ def _trackr_entries(doc: _File) -> list[PriceEntry]:
     return entries
 
 
-def _adjustments(doc: _File, problems: list[str]) -> dict[str, TenantAdjustment]:
-    adjustments: dict[str, TenantAdjustment] = {}
-    for section, tenants in (("tenants", doc.tenants), ("tenant_overrides", doc.tenant_overrides)):
-        for tenant, setting in tenants.items():
-            given = [v for v in (setting.discount_percent, setting.markup_percent) if v is not None]
-            if len(given) != 1:
-                problems.append(
-                    f"{section}.{tenant}: give exactly one of discount_percent, markup_percent"
-                )
-            elif tenant in adjustments:
-                problems.append(f"{section}.{tenant}: tenant configured twice")
-            elif setting.discount_percent is not None:
-                adjustments[tenant] = TenantAdjustment.discount(setting.discount_percent)
-            else:
-                adjustments[tenant] = TenantAdjustment.markup(given[0])
+_TENANT_SECTIONS = ("tenants", "tenant_overrides")
+
+
+def _adjustments(doc: _File, raw: dict[str, Any], problems: list[str]) -> dict[str, Terms]:
+    """Each tenant's terms: a mapping in the file is one term, a list is :class:`TenantTerms`."""
+    adjustments: dict[str, Terms] = {}
+    seen: set[str] = set()
+    for section in _TENANT_SECTIONS:
+        for tenant, rows in getattr(doc, section).items():
+            path = f"{section}.{tenant}"
+            if tenant in seen:
+                problems.append(f"{path}: tenant configured twice")
+                continue
+            seen.add(tenant)
+            listed = isinstance(raw[section][tenant], list)
+            terms = [
+                _term(row, f"{path}.{i}" if listed else path, problems)
+                for i, row in enumerate(rows)
+            ]
+            if any(t is None for t in terms):
+                continue
+            valid = [t for t in terms if t is not None]
+            found = term_problems(valid)
+            problems.extend(f"{path}: {p}" for p in found)
+            if not found:
+                adjustments[tenant] = TenantTerms.of(*valid) if listed else valid[0]
     return adjustments
+
+
+def _term(row: _Term, path: str, problems: list[str]) -> TenantAdjustment | None:
+    given = [v for v in (row.discount_percent, row.markup_percent) if v is not None]
+    bad = len(problems)
+    if len(given) != 1:
+        problems.append(f"{path}: give exactly one of discount_percent, markup_percent")
+    bounds = []
+    for name in ("effective_from", "effective_to"):
+        value = getattr(row, name)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            problems.append(f"{path}.{name}: must include a UTC offset")
+        bounds.append(None if value is None else _valid_from(value))
+    if len(problems) > bad:
+        return None
+    if row.discount_percent is not None:
+        return TenantAdjustment.discount(row.discount_percent, *bounds)
+    return TenantAdjustment.markup(given[0], *bounds)
 
 
 def load_overrides(path: Path | str) -> Overrides:
