@@ -21,6 +21,7 @@ pytestmark = pytest.mark.contract
 CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 MESSAGES: list[Any] = [{"role": "user", "content": [{"text": "Hello Bedrock"}]}]
 HEADER = "x-amzn-bedrock-{}-token-count"
+MESSAGES_TEXT: list[Any] = [{"role": "user", "content": "Hi"}]
 
 
 @pytest.fixture
@@ -221,3 +222,32 @@ def test_cut_stream_raises(client: Any, emulator: ProviderEmulator) -> None:
     with pytest.raises(urllib3.exceptions.ProtocolError):
         list(response["stream"])
     assert emulator.last_call.completed is False
+
+
+def test_anthropic_body_names_anthropics_model(client: Any, emulator: ProviderEmulator) -> None:
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": MESSAGES_TEXT}
+    response = client.invoke_model(modelId=f"eu.{CLAUDE}", body=json.dumps(body))
+    assert json.loads(response["body"].read())["model"] == "claude-sonnet-4-5-20250929"
+    stream = client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(body))
+    start = json.loads(next(iter(stream["body"]))["chunk"]["bytes"])
+    assert start["type"] == "message_start"
+    assert start["message"]["model"] == "claude-sonnet-4-5-20250929"
+    assert emulator.last_call.model == CLAUDE
+
+
+def test_rewritten_headers_disagree_with_the_body(client: Any, emulator: ProviderEmulator) -> None:
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": MESSAGES_TEXT}
+    emulator.rewrite_next_headers(
+        {HEADER.format("input"): "999", HEADER.format("cache-read-input"): None}, provider="bedrock"
+    )
+    response = client.invoke_model(modelId=CLAUDE, body=json.dumps(body))
+    headers = _headers(response)
+    payload = json.loads(response["body"].read())
+    assert headers[HEADER.format("input")] == "999"
+    assert HEADER.format("cache-read-input") not in headers
+    assert payload["usage"]["input_tokens"] == emulator.last_call.usage["input_token_count"] != 999
+    again = client.invoke_model(modelId=CLAUDE, body=json.dumps(body))  # one answer only
+    assert (
+        int(_headers(again)[HEADER.format("input")])
+        == emulator.last_call.usage["input_token_count"]
+    )

@@ -49,6 +49,10 @@ FAMILIES = [
     ("mistral.mistral-large-2402-v1:0", {"prompt": "<s>[INST] Hi [/INST]", "max_tokens": 9}),
 ]  # fmt: skip
 FAMILY_IDS = ["anthropic", "meta", "nova", "titan", "mistral"]
+_HEADERS = [
+    f"x-amzn-bedrock-{name}-token-count"
+    for name in ("input", "output", "cache-read-input", "cache-write-input")
+]
 
 
 # instrument() imports every installed adapter, the Gemini ones included, whose SDKs warn on import
@@ -118,6 +122,23 @@ def _invoke_buckets(counts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _body_buckets(payload: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The buckets an InvokeModel body reports about itself; the headers' when it has none."""
+    usage = payload.get("usage") or {}
+    buckets = _invoke_buckets(record)
+    if "cache_creation" in usage:  # Anthropic: its own counts, with the cache-write TTL split
+        split = usage["cache_creation"]
+        buckets["cache_write_5m_input_tokens"] = split["ephemeral_5m_input_tokens"]
+        buckets["cache_write_1h_input_tokens"] = split["ephemeral_1h_input_tokens"]
+        buckets["input_tokens"] = usage["input_tokens"]
+        buckets["cache_read_input_tokens"] = usage["cache_read_input_tokens"]
+        buckets["cache_write_input_tokens"] = usage["cache_creation_input_tokens"]
+        buckets["output_tokens"] = usage["output_tokens"]
+    elif "totalTokens" in usage:  # Amazon Nova
+        buckets["provider_total_tokens"] = usage["totalTokens"]
+    return buckets
+
+
 def _check(
     event: dict[str, Any],
     usage: dict[str, Any],
@@ -125,6 +146,7 @@ def _check(
     model: str,
     streamed: bool,
     operation: str = "chat",
+    response_model: str | None = None,
 ) -> None:
     assert event["usage"] == usage
     assert event["usage_source"] == "reported"
@@ -133,7 +155,7 @@ def _check(
     assert event["provider"] == "bedrock"
     assert event["operation"] == operation
     assert event["request_model"] == model
-    assert event["response_model"] is None  # Bedrock names no model in its responses
+    assert event["response_model"] == response_model  # only an InvokeModel body names one
     profile = model.startswith(("arn:", "us.", "eu.", "apac.", "global."))
     assert event["deployment"] == (model if profile else None)
     assert event["region"] == "us-east-1"
@@ -194,30 +216,116 @@ def test_converse_stream_metadata_usage(
 
 
 @pytest.mark.parametrize(("model", "body"), FAMILIES, ids=FAMILY_IDS)
-def test_invoke_model_reads_headers_not_body(
+def test_invoke_model_reads_the_body_and_leaves_it_to_the_caller(
     emulator: ProviderEmulator, session: Session, model: str, body: Any
 ) -> None:
     response = _client(emulator).invoke_model(modelId=model, body=json.dumps(body))
     payload = json.loads(response["body"].read())  # the body is still the caller's to read
     assert payload
     (event,) = session.events(1)
-    _check(event, _invoke_buckets(reported(emulator)), model=model, streamed=False)
+    expected = _body_buckets(payload, reported(emulator))
+    _check(event, expected, model=model, streamed=False, response_model=payload.get("model"))
+
+
+def test_invoke_model_anthropic_body_names_the_model(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    response = _client(emulator).invoke_model(
+        modelId=f"us.{CLAUDE}", body=json.dumps(ANTHROPIC_BODY)
+    )
+    assert json.loads(response["body"].read())["model"] == "claude-sonnet-4-5-20250929"
+    (event,) = session.events(1)
+    assert event["response_model"] == "claude-sonnet-4-5-20250929"
+    assert event["request_model"] == f"us.{CLAUDE}"
+
+
+def _cached_body() -> dict[str, Any]:
+    system = [{"type": "text", "text": "policy " * 500, "cache_control": {"type": "ephemeral"}}]
+    return {**ANTHROPIC_BODY, "system": system}
 
 
 def test_invoke_model_anthropic_cache_counts(emulator: ProviderEmulator, session: Session) -> None:
-    body = {
-        **ANTHROPIC_BODY,
-        "system": [
-            {"type": "text", "text": "policy " * 500, "cache_control": {"type": "ephemeral"}}
-        ],
-    }
     client = _client(emulator)
-    for _ in range(2):
-        client.invoke_model(modelId=CLAUDE, body=json.dumps(body))["body"].read()
+    payloads = [
+        json.loads(
+            client.invoke_model(modelId=CLAUDE, body=json.dumps(_cached_body()))["body"].read()
+        )
+        for _ in range(2)
+    ]
     first, second = session.events(2)
     assert first["usage"]["cache_write_input_tokens"] > 0
-    _check(second, _invoke_buckets(reported(emulator)), model=CLAUDE, streamed=False)
+    assert (
+        first["usage"]["cache_write_5m_input_tokens"] == first["usage"]["cache_write_input_tokens"]
+    )
+    assert first["usage"]["mismatch"] is None
+    expected = _body_buckets(payloads[1], reported(emulator))
+    _check(second, expected, model=CLAUDE, streamed=False, response_model=payloads[1]["model"])
     assert second["usage"]["cache_read_input_tokens"] == first["usage"]["cache_write_input_tokens"]
+
+
+def test_invoke_model_headers_that_disagree_with_the_body_are_reported(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    client = _client(emulator)
+    emulator.rewrite_next_headers(
+        {"x-amzn-bedrock-input-token-count": "9999", "x-amzn-bedrock-output-token-count": "1"},
+        provider="bedrock",
+    )
+    response = client.invoke_model(modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY))
+    assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-bedrock-input-token-count"] == "9999"
+    usage = json.loads(response["body"].read())["usage"]
+    (event,) = session.events(1)
+    assert event["usage_source"] == "reported"
+    assert event["usage"]["input_tokens"] == usage["input_tokens"]  # the body wins
+    assert event["usage"]["output_tokens"] == usage["output_tokens"]
+    mismatch = event["usage"]["mismatch"]
+    assert "x-amzn-bedrock-input-token-count" in mismatch
+    assert f"buckets give {usage['input_tokens']}, provider reports 9999" in mismatch
+    assert "x-amzn-bedrock-output-token-count" in mismatch
+
+
+def test_invoke_model_cache_counts_the_headers_leave_out(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.rewrite_next_headers(
+        {
+            "x-amzn-bedrock-cache-read-input-token-count": None,
+            "x-amzn-bedrock-cache-write-input-token-count": None,
+        },
+        provider="bedrock",
+    )
+    response = _client(emulator).invoke_model(modelId=CLAUDE, body=json.dumps(_cached_body()))
+    headers = response["ResponseMetadata"]["HTTPHeaders"]
+    assert "x-amzn-bedrock-cache-write-input-token-count" not in headers
+    payload = json.loads(response["body"].read())
+    assert payload["usage"]["cache_creation_input_tokens"] > 0
+    (event,) = session.events(1)
+    expected = _body_buckets(payload, reported(emulator))
+    _check(event, expected, model=CLAUDE, streamed=False, response_model=payload["model"])
+
+
+def test_invoke_model_headers_are_the_usage_when_the_body_has_none(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    model, body = FAMILIES[-1]  # Mistral bodies carry no counts
+    emulator.rewrite_next_headers({"x-amzn-bedrock-input-token-count": "77"}, provider="bedrock")
+    response = _client(emulator).invoke_model(modelId=model, body=json.dumps(body))
+    assert "usage" not in json.loads(response["body"].read())
+    (event,) = session.events(1)
+    assert event["usage"]["input_tokens"] == 77
+    assert event["usage"]["mismatch"] is None
+    assert event["usage_source"] == "reported"
+
+
+def test_invoke_model_without_any_counts_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    model, body = FAMILIES[-1]
+    emulator.rewrite_next_headers(dict.fromkeys(_HEADERS), provider="bedrock")
+    _client(emulator).invoke_model(modelId=model, body=json.dumps(body))["body"].read()
+    (event,) = session.events(1)
+    assert event["success"] is True
+    assert event["usage_source"] == "none"
 
 
 def test_invoke_model_embedding(emulator: ProviderEmulator, session: Session) -> None:
@@ -243,7 +351,13 @@ def test_invoke_model_with_response_stream_metrics(
     chunks = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
     assert "amazon-bedrock-invocationMetrics" in chunks[-1]  # nothing hidden
     (event,) = session.events(1)
-    _check(event, _invoke_buckets(reported(emulator)), model=model, streamed=True)
+    expected = _invoke_buckets(reported(emulator))
+    start = chunks[0].get("message") or {}
+    if start:  # Anthropic: its own counts, with the cache-write TTL split, and its model
+        expected["cache_write_5m_input_tokens"] = 0
+        expected["cache_write_1h_input_tokens"] = 0
+    _check(event, expected, model=model, streamed=True, response_model=start.get("model"))
+    assert (event["response_model"] is not None) == model.startswith("anthropic.")
 
 
 def test_stream_closed_early_is_recorded_once(emulator: ProviderEmulator, session: Session) -> None:

@@ -9,8 +9,11 @@ CRC32, string headers, payload, message CRC32). Usage rules:
   through ``additionalModelRequestFields.thinking`` adds a reasoning block whose tokens stay
   inside ``outputTokens``.
 - InvokeModel: the body follows the model family (Anthropic, Meta Llama, Amazon Nova, Amazon
-  Titan text and embeddings, Mistral); counts are also sent in ``x-amzn-bedrock-*`` headers and,
-  when streaming, in the last chunk's ``amazon-bedrock-invocationMetrics``.
+  Titan text and embeddings, Mistral) with its own counts where the family reports them;
+  counts are also sent in ``x-amzn-bedrock-*`` headers and, when streaming, in the last
+  chunk's ``amazon-bedrock-invocationMetrics``. An Anthropic body (and its stream's
+  ``message_start``) names the model by Anthropic's id, without the Bedrock prefix and
+  version. ``ProviderEmulator.rewrite_next_headers`` makes the headers disagree with the body.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import struct
 from typing import Any
 
@@ -34,6 +38,7 @@ from tokenline.sdk.emulator._core import (
     words,
 )
 
+VERSION_SUFFIX = re.compile(r"(?<=\d)-v\d+(?::\d+)?$")
 REGION_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 LATENCY_MS = 42
 ERRORS = {
@@ -90,6 +95,15 @@ def base_model(model_id: str) -> str:
         if name.startswith(prefix):
             return name[len(prefix) :]
     return name
+
+
+def anthropic_name(model: str) -> str:
+    """The model an Anthropic body on Bedrock names: Anthropic's own id.
+
+    Without the vendor prefix and the Bedrock version of a dated id
+    (``anthropic.claude-sonnet-4-5-20250929-v1:0`` answers as ``claude-sonnet-4-5-20250929``).
+    """
+    return VERSION_SUFFIX.sub("", base_model(model).removeprefix("anthropic."))
 
 
 # ---------------------------------------------------------------------------- converse
@@ -191,7 +205,7 @@ def _invoke(request: Request) -> tuple[JSONObject, list[JSONObject], JSONObject]
     family = model.split(".", 1)[0]
     counts = dict.fromkeys(HEADERS, 0)
     if family == "anthropic":
-        message, events, usage = _anthropic.build(body, request.params["model"], request, "bedrock")
+        message, events, usage = _anthropic.build(body, anthropic_name(model), request, "bedrock")
         counts["input_token_count"] = usage["input_tokens"]
         counts["output_token_count"] = usage["output_tokens"]
         counts["cache_read_input_token_count"] = usage["cache_read_input_tokens"]

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -62,12 +62,13 @@ class _Server(ThreadingHTTPServer):
 
 @dataclass
 class _Fault:
-    kind: str  # "fail", "delay", "cut" or "drop_usage"
+    kind: str  # "fail", "delay", "cut", "drop_usage" or "headers"
     provider: str | None
     remaining: int
     status: int = 0
     seconds: float = 0.0
     after_events: int = 0
+    headers: dict[str, str | None] = field(default_factory=dict)
 
 
 class ProviderEmulator:
@@ -203,6 +204,18 @@ class ProviderEmulator:
         with self._lock:
             self._faults.append(_Fault("drop_usage", provider, 1))
 
+    def rewrite_next_headers(
+        self, headers: dict[str, str | None], provider: str | None = None
+    ) -> None:
+        """Send the next answer with ``headers`` changed (None removes one), its body as is.
+
+        For answers whose headers and body disagree, e.g. Bedrock's
+        ``x-amzn-bedrock-*-token-count`` headers against the body's own usage. The record
+        keeps the usage the body reports.
+        """
+        with self._lock:
+            self._faults.append(_Fault("headers", provider, 1, headers=dict(headers)))
+
     def _take_fault(self, kind: str, provider: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -247,6 +260,9 @@ class ProviderEmulator:
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 logger.debug("emulator could not serve %s: %s", route.name, type(exc).__name__)
                 return route.error(400, f"invalid request: {type(exc).__name__}"), route, None
+            rewrite = self._take_fault("headers", route.provider)
+            if rewrite is not None:
+                _rewrite_headers(reply, rewrite.headers)
             cut = None
             if reply.streamed:
                 fault = self._take_fault("cut", route.provider)
@@ -256,6 +272,12 @@ class ProviderEmulator:
             return reply, route, cut
         reply = Reply(status=404, body=json.dumps({"error": f"no route {path}"}).encode())
         return reply, None, None
+
+
+def _rewrite_headers(reply: Reply, changes: dict[str, str | None]) -> None:
+    lowered = {name.lower() for name in changes}
+    headers = {k: v for k, v in reply.headers.items() if k.lower() not in lowered}
+    reply.headers = {**headers, **{k: v for k, v in changes.items() if v is not None}}
 
 
 def _drop_usage(reply: Reply, fault: _Fault | None) -> None:

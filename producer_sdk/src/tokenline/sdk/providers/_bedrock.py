@@ -11,16 +11,21 @@ Usage semantics:
   ``totalTokens`` includes both and is the provider total the buckets are checked against;
   ``cacheDetails`` (a list of ``{ttl, inputTokens}``) splits writes into 5m/1h. Reasoning is
   not reported apart from ``outputTokens``, so it stays in output.
-- InvokeModel: the body belongs to the caller (a StreamingBody read once), so it is never
-  touched: the counts come from the ``x-amzn-bedrock-{input,output,cache-read-input,
-  cache-write-input}-token-count`` response headers, the same for every model family.
-- InvokeModelWithResponseStream: the last chunk's JSON carries
-  ``amazon-bedrock-invocationMetrics`` (input/output/cacheRead/cacheWrite token counts); only
-  a chunk whose bytes mention it is parsed.
+- InvokeModel: the body (a StreamingBody, read once) is read on the caller's thread and
+  handed back unread, with the same bytes, before the caller gets the response. The body's own
+  counts, per model family, are the usage, checked against the ``x-amzn-bedrock-{input,output,
+  cache-read-input,cache-write-input}-token-count`` response headers; a body without counts
+  (Mistral, Cohere) leaves the headers as the usage. ``_bedrock_body`` says which source wins
+  and why.
+- InvokeModelWithResponseStream: Anthropic's ``message_start`` / ``message_delta`` chunks give
+  the model and the model's own counts, checked against the last chunk's
+  ``amazon-bedrock-invocationMetrics`` (input/output/cacheRead/cacheWrite token counts), which
+  are the usage of other families. Only chunks whose bytes can carry one of them are parsed.
 
 ``request_model`` is ``modelId`` exactly as given; when it names an inference profile (a
 ``us.``/``eu.``/``apac.``/``global.``… prefix) or an ARN, it is also the ``deployment``.
-Bedrock responses name no model, so ``response_model`` stays empty. ``region`` is the
+``response_model`` is the model an InvokeModel body names (Anthropic's ``model``, also in a
+stream's ``message_start``); Converse responses name none, so it stays empty there. ``region`` is the
 client's region. Operation ``embedding`` for embedding models (``…embed…``), else ``chat``.
 
 Streams: the response is the caller's dict, returned as is, with its ``stream`` (converse) or
@@ -31,11 +36,21 @@ operations only (``Patch.method_for``).
 
 from __future__ import annotations
 
+import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError
+from botocore.response import StreamingBody
+
 from tokenline.sdk._wrapping import Method, StreamSpec
 from tokenline.sdk.providers import Adapter, Patch
+from tokenline.sdk.providers._bedrock_body import (
+    Counts,
+    anthropic_update,
+    body_counts,
+    check_against,
+)
 from tokenline.sdk.providers._usage import count, usage_vector
 
 if TYPE_CHECKING:
@@ -51,6 +66,20 @@ SERVICE = "bedrock-runtime"
 PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 _METRICS = "amazon-bedrock-invocationMetrics"
 _HEADER = "x-amzn-bedrock-{}-token-count"
+_HEADER_BUCKETS = {
+    "input": "input",
+    "output": "output",
+    "cache_read": "cache-read-input",
+    "cache_write": "cache-write-input",
+}
+_METRIC_BUCKETS = {
+    "input": "inputTokenCount",
+    "output": "outputTokenCount",
+    "cache_read": "cacheReadInputTokenCount",
+    "cache_write": "cacheWriteInputTokenCount",
+}
+#: Bytes only a chunk that can carry usage or the model contains; other chunks are not parsed.
+_USAGE_MARKS = (b'"message_start"', b'"message_delta"', _METRICS.encode())
 
 
 def provider_of(_client: Any) -> Provider:
@@ -137,24 +166,75 @@ def _finish_converse(call: Call, result: Any) -> None:
         _converse_usage(call, result.get("usage"))
 
 
+def _header(headers: Mapping[str, Any], name: str) -> int | None:
+    value = headers.get(_HEADER.format(name))
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _read_body(result: dict[str, Any]) -> Any:
+    """The parsed JSON body, read once; the caller gets an unread body with the same bytes.
+
+    A body that cannot be read is handed back as a body that raises the same error when the
+    caller reads it; one that is not JSON is not parsed.
+    """
+    body = result.get("body")
+    if not isinstance(body, StreamingBody):
+        return None
+    try:
+        data = body.read()
+    except (BotoCoreError, OSError) as exc:  # the caller meets the same error when it reads
+        result["body"] = StreamingBody(_Failing(exc), None)
+        return None
+    result["body"] = StreamingBody(io.BytesIO(data), len(data))
+    if "json" not in str(result.get("contentType") or "json"):
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+class _Failing(io.RawIOBase):
+    """A raw stream whose every read raises the error the real body raised."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self._exc = exc
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise self._exc
+
+
 def _finish_invoke(call: Call, result: Any) -> None:
+    """The model and usage from the body, the usage checked against the headers.
+
+    Without counts in the body, the ``x-amzn-bedrock-*`` headers are the usage (see
+    ``_bedrock_body`` for which source wins and why).
+    """
     _request_id(call, result)
     if not isinstance(result, dict):
         return
     headers = (result.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
-    if _HEADER.format("input") not in headers:
+    body = _read_body(result)
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str) and model:
+        call.response_model = model
+    figures = {
+        bucket: (_HEADER.format(name), _header(headers, name))
+        for bucket, name in _HEADER_BUCKETS.items()
+    }
+    counts = body_counts(body)
+    if counts is not None:
+        call.usage = counts.vector(check_against(counts, figures))
+    elif figures["input"][1] is not None:
+        call.usage = usage_vector(
+            input_tokens=figures["input"][1] or 0,
+            cache_read=figures["cache_read"][1] or 0,
+            cache_write=figures["cache_write"][1] or 0,
+            output_tokens=figures["output"][1] or 0,
+        )
+    else:
         return
-
-    def header(name: str) -> int:
-        value = headers.get(_HEADER.format(name), "0")
-        return int(value) if str(value).isdigit() else 0
-
-    call.usage = usage_vector(
-        input_tokens=header("input"),
-        cache_read=header("cache-read-input"),
-        cache_write=header("cache-write-input"),
-        output_tokens=header("output"),
-    )
     call.usage_source = "reported"
 
 
@@ -188,19 +268,69 @@ def _converse_event(call: Call, event: Any) -> bool:
     return True
 
 
-def _invoke_chunk(call: Call, event: Any) -> bool:
-    chunk = event.get("chunk") if isinstance(event, dict) else None
-    data = chunk.get("bytes") if isinstance(chunk, dict) else None
-    if isinstance(data, bytes) and _METRICS.encode() in data:
-        metrics = json.loads(data).get(_METRICS) or {}
-        call.usage = usage_vector(
-            input_tokens=count(metrics, "inputTokenCount"),
-            cache_read=count(metrics, "cacheReadInputTokenCount"),
-            cache_write=count(metrics, "cacheWriteInputTokenCount"),
-            output_tokens=count(metrics, "outputTokenCount"),
-        )
+def _invoke_stream(result: Any, call: Call, _kwargs: Kwargs) -> StreamSpec | None:
+    """An InvokeModelWithResponseStream body: only chunks that can carry usage are parsed.
+
+    Anthropic's ``message_start`` (the model and the usage) and ``message_delta`` (cumulative
+    counts); the last chunk's ``amazon-bedrock-invocationMetrics``. Anthropic's own counts win
+    and are checked against the metrics; other families' usage is the metrics.
+    """
+    if not isinstance(result, dict) or "body" not in result:
+        return None
+    _request_id(call, result)
+    own = Counts()
+    seen: list[bool] = []
+    metrics: dict[str, Any] = {}
+
+    def on_chunk(call: Call, event: Any) -> bool:
+        chunk = event.get("chunk") if isinstance(event, dict) else None
+        data = chunk.get("bytes") if isinstance(chunk, dict) else None
+        if not isinstance(data, bytes) or not any(mark in data for mark in _USAGE_MARKS):
+            return True
+        payload = json.loads(data)
+        if not isinstance(payload, dict):
+            return True
+        kind = payload.get("type")
+        if kind == "message_start":
+            message = payload.get("message") or {}
+            model = message.get("model")
+            if isinstance(model, str) and model:
+                call.response_model = model
+            if isinstance(message.get("usage"), dict):
+                anthropic_update(own, message["usage"])
+                seen.append(True)
+        elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
+            anthropic_update(own, payload["usage"])  # cumulative: replaces, never adds
+            seen.append(True)
+        found = payload.get(_METRICS)
+        if isinstance(found, dict):
+            metrics.update(found)
+        return True
+
+    def on_end(call: Call) -> None:
+        figures = {
+            bucket: (f"{_METRICS}.{name}", _optional(metrics, name))
+            for bucket, name in _METRIC_BUCKETS.items()
+        }
+        if seen:
+            call.usage = own.vector(check_against(own, figures))
+        elif metrics:
+            call.usage = usage_vector(
+                input_tokens=count(metrics, "inputTokenCount"),
+                cache_read=count(metrics, "cacheReadInputTokenCount"),
+                cache_write=count(metrics, "cacheWriteInputTokenCount"),
+                output_tokens=count(metrics, "outputTokenCount"),
+            )
+        else:
+            return
         call.usage_source = "reported"
-    return True
+
+    return StreamSpec(on_chunk, on_end, _attach("body"))
+
+
+def _optional(values: Mapping[str, Any], name: str) -> int | None:
+    value = values.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _methods(region: str | None) -> dict[str, Method]:
@@ -219,7 +349,7 @@ def _methods(region: str | None) -> dict[str, Method]:
             operation=chat,
             finish=_finish_invoke,
             begin=begin,
-            stream=_stream_spec("body", _invoke_chunk),
+            stream=_invoke_stream,
         ),
     }
 
