@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 SCENARIOS = ("openai chat", "openai chat stream", "anthropic messages")
+#: The plain stream that also asks for its usage (``stream_options.include_usage``): what a
+#: metered stream must parse anyway, so the baseline its added latency is judged against.
+USAGE_STREAM = "openai chat stream + include_usage"
 _MESSAGES = [{"role": "user", "content": "Name three prime numbers."}]
 
 
@@ -53,6 +56,19 @@ def call_of(scenario: str, client: Any) -> Callable[[], None]:
                 pass
 
         return stream
+    if scenario == USAGE_STREAM:
+
+        def usage_stream() -> None:
+            for _chunk in client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=_MESSAGES,
+                max_tokens=16,
+                stream=True,
+                stream_options={"include_usage": True},
+            ):
+                pass
+
+        return usage_stream
     if scenario == "anthropic messages":
 
         def messages() -> None:
