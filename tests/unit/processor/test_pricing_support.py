@@ -39,19 +39,19 @@ ARN = "arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/prof
         ("gemini", "models/gemini-2.5-pro", "gemini-2.5-pro", ("gemini-2.5-pro",)),
         ("gemini", "gemini-1.5-pro-002", "gemini-1.5-pro", ("gemini-1.5-pro-002", "gemini-1.5-pro")),
         ("gemini", "gemini/gemini-2.5-flash", "gemini-2.5-flash", ("gemini-2.5-flash",)),
-        ("bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet", ("claude-3-5-sonnet-20241022", "claude-3-5-sonnet")),
-        ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", ("us.claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5")),
-        ("bedrock", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet", ("eu.claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219", "claude-3-7-sonnet")),
-        ("bedrock", "apac.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", ("apac.claude-sonnet-4-20250514", "claude-sonnet-4-20250514", "claude-sonnet-4")),
-        ("bedrock", "jp.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", ("jp.claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001", "claude-haiku-4-5")),
+        ("bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet", ("claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet")),
+        ("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5", ("us.claude-sonnet-4-5-20250929-v1:0", "us.claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5")),
+        ("bedrock", "eu.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet", ("eu.claude-3-7-sonnet-20250219-v1:0", "eu.claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet-20250219", "claude-3-7-sonnet")),
+        ("bedrock", "apac.anthropic.claude-sonnet-4-20250514-v1:0", "claude-sonnet-4", ("apac.claude-sonnet-4-20250514-v1:0", "apac.claude-sonnet-4-20250514", "claude-sonnet-4-20250514-v1:0", "claude-sonnet-4-20250514", "claude-sonnet-4")),
+        ("bedrock", "jp.anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5", ("jp.claude-haiku-4-5-20251001-v1:0", "jp.claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5-20251001", "claude-haiku-4-5")),
         ("bedrock", "au.anthropic.claude-sonnet-4-6", "claude-sonnet-4-6", ("au.claude-sonnet-4-6", "claude-sonnet-4-6")),
-        ("bedrock", "global.anthropic.claude-opus-4-6-v1", "claude-opus-4-6", ("global.claude-opus-4-6", "claude-opus-4-6")),
-        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0:200k", "claude-3-haiku", ("claude-3-haiku-20240307", "claude-3-haiku")),
+        ("bedrock", "global.anthropic.claude-opus-4-6-v1", "claude-opus-4-6", ("global.claude-opus-4-6-v1", "global.claude-opus-4-6", "claude-opus-4-6-v1", "claude-opus-4-6")),
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0:200k", "claude-3-haiku", ("claude-3-haiku-20240307-v1:0", "claude-3-haiku-20240307", "claude-3-haiku")),
         ("bedrock", "anthropic.claude-v2:1", "claude-v2:1", ("claude-v2:1",)),
-        ("bedrock", "amazon.nova-pro-v1:0", "nova-pro", ("nova-pro",)),
-        ("bedrock", "arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku", ("us.claude-3-5-haiku-20241022", "claude-3-5-haiku-20241022", "claude-3-5-haiku")),
-        ("bedrock", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet", ("claude-3-5-sonnet-20240620", "claude-3-5-sonnet")),
-        ("bedrock", ARN, "claude-3-5-sonnet", ("eu.claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet")),
+        ("bedrock", "amazon.nova-pro-v1:0", "nova-pro", ("nova-pro-v1:0", "nova-pro")),
+        ("bedrock", "arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku", ("us.claude-3-5-haiku-20241022-v1:0", "us.claude-3-5-haiku-20241022", "claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku-20241022", "claude-3-5-haiku")),
+        ("bedrock", "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet", ("claude-3-5-sonnet-20240620-v1:0", "claude-3-5-sonnet-20240620", "claude-3-5-sonnet")),
+        ("bedrock", ARN, "claude-3-5-sonnet", ("eu.claude-3-5-sonnet-20241022-v2:0", "eu.claude-3-5-sonnet-20241022", "claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022", "claude-3-5-sonnet")),
         ("other", "llama-3-70b", "llama-3-70b", ("llama-3-70b",)),
     ],
 )  # fmt: skip
@@ -181,7 +181,8 @@ tenant_overrides:
 def test_token_trackr_shape() -> None:
     loaded = parse_overrides(TRACKR)
     by_key = {(e.provider, e.model): e for e in loaded.entries}
-    bedrock = by_key[("bedrock", "claude-3-sonnet-20240229")]
+    # A stated Bedrock version prices that version.
+    bedrock = by_key[("bedrock", "claude-3-sonnet-20240229-v1:0")]
     assert bedrock.prices.input == Decimal("0.000003")
     assert by_key[("gemini", "gemini-1.5-pro")].prices.output == Decimal("0.000005")
     assert loaded.adjustments["enterprise-tenant"].percent == Decimal(-20)

@@ -43,7 +43,7 @@ __all__ = [
 COST_QUANTUM = Decimal("1E-12")
 _EXACT = Context(prec=80)
 
-PRICING_RULES_VERSION = 1
+PRICING_RULES_VERSION = 2
 """The version of the pricing rules written in code (this engine, the normalizer's rules, the
 converter). Part of every ``pricing_version``: bump it with any change of code that can change
 a cost, a pricing status or a canonical model, so a replay re-prices what the change affects."""
@@ -89,6 +89,14 @@ def prompt_tokens(usage: Usage) -> int:
 
 
 def _select_prices(entry: PriceEntry, usage: Usage, batch: bool) -> BucketPrices:
+    """The prices ``usage`` is billed at under ``entry``.
+
+    A batch request is billed at the batch prices of the tier it falls in. Where a tier has
+    no batch prices of its own, the entry's batch discount applies to the tier's prices:
+    providers discount every bucket of a batch request (OpenAI Batch API: half of every
+    token price, cached input included; Anthropic Message Batches: half, with the caching
+    and long-context multipliers stacking on top).
+    """
     tier = entry.long_context
     in_tier = tier is not None and prompt_tokens(usage) > tier.threshold_tokens
     if tier is not None and in_tier:
@@ -101,9 +109,8 @@ def _select_prices(entry: PriceEntry, usage: Usage, batch: bool) -> BucketPrices
         return prices
     if explicit_batch is not None:
         return explicit_batch
-    if entry.batch_factor is not None:
-        return prices.scaled(entry.batch_factor)
-    return prices
+    factor = entry.batch_rate_factor
+    return prices if factor is None else prices.scaled(factor)
 
 
 def compute_cost(
@@ -196,7 +203,11 @@ def price_event(
     computed once); without it, it is computed here.
     """
     normalized = normalizer.normalize_event(
-        event["provider"], event["request_model"], event["response_model"], event["deployment"]
+        event["provider"],
+        event["request_model"],
+        event["response_model"],
+        event["deployment"],
+        event["region"],
     )
     version = (
         pricing_version
@@ -212,7 +223,7 @@ def price_event(
         return PricingResult("unpriced", reason, None, None, None, version)
     reason = "unknown_model"
     for model_id in normalized.lookup_ids:
-        found = table.find(event["provider"], model_id, event["occurred_at"])
+        found = table.find(event["provider"], model_id, event["occurred_at"], normalized.region)
         if found.entry is not None:
             adjustment = _adjustment_at(adjustments, event["tenant_id"], event["occurred_at"])
             cost = compute_cost(
@@ -227,6 +238,6 @@ def price_event(
                 version,
                 found.entry.currency,
             )
-        if found.reason == "no_price_at_date":
-            reason = "no_price_at_date"
+        if found.reason != "unknown_model" and reason == "unknown_model":
+            reason = found.reason or reason
     return PricingResult("unpriced", reason, normalized.canonical, None, None, version)

@@ -158,6 +158,10 @@ class PriceEntry:
     provider and model. ``model`` is an exact canonical id, or a glob pattern (``*``, ``?``,
     ``[...]``) that applies when no exact entry exists. Batch requests use ``batch`` prices
     when given, else the base prices times ``batch_factor``, else the base prices.
+
+    ``region`` scopes the entry to one place of processing: an AWS region
+    (``eu-central-1``) for Bedrock, a data zone (``eu``, ``us``, ``apac``, ``us-gov``,
+    ``global``, ``global-standard``) for Azure. ``None`` is the model's base price.
     """
 
     entry_id: str
@@ -169,6 +173,7 @@ class PriceEntry:
     long_context: LongContextTier | None = None
     batch: BucketPrices | None = None
     batch_factor: Decimal | None = None
+    region: str | None = None
 
     def __post_init__(self) -> None:
         if self.valid_from.tzinfo is None or self.valid_from.utcoffset() is None:
@@ -186,10 +191,23 @@ class PriceEntry:
             return fnmatch.fnmatchcase(model, self.model)
         return model == self.model
 
+    @property
+    def batch_rate_factor(self) -> Decimal | None:
+        """What batch prices are of the base prices: ``batch_factor``, else batch input / input.
+
+        Applied to long-context tier prices that have no batch prices of their own.
+        """
+        if self.batch_factor is not None:
+            return self.batch_factor
+        if self.batch is None or not self.prices.input:
+            return None
+        return self.batch.input / self.prices.input
+
     @staticmethod
-    def make_id(provider: str, model: str, valid_from: datetime) -> str:
-        """The conventional entry id: ``provider/model@YYYY-MM-DD``."""
-        return f"{provider}/{model}@{valid_from.astimezone(UTC).date().isoformat()}"
+    def make_id(provider: str, model: str, valid_from: datetime, region: str | None = None) -> str:
+        """The entry id: ``provider/model@YYYY-MM-DD``, ``provider/region/model@…`` if scoped."""
+        scope = f"{region}/" if region else ""
+        return f"{provider}/{scope}{model}@{valid_from.astimezone(UTC).date().isoformat()}"
 
     def with_id(self, entry_id: str) -> PriceEntry:
         """A copy with another id."""
@@ -217,6 +235,8 @@ class PriceEntry:
             out["batch"] = self.batch.to_dict()
         if self.batch_factor is not None:
             out["batch_factor"] = decimal_text(self.batch_factor)
+        if self.region is not None:
+            out["region"] = self.region
         return out
 
     @classmethod
@@ -242,7 +262,8 @@ class PriceEntry:
                 )
             batch = None if data.get("batch") is None else BucketPrices.from_dict(data["batch"])
             factor = data.get("batch_factor")
-            entry_id = data.get("entry_id") or cls.make_id(provider, model, valid_from)
+            region = None if data.get("region") is None else str(data["region"])
+            entry_id = data.get("entry_id") or cls.make_id(provider, model, valid_from, region)
             return cls(
                 entry_id=str(entry_id),
                 provider=provider,
@@ -253,6 +274,7 @@ class PriceEntry:
                 long_context=tier,
                 batch=batch,
                 batch_factor=None if factor is None else to_decimal(str(factor)),
+                region=region,
             )
         except PriceTableError:
             raise

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
@@ -26,7 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.pricing.entry import BucketPrices, LongContextTier, PriceEntry
 from tokenline.processor.pricing.errors import RefreshError
-from tokenline.processor.pricing.normalize import BEDROCK_REGION_PREFIXES, Normalizer
+from tokenline.processor.pricing.normalize import (
+    BEDROCK_REGION_PREFIXES,
+    Normalizer,
+    without_version,
+)
 from tokenline.processor.pricing.table import PriceTable
 
 if TYPE_CHECKING:
@@ -49,18 +54,23 @@ WHEEL_MEMBER = "litellm/model_prices_and_context_window_backup.json"
 # LiteLLM's list has no dates: its prices apply from the start of metering.
 BASE_VALID_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
-# litellm_provider → (Tokenline provider, preference when two keys give the same id).
+# litellm_provider → Tokenline provider. Vertex AI keys (``vertex_ai-*``) are another
+# provider's price list: LiteLLM never prices a Gemini API call with them.
 _PROVIDERS = {
-    "openai": ("openai", 0),
-    "azure": ("azure_openai", 0),
-    "anthropic": ("anthropic", 0),
-    "bedrock_converse": ("bedrock", 0),
-    "bedrock": ("bedrock", 1),
-    "gemini": ("gemini", 0),
-    "vertex_ai-language-models": ("gemini", 1),
+    "openai": "openai",
+    "azure": "azure_openai",
+    "anthropic": "anthropic",
+    "bedrock_converse": "bedrock",
+    "bedrock": "bedrock",
+    "gemini": "gemini",
 }
 _MODES = frozenset({"chat", "responses", "embedding", "completion"})
 _TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+_KEY_PREFIX = re.compile(r"^[a-z_]+/")
+# Batch APIs bill half the on-demand price of every token (OpenAI Batch API, Azure Global
+# Batch, Anthropic Message Batches, Bedrock batch inference, Gemini Batch Mode), cache
+# reads and writes included: a caching multiplier stacks with the batch discount.
+_BATCH_DISCOUNT = Decimal("0.5")
 
 
 def _price(record: dict[str, Any], key: str) -> Decimal | None:
@@ -83,20 +93,26 @@ def _bucket_prices(
     if output is None:
         output = fallback.output if fallback else Decimal(0)
 
-    def pick(key: str, default: Decimal) -> Decimal:
-        found = _price(record, key)
-        return found if found is not None else default
+    def pick(key: str, default: Decimal, inherited: Decimal | None) -> Decimal:
+        # A bucket the map prices only on the base keys takes ``fallback``'s price; one it
+        # never prices is billed at the input (write) price of these keys, as LiteLLM does.
+        found = _price(record, f"{key}{suffix}")
+        if found is not None:
+            return found
+        return inherited if inherited is not None and _price(record, key) is not None else default
 
     cache_read = pick(
-        f"cache_read_input_token_cost{suffix}", fallback.cache_read if fallback else input_price
+        "cache_read_input_token_cost", input_price, fallback.cache_read if fallback else None
     )
     write_5m = pick(
-        f"cache_creation_input_token_cost{suffix}",
-        fallback.cache_write_5m if fallback else input_price,
+        "cache_creation_input_token_cost",
+        input_price,
+        fallback.cache_write_5m if fallback else None,
     )
     write_1h = pick(
-        f"cache_creation_input_token_cost_above_1hr{suffix}",
-        fallback.cache_write_1h if fallback else write_5m,
+        "cache_creation_input_token_cost_above_1hr",
+        write_5m,
+        fallback.cache_write_1h if fallback else None,
     )
     reasoning = _price(record, f"output_cost_per_reasoning_token{suffix}")
     if reasoning is None and fallback is not None:
@@ -104,10 +120,14 @@ def _bucket_prices(
     return BucketPrices(input_price, output, cache_read, write_5m, write_1h, reasoning)
 
 
-def _entry(provider: str, model: str, record: dict[str, Any]) -> PriceEntry | None:
+def _entry(
+    provider: str, model: str, region: str | None, record: dict[str, Any]
+) -> PriceEntry | None:
     base = _bucket_prices(record, "", None)
     if base is None:
         return None
+    batch_fallback = base.scaled(_BATCH_DISCOUNT)
+    batch = _bucket_prices(record, "_batches", batch_fallback) or batch_fallback
     tier = None
     thresholds = sorted(int(m[1]) for k in record if (m := _TIER_KEY.match(k)))
     if thresholds:
@@ -117,99 +137,143 @@ def _entry(provider: str, model: str, record: dict[str, Any]) -> PriceEntry | No
             tier = LongContextTier(
                 threshold_tokens=thresholds[0] * 1000,
                 prices=tier_prices,
-                batch=_bucket_prices(record, f"{suffix}_batches", None),
+                batch=_bucket_prices(
+                    record, f"{suffix}_batches", tier_prices.scaled(_BATCH_DISCOUNT)
+                ),
             )
     return PriceEntry(
-        entry_id=PriceEntry.make_id(provider, model, BASE_VALID_FROM),
+        entry_id=PriceEntry.make_id(provider, model, BASE_VALID_FROM, region),
         provider=provider,
         model=model,
         valid_from=BASE_VALID_FROM,
         prices=base,
         long_context=tier,
-        batch=_bucket_prices(record, "_batches", _batch_fallback(record, base)),
+        batch=batch,
+        region=region,
     )
 
 
-def _batch_fallback(record: dict[str, Any], base: BucketPrices) -> BucketPrices:
-    """Batch prices LiteLLM leaves out: the base prices at the batch input discount."""
-    batch_input = _price(record, "input_cost_per_token_batches")
-    if batch_input is None or not base.input:
-        return base
-    return base.scaled(batch_input / base.input)
+_Slot = tuple[str, str | None, str]  # provider, region, model
 
 
 def convert(prices: dict[str, Any], *, source: str, retrieved: date | None = None) -> PriceTable:
     """Convert LiteLLM's price document (numbers already Decimal) into a price table.
 
-    When several keys give the same provider and id (``gemini/x`` and Vertex's ``x``; a
-    Bedrock id under ``bedrock`` and ``bedrock_converse``), the preferred LiteLLM provider
-    wins (Gemini API over Vertex, Converse over Invoke), then the key that needs the least
-    rewriting, then the smaller key, so the result is
-    deterministic. A dated id whose undated canonical id has no key of its own also gives the
-    canonical id an entry (the latest snapshot's prices), so undated names price too.
+    Keys resolve as LiteLLM resolves a model name: when several keys give the same
+    provider, region and id, the provider-prefixed key (``gemini/x``, ``bedrock/x``) wins
+    over the bare one (``x``), as in LiteLLM's ``get_model_info``, then the key that needs
+    the least rewriting, then the smaller key, so the result is deterministic. Bedrock
+    versions (``-v1``, ``-v2:0``) of one model share an entry under the id without the
+    version only where the map gives every version the same prices; else each version
+    keeps its own. Region (``bedrock/eu-central-1/…``) and data-zone (``azure/eu/…``)
+    keys become entries scoped to that region. A dated id whose undated canonical id has
+    no key of its own also gives the canonical id an entry (the latest snapshot's
+    prices), so undated names price too.
     """
     normalizer = Normalizer()
-    chosen: dict[tuple[str, str], tuple[tuple[int, int, str], PriceEntry]] = {}
-    canonical_of: dict[tuple[str, str], str] = {}
+    chosen: dict[_Slot, tuple[tuple[int, int, str], PriceEntry, str]] = {}
     for key, record in prices.items():
         if not isinstance(record, dict):
             continue
-        mapping = _PROVIDERS.get(str(record.get("litellm_provider")))
-        if mapping is None or record.get("mode") not in _MODES:
+        provider = _PROVIDERS.get(str(record.get("litellm_provider")))
+        if provider is None or record.get("mode") not in _MODES:
             continue
-        provider, preference = mapping
         normalized = normalizer.normalize(provider, key)
         model = normalized.specific
         if model is None or normalized.canonical is None or "/" in model:
             continue
-        entry = _entry(provider, model, record)
+        entry = _entry(provider, model, normalized.region, record)
         if entry is None:
             continue
-        rewrites = 0 if key.lower() == model else (1 if key.lower().endswith(model) else 2)
-        rank = (preference, rewrites, key)
-        slot = (provider, model)
+        bare = key.lower().rsplit("/", 1)[-1]
+        rewrites = 0 if bare == model else (1 if bare.endswith(model) else 2)
+        rank = (0 if _KEY_PREFIX.match(key) else 1, rewrites, key)
+        slot = (provider, normalized.region, model)
         if slot not in chosen or rank < chosen[slot][0]:
-            chosen[slot] = (rank, entry)
-            canonical_of[slot] = normalized.canonical
-    entries = {slot: entry for slot, (_, entry) in chosen.items()}
-    latest: dict[tuple[str, str], str] = {}
-    for (provider, model), canonical in canonical_of.items():
-        target = (provider, canonical)
-        if canonical == model or _is_regional(model) or target in chosen:
-            continue
-        if target not in latest or model > latest[target]:
-            latest[target] = model
-    for (provider, canonical), model in latest.items():
-        template = entries[(provider, model)]
-        entries[(provider, canonical)] = PriceEntry(
-            entry_id=PriceEntry.make_id(provider, canonical, BASE_VALID_FROM),
-            provider=provider,
-            model=canonical,
-            valid_from=BASE_VALID_FROM,
-            prices=template.prices,
-            long_context=template.long_context,
-            batch=template.batch,
-        )
+            chosen[slot] = (rank, entry, normalized.canonical)
+    entries, canonical_of = _merge_versions(chosen)
+    for (provider, region, model), canonical in _undated_targets(canonical_of, entries).items():
+        template = entries[(provider, region, model)]
+        entries[(provider, region, canonical)] = _moved(template, canonical)
     metadata = {
         "source": source,
         "retrieved": (retrieved or datetime.now(UTC).date()).isoformat(),
-        "providers": sorted({p for p, _ in _PROVIDERS.values()}),
+        "providers": sorted(set(_PROVIDERS.values())),
     }
-    return PriceTable(_drop_regional_duplicates(entries), metadata)
+    return PriceTable(_drop_duplicates(entries), metadata)
 
 
-def _drop_regional_duplicates(entries: dict[tuple[str, str], PriceEntry]) -> list[PriceEntry]:
-    """Keep a regional Bedrock id (``us.x``) only where its prices differ from ``x``'s."""
+def _moved(entry: PriceEntry, model: str) -> PriceEntry:
+    return replace(
+        entry,
+        entry_id=PriceEntry.make_id(entry.provider, model, entry.valid_from, entry.region),
+        model=model,
+    )
+
+
+def _same_prices(a: PriceEntry, b: PriceEntry) -> bool:
+    return (a.prices, a.long_context, a.batch, a.batch_factor) == (
+        b.prices,
+        b.long_context,
+        b.batch,
+        b.batch_factor,
+    )
+
+
+def _merge_versions(
+    chosen: dict[_Slot, tuple[tuple[int, int, str], PriceEntry, str]],
+) -> tuple[dict[_Slot, PriceEntry], dict[_Slot, str]]:
+    """One entry per Bedrock model without its version where all its versions price alike."""
+    groups: dict[_Slot, list[_Slot]] = {}
+    for slot in chosen:
+        provider, region, model = slot
+        stripped = without_version(model) if provider == "bedrock" else model
+        groups.setdefault((provider, region, stripped), []).append(slot)
+    entries: dict[_Slot, PriceEntry] = {}
+    canonical_of: dict[_Slot, str] = {}
+    for target, members in groups.items():
+        found = [chosen[slot][1] for slot in members]
+        if all(_same_prices(found[0], other) for other in found[1:]):
+            best = min(members, key=lambda slot: chosen[slot][0])
+            entries[target] = _moved(chosen[best][1], target[2])
+            canonical_of[target] = chosen[best][2]
+            continue
+        for slot in members:
+            entries[slot] = chosen[slot][1]
+            canonical_of[slot] = chosen[slot][2]
+    return entries, canonical_of
+
+
+def _undated_targets(
+    canonical_of: dict[_Slot, str], entries: dict[_Slot, PriceEntry]
+) -> dict[_Slot, str]:
+    """For each canonical id without an entry, the latest dated id that names it."""
+    latest: dict[_Slot, str] = {}
+    for (provider, region, model), canonical in canonical_of.items():
+        target = (provider, region, canonical)
+        if canonical == model or _is_regional(model) or target in entries:
+            continue
+        if provider == "bedrock" and without_version(model) != model:
+            continue  # a version priced apart names only itself
+        if target not in latest or model > latest[target]:
+            latest[target] = model
+    return {(p, r, model): canonical for (p, r, canonical), model in latest.items()}
+
+
+def _drop_duplicates(entries: dict[_Slot, PriceEntry]) -> list[PriceEntry]:
+    """Drop a Bedrock entry that prices exactly as its more general one.
+
+    A cross-region profile id (``us.x``) is kept only where its prices differ from ``x``'s,
+    and a region's entry only where they differ from the base entry.
+    """
     kept = []
-    for (provider, model), entry in entries.items():
-        _, _, rest = model.partition(".")
-        plain = entries.get((provider, rest)) if _is_regional(model) else None
-        if (
-            plain is not None
-            and plain.prices == entry.prices
-            and plain.long_context == entry.long_context
-            and plain.batch == entry.batch
-        ):
+    for (provider, region, model), entry in entries.items():
+        general = None
+        if _is_regional(model):
+            general = entries.get((provider, region, model.partition(".")[2]))
+        elif region is not None and provider == "bedrock":
+            general = entries.get((provider, None, model))
+        if general is not None and _same_prices(general, entry):
             continue
         kept.append(entry)
     return kept

@@ -15,9 +15,17 @@ that only says *where* or *which build* of a model was called:
   ``gemini-1.5-pro-002``.
 
 The canonical id (``gpt-4o``, ``claude-sonnet-4-5``, ``gemini-2.5-pro``) names the model in
-rollups. Because a dated snapshot or a regional endpoint can have its own price, the price
-lookup tries ``lookup_ids`` in order, most specific first: the regional id (Bedrock only,
-``us.claude-sonnet-4-5-20250929``), the dated id, then the canonical id.
+rollups. Because a dated snapshot, a model version or a regional endpoint can have its own
+price, the price lookup tries ``lookup_ids`` in order, most specific first: the
+cross-region profile id (Bedrock only, ``us.claude-sonnet-4-5-20250929``), the versioned
+id (Bedrock only, ``titan-embed-text-v2:0``), the dated id, then the canonical id.
+
+Where a call was processed is ``NormalizedModel.region``: the AWS region of a Bedrock call
+(the event's ``region``), the data zone of an Azure deployment (``eu``, ``us``, ``apac``,
+``us-gov``, ``global``, ``global-standard``: from the deployment map, ``prod: eu/gpt-4o``,
+else from the event's ``region`` when it names a zone or an Azure Government region).
+:func:`base_rate_applies` says where a model's base price holds when the table has no
+price for that region.
 """
 
 from __future__ import annotations
@@ -29,12 +37,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 __all__ = [
+    "AZURE_DATA_ZONES",
+    "AZURE_ZONES",
+    "BEDROCK_BASE_REGIONS",
     "BEDROCK_REGION_PREFIXES",
     "NormalizedModel",
     "Normalizer",
+    "base_rate_applies",
+    "without_version",
 ]
 
 BEDROCK_REGION_PREFIXES = ("us-gov", "global", "apac", "us", "eu", "jp", "au", "ca", "in")
+# Azure OpenAI data zones, priced apart from the Global deployment price (the base price).
+AZURE_DATA_ZONES = ("us-gov", "apac", "eu", "us")
+AZURE_ZONES = ("global-standard", "global", *AZURE_DATA_ZONES)
+# The AWS regions whose on-demand Bedrock price is the base price of LiteLLM's list.
+BEDROCK_BASE_REGIONS = frozenset({"us-east-1", "us-east-2", "us-west-1", "us-west-2"})
+
+_AZURE_ZONE_PATH = re.compile(rf"^(?P<zone>{'|'.join(AZURE_ZONES)})/")
+_AWS_REGION_PATH = re.compile(r"^(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d+)/")
 
 # Path prefixes that SDKs and LiteLLM put before a model name.
 _PATH_PREFIX = re.compile(
@@ -65,8 +86,8 @@ class _Rule:
 _BEDROCK_RULES = (
     _Rule("context-window variant", re.compile(r":\d+k$")),
     _Rule("vertex-style date", re.compile(r"@(\d{8})$"), r"-\1"),
-    _Rule("version suffix", re.compile(r"-v\d+(?::\d+)?$")),
 )
+_VERSION_SUFFIX = re.compile(r"-v\d+(?::\d+)?$")
 
 # Suffixes that name a dated snapshot: stripped for the canonical id, kept for the
 # specific id. One row per provider family.
@@ -96,6 +117,7 @@ class NormalizedModel:
     canonical: str | None
     lookup_ids: tuple[str, ...] = ()
     unpriced_reason: str | None = None
+    region: str | None = None
 
     @property
     def specific(self) -> str | None:
@@ -126,20 +148,29 @@ class Normalizer:
         request_model: str | None,
         response_model: str | None,
         deployment: str | None,
+        region: str | None = None,
     ) -> NormalizedModel:
         """Normalize the model of one event.
 
         Azure: the model from ``response_model`` when present, else the configured model of
         the deployment (``deployment``, or ``request_model``, which the Azure SDKs fill with
-        the deployment name), else the deployment name itself. Other providers: the
-        response model when present (it is the more specific), else the request model.
+        the deployment name), else the deployment name itself. The data zone comes from the
+        deployment map (``eu/gpt-4o``), else from ``region``. Other providers: the response
+        model when present (it is the more specific), else the request model; ``region`` is
+        the Bedrock call's AWS region.
         """
         if provider == "azure_openai":
             name = deployment or request_model
+            mapped = self.azure_deployments.get(name) if name else None
+            zone_match = _AZURE_ZONE_PATH.match(_strip_path(mapped.lower())) if mapped else None
+            if zone_match:
+                region = zone_match["zone"]
             if response_model:
                 raw: str | None = response_model
-            elif name and name in self.azure_deployments:
-                raw = self.azure_deployments[name]
+                if zone_match:
+                    raw = f"{zone_match['zone']}/{response_model}"
+            elif mapped:
+                raw = mapped
             else:
                 raw = name
         else:
@@ -148,37 +179,49 @@ class Normalizer:
             raw = request_model  # the profile decides the model; a response id may be absent
         if not raw or not raw.strip():
             return NormalizedModel(None, (), "unknown_model")
-        return self.normalize(provider, raw)
+        return self.normalize(provider, raw, region)
 
-    def normalize(self, provider: str, model: str) -> NormalizedModel:
-        """Normalize one model id reported for ``provider``."""
+    def normalize(self, provider: str, model: str, region: str | None = None) -> NormalizedModel:
+        """Normalize one model id reported for ``provider`` (called in ``region``, if known).
+
+        A region or zone path segment (``azure/eu/gpt-4o``, ``bedrock/eu-central-1/…``)
+        sets the region; otherwise ``region`` is taken as the call's region.
+        """
         text = model.strip()
-        region: str | None = None
+        geo: str | None = None
         if provider == "bedrock":
             resolved = self._resolve_arn(text)
             if resolved is None:
                 return NormalizedModel(None, (), "unmapped_inference_profile")
             text = resolved
-        text = text.lower()
-        while _PATH_PREFIX.match(text):
-            text = _PATH_PREFIX.sub("", text, count=1)
+        text = _strip_path(text.lower())
+        scope = _scope(provider, region)
+        path_scope = _AZURE_ZONE_PATH if provider == "azure_openai" else _AWS_REGION_PATH
+        if provider in ("azure_openai", "bedrock") and (found := path_scope.match(text)):
+            scope = found[1]
+            text = _strip_path(text[found.end() :])
+        versioned = text
         if provider == "bedrock":
             region_match = _REGION_PREFIX.match(text)
             if region_match:
-                region = region_match["region"]
+                geo = region_match["region"]
                 text = text[region_match.end() :]
             text = _VENDOR_PREFIX.sub("", text, count=1)
+            versioned = text
             if text not in _BEDROCK_KEEP_VERSION:
                 for rule in _BEDROCK_RULES:
                     text = rule.pattern.sub(rule.replacement, text)
+                versioned = text
+                text = without_version(text)
         else:
             for rule in _SHARED_RULES:
                 text = rule.pattern.sub(rule.replacement, text)
+            versioned = text
         canonical = self._strip_snapshot(provider, text)
-        ids = [text, canonical]
-        if region is not None:
-            ids.insert(0, f"{region}.{text}")
-        return NormalizedModel(canonical, tuple(dict.fromkeys(ids)))
+        ids = [versioned, text, canonical]
+        if geo is not None:
+            ids[:0] = [f"{geo}.{versioned}", f"{geo}.{text}"]
+        return NormalizedModel(canonical, tuple(dict.fromkeys(ids)), region=scope)
 
     def _resolve_arn(self, text: str) -> str | None:
         if _APP_PROFILE_ARN.match(text):
@@ -209,3 +252,54 @@ def _canonical(value: object) -> object:
     if isinstance(value, tuple):
         return list(value)
     return repr(value)
+
+
+def without_version(model_id: str) -> str:
+    """A Bedrock id without its version suffix: ``titan-embed-text-v2:0`` → ``titan-embed-text``."""
+    if model_id in _BEDROCK_KEEP_VERSION:
+        return model_id
+    return _VERSION_SUFFIX.sub("", model_id)
+
+
+def base_rate_applies(provider: str, region: str, priced_regions: frozenset[str]) -> bool:
+    """Whether a model's base price holds in ``region`` when the table has no price there.
+
+    ``priced_regions`` are the regions (zones) that have a price of their own for the model.
+
+    * Azure: a data zone (``eu``, ``us``, ``apac``, ``us-gov``) has its own price list, so
+      the base (Global deployment) price never stands in for it; ``global`` and
+      ``global-standard`` are the base price.
+    * Bedrock: the base price is the US East / US West on-demand price. Elsewhere it holds
+      only where the map prices the model the same everywhere, that is it lists no region of
+      the same partition (commercial, or GovCloud ``us-gov-*``) with a price of its own.
+    * Every other provider has one price wherever it is called.
+    """
+    if provider == "azure_openai":
+        return region not in AZURE_DATA_ZONES
+    if provider == "bedrock":
+        if region in BEDROCK_BASE_REGIONS:
+            return True
+        gov = region.startswith("us-gov-")
+        return not any(r.startswith("us-gov-") == gov for r in priced_regions)
+    return True
+
+
+def _strip_path(text: str) -> str:
+    while _PATH_PREFIX.match(text):
+        text = _PATH_PREFIX.sub("", text, count=1)
+    return text
+
+
+def _scope(provider: str, region: str | None) -> str | None:
+    """The region an event's ``region`` field names for pricing, if any."""
+    if not region or not region.strip():
+        return None
+    text = region.strip().lower()
+    if provider == "bedrock":
+        return text
+    if provider == "azure_openai":
+        if text in AZURE_ZONES:
+            return text
+        if text.startswith("usgov"):  # Azure Government: usgovvirginia, usgovarizona, ...
+            return "us-gov"
+    return None

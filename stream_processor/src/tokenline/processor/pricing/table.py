@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.pricing.entry import PriceEntry
 from tokenline.processor.pricing.errors import PriceTableError
+from tokenline.processor.pricing.normalize import base_rate_applies
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -23,8 +24,10 @@ DOCUMENT_FORMAT = "tokenline.price-table/v1"
 class LookupResult:
     """The entry found for a model at a time, or why none was found.
 
-    ``reason`` is ``unknown_model`` when no entry covers the model at all and
-    ``no_price_at_date`` when entries exist but all start after the requested time.
+    ``reason`` is ``unknown_model`` when no entry covers the model at all,
+    ``no_price_at_date`` when entries exist but all start after the requested time, and
+    ``no_price_in_region`` when the model's price differs by region and the map has none
+    for the requested one.
     """
 
     entry: PriceEntry | None
@@ -34,32 +37,40 @@ class LookupResult:
 class PriceTable:
     """Price entries keyed by (provider, model), each model's entries ordered by valid_from.
 
-    Two entries with the same provider, model and valid_from are one entry: the later one
-    given wins (so overrides replace base prices of the same date).
+    Two entries with the same provider, model, region and valid_from are one entry: the later
+    one given wins (so overrides replace base prices of the same date). Entries with a
+    ``region`` are kept apart and only chosen for a lookup in that region.
     """
 
-    __slots__ = ("_exact", "_metadata", "_patterns", "_version")
+    __slots__ = ("_exact", "_metadata", "_patterns", "_regional", "_regions_of", "_version")
 
     def __init__(
         self, entries: Iterable[PriceEntry], metadata: Mapping[str, Any] | None = None
     ) -> None:
-        unique: dict[tuple[str, str, datetime], PriceEntry] = {}
+        unique: dict[tuple[str, str, datetime, str | None], PriceEntry] = {}
         for entry in entries:
-            unique[(entry.provider, entry.model, entry.valid_from)] = entry
+            unique[(entry.provider, entry.model, entry.valid_from, entry.region)] = entry
         exact: dict[tuple[str, str], list[PriceEntry]] = {}
         patterns: dict[str, list[PriceEntry]] = {}
+        regional: dict[tuple[str, str, str], list[PriceEntry]] = {}
+        regions_of: dict[tuple[str, str], set[str]] = {}
         for entry in unique.values():
-            if entry.is_pattern:
+            if entry.region is not None:
+                regional.setdefault((entry.provider, entry.model, entry.region), []).append(entry)
+                regions_of.setdefault((entry.provider, entry.model), set()).add(entry.region)
+            elif entry.is_pattern:
                 patterns.setdefault(entry.provider, []).append(entry)
             else:
                 exact.setdefault((entry.provider, entry.model), []).append(entry)
-        for versions in exact.values():
+        for versions in [*exact.values(), *regional.values()]:
             versions.sort(key=lambda e: e.valid_from)
         for provider_patterns in patterns.values():
             # Most specific pattern first (most literal characters), then by date.
             provider_patterns.sort(key=lambda e: (-_literal_length(e.model), e.valid_from))
         self._exact = exact
         self._patterns = patterns
+        self._regional = regional
+        self._regions_of = {key: frozenset(found) for key, found in regions_of.items()}
         self._metadata = dict(metadata or {})
         self._version = _content_hash(unique.values())
 
@@ -78,18 +89,42 @@ class PriceTable:
             yield from versions
         for provider_patterns in self._patterns.values():
             yield from provider_patterns
+        for scoped in self._regional.values():
+            yield from scoped
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._exact.values()) + sum(
+        return sum(len(v) for v in [*self._exact.values(), *self._regional.values()]) + sum(
             len(v) for v in self._patterns.values()
         )
 
-    def lookup(self, provider: str, canonical_model: str, at: datetime) -> PriceEntry | None:
+    def lookup(
+        self, provider: str, canonical_model: str, at: datetime, region: str | None = None
+    ) -> PriceEntry | None:
         """The entry for ``canonical_model`` valid at ``at``: exact ids first, then patterns."""
-        return self.find(provider, canonical_model, at).entry
+        return self.find(provider, canonical_model, at, region).entry
 
-    def find(self, provider: str, canonical_model: str, at: datetime) -> LookupResult:
-        """Like :meth:`lookup`, with the reason when nothing applies."""
+    def regions(self, provider: str, model: str) -> frozenset[str]:
+        """The regions (or zones) that have a price of their own for ``model``."""
+        return self._regions_of.get((provider, model), frozenset())
+
+    def find(
+        self, provider: str, canonical_model: str, at: datetime, region: str | None = None
+    ) -> LookupResult:
+        """Like :meth:`lookup`, with the reason when nothing applies.
+
+        With a ``region``: that region's entry when the table has one; else the base entry
+        where the provider's rule says the base price applies there
+        (:func:`~tokenline.processor.pricing.normalize.base_rate_applies`), else nothing
+        (``no_price_in_region``).
+        """
+        if region is not None:
+            scoped = self._regional.get((provider, canonical_model, region))
+            if scoped:
+                entry = _valid_at(scoped, at)
+                return LookupResult(entry, None if entry else "no_price_at_date")
+            if not base_rate_applies(provider, region, self.regions(provider, canonical_model)):
+                known = (provider, canonical_model) in self._exact
+                return LookupResult(None, "no_price_in_region" if known else "unknown_model")
         versions = self._exact.get((provider, canonical_model))
         if versions:
             entry = _valid_at(versions, at)
@@ -166,7 +201,7 @@ def _literal_length(pattern: str) -> int:
 
 
 def _sorted(entries: Iterable[PriceEntry]) -> list[PriceEntry]:
-    return sorted(entries, key=lambda e: (e.provider, e.model, e.valid_from))
+    return sorted(entries, key=lambda e: (e.provider, e.model, e.region or "", e.valid_from))
 
 
 def _content_hash(entries: Iterable[PriceEntry]) -> str:
