@@ -55,7 +55,8 @@ from tokenline.sink.worker import SinkWorker
 
 
 def _event(n: int, version: str, priced_s: int) -> Any:
-    total = Decimal(n % 997 + 1) / Decimal(1000)
+    # v2 doubles every cost: the sink replaces a stored pricing only when the result differs.
+    total = Decimal(n % 997 + 1) / Decimal(1000) * (2 if version == "v2" else 1)
     return priced_event(
         event=usage_event(
             event_id=uuid.UUID(int=n + 1),
@@ -247,6 +248,8 @@ def main() -> None:
     for row in flat:
         row["pricing_version"] = "v2"
         row["priced_at"] += timedelta(hours=1)
+        row["cost_input"] *= 2
+        row["cost_total"] *= 2
     store_reprice_s = _store(url, flat, args.batch)
     _check(url, rows, "v2")
     del flat

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,17 +20,85 @@ from sqlalchemy.engine import make_url
 
 from tests.factories import usage_event
 from tokenline.processor.pricing import BucketPrices, PriceEntry, PriceTable
+from tokenline.processor.replay import ReplayRequest, run_replay
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.topics import ensure_topics, topic_specs
 from tokenline.schemas import AvroCodec
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
+
+    from tokenline.processor.pricebook import PriceBook
+    from tokenline.processor.replay import ReplayReport
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
-#: Long before now: the processor's max_age (7 days) would refuse these at the wall clock.
-T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+#: A few hours before now, on a whole minute: recent enough that the broker's retention (7 days
+#: by default, judged by record timestamps) never deletes the records while a test reads them.
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
 USAGE = AvroCodec[Any]("tokenline.UsageEvent")
+
+
+class World:
+    """Fresh topics and database, a sink worker landing them, and raw events on the topic."""
+
+    def __init__(
+        self, settings: ProcessorSettings, url: str, group: str, tmp: Path, span: tuple[Any, Any]
+    ) -> None:
+        self.settings = settings
+        self.url = url
+        self.group = group
+        self.tmp = tmp
+        self.start, self.end = span
+        self.events: list[Any] = []
+        self.prices: dict[str, Path] = {}
+
+    def add_book(self, name: str, book: PriceBook) -> Path:
+        """Write ``book`` as a price-book document; ``prices[name]`` is its path."""
+        path = self.tmp / f"{name}.json"
+        path.write_text(book.to_json(), encoding="utf-8")
+        self.prices[name] = path
+        return path
+
+    def replay(self, prices: Path, **more: Any) -> ReplayReport:
+        request = ReplayRequest(
+            start=self.start,
+            end=self.end,
+            database_url=self.url,
+            prices_file=prices,
+            readers=2,
+            **more,
+        )
+        return run_replay(request, self.settings)
+
+    def in_range(self) -> list[Any]:
+        return [e for e in self.events if self.start <= e["occurred_at"] < self.end]
+
+
+@contextmanager
+def open_world(
+    kafka_bootstrap: str,
+    database_url: str,
+    tmp: Path,
+    records: list[Any],
+    span: tuple[datetime, datetime],
+    *,
+    also_send: Iterable[Any] = (),
+) -> Iterator[World]:
+    """A :class:`World` whose raw topic holds ``records`` (then ``also_send``)."""
+    prefix = f"rp-{uuid.uuid4().hex[:8]}-"
+    s = settings(kafka_bootstrap, prefix)
+    create_topics(s)
+    url = new_database(database_url)
+    group = f"sink-{uuid.uuid4().hex[:8]}"
+    sink = start_sink(s, url, group, tmp / "sink.log")
+    try:
+        world = World(s, url, group, tmp, span)
+        world.events = records
+        produce_raw(s, [*records, *also_send])
+        yield world
+    finally:
+        stop(sink)
+        drop_database(database_url, url)
 
 
 def tokenline() -> str:

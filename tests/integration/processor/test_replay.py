@@ -28,58 +28,29 @@ from tokenline.processor.windows import window_start
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
-    from tokenline.processor.replay import ReplayReport
-    from tokenline.processor.settings import ProcessorSettings
 
 pytestmark = pytest.mark.integration
 
 FROM = env.T0 + timedelta(minutes=1)
 TO = env.T0 + timedelta(minutes=5)
-
-
-class World:
-    def __init__(self, settings: ProcessorSettings, url: str, group: str, tmp: Path) -> None:
-        self.settings = settings
-        self.url = url
-        self.group = group
-        self.prices_a = tmp / "a.json"
-        self.prices_a.write_text(env.TABLE_A.to_json(), encoding="utf-8")
-        self.prices_b = tmp / "b.json"
-        self.prices_b.write_text(env.TABLE_B.to_json(), encoding="utf-8")
-        self.events: list[Any] = []
-
-    def replay(self, prices: Path, **more: Any) -> ReplayReport:
-        request = ReplayRequest(
-            start=FROM, end=TO, database_url=self.url, prices_file=prices, readers=2, **more
-        )
-        return run_replay(request, self.settings)
-
-    def in_range(self) -> list[Any]:
-        return [e for e in self.events if FROM <= e["occurred_at"] < TO]
+BOOK_A = PriceBook(env.TABLE_A)
+BOOK_B = PriceBook(env.TABLE_B)
 
 
 @pytest.fixture(scope="module")
 def world(
     kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
+) -> Iterator[env.World]:
+    records = env.events(["acme", "globex"], windows=7, per_window=6)
+    duplicate = [e for e in records if FROM <= e["occurred_at"] < TO][3]
     tmp = tmp_path_factory.mktemp("replay")
-    prefix = f"rp-{uuid.uuid4().hex[:8]}-"
-    settings = env.settings(kafka_bootstrap, prefix)
-    env.create_topics(settings)
-    url = env.new_database(database_url)
-    group = f"sink-{uuid.uuid4().hex[:8]}"
-    sink = env.start_sink(settings, url, group, tmp / "sink.log")
-    try:
-        handle = World(settings, url, group, tmp)
-        handle.events = env.events(["acme", "globex"], windows=7, per_window=6)
-        duplicate = handle.in_range()[3]
-        env.produce_raw(settings, [*handle.events, duplicate])
+    with env.open_world(
+        kafka_bootstrap, database_url, tmp, records, (FROM, TO), also_send=[duplicate]
+    ) as handle:
+        handle.add_book("a", BOOK_A)
+        handle.add_book("b", BOOK_B)
         yield handle
-    finally:
-        env.stop(sink)
-        env.drop_database(database_url, url)
 
 
 def costs(url: str) -> dict[uuid.UUID, tuple[Any, ...]]:
@@ -96,8 +67,8 @@ def expected_total(event: Any, book: PriceBook) -> Decimal | None:
     return None if result.cost is None else result.cost["total"]
 
 
-def test_1_seed_with_table_a(world: World) -> None:
-    report = world.replay(world.prices_a, wait_landed_s=60)
+def test_1_seed_with_table_a(world: env.World) -> None:
+    report = world.replay(world.prices["a"], wait_landed_s=60)
 
     assert report.landed is True
     in_range = world.in_range()
@@ -107,30 +78,31 @@ def test_1_seed_with_table_a(world: World) -> None:
     assert report.counts.unpriced == sum(e["request_model"] == "gpt-unknown-9" for e in in_range)
     stored = costs(world.url)
     assert set(stored) == {e["event_id"] for e in in_range}  # nothing outside the range
-    book = PriceBook(env.TABLE_A)
     for event in in_range:
-        assert stored[event["event_id"]][5] == expected_total(event, book)
-        assert stored[event["event_id"]][6] == env.TABLE_A.pricing_version
+        assert stored[event["event_id"]][5] == expected_total(event, BOOK_A)
+        assert stored[event["event_id"]][6] == BOOK_A.pricing_version
 
 
-def test_2_reprice_with_table_b_changes_exactly_sonnet(world: World) -> None:
+def test_2_reprice_with_table_b_changes_exactly_sonnet(world: env.World) -> None:
     before = costs(world.url)
-    report = world.replay(world.prices_b, wait_landed_s=60)
+    report = world.replay(world.prices["b"], wait_landed_s=60)
 
     after = costs(world.url)
-    book = PriceBook(env.TABLE_B)
     changed = {k for k in after if after[k][:6] != before[k][:6]}
     sonnet = {e["event_id"] for e in world.in_range() if e["provider"] == "anthropic"}
     assert changed == sonnet
     for event in world.in_range():
         stored = after[event["event_id"]]
-        assert stored[5] == expected_total(event, book)
-        assert stored[6] == env.TABLE_B.pricing_version
+        assert stored[5] == expected_total(event, BOOK_B)
+        if event["event_id"] in sonnet:
+            assert stored[6] == BOOK_B.pricing_version
+        else:  # the same result under B: the row is left as it was, version and priced_at too
+            assert stored == before[event["event_id"]]
     old_total = sum((v[5] for v in before.values() if v[5] is not None), Decimal(0))
     new_total = sum((v[5] for v in after.values() if v[5] is not None), Decimal(0))
     assert (report.summary.before, report.summary.after) == (old_total, new_total)
     assert report.summary.after > report.summary.before
-    assert report.old_pricing_versions == [env.TABLE_A.pricing_version]
+    assert report.old_pricing_versions == [BOOK_A.pricing_version]
 
     with psycopg.connect(world.url) as conn:
         run = conn.execute(
@@ -143,8 +115,8 @@ def test_2_reprice_with_table_b_changes_exactly_sonnet(world: World) -> None:
         "succeeded",
         FROM,
         TO,
-        [env.TABLE_A.pricing_version],
-        env.TABLE_B.pricing_version,
+        [BOOK_A.pricing_version],
+        BOOK_B.pricing_version,
         old_total,
         new_total,
         len(world.in_range()),
@@ -154,7 +126,7 @@ def test_2_reprice_with_table_b_changes_exactly_sonnet(world: World) -> None:
     )
 
 
-def test_3_windows_match_the_events(world: World) -> None:
+def test_3_windows_match_the_events(world: env.World) -> None:
     with psycopg.connect(world.url) as conn:
         rollups = conn.execute(
             "SELECT tenant_id, window_start, provider, model, requests, cost_total, "
@@ -182,10 +154,10 @@ def test_3_windows_match_the_events(world: World) -> None:
     assert {r[:4]: list(r[4:]) for r in rollups} == dict(expected)
 
 
-def test_4_the_same_replay_again_changes_nothing(world: World) -> None:
+def test_4_the_same_replay_again_changes_nothing(world: env.World) -> None:
     env.wait_caught_up(world.settings, world.group)
     first = env.snapshot(world.url)
-    report = world.replay(world.prices_b, wait_landed_s=60)
+    report = world.replay(world.prices["b"], wait_landed_s=60)
     env.wait_caught_up(world.settings, world.group)
 
     assert env.snapshot(world.url) == first
@@ -194,7 +166,7 @@ def test_4_the_same_replay_again_changes_nothing(world: World) -> None:
     assert report.rollups_unchanged > 0
 
 
-def test_5_dry_run_sends_nothing_and_is_recorded(world: World) -> None:
+def test_5_dry_run_sends_nothing_and_is_recorded(world: env.World) -> None:
     env.wait_caught_up(world.settings, world.group)
     first = env.snapshot(world.url)
     topics = [world.settings.topic(t) for t in ("llm-usage.priced", "llm-usage.rollup-1m")]
@@ -210,7 +182,7 @@ def test_5_dry_run_sends_nothing_and_is_recorded(world: World) -> None:
             "--tenant",
             "acme",
             "--prices",
-            str(world.prices_a),
+            str(world.prices["a"]),
             "--dry-run",
         ],
         env={

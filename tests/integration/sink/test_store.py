@@ -107,6 +107,30 @@ def test_a_newer_pricing_replaces_the_cost_and_an_older_never(
     assert _rows(url, "SELECT count(*), sum(cost_total) FROM usage_events") == [(3, Decimal("3.5"))]
 
 
+def test_a_new_version_with_the_same_result_leaves_the_row_as_it_is(
+    store: PostgresUsageStore, url: str
+) -> None:
+    store.write([_event(n, version="v1") for n in (1, 2, 3, 4)], [])
+    before = {r[0]: r for r in _snapshot(url)}
+    # The re-pricing path: event 1 prices the same under v2, event 2 differently.
+    same = _event(1, version="v2", priced_after_s=60)
+    changed = _event(2, version="v2", priced_after_s=60, total="0.75")
+    store.write([same, changed], [])
+    # The staging upsert (a refused row in the batch): the same rule.
+    bad = _event(100)
+    bad["cost_total"] = None
+    same = _event(3, version="v2", priced_after_s=60)
+    changed = _event(4, version="v2", priced_after_s=60, total="0.25")
+    rejected = store.write([same, bad, changed], [])
+    assert [r.row["event_id"] for r in rejected] == [bad["event_id"]]
+    after = {r[0]: r for r in _snapshot(url)}
+    assert after[uuid.UUID(int=1)] == before[uuid.UUID(int=1)]
+    assert after[uuid.UUID(int=3)] == before[uuid.UUID(int=3)]
+    for n, total in ((2, "0.75"), (4, "0.25")):
+        event_id = uuid.UUID(int=n)
+        assert after[event_id][1:4] == ("v2", EPOCH + timedelta(seconds=n + 60), Decimal(total))
+
+
 def test_unpriced_then_priced_later(store: PostgresUsageStore, url: str) -> None:
     unpriced = event_row(
         priced_event(

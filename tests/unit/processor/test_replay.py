@@ -13,6 +13,7 @@ from tests.factories import EPOCH, usage_event
 from tokenline.processor.pipeline import PipelineConfig
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import BucketPrices, PriceEntry, PriceTable
+from tokenline.processor.replay.landing import VALUE_COLUMNS, fingerprint
 from tokenline.processor.replay.rollups import rollups_to_emit
 from tokenline.processor.replay.scope import ReplayScope, truncated_partitions, widen
 from tokenline.processor.replay.state import CostLine, Repricer, merge_results
@@ -252,3 +253,22 @@ def test_summary_pairs_sides_and_totals() -> None:
         Decimal("-0.25"),
     )
     assert summary.events == 3
+
+
+def test_the_landing_fingerprint_covers_what_the_sink_compares() -> None:
+    from tokenline.sink.store import PRICED_VALUE_COLUMNS
+
+    assert VALUE_COLUMNS == PRICED_VALUE_COLUMNS
+    repricer = _repricer(keep_keys=True)
+    events = [usage_event(event_id=uuid.uuid4(), occurred_at=at(10 + n)) for n in range(2)]
+    unknown = usage_event(event_id=uuid.uuid4(), occurred_at=at(20), response_model="mystery")
+    outs = [_add(repricer, e, n) for n, e in enumerate([*events, unknown])]
+    records = [PRICED.decode(out[1]) for out in outs if out is not None]
+    assert len(records) == 3
+    assert list(repricer.result.fingerprints) == [fingerprint(r) for r in records]
+    # Same pricing values, same fingerprint, whatever the version or time of pricing.
+    same = {**records[0], "pricing_version": "other", "priced_at": NOW + timedelta(days=1)}
+    assert fingerprint(same) == fingerprint(records[0])
+    cheaper = {**records[0], "cost": {**records[0]["cost"], "total": Decimal("0.000000000001")}}
+    assert fingerprint(cheaper) != fingerprint(records[0])
+    assert fingerprint(records[2]) != fingerprint({**records[2], "unpriced_reason": "other"})

@@ -7,9 +7,13 @@
 - A batch whose first or last event is stored already (a replay, a crash's redelivery, a
   re-pricing pass), or whose COPY hits a unique violation, takes the **re-pricing path**: the
   key and pricing columns are binary-copied into a narrow temporary table, one ``UPDATE ...
-  FROM`` replaces the cost and pricing columns only when the pricing version differs *and*
-  the incoming ``priced_at`` is later, and the events not stored yet are then copied in.
-  The same batch twice changes nothing; an older pricing never overwrites a newer one.
+  FROM`` replaces the cost and pricing columns only when the pricing *differs* (a cost, the
+  status, the reason, the model, the price entry or the currency) *and* the incoming
+  ``priced_at`` is later, and the events not stored yet are then copied in. A re-pricing
+  whose result for an event is what is stored leaves that row as it is, its
+  ``pricing_version`` and ``priced_at`` included: a replay after a change of one tenant's
+  terms touches that tenant's rows only. The same batch twice changes nothing; an older
+  pricing never overwrites a newer one.
 - When even that fails (a refused row, or another worker inserting the same event at the same
   moment), the **staging upsert** takes over: binary COPY of whole rows into a temporary
   table and one ``INSERT ... SELECT ... ON CONFLICT (event_id, occurred_at) DO UPDATE`` with
@@ -74,6 +78,11 @@ PRICING_COLUMNS = (
     "pricing_version",
     "priced_at",
 )
+#: The pricing columns that say what an event costs; a new pricing replaces a stored one only
+#: when one of them differs (a new ``pricing_version`` with the same result changes nothing).
+PRICED_VALUE_COLUMNS = tuple(
+    c for c in PRICING_COLUMNS if c not in ("pricing_version", "priced_at")
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,20 @@ def _upsert_sql(
     )
 
 
+def _differs(stored: str, incoming: str) -> sql.Composed:
+    """``(stored.<value columns>) IS DISTINCT FROM (incoming.<value columns>)``."""
+
+    def row(alias: str) -> sql.Composed:
+        return sql.SQL("({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c))
+                for c in PRICED_VALUE_COLUMNS
+            )
+        )
+
+    return sql.SQL("{} IS DISTINCT FROM {}").format(row(stored), row(incoming))
+
+
 _EVENTS = _Target(
     "usage_events",
     "tl_staging_usage_events",
@@ -135,9 +158,8 @@ _EVENTS = _Target(
     _upsert_sql(
         "usage_events", "tl_staging_usage_events", EVENT_COLUMNS, EVENT_KEY, PRICING_COLUMNS
     )
-    + sql.SQL(
-        "usage_events.pricing_version IS DISTINCT FROM EXCLUDED.pricing_version "
-        "AND EXCLUDED.priced_at > usage_events.priced_at"
+    + sql.SQL("{} AND EXCLUDED.priced_at > usage_events.priced_at").format(
+        _differs("usage_events", "EXCLUDED")
     ),
 )
 _ROLLUPS = _Target(
@@ -174,12 +196,13 @@ _NESTED_LOOP_ONLY = ("enable_hashjoin", "enable_mergejoin", "jit")
 _REPRICE = sql.SQL(
     "UPDATE usage_events AS u SET {sets} FROM {staging} AS s "
     "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
-    "AND u.pricing_version IS DISTINCT FROM s.pricing_version AND s.priced_at > u.priced_at"
+    "AND {differs} AND s.priced_at > u.priced_at"
 ).format(
     sets=sql.SQL(", ").join(
         sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in PRICING_COLUMNS
     ),
     staging=sql.Identifier(_PRICING),
+    differs=_differs("u", "s"),
 )
 _PROBE = (
     "SELECT EXISTS (SELECT 1 FROM usage_events "
@@ -321,7 +344,8 @@ class PostgresUsageStore:
 
         Cheaper than the full staging upsert when most rows conflict (a re-pricing pass): only
         the key and pricing columns of stored events are sent, and no tuple is speculatively
-        inserted. Rows the UPDATE's rule leaves alone (same or older pricing) stay untouched.
+        inserted. Rows the UPDATE's rule leaves alone (the same or an older pricing) stay
+        untouched.
         """
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(_PRICING)))
         narrow = [

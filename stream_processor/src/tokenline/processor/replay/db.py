@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from tokenline.processor.replay.landing import STORED_FINGERPRINT
 from tokenline.processor.replay.state import CostLine
 
 if TYPE_CHECKING:
@@ -148,37 +149,50 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_event_keys(
-    conn: psycopg.Connection[Any], event_ids: bytes, occurred_us: Sequence[int]
+    conn: psycopg.Connection[Any],
+    event_ids: bytes,
+    occurred_us: Sequence[int],
+    fingerprints: Sequence[int],
 ) -> None:
-    """Put the replayed events' keys in the temporary table ``tl_replay_keys``."""
+    """Put the replayed events' keys and pricing fingerprints in ``tl_replay_keys``."""
     conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS tl_replay_keys (event_id uuid, occurred_at timestamptz)"
+        "CREATE TEMP TABLE IF NOT EXISTS tl_replay_keys "
+        "(event_id uuid, occurred_at timestamptz, fingerprint bigint)"
     )
     conn.execute("TRUNCATE tl_replay_keys")
     with (
         conn.cursor() as cur,
-        cur.copy("COPY tl_replay_keys (event_id, occurred_at) FROM STDIN (FORMAT BINARY)") as copy,
+        cur.copy(
+            "COPY tl_replay_keys (event_id, occurred_at, fingerprint) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
     ):
-        copy.set_types(["uuid", "timestamptz"])
+        copy.set_types(["uuid", "timestamptz", "int8"])
         for n, micros in enumerate(occurred_us):
             copy.write_row(
                 (
                     uuid.UUID(bytes=bytes(event_ids[16 * n : 16 * n + 16])),
                     _EPOCH + timedelta(microseconds=micros),
+                    fingerprints[n],
                 )
             )
     conn.execute("ANALYZE tl_replay_keys")
 
 
-def events_landed(conn: psycopg.Connection[Any], pricing_version: str) -> int:
-    """How many events of ``tl_replay_keys`` are stored with ``pricing_version``."""
-    row = conn.execute(
-        "SELECT count(*) FROM tl_replay_keys k JOIN usage_events u "
-        "ON u.event_id = k.event_id AND u.occurred_at = k.occurred_at "
-        "WHERE u.pricing_version = %s",
-        (pricing_version,),
-    ).fetchone()
-    return int(row[0]) if row else 0
+def events_landed(conn: psycopg.Connection[Any]) -> int:
+    """Take the events of ``tl_replay_keys`` now stored with their re-priced values; count them.
+
+    An event has landed when its stored pricing values are the replay's (the sink replaced
+    them, or they were equal and it left the row alone; see ``replay.landing``). Landed keys
+    are deleted, so each poll looks only at what is still missing: sum the counts.
+    """
+    cur = conn.execute(
+        sql.SQL(
+            "DELETE FROM tl_replay_keys k USING usage_events u "
+            "WHERE u.event_id = k.event_id AND u.occurred_at = k.occurred_at "
+            "AND k.fingerprint = {}"
+        ).format(sql.SQL(STORED_FINGERPRINT))  # a constant expression, no input in it
+    )
+    return max(cur.rowcount, 0)
 
 
 def rollups_landed(conn: psycopg.Connection[Any], rollups: Sequence[UsageRollup]) -> int:

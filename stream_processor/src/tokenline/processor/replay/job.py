@@ -7,7 +7,8 @@
 3. Read, re-price and re-emit the priced events (readers in parallel), then send the windows
    whose recomputed value differs from the stored one; flush, failing on any delivery error.
 4. Close the run row (``succeeded``, or ``failed`` with the error), then with
-   ``wait_landed_s`` poll until the sink has stored every re-priced event and window.
+   ``wait_landed_s`` poll until the sink has stored every re-priced event's pricing and every
+   window.
 
 A dry run does steps 1, 2 and the computing part of 3, sends nothing, and still records its
 run row (``dry_run = true``): a what-if is worth auditing, and the row shows its result.
@@ -146,7 +147,7 @@ class _Run:
         )
         self.conn = db.connect(request.database_url)
         self.rollups: list[UsageRollup] = []
-        self.keys: tuple[bytes, Sequence[int]] = (b"", ())
+        self.keys: tuple[bytes, Sequence[int], Sequence[int]] = (b"", (), ())
 
     def execute(self) -> ReplayReport:
         """Steps 1 to 4; the run row is marked failed when any of them raises."""
@@ -220,7 +221,7 @@ class _Run:
         if not self.request.dry_run:
             self._send_rollups(rollups)
         self.rollups = rollups
-        self.keys = (bytes(result.event_ids), result.occurred_us)
+        self.keys = (bytes(result.event_ids), result.occurred_us, result.fingerprints)
         return ReplayReport(
             run_id=run_id,
             scope=self.scope,
@@ -244,13 +245,18 @@ class _Run:
         sender.close()
 
     def wait_landed(self, report: ReplayReport, timeout_s: float) -> None:
-        """Poll until every re-priced event carries the new version and every window landed."""
-        event_ids, occurred_us = self.keys
+        """Poll until every re-priced event is stored with its new pricing and every window.
+
+        An event whose new pricing equals the stored one counts at once: the sink leaves such
+        a row as it is (old ``pricing_version`` and ``priced_at`` included).
+        """
+        event_ids, occurred_us, fingerprints = self.keys
         expected = len(occurred_us)
-        db.load_event_keys(self.conn, event_ids, occurred_us)
+        db.load_event_keys(self.conn, event_ids, occurred_us, fingerprints)
         deadline = time.monotonic() + timeout_s
+        events = 0
         while True:
-            events = db.events_landed(self.conn, report.new_pricing_version)
+            events += db.events_landed(self.conn)
             windows = db.rollups_landed(self.conn, self.rollups)
             if events >= expected and windows >= len(self.rollups):
                 return

@@ -8,8 +8,8 @@ with two differences that make a replay of old records equal to their live proce
 * validation's age and future limits are judged at the record's Kafka timestamp (when the
   processor saw it), not at the wall clock, or every record older than ``max_age_s`` would be
   dead-lettered;
-* ``priced_at`` is the run's start for every record, so the sink's upsert (newer pricing
-  version *and* later ``priced_at``) applies the new prices.
+* ``priced_at`` is the run's start for every record, so the sink's upsert (a different
+  pricing *and* a later ``priced_at``) applies the new prices.
 
 Windows are recomputed with :func:`~tokenline.processor.windows.apply` from every event of the
 range. An ``event_id`` seen before in the run is a duplicate (an SDK retry or re-sent spool
@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tokenline.processor.pipeline import DeadLettered, process_decoded
+from tokenline.processor.replay.landing import fingerprint
 from tokenline.processor.windows import WindowValue, apply, model_of, rollup_key, window_start
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
 
@@ -112,6 +113,8 @@ class PartialResult:
     windows: dict[WindowKey, WindowValue] = field(default_factory=dict)
     event_ids: bytearray = field(default_factory=bytearray)
     occurred_us: array[int] = field(default_factory=lambda: array("q"))
+    fingerprints: array[int] = field(default_factory=lambda: array("q"))
+    """Per replayed event, :func:`~tokenline.processor.replay.landing.fingerprint`."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -224,6 +227,7 @@ class Repricer:
         if self.keep_keys:
             result.event_ids += event["event_id"].bytes
             result.occurred_us.append((start - _EPOCH) // _MICRO)
+            result.fingerprints.append(fingerprint(record))
 
 
 def _window_iso(at: datetime, size_s: int) -> str:
@@ -264,4 +268,5 @@ def merge_results(parts: Iterable[PartialResult]) -> PartialResult:
             total.windows[window] = value if seen is None else merge_windows(seen, value)
         total.event_ids += part.event_ids
         total.occurred_us.extend(part.occurred_us)
+        total.fingerprints.extend(part.fingerprints)
     return total
