@@ -21,12 +21,14 @@ from tokenline.sdk._api import (
     instrument,
     record,
     set_usage,
+    stats,
     track,
     uninstrument,
     wrap,
 )
 from tokenline.sdk._context import context
 from tokenline.sdk._settings import Settings
+from tokenline.sdk._stats import Stats
 from tokenline.sdk.emitters import Emitter, InMemoryEmitter, JsonLinesEmitter
 from tokenline.sdk.errors import ConfigError, TokenlineError
 
@@ -36,6 +38,7 @@ __all__ = [
     "InMemoryEmitter",
     "JsonLinesEmitter",
     "Settings",
+    "Stats",
     "TokenlineError",
     "close",
     "configure",
@@ -44,6 +47,7 @@ __all__ = [
     "instrument",
     "record",
     "set_usage",
+    "stats",
     "track",
     "uninstrument",
     "wrap",

@@ -15,8 +15,9 @@ import wrapt
 
 from tokenline.sdk._call import Call, empty_usage
 from tokenline.sdk._proxy import Binding, ClientProxy
-from tokenline.sdk._runtime import Runtime, current_runtime, install_runtime
+from tokenline.sdk._runtime import Runtime, current_runtime, install_runtime, installed_stats
 from tokenline.sdk._settings import load_settings
+from tokenline.sdk._stats import Stats
 from tokenline.sdk._wrapping import Metered
 from tokenline.sdk.errors import ConfigError
 from tokenline.sdk.providers import adapter_for, installed_adapters
@@ -27,7 +28,17 @@ if TYPE_CHECKING:
     from tokenline.schemas import Operation, Provider, Usage
     from tokenline.sdk.emitters import Emitter
 
-__all__ = ["close", "configure", "flush", "instrument", "record", "track", "uninstrument", "wrap"]
+__all__ = [
+    "close",
+    "configure",
+    "flush",
+    "instrument",
+    "record",
+    "stats",
+    "track",
+    "uninstrument",
+    "wrap",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +49,9 @@ def configure(*, emitter: Emitter | None = None, **settings: Any) -> Runtime:
 
     Optional: the first ``wrap``, ``record`` or ``instrument`` configures from the environment.
     ``emitter`` replaces Kafka, e.g. ``InMemoryEmitter()`` in tests. Raises ``ConfigError``
-    listing every problem.
+    listing every problem. Calling it again replaces the runtime (the previous one is closed:
+    what it could not send goes to the spool). However the process ends, events are sent or
+    spooled at exit (``atexit``, and SIGTERM unless the application handles it itself).
     """
     runtime = Runtime(load_settings(**settings), emitter)
     previous = install_runtime(runtime)
@@ -263,8 +276,21 @@ def flush(timeout: float = 5.0) -> int:
     return current_runtime().flush(timeout)
 
 
-def close(timeout: float = 5.0) -> None:
-    """Flush within ``timeout`` and stop sending (a later call configures anew)."""
+def close(timeout: float | None = None) -> None:
+    """Shut metering down: what Kafka acknowledges within ``timeout`` is sent, the rest spooled.
+
+    ``timeout`` defaults to the ``flush_timeout_s`` setting. Queued events are handed to
+    Kafka; what it has not acknowledged in time is purged into the fsync'd disk spool, which
+    the next process using the same spool directory re-sends. The exit path does this by
+    itself; call it from a framework's worker-shutdown hook when workers end without it
+    (``os._exit``, a signal the framework handles). A later call configures anew.
+    """
     runtime = install_runtime(None)
     if runtime is not None:
-        runtime.close(timeout)
+        runtime.close(runtime.settings.flush_timeout_s if timeout is None else timeout)
+
+
+def stats() -> Stats:
+    """What happened to this process's usage events since ``configure()`` (see ``Stats``)."""
+    current = installed_stats()
+    return current if current is not None else Stats.zero()

@@ -1,20 +1,28 @@
-"""The process-wide runtime: settings, the emitter, producer identity and host metadata."""
+"""The process-wide runtime: settings, the emitter, producer identity and host metadata.
+
+The process hooks are installed once, whatever the number of ``configure()`` calls: an exit
+hook (``atexit``, and SIGTERM when the application leaves it at its default; see ``_exit``)
+that closes the runtime in place at exit, and one fork hook that resets it in a child.
+"""
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
+import os
 import threading
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from tokenline.sdk import _exit, _metrics
 from tokenline.sdk._call import ProducerIdentity, build_event
 from tokenline.sdk._context import current_attribution
 from tokenline.sdk._host import HostDetector
 from tokenline.sdk._settings import Settings, kafka_config, load_settings
+from tokenline.sdk._stats import Stats, snapshot
 from tokenline.sdk.emitters import (
     BackgroundEmitter,
+    Counters,
     DiskSpool,
     KafkaEmitter,
     SpoolingEmitter,
@@ -33,16 +41,40 @@ __all__ = ["Runtime", "current_runtime", "default_emitter", "install_runtime"]
 log = logging.getLogger(__name__)
 
 
-def default_emitter(settings: Settings) -> Emitter:
-    """Kafka behind a disk spool, behind the background sender: nothing waits, nothing is lost."""
+def default_emitter(settings: Settings, counters: Counters | None = None) -> Emitter:
+    """Kafka behind a disk spool, behind the background sender: nothing waits, nothing is lost.
+
+    When the spool holds records of an earlier process, the sender starts at once to re-send
+    them, even if this process never records anything.
+    """
     kafka_config(settings)  # fails early, listing the problem, when Kafka is not configured
-    kafka = KafkaEmitter(settings)
+    counters = counters if counters is not None else Counters()
+    kafka = KafkaEmitter(settings, counters)
     inner: Emitter = kafka
+    spooling = None
     if settings.spool_enabled:
-        inner = SpoolingEmitter(kafka, DiskSpool(settings.spool_dir, settings.spool_max_bytes))
-    return BackgroundEmitter(
-        inner, max_queue=settings.queue_max_messages, poll_s=settings.send_interval_ms / 1000
+        spool = DiskSpool(settings.spool_dir, settings.spool_max_bytes, counters=counters)
+        inner = spooling = SpoolingEmitter(kafka, spool, counters=counters)
+    sender = BackgroundEmitter(
+        inner,
+        max_queue=settings.queue_max_messages,
+        poll_s=settings.send_interval_ms / 1000,
+        counters=counters,
     )
+    if spooling is not None and spooling.backlog():
+        sender.start()
+    return sender
+
+
+class _Identity(ProducerIdentity):
+    """The runtime's producer identity, renewed by the process's one fork hook."""
+
+    def __init__(self) -> None:  # no fork hook of its own: hooks would grow per configure()
+        self._reset()
+
+    def after_fork(self) -> None:
+        """A forked child is a new producer: new producer_id, sequence from 0."""
+        self._reset()
 
 
 class Runtime:
@@ -50,8 +82,12 @@ class Runtime:
 
     def __init__(self, settings: Settings, emitter: Emitter | None = None) -> None:
         self.settings = settings
-        self.emitter = emitter if emitter is not None else default_emitter(settings)
-        self.identity = ProducerIdentity()
+        if emitter is None:
+            emitter = default_emitter(settings)
+        self.counters = emitter.counters if isinstance(emitter, BackgroundEmitter) else Counters()
+        self.emitter = emitter
+        self.identity = _Identity()
+        self.closed = False
         self.host = HostDetector(service_name=settings.service_name, enabled=settings.detect_host)
         self.host.start()
         self.errors = 0
@@ -99,6 +135,7 @@ class Runtime:
             emitter.emit(self._event(call))
         except Exception:
             self.errors += 1
+            self.counters.add("build_failed")
             log.exception("tokenline could not record a usage event")
             if self.settings.strict:
                 raise
@@ -118,6 +155,7 @@ class Runtime:
             return self._event(call)
         except Exception:
             self.errors += 1
+            self.counters.add("build_failed")
             log.exception("tokenline could not record a usage event")
             return None
 
@@ -133,8 +171,27 @@ class Runtime:
         return self.emitter.flush(timeout)
 
     def close(self, timeout: float) -> None:
-        """Flush within ``timeout`` and release the emitter."""
+        """Within ``timeout``: what Kafka acknowledges is sent, the rest goes to the spool.
+
+        Idempotent. Queued events are handed to Kafka, acknowledgements awaited, and what
+        Kafka still holds is purged into the fsync'd spool for the next process to re-send.
+        """
+        if self.closed:
+            return
+        self.closed = True
         self.emitter.close(timeout)
+
+    def stats(self) -> Stats:
+        """A snapshot of what happened to this runtime's events."""
+        return snapshot(self.counters, self.emitter)
+
+    def after_fork(self) -> None:
+        """In a forked child: a new producer identity, fresh sender and spool state."""
+        self.identity.after_fork()
+        self.counters.reset()
+        after_fork = getattr(self.emitter, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
 
     def swallowed(self, what: str, exc: Exception) -> bool:
         """Log and count the SDK's own failure at ``what``; False when it must be re-raised."""
@@ -166,6 +223,8 @@ def install_runtime(runtime: Runtime | None) -> Runtime | None:
     global _runtime
     with _lock:
         previous, _runtime = _runtime, runtime
+    if runtime is not None:
+        _process_hooks(runtime)
     return previous
 
 
@@ -175,16 +234,53 @@ def current_runtime(**overrides: Any) -> Runtime:
     with _lock:
         if _runtime is None:
             _runtime = Runtime(load_settings(**overrides))
-            atexit.register(_flush_at_exit)
+            _process_hooks(_runtime)
         return _runtime
 
 
-def _flush_at_exit() -> None:
+
+def _process_hooks(runtime: Runtime) -> None:
+    """The exit hook, and the metrics exporters the application uses (each installed once)."""
+    _exit.install(_close_at_exit, handle_sigterm=runtime.settings.handle_sigterm)
+    _metrics.export(installed_stats)
+
+
+def installed_stats() -> Stats | None:
+    """The process's runtime's ``stats()``, or None when none is configured."""
+    runtime = _runtime
+    return runtime.stats() if runtime is not None else None
+
+
+def _close_at_exit() -> None:
+    """The exit path: close the runtime in place (no lock: a signal may interrupt its holder)."""
+    runtime = _runtime
+    if runtime is None or runtime.closed:
+        return
+    before = runtime.stats()
+    runtime.close(runtime.settings.flush_timeout_s)
+    after = runtime.stats()
+    spooled = after.spooled - before.spooled
+    lost = after.in_queue + after.in_kafka + sum(after.dropped.values())
+    lost -= sum(before.dropped.values())
+    if spooled:
+        log.warning(
+            "tokenline: %d usage event(s) not acknowledged by Kafka at exit, written to the "
+            "spool in %s (the next process using it re-sends them)",
+            spooled, runtime.settings.spool_dir,
+        )  # fmt: skip
+    if lost > 0:
+        log.error("tokenline: %d usage event(s) lost at exit", lost)
+
+
+def _after_fork_in_child() -> None:
+    global _lock  # noqa: PLW0603 - a thread of the parent may have held it at the fork
+    _lock = threading.Lock()
     runtime = _runtime
     if runtime is not None:
-        left = runtime.flush(runtime.settings.flush_timeout_s)
-        if left:
-            log.warning("tokenline: %d usage event(s) not sent at exit (still spooled)", left)
+        runtime.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)  # once per process: at import
 
 
 def require_tenant(settings: Settings, tenant_id: str | None) -> None:

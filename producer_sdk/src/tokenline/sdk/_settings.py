@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     strict: bool = False
     """Re-raise the SDK's own errors instead of logging them (for tests only)."""
     flush_timeout_s: float = Field(default=5.0, ge=0)
+    """At exit (or ``close()``): how long to wait for Kafka's acknowledgements before what is
+    left goes to the spool."""
+    handle_sigterm: bool = True
+    """Run the exit path on SIGTERM (then end as SIGTERM would) when the application left
+    SIGTERM at its default; Python's own default ends the process without running it."""
     max_tags: int = Field(default=32, ge=0)
 
     @field_validator("compression")

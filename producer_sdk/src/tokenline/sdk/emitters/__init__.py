@@ -2,12 +2,15 @@
 
 from tokenline.sdk.emitters._background import BackgroundEmitter
 from tokenline.sdk.emitters._base import Emitter, InMemoryEmitter, JsonLinesEmitter
+from tokenline.sdk.emitters._counters import DROP_REASONS, Counters
 from tokenline.sdk.emitters._kafka import KafkaEmitter
 from tokenline.sdk.emitters._spool import DiskSpool
 from tokenline.sdk.emitters._spooling import SpoolingEmitter
 
 __all__ = [
+    "DROP_REASONS",
     "BackgroundEmitter",
+    "Counters",
     "DiskSpool",
     "Emitter",
     "InMemoryEmitter",

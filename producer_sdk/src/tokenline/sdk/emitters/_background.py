@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from typing import TYPE_CHECKING
+
+from tokenline.sdk.emitters._counters import Counters
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,14 +38,29 @@ _YIELD_AFTER_S = 0.001
 class BackgroundEmitter:
     """Wraps an emitter so that ``emit`` never waits on it."""
 
-    def __init__(self, inner: Emitter, *, max_queue: int = 100_000, poll_s: float = 0.05):
+    def __init__(
+        self,
+        inner: Emitter,
+        *,
+        max_queue: int = 100_000,
+        poll_s: float = 0.05,
+        counters: Counters | None = None,
+    ):
         self.inner = inner
         self._max_queue = max_queue
         self.poll_s = poll_s
         self.dropped = 0
         self.errors = 0
+        self.counters = counters if counters is not None else Counters()
         self._reset()
-        os.register_at_fork(after_in_child=self._reset)
+
+    def after_fork(self) -> None:
+        """In a forked child: no sender thread exists here; the parent sends what it queued."""
+        self.dropped = self.errors = 0
+        self._reset()
+        after_fork = getattr(self.inner, "after_fork", None)
+        if after_fork is not None:
+            after_fork()
 
     def _reset(self) -> None:
         self._queue: collections.deque[UsageEvent | Callable[[], UsageEvent | None]] = (
@@ -70,10 +86,16 @@ class BackgroundEmitter:
             self._start()
         if len(self._queue) >= self._max_queue:
             self.dropped += 1
+            self.counters.add("queue_full")
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("tokenline send queue full: %d usage event(s) dropped", self.dropped)
             return
         self._queue.append(item)
+
+    def start(self) -> None:
+        """Start the sender thread now (it also starts with the first event)."""
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         with self._lock:
@@ -94,6 +116,7 @@ class BackgroundEmitter:
             held_since = time.perf_counter()
             while queue:
                 item = queue.popleft()
+                self.counters.taken += 1  # only this thread moves it
                 try:
                     event = item() if callable(item) else item
                     if event is not None:
@@ -120,6 +143,10 @@ class BackgroundEmitter:
     def _pending(self) -> int:
         return len(self._queue) + int(self._busy)
 
+    def queue_depth(self) -> int:
+        """Events waiting for the sender thread."""
+        return len(self._queue)
+
     def poll(self) -> None:
         """The sender thread polls the inner emitter; nothing to do here."""
 
@@ -133,12 +160,36 @@ class BackgroundEmitter:
         return left + self.inner.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float) -> None:
-        """Flush, stop the sender thread, close the inner emitter."""
+        """Hand everything queued to the inner emitter, then close it, within ``timeout``.
+
+        The sender thread drains the queue on its last pass and stops; what is queued after
+        that (by other threads) is handed over on this thread. The inner emitter gets the
+        time left to deliver, and keeps the rest (the spool).
+        """
         deadline = time.monotonic() + timeout
-        self.flush(timeout)
-        if self._thread is not None:
+        thread = self._thread
+        if thread is not None:
             self._stop.set()
             self._wake.set()
-            self._thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if thread is None or not thread.is_alive():
             self._thread = None
+            self._hand_over_rest()
+        else:
+            log.error(
+                "tokenline sender did not finish in %.1f s: %d usage event(s) left in its queue",
+                timeout, len(self._queue),
+            )  # fmt: skip
         self.inner.close(max(0.0, deadline - time.monotonic()))
+
+    def _hand_over_rest(self) -> None:
+        while self._queue:
+            item = self._queue.popleft()
+            self.counters.taken += 1
+            try:
+                event = item() if callable(item) else item
+                if event is not None:
+                    self.inner.emit(event)
+            except Exception:
+                self.errors += 1
+                log.exception("tokenline sender failed on one usage event")

@@ -3,6 +3,10 @@
 It encodes and produces on the thread that calls ``emit`` (the SDK's background sender, never
 the caller's thread). The librdkafka producer is created lazily in the process that uses it
 and rebuilt in a forked child, where the parent's producer threads do not exist.
+
+``close`` waits for acknowledgements within its time, then purges what librdkafka still holds
+(queued or in flight): each purged record's delivery callback hands it to ``on_undelivered``
+(the spool), so nothing Kafka did not acknowledge is left only in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tokenline.schemas import AvroCodec
 from tokenline.sdk._settings import kafka_config
+from tokenline.sdk.emitters._counters import Counters
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,6 +35,7 @@ __all__ = ["KafkaEmitter"]
 log = logging.getLogger(__name__)
 
 _INHERITED: list[Producer] = []
+_SLICE_S = 0.1
 
 
 def _make_codec(settings: Settings) -> AvroCodec[Any]:
@@ -44,7 +50,7 @@ def _make_codec(settings: Settings) -> AvroCodec[Any]:
 class KafkaEmitter:
     """Produces Avro usage events keyed by tenant; undeliverable ones go to ``on_undelivered``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counters: Counters | None = None) -> None:
         self._conf = kafka_config(settings)
         self._conf["error_cb"] = self._on_error
         self._conf["logger"] = logging.getLogger("tokenline.sdk.librdkafka")  # not stderr
@@ -57,6 +63,9 @@ class KafkaEmitter:
         self.failed = 0
         self.last_success = 0.0
         self.last_failure = 0.0
+        self.brokers_down = False
+        """librdkafka said no broker is reachable, and nothing was delivered since."""
+        self._counters = counters if counters is not None else Counters()
 
     def _producer_here(self) -> Producer:
         if self._producer is None or self._pid != os.getpid():
@@ -88,6 +97,8 @@ class KafkaEmitter:
             if ok:
                 self.delivered += 1
                 self.last_success = time.monotonic()
+                self.brokers_down = False
+                self._counters.add("sent")
             else:
                 self._undelivered(key, value, str(err))
             if on_result is not None:
@@ -105,9 +116,11 @@ class KafkaEmitter:
     def _undelivered(self, key: bytes | None, value: bytes, why: str) -> None:
         self.failed += 1
         self.last_failure = time.monotonic()
+        self._counters.add("send_errors")
         if self.on_undelivered is not None:
             self.on_undelivered(key, value)
         else:
+            self._counters.add("no_spool")
             log.error("tokenline usage event not delivered and no spool configured: %s", why)
 
     def _on_error(self, err: KafkaError) -> None:
@@ -115,6 +128,8 @@ class KafkaEmitter:
             log.error("tokenline producer fatal error, recreating the producer: %s", err)
             self._producer = None
         else:
+            if err.code() == KafkaError._ALL_BROKERS_DOWN:
+                self.brokers_down = True
             log.debug("tokenline producer: %s", err)
 
     @property
@@ -129,6 +144,7 @@ class KafkaEmitter:
         except KafkaException:
             return False
         self.last_success = time.monotonic()
+        self.brokers_down = False
         return True
 
     def pending(self) -> int:
@@ -147,5 +163,32 @@ class KafkaEmitter:
         return int(self._producer.flush(timeout))
 
     def close(self, timeout: float) -> None:
-        """Flush within ``timeout``."""
-        self.flush(timeout)
+        """Wait up to ``timeout`` for acknowledgements, then purge the rest to ``on_undelivered``.
+
+        The wait ends early when librdkafka reports every broker down: nothing more will be
+        acknowledged in time. Purged records (queued, or in flight with no answer yet) come
+        back through their delivery callbacks as failures, so they go to the spool; one in
+        flight may also have reached the topic, and is then sent twice (the sink's event_id
+        upsert keeps one).
+        """
+        producer = self._producer
+        if producer is None or self._pid != os.getpid():
+            return
+        deadline = time.monotonic() + timeout
+        while len(producer) and not self.brokers_down:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            producer.flush(min(_SLICE_S, left))
+        if not len(producer):
+            return
+        producer.purge(in_queue=True, in_flight=True, blocking=True)
+        serve_until = time.monotonic() + 1.0  # purged records' callbacks are served at once
+        while len(producer) and time.monotonic() < serve_until:
+            producer.poll(0.01)
+
+    def after_fork(self) -> None:
+        """In a forked child: start from a clean state (the producer is rebuilt on first use)."""
+        self.delivered = self.failed = 0
+        self.last_success = self.last_failure = 0.0
+        self.brokers_down = False

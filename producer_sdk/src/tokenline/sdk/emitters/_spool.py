@@ -6,7 +6,9 @@ Layout: a directory of segment files ``<pid>-<ns>.seg``. Each record is::
     crc     u32 big-endian   CRC-32 of the body
     body    key length (u16, 0xFFFF = no key) | key | value
 
-Records are appended to the process's active segment and fsync'd in batches. A process
+Records are appended to the process's active segment, each with one unbuffered ``write``
+(no Python buffer holds a record, so a forked child has nothing of its parent's to write
+again), and fsync'd in batches. A process
 killed mid-write leaves at worst one partial record at the end of a segment; the reader
 stops there (length or CRC do not check out), so a spool is always readable. The active
 segment is held with an exclusive ``flock``; any process may drain a segment it can lock,
@@ -23,7 +25,10 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass, field
+from io import FileIO
 from typing import IO, TYPE_CHECKING
+
+from tokenline.sdk.emitters._counters import Counters
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,27 +63,33 @@ class DiskSpool:
         fsync_every: int = 256,
         fsync_interval_s: float = 0.2,
         segment_bytes: int = 4 * 1024 * 1024,
+        counters: Counters | None = None,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._fsync_every = fsync_every
         self._fsync_interval_s = fsync_interval_s
         self._segment_bytes = segment_bytes
-        self._active: IO[bytes] | None = None
+        self._active: FileIO | None = None
         self._active_size = 0
         self._unsynced = 0
         self._last_sync = time.monotonic()
         self.dropped = 0
         self.appended = 0
+        self._counters = counters if counters is not None else Counters()
         directory.mkdir(parents=True, exist_ok=True)
         self.size = sum(p.stat().st_size for p in directory.glob("*.seg"))
-        os.register_at_fork(after_in_child=self._after_fork)
 
-    def _after_fork(self) -> None:
-        # The parent keeps writing its active segment; the child starts one of its own.
+    def after_fork(self) -> None:
+        """In a forked child: let go of the parent's segment; the child writes one of its own.
+
+        Closing the child's copy of the descriptor writes nothing (there is no buffer) and
+        leaves the parent's lock in place (the parent's descriptor still holds it).
+        """
         if self._active is not None:
-            self._active.close()  # the parent's descriptor (and its lock) stays open
+            self._active.close()
         self._active, self._active_size, self._unsynced = None, 0, 0
+        self.dropped = self.appended = 0
 
     # ------------------------------------------------------------------ writing
     def append(self, key: bytes | None, value: bytes) -> bool:
@@ -87,17 +98,18 @@ class DiskSpool:
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body
         if self.size + len(record) > self.max_bytes:
             self.dropped += 1
+            self._counters.add("spool_full")
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error(
                     "tokenline spool full (%d bytes in %s): %d usage event(s) dropped",
                     self.size, self.directory, self.dropped,
                 )  # fmt: skip
             return False
-        active = self._active_segment()
-        active.write(record)
+        _write_all(self._active_segment(), record)
         self._active_size += len(record)
         self.size += len(record)
         self.appended += 1
+        self._counters.add("spooled")
         self._unsynced += 1
         if self._unsynced >= self._fsync_every:
             self.sync()
@@ -105,10 +117,10 @@ class DiskSpool:
             self.rotate()
         return True
 
-    def _active_segment(self) -> IO[bytes]:
+    def _active_segment(self) -> FileIO:
         if self._active is None:
             path = self.directory / f"{os.getpid()}-{time.time_ns()}.seg"
-            handle = path.open("ab")
+            handle = FileIO(str(path), "ab")  # unbuffered: each record goes to the file at once
             fcntl.flock(handle, fcntl.LOCK_EX)
             self._active, self._active_size = handle, 0
         return self._active
@@ -116,7 +128,6 @@ class DiskSpool:
     def sync(self) -> None:
         """Write buffered records through to disk."""
         if self._active is not None and self._unsynced:
-            self._active.flush()
             os.fsync(self._active.fileno())
         self._unsynced = 0
         self._last_sync = time.monotonic()
@@ -138,6 +149,16 @@ class DiskSpool:
     def pending(self) -> bool:
         """Whether any record is on disk."""
         return self.size > 0
+
+    def rescan(self) -> None:
+        """Count the bytes on disk again (other processes may have added segments since)."""
+        total = 0
+        for path in self.directory.glob("*.seg"):
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:
+                continue
+        self.size = total
 
     def claim(self) -> Segment | None:
         """Lock the oldest segment no process is writing, rotating our own if it is the last."""
@@ -198,3 +219,14 @@ class DiskSpool:
     def close(self) -> None:
         """Sync and close the active segment."""
         self.rotate()
+
+
+def _write_all(handle: FileIO, record: bytes) -> None:
+    """Write ``record`` (in one call, unless the kernel takes only part of it)."""
+    view = memoryview(record)
+    while view:
+        written = handle.write(view)
+        if not written:
+            msg = f"could not write to {handle.name}"
+            raise OSError(msg)
+        view = view[written:]

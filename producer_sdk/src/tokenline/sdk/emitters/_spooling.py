@@ -6,6 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from tokenline.sdk.emitters._counters import Counters
+
 if TYPE_CHECKING:
     from tokenline.schemas import UsageEvent
     from tokenline.sdk.emitters._kafka import KafkaEmitter
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["SpoolingEmitter"]
 
 log = logging.getLogger(__name__)
+
+_RESCAN_S = 5.0
 
 
 class _Drain:
@@ -36,11 +40,20 @@ class SpoolingEmitter:
     delivered or is safely back on disk.
     """
 
-    def __init__(self, inner: KafkaEmitter, spool: DiskSpool, *, probe_interval_s: float = 2.0):
+    def __init__(
+        self,
+        inner: KafkaEmitter,
+        spool: DiskSpool,
+        *,
+        probe_interval_s: float = 2.0,
+        counters: Counters | None = None,
+    ):
         self.inner = inner
         self.spool = spool
+        self._counters = counters if counters is not None else Counters()
         self._probe_interval_s = probe_interval_s
         self._last_probe = 0.0
+        self._last_scan = time.monotonic()
         self._draining: _Drain | None = None
         inner.on_undelivered = self._to_spool
 
@@ -58,6 +71,9 @@ class SpoolingEmitter:
         if self._draining is not None and self._draining.done():
             self.spool.release(self._draining.segment)
             self._draining = None
+        if not self.spool.pending() and time.monotonic() - self._last_scan >= _RESCAN_S:
+            self._last_scan = time.monotonic()
+            self.spool.rescan()
         if self._draining is None and self.spool.pending() and self._broker_answers():
             segment = self.spool.claim()
             if segment is not None:
@@ -76,8 +92,10 @@ class SpoolingEmitter:
         drain = _Drain(segment)
         self._draining = drain
 
-        def result(_ok: bool) -> None:
+        def result(ok: bool) -> None:
             drain.outstanding -= 1
+            if ok:
+                self._counters.add("resent")
 
         count = 0
         for key, value in self.spool.records(segment):
@@ -101,8 +119,28 @@ class SpoolingEmitter:
         self.spool.sync()
         return remaining + int(self.spool.pending() or self._draining is not None)
 
+    def backlog(self) -> bool:
+        """Whether spooled records wait to be re-sent."""
+        return self.spool.pending()
+
     def close(self, timeout: float) -> None:
-        """Flush, then close the spool (what is still undelivered stays on disk)."""
-        self.flush(timeout)
-        self.inner.close(0)
+        """Wait for Kafka within ``timeout``; spool and fsync what it did not acknowledge.
+
+        Records librdkafka still holds are purged into the spool (``KafkaEmitter.close``). A
+        segment being re-sent is deleted only when each of its records was acknowledged or
+        spooled again; otherwise it stays, and the next process re-sends it.
+        """
+        self.inner.close(timeout)
+        if self._draining is not None and self._draining.done():
+            self.spool.release(self._draining.segment)
+            self._draining = None
         self.spool.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent re-sends and writes its own segments, not the child."""
+        if self._draining is not None:
+            self._draining.segment.handle.close()  # the child's copy; the parent's lock stays
+            self._draining = None
+        self._last_probe = 0.0
+        self.inner.after_fork()
+        self.spool.after_fork()

@@ -1,0 +1,46 @@
+"""A program that records usage events and then ends in a chosen way (run as a subprocess).
+
+``python _child.py record BOOTSTRAP TOPIC SPOOL_DIR N LABEL HOW`` records N events (user_id
+LABEL), prints ``recorded``, then ends by HOW: ``return``, ``sys_exit`` (status 3),
+``exception``, or waits on stdin for the parent's ``sigterm`` / ``sigint``.
+
+``python _child.py drain BOOTSTRAP TOPIC SPOOL_DIR`` records nothing, waits until the spool it
+finds is re-sent, and prints its ``sdk.stats()`` as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tokenline import sdk
+
+
+def main(argv: list[str]) -> None:
+    mode, bootstrap, topic, spool_dir = argv[:4]
+    sdk.configure(
+        tenant_id="acme",
+        bootstrap_servers=bootstrap,
+        topic=topic,
+        spool_dir=spool_dir,
+        detect_host=False,
+    )
+    if mode == "drain":
+        left = sdk.flush(120)
+        print(json.dumps({"left": left, **sdk.stats().as_dict()}), flush=True)
+        return
+    count, label, how = int(argv[4]), argv[5], argv[6]
+    for i in range(count):
+        sdk.record(provider="openai", model="gpt-4o-mini", input_tokens=i, user_id=label)
+    print("recorded", flush=True)
+    if how == "sys_exit":
+        sys.exit(3)
+    if how == "exception":
+        msg = "the application failed"
+        raise RuntimeError(msg)
+    if how in {"sigterm", "sigint"}:
+        sys.stdin.read()  # the parent signals the process while it waits here
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
