@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.factories import usage_event
-from tokenline.processor.pricebook import PriceBook
+from tokenline.processor.cli_prices import prices
+from tokenline.processor.pricebook import PriceBook, load_price_book
 from tokenline.processor.pricing import (
     BucketPrices,
     Normalizer,
@@ -24,6 +26,9 @@ from tokenline.processor.pricing import (
     price_event,
     pricing_version_of,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.unit
 
@@ -236,3 +241,18 @@ tenants:
         "tenants.globex.1.effective_from",
         "tenants.globex.1.typo",
     }
+
+
+def test_prices_show_names_the_book_version_and_the_tenants_term(tmp_path: Path) -> None:
+    overrides = tmp_path / "terms.yaml"
+    overrides.write_text(DATED, encoding="utf-8")
+    book = load_price_book(overrides)
+    runner = CliRunner()
+    args = ["show", "openai", "gpt-4o", "--overrides", str(overrides), "--tenant", "globex"]
+
+    shown = runner.invoke(prices, [*args, "--at", "2026-08-01"])
+    assert shown.exit_code == 0, shown.output
+    assert f"(pricing version {book.pricing_version})" in shown.output
+    assert "globex: 15 % discount, from 2026-07-01T00:00:00+00:00 until 2026-10-01" in shown.output
+    gap = runner.invoke(prices, [*args, "--at", "2026-10-15"])
+    assert "globex: list price (no term at that time)" in gap.output

@@ -10,14 +10,11 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenline.processor.pricing import (
-    Normalizer,
     OverridesError,
-    PriceTable,
     PricingError,
     convert,
     fetch_current,
     load_overrides,
-    load_snapshot,
     read_source,
 )
 
@@ -27,14 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["prices"]
 
 _PROVIDERS = click.Choice(["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other"])
-
-
-def _load_table(overrides: Path | None) -> tuple[PriceTable, Normalizer]:
-    table = load_snapshot()
-    if overrides is None:
-        return table, Normalizer()
-    loaded = load_overrides(overrides)
-    return table.merged(loaded.entries), loaded.normalizer()
 
 
 def _parse_at(value: str | None) -> datetime:
@@ -54,22 +43,27 @@ def prices() -> None:
 @click.argument("model")
 @click.option("--at", "at_text", help="ISO date or time (UTC if no offset); default now.")
 @click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def show(provider: str, model: str, at_text: str | None, overrides: Path | None) -> None:
+@click.option("--tenant", help="Also show this tenant's term (discount or markup) at that time.")
+def show(
+    provider: str, model: str, at_text: str | None, overrides: Path | None, tenant: str | None
+) -> None:
     """Show the price of MODEL at PROVIDER valid at a date (per million tokens)."""
     try:
-        table, normalizer = _load_table(overrides)
+        book = _book(overrides)
     except PricingError as exc:
         raise click.ClickException(str(exc)) from exc
     at = _parse_at(at_text)
-    normalized = normalizer.normalize(provider, model)
+    normalized = book.normalizer.normalize(provider, model)
     if normalized.canonical is None:
         raise click.ClickException(f"{model}: {normalized.unpriced_reason}")
     for model_id in normalized.lookup_ids:
-        entry = table.lookup(provider, model_id, at)
+        entry = book.table.lookup(provider, model_id, at)
         if entry is None:
             continue
-        click.echo(f"entry      {entry.entry_id}   (pricing version {table.pricing_version})")
+        click.echo(f"entry      {entry.entry_id}   (pricing version {book.pricing_version})")
         click.echo(f"canonical  {normalized.canonical}")
+        if tenant is not None:
+            click.echo(f"tenant     {tenant}: {_term_text(book, tenant, at)}")
         million = 10**6
         for name, value in entry.prices.to_dict().items():
             shown = "= output" if value is None else f"{entry.currency} {_per_m(value, million)}"
@@ -83,6 +77,17 @@ def show(provider: str, model: str, at_text: str | None, overrides: Path | None)
             )
         return
     raise click.ClickException(f"no price for {provider}/{model} at {at.isoformat()}")
+
+
+def _term_text(book: PriceBook, tenant: str, at: datetime) -> str:
+    terms = book.adjustments.get(tenant)
+    term = None if terms is None else terms.at(at)
+    if term is None:
+        return "list price (no term at that time)"
+    kind = "discount" if term.percent < 0 else "markup"
+    since = "the beginning" if term.effective_from is None else term.effective_from.isoformat()
+    until = "" if term.effective_to is None else f" until {term.effective_to.isoformat()}"
+    return f"{abs(term.percent)} % {kind}, from {since}{until} (not in the prices shown)"
 
 
 def _per_m(value: str, million: int) -> str:
@@ -162,7 +167,7 @@ def publish(file: Path, bootstrap_servers: str | None, topic: str | None, timeou
     click.echo(f"published {len(book.table)} entries (version {book.pricing_version}) to {name}")
 
 
-def _book(file: Path) -> PriceBook:
+def _book(file: Path | None) -> PriceBook:
     from tokenline.processor.pricebook import load_price_book
 
     return load_price_book(file)
