@@ -89,16 +89,32 @@ def test_context_follows_asyncio_tasks(sent: sdk.InMemoryEmitter) -> None:
     assert sorted(e["user_id"] or "" for e in sent.events) == [f"u{i}" for i in range(5)]
 
 
-def test_wrap_without_tenant_lists_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrap_lists_every_problem_of_the_settings_as_they_stand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sdk.close(0)
     monkeypatch.delenv("TOKENLINE_TENANT_ID", raising=False)
     monkeypatch.delenv("TOKENLINE_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("TOKENLINE_COMPRESSION", "brotli")
+    monkeypatch.setenv("TOKENLINE_LINGER_MS", "-1")
     with pytest.raises(sdk.ConfigError) as info:
         sdk.wrap(object())
     text = str(info.value)
-    assert "tenant_id" in text
     assert "compression" in text
+    assert "linger_ms" in text
+    # no tenant and no Kafka yet is not wrong: a later configure() may give them
+    assert "tenant_id" not in text
+    assert "bootstrap_servers" not in text
+
+
+def test_wrap_needs_a_tenant_once_a_runtime_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKENLINE_TENANT_ID", raising=False)
+    sdk.configure(emitter=sdk.InMemoryEmitter(), detect_host=False)
+    try:
+        with pytest.raises(sdk.ConfigError, match="tenant_id: required"):
+            sdk.wrap(object())
+    finally:
+        sdk.close(1)
 
 
 def test_wrap_refuses_an_unknown_client(sent: sdk.InMemoryEmitter) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import importlib
 import inspect
 import logging
@@ -13,17 +11,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wrapt
 
+from tokenline.sdk._binding import TENANT_REQUIRED, LazyBinding
 from tokenline.sdk._call import Call, empty_usage
 from tokenline.sdk._proxy import Binding, ClientProxy
-from tokenline.sdk._runtime import Runtime, current_runtime, install_runtime, installed_stats
+from tokenline.sdk._runtime import (
+    Runtime,
+    current_runtime,
+    install_runtime,
+    installed_runtime,
+    installed_stats,
+)
 from tokenline.sdk._settings import load_settings
 from tokenline.sdk._stats import Stats
+from tokenline.sdk._track import set_usage, track
 from tokenline.sdk._wrapping import Metered
 from tokenline.sdk.errors import ConfigError
 from tokenline.sdk.providers import adapter_for, installed_adapters
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from tokenline.schemas import Operation, Provider, Usage
     from tokenline.sdk.emitters import Emitter
@@ -34,6 +40,7 @@ __all__ = [
     "flush",
     "instrument",
     "record",
+    "set_usage",
     "stats",
     "track",
     "uninstrument",
@@ -61,6 +68,10 @@ def configure(*, emitter: Emitter | None = None, **settings: Any) -> Runtime:
 
 
 def _runtime_for(tenant_id: str | None) -> Runtime:
+    """The runtime to report to now, configured from ``TOKENLINE_*`` when none is yet."""
+    runtime = installed_runtime()
+    if runtime is not None and (tenant_id or runtime.settings.tenant_id):
+        return runtime  # the per-call path: no lock
     problems: list[str] = []
     try:
         runtime = current_runtime()
@@ -69,10 +80,24 @@ def _runtime_for(tenant_id: str | None) -> Runtime:
         runtime = None
     if tenant_id is None and (runtime is None or runtime.settings.tenant_id is None):
         problems = [p for p in problems if not p.startswith("tenant_id")]
-        problems.insert(0, "tenant_id: required (wrap(..., tenant_id=...) or TOKENLINE_TENANT_ID)")
+        problems.insert(0, TENANT_REQUIRED)
     if problems or runtime is None:
         raise ConfigError(problems)
     return runtime
+
+
+def _check_settings(tenant_id: str | None) -> None:
+    """Raise ``ConfigError`` for what is already wrong with the settings; bind nothing.
+
+    With a runtime in place, a tenant must be known. With none yet, the ``TOKENLINE_*``
+    settings are validated as they stand but nothing is started: a later ``configure()`` may
+    still give the tenant, the Kafka address or an emitter.
+    """
+    runtime = installed_runtime()
+    if runtime is None:
+        load_settings()
+    elif not (tenant_id or runtime.settings.tenant_id):
+        raise ConfigError([TENANT_REQUIRED])
 
 
 def wrap(
@@ -84,18 +109,24 @@ def wrap(
     ``bedrock-runtime`` client, ``google.genai.Client()`` or a google-generativeai
     ``GenerativeModel``, sync or async. ``attribution`` may hold user_id, session_id, team
     and tags. Raises ``ConfigError`` (every problem listed) when settings are wrong.
+
+    Nothing is bound here: each call reports to the runtime in force when it runs, so a client
+    may be wrapped at import time and ``configure()`` called later (or again). A call made
+    while the SDK cannot be configured (e.g. no tenant anywhere) runs unmetered, logged once.
     """
-    runtime = _runtime_for(tenant_id)
+    _check_settings(tenant_id)
     adapter = adapter_for(client)
-    given = {"tenant_id": tenant_id, "project": project, **attribution}
     binding = Binding(
-        runtime=runtime,
+        runtime=LazyBinding({"tenant_id": tenant_id, "project": project, **attribution}),
         provider=adapter.provider_of(client),
         methods=adapter.methods_for(client),
-        attribution={k: v for k, v in given.items() if v is not None},
         helpers=adapter.helpers,
     )
     return ClientProxy(client, binding)  # type: ignore[return-value]
+
+
+#: What ``instrument()``ed calls report to: the process's runtime, attribution from settings.
+_instrumented = LazyBinding({})
 
 
 _instrument_lock = threading.Lock()
@@ -129,17 +160,14 @@ def _apply(patch: Any) -> None:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         try:
-            runtime = current_runtime()
             provider = patch.provider_of(instance)
+            method = patch.method if patch.method_for is None else patch.method_for(instance, args)
         except Exception:
-            log.warning(
-                "tokenline: not metering %s (not configured)", patch.qualname, exc_info=True
-            )
+            log.warning("tokenline: not metering %s", patch.qualname, exc_info=True)
             return wrapped(*args, **kwargs)
-        method = patch.method if patch.method_for is None else patch.method_for(instance, args)
         if method is None:
             return wrapped(*args, **kwargs)
-        metered = Metered(runtime, provider, method, {})
+        metered = Metered(_instrumented, provider, method)  # bound to the runtime per call
         if inspect.iscoroutinefunction(wrapped):
             return metered.call_async(wrapped, tuple(args), dict(kwargs))
         return metered.call_sync(wrapped, tuple(args), dict(kwargs))
@@ -195,80 +223,6 @@ def record(
     )
     call.attribution = runtime.attribution({"tenant_id": tenant_id, **attribution})
     runtime.finish(call)
-
-
-class track(contextlib.ContextDecorator):  # noqa: N801 - used like a function
-    """Meter any call: as a decorator, or as ``with track(...) as call:``.
-
-    ``extractor(result) -> dict`` turns the decorated function's result into token counts
-    (keys of the usage vector); inside a ``with`` block, set ``call.usage`` yourself with
-    ``set_usage``. An exception is recorded as a failed call and re-raised.
-    """
-
-    def __init__(
-        self,
-        *,
-        provider: Provider = "other",
-        operation: Operation = "other",
-        model: str | None = None,
-        extractor: Callable[[Any], Mapping[str, int]] | None = None,
-        tenant_id: str | None = None,
-        **attribution: Any,
-    ) -> None:
-        self._runtime = _runtime_for(tenant_id)
-        self._provider: Provider = provider
-        self._operation: Operation = operation
-        self._model = model
-        self._extractor = extractor
-        self._attribution = {"tenant_id": tenant_id, **attribution}
-        self._calls: list[Call] = []
-
-    def _new_call(self) -> Call:
-        call = Call(provider=self._provider, operation=self._operation, request_model=self._model)
-        call.attribution = self._runtime.attribution(self._attribution)
-        return call
-
-    def __enter__(self) -> Call:
-        call = self._new_call()
-        self._calls.append(call)
-        return call
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        call = self._calls.pop()
-        call.ended_ns = time.perf_counter_ns()
-        if isinstance(exc, Exception):
-            call.failed(exc)
-        self._runtime.finish(call)
-
-    def __call__(self, fn: Callable[..., T]) -> Callable[..., T]:  # type: ignore[override]
-        """Decorate ``fn``; its result goes through ``extractor`` for token counts."""
-
-        @functools.wraps(fn)
-        def metered(*args: Any, **kwargs: Any) -> T:
-            call = self._new_call()
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                call.ended_ns = time.perf_counter_ns()
-                call.failed(exc)
-                self._runtime.finish(call)
-                raise
-            call.ended_ns = time.perf_counter_ns()
-            with self._runtime.guard("extracting usage"):
-                if self._extractor is not None:
-                    set_usage(call, **self._extractor(result))
-            self._runtime.finish(call)
-            return result
-
-        return metered
-
-
-def set_usage(call: Call, **counts: int) -> None:
-    """Set a tracked call's token counts (keys of the usage vector), marked as reported."""
-    usage = empty_usage()
-    usage.update(counts)  # type: ignore[typeddict-item]
-    call.usage = usage
-    call.usage_source = "reported"
 
 
 def flush(timeout: float = 5.0) -> int:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from tokenline.schemas import Provider
-    from tokenline.sdk._runtime import Runtime
+    from tokenline.sdk._binding import LazyBinding
     from tokenline.sdk._wrapping import Method
 
 __all__ = ["Binding", "ClientProxy", "metered_callable"]
@@ -31,10 +31,10 @@ __all__ = ["Binding", "ClientProxy", "metered_callable"]
 class Binding:
     """What a wrapped client meters, for whom."""
 
-    runtime: Runtime
+    runtime: LazyBinding
+    """The runtime in force at each call, with the client's attribution (bound at first call)."""
     provider: Provider
     methods: Mapping[str, Method]
-    attribution: Mapping[str, Any]
     helpers: frozenset[str] = frozenset()
     """Paths of helper methods (e.g. ``chat.completions.stream``) that call metered methods
     on their own resource: they run with the proxy as ``self``, so the inner call is metered."""
@@ -101,7 +101,7 @@ class ClientProxy(wrapt.ObjectProxy[Any]):
         path = f"{self._self_path}.{name}" if self._self_path else name
         method = binding.methods.get(path)
         if method is not None and callable(attr):
-            metered = Metered(binding.runtime, binding.provider, method, binding.attribution)
+            metered = Metered(binding.runtime, binding.provider, method)
             result: Any = metered_callable(attr, metered)
         elif path in binding.helpers and callable(attr):
             result = functools.partial(getattr(type(self.__wrapped__), name), self)

@@ -238,6 +238,14 @@ def current_runtime(**overrides: Any) -> Runtime:
         return _runtime
 
 
+def installed_runtime() -> Runtime | None:
+    """The process's runtime if one is in place, else None: no lock, nothing configured.
+
+    For the per-call path: a wrapped call reads this reference and takes the lock (through
+    ``current_runtime``) only when no runtime exists yet.
+    """
+    return _runtime
+
 
 def _process_hooks(runtime: Runtime) -> None:
     """The exit hook, and the metrics exporters the application uses (each installed once)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,10 @@ from tokenline.sdk._call import Call
 from tokenline.sdk._stream import AsyncStream, StreamState, SyncStream
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable
 
     from tokenline.schemas import Operation, Provider
+    from tokenline.sdk._binding import LazyBinding
     from tokenline.sdk._runtime import Runtime
 
 __all__ = ["Metered", "Method", "StreamSpec"]
@@ -74,54 +75,54 @@ class Method:
 
 @dataclass(frozen=True, slots=True)
 class Metered:
-    """One provider method of one client, bound to the runtime and the client's attribution.
+    """One provider method of one client, reporting to the runtime in force at each call.
 
     Every call runs through ``call_sync``/``call_async``, so they keep the caller's cost low:
-    the client's fixed attribution is merged once, here, and the SDK's own failures are caught
-    with plain ``try`` blocks (``Runtime.swallowed`` logs and counts them).
+    the runtime is looked up without a lock and the client's fixed attribution is merged once
+    per runtime (``LazyBinding``), and the SDK's own failures are caught with plain ``try``
+    blocks (``Runtime.swallowed`` logs and counts them).
     """
 
-    runtime: Runtime
+    binding: LazyBinding
     provider: Provider
     method: Method
-    attribution: Mapping[str, Any]
-    static: Mapping[str, Any] = field(init=False, repr=False)
-    """Settings and ``wrap()`` attribution, merged once; ``context()`` is laid over per call."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "static", self.runtime.static_attribution(self.attribution))
-
-    def _start(self, args: Args, kwargs: Kwargs) -> tuple[Call | None, Args, Kwargs]:
+    def _start(self, args: Args, kwargs: Kwargs) -> tuple[Runtime, Call, Args, Kwargs] | None:
+        bound = self.binding.get()
+        if bound is None:  # not configurable now: the call goes on unmetered (logged once)
+            return None
+        runtime, static = bound
         try:
             call = Call(provider=self.provider, operation=self.method.operation)
-            call.attribution = self.runtime.in_context(self.static)
+            call.attribution = runtime.in_context(static)
             new_args, new_kwargs = self.method.begin(call, args, dict(kwargs))
             call.started_ns = time.perf_counter_ns()
         except Exception as exc:
-            if not self.runtime.swallowed("reading a request", exc):
+            if not runtime.swallowed("reading a request", exc):
                 raise
-            return None, args, kwargs
-        return call, new_args, new_kwargs
+            return None
+        return runtime, call, new_args, new_kwargs
 
-    def _failed(self, call: Call, exc: Exception) -> None:
-        with self.runtime.guard("recording a failed call"):
+    @staticmethod
+    def _failed(runtime: Runtime, call: Call, exc: Exception) -> None:
+        with runtime.guard("recording a failed call"):
             call.ended_ns = time.perf_counter_ns()
             call.failed(exc)
-            self.runtime.finish(call)
+            runtime.finish(call)
 
-    def _succeeded(self, call: Call, result: Any, kwargs: Kwargs) -> Any:
+    def _succeeded(self, runtime: Runtime, call: Call, result: Any, kwargs: Kwargs) -> Any:
         try:
             method = self.method
             spec = method.stream(result, call, kwargs)
             if spec is None:
                 call.ended_ns = time.perf_counter_ns()
                 if method.read_later:
-                    self.runtime.finish(call, method.finish, result)
+                    runtime.finish(call, method.finish, result)
                 else:
                     method.finish(call, result)
-                    self.runtime.finish(call)
+                    runtime.finish(call)
                 return result
-            state = StreamState(self.runtime, call, spec.on_chunk, spec.on_end)
+            state = StreamState(runtime, call, spec.on_chunk, spec.on_end)
 
             def metered_stream(stream: Any) -> Any:
                 is_async = hasattr(stream, "__aiter__") and not hasattr(stream, "__iter__")
@@ -133,7 +134,7 @@ class Metered:
                 else spec.attach(result, metered_stream)
             )
         except Exception as exc:
-            if not self.runtime.swallowed("reading a response", exc):
+            if not runtime.swallowed("reading a response", exc):
                 raise
         return result
 
@@ -141,28 +142,31 @@ class Metered:
         """Run ``fn`` metered; its result or exception reaches the caller unchanged."""
         if _inside.get():
             return fn(*args, **kwargs)
-        call, args, kwargs = self._start(args, kwargs)
-        if call is None:
+        started = self._start(args, kwargs)
+        if started is None:
             return fn(*args, **kwargs)
+        runtime, call, args, kwargs = started
         token = _inside.set(True)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            self._failed(call, exc)
+            self._failed(runtime, call, exc)
             raise
         finally:
             _inside.reset(token)
         if isinstance(result, CoroutineType):  # an async method behind a sync decorator
-            return self._awaited(call, result, kwargs)
-        return self._succeeded(call, result, kwargs)
+            return self._awaited(runtime, call, result, kwargs)
+        return self._succeeded(runtime, call, result, kwargs)
 
-    async def _awaited(self, call: Call, pending: Awaitable[Any], kwargs: Kwargs) -> Any:
+    async def _awaited(
+        self, runtime: Runtime, call: Call, pending: Awaitable[Any], kwargs: Kwargs
+    ) -> Any:
         try:
             result = await pending
         except Exception as exc:
-            self._failed(call, exc)
+            self._failed(runtime, call, exc)
             raise
-        return self._succeeded(call, result, kwargs)
+        return self._succeeded(runtime, call, result, kwargs)
 
     async def call_async(
         self, fn: Callable[..., Awaitable[Any]], args: Args, kwargs: Kwargs
@@ -170,15 +174,16 @@ class Metered:
         """The async twin of ``call_sync``: only the await differs."""
         if _inside.get():
             return await fn(*args, **kwargs)
-        call, args, kwargs = self._start(args, kwargs)
-        if call is None:
+        started = self._start(args, kwargs)
+        if started is None:
             return await fn(*args, **kwargs)
+        runtime, call, args, kwargs = started
         token = _inside.set(True)
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
-            self._failed(call, exc)
+            self._failed(runtime, call, exc)
             raise
         finally:
             _inside.reset(token)
-        return self._succeeded(call, result, kwargs)
+        return self._succeeded(runtime, call, result, kwargs)
