@@ -75,6 +75,17 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_client_installed(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                import confluent_kafka.schema_registry  # noqa: F401
+            except ImportError as exc:
+                msg = f"needs the registry extra: pip install 'tokenline-sdk[registry]' ({exc})"
+                raise ValueError(msg) from exc
+        return value
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from ``overrides`` over the environment; every problem in one error."""
