@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
 import prometheus_client
@@ -108,3 +111,69 @@ def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
         "no_spool": 5,
     }
     assert stats.send_errors == 5
+
+
+OTEL_CHILD = """
+import json, sys
+from opentelemetry import metrics
+
+class Meter(metrics.NoOpMeter):
+    '''Keeps the observable instruments' callbacks, as an OpenTelemetry SDK's reader would.'''
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+        self.callbacks = {}
+    def create_observable_counter(self, name, callbacks=None, unit="", description=""):
+        self.callbacks[name] = list(callbacks or [])
+        return super().create_observable_counter(name, callbacks, unit, description)
+    def create_observable_gauge(self, name, callbacks=None, unit="", description=""):
+        self.callbacks[name] = list(callbacks or [])
+        return super().create_observable_gauge(name, callbacks, unit, description)
+
+class Provider(metrics.NoOpMeterProvider):
+    def __init__(self):
+        self.meters = []
+    def get_meter(self, name, version=None, schema_url=None, attributes=None):
+        self.meters.append(Meter(name))
+        return self.meters[-1]
+
+provider = Provider()
+metrics.set_meter_provider(provider)
+
+from tokenline import sdk
+
+bootstrap, topic, spool = sys.argv[1:4]
+sdk.configure(tenant_id="acme", bootstrap_servers=bootstrap, topic=topic, spool_dir=spool,
+              detect_host=False)
+sdk.configure(tenant_id="acme", bootstrap_servers=bootstrap, topic=topic, spool_dir=spool,
+              detect_host=False)  # registers nothing twice
+for i in range(10):
+    sdk.record(provider="openai", model="gpt-4o-mini", input_tokens=i)
+assert sdk.flush(30) == 0
+out = {"meters": [m.name for m in provider.meters]}
+for meter in provider.meters:
+    for name, callbacks in meter.callbacks.items():
+        out[name] = [[o.value, dict(o.attributes or {})] for cb in callbacks
+                     for o in cb(metrics.CallbackOptions())]
+sdk.close()
+print(json.dumps(out))
+"""
+
+
+def test_stats_are_observed_by_the_applications_meter_provider(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A host that set an OpenTelemetry MeterProvider gets the stats as observable counters."""
+    topic = new_topic(kafka_bootstrap, "stats-otel")
+    args = [sys.executable, "-c", OTEL_CHILD, kafka_bootstrap, topic, str(tmp_path / "spool")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    observed = json.loads(done.stdout.splitlines()[-1])
+    assert observed["meters"] == ["tokenline.sdk"]
+    assert observed["tokenline.sdk.queued"] == [[10, {}]]
+    assert observed["tokenline.sdk.sent"] == [[10, {}]]
+    assert observed["tokenline.sdk.spooled"] == [[0, {}]]
+    assert observed["tokenline.sdk.in_queue"] == [[0, {}]]
+    assert sorted(r for _, a in observed["tokenline.sdk.dropped"] for r in a.values()) == [
+        "build_failed", "no_spool", "queue_full", "spool_full",
+    ]  # fmt: skip
