@@ -14,7 +14,6 @@ import os
 import socket
 import subprocess
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tests.e2e._pipeline import running_pipeline, wait_rows
 from tests.e2e._truth import BUCKETS, PRICES, TENANTS, Caller, Truth, cost, price_file
 from tokenline import sdk
 from tokenline.dev._proc import free_port
-from tokenline.dev.demo.services import DemoPipeline, create_database, tokenline_command
+from tokenline.dev.demo.services import DemoPipeline, tokenline_command
 
 if TYPE_CHECKING:
+    import uuid
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -82,23 +83,8 @@ def pipeline(
     kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DemoPipeline]:
     work = tmp_path_factory.mktemp("e2e")
-    prices = work / "prices.yaml"
-    prices.write_text(price_file(PRICES), encoding="utf-8")
-    run = uuid.uuid4().hex[:6]
-    handle = DemoPipeline(
-        bootstrap=kafka_bootstrap,
-        database_url=create_database(database_url, f"e2e_{run}"),
-        prefix=f"e2e-{run}.",
-        work_dir=work,
-        prices_file=prices,
-    )
-    handle.migrate()
-    handle.create_topics()
-    handle.start()
-    try:
+    with running_pipeline(kafka_bootstrap, database_url, work, price_file(PRICES), "e2e") as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 @pytest.fixture(scope="module")
@@ -134,22 +120,8 @@ def sent(
     for part in parts:
         truth.merge(part)
     assert sum(truth.requests.values()) == CALLS
-    _wait_rows(pipeline, CALLS)
+    wait_rows(pipeline, CALLS)
     return truth, began, datetime.now(UTC)
-
-
-def _wait_rows(pipeline: DemoPipeline, expected: int, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(pipeline.database_url, autocommit=True) as conn:
-        while True:
-            pipeline.check_running()
-            row = conn.execute("SELECT count(*) FROM usage_events").fetchone()
-            assert row is not None
-            if row[0] >= expected:
-                assert row[0] == expected
-                return
-            assert time.monotonic() < deadline, f"{row[0]} of {expected} rows landed"
-            time.sleep(1)
 
 
 def _db_table(url: str) -> dict[tuple[str, str, str], tuple[Any, ...]]:
