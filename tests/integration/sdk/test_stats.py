@@ -121,7 +121,6 @@ class Meter(metrics.NoOpMeter):
     '''Keeps the observable instruments' callbacks, as an OpenTelemetry SDK's reader would.'''
     def __init__(self, name):
         super().__init__(name)
-        self.name = name
         self.callbacks = {}
     def create_observable_counter(self, name, callbacks=None, unit="", description=""):
         self.callbacks[name] = list(callbacks or [])
