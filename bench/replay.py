@@ -14,7 +14,8 @@ One run, fresh topics (4 partitions) and a fresh plain-PostgreSQL database migra
    events and recompute and send the windows, flushed and acknowledged;
 5. with ``--land``: a sink worker subprocess, and the time until PostgreSQL holds every
    re-priced event and window (``--wait-landed``), for the first pricing (fresh rows) and a
-   re-pricing (every row updated).
+   re-pricing (Sonnet's rows updated; every other row compared and left as it is, since the
+   sink replaces a stored pricing only when the result differs).
 
 Printed: seconds and events/s of each, and the replay's rate against the ceiling and against
 decode-only (per reader process).
