@@ -192,6 +192,14 @@ def test_the_old_document_form_still_reads() -> None:
         "reseller": TenantAdjustment(Decimal(5)),
     }
     assert book.pricing_version == PriceBook(TABLE, Normalizer(), book.adjustments).pricing_version
+    # and is still what a book writes for an undated term; dated terms are written as a list
+    written = PriceBook(TABLE, Normalizer(), TERMS).to_document()["tenant_adjustments"]
+    assert written["acme"] == "-20"
+    assert written["globex"] == [
+        {"percent": "-10", "effective_from": "2026-01-01T00:00:00+00:00",
+         "effective_to": "2026-07-01T00:00:00+00:00"},
+        {"percent": "5", "effective_from": "2026-07-01T00:00:00+00:00", "effective_to": None},
+    ]  # fmt: skip
 
 
 def test_every_problem_of_the_terms_is_listed_with_its_path() -> None:

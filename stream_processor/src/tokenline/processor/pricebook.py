@@ -2,8 +2,8 @@
 
 The document on the compacted prices topic is a price-table document
 (``PriceTable.to_document``) with extra keys the table itself ignores: ``tenant_adjustments``
-(tenant to a list of terms ``{percent, effective_from, effective_to}``, negative percent is a
-discount; a bare percent, the older form, is one undated term), ``azure_deployments`` and
+(tenant to a percent, negative is a discount, for one undated term, else to a list of terms
+``{percent, effective_from, effective_to}``), ``azure_deployments`` and
 ``inference_profiles`` (the normalizer's maps). So one published document changes prices,
 terms and model maps together, live.
 
@@ -23,11 +23,13 @@ from tokenline.processor.pricing import (
     Normalizer,
     PriceTable,
     PriceTableError,
+    TenantAdjustment,
     load_overrides,
     load_snapshot,
     price_event,
     pricing_version_of,
 )
+from tokenline.processor.pricing.entry import decimal_text
 from tokenline.processor.pricing.terms import terms_document, terms_from_document
 
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ class PriceBook:
         """The document published on the prices topic."""
         doc = self.table.to_document()
         doc["tenant_adjustments"] = {
-            tenant: terms_document(terms) for tenant, terms in sorted(self.adjustments.items())
+            tenant: _terms_entry(terms) for tenant, terms in sorted(self.adjustments.items())
         }
         doc["azure_deployments"] = dict(self.normalizer.azure_deployments)
         doc["inference_profiles"] = dict(self.normalizer.inference_profiles)
@@ -105,6 +107,13 @@ class PriceBook:
             {str(k): str(v) for k, v in (doc.get("inference_profiles") or {}).items()},
         )
         return cls(table, normalizer, adjustments)
+
+
+def _terms_entry(terms: Terms) -> Any:
+    """One undated term as the bare percent (what every processor version reads), else a list."""
+    if isinstance(terms, TenantAdjustment) and terms.effective_from is terms.effective_to is None:
+        return decimal_text(terms.percent)
+    return terms_document(terms)
 
 
 def load_price_book(path: Path | str | None = None) -> PriceBook:
