@@ -264,3 +264,13 @@ def test_prices_show_names_the_book_version_and_the_tenants_term(tmp_path: Path)
     assert "globex: 15 % discount, from 2026-07-01T00:00:00+00:00 until 2026-10-01" in shown.output
     gap = runner.invoke(prices, [*args, "--at", "2026-10-15"])
     assert "globex: list price (no term at that time)" in gap.output
+
+
+def test_a_term_refuses_naive_bounds_and_terms_refuse_overlaps() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        TenantAdjustment(Decimal(-10), datetime(2026, 1, 1))  # noqa: DTZ001
+    with pytest.raises(ValueError, match="terms 0 and 1 overlap"):
+        TenantTerms.of(
+            TenantAdjustment(Decimal(-10), JAN, datetime(2026, 8, 1, tzinfo=UTC)),
+            TenantAdjustment(Decimal(-15), JUL),
+        )

@@ -45,6 +45,12 @@ class TenantAdjustment:
     effective_from: datetime | None = None
     effective_to: datetime | None = None
 
+    def __post_init__(self) -> None:
+        for bound in (self.effective_from, self.effective_to):
+            if bound is not None and bound.utcoffset() is None:
+                msg = f"a term's bounds must be timezone-aware, got {bound.isoformat()}"
+                raise ValueError(msg)
+
     @classmethod
     def discount(
         cls,
