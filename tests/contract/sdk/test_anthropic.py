@@ -257,6 +257,56 @@ def test_stream_cut_midway_is_recorded_once(
     assert event["error_type"] == "RemoteProtocolError"
 
 
+def _check_unfinished(event: dict[str, Any], input_tokens: int) -> None:
+    assert event["success"] is True
+    assert event["streamed"] is True
+    assert event["usage_source"] == "none"  # the output count never came: not priced as known
+    assert event["usage"]["input_tokens"] == input_tokens  # what message_start did report
+    assert event["usage"]["mismatch"] == (
+        "output_tokens not reported: the stream ended before message_delta"
+    )
+    assert event["response_model"] == MODEL
+
+
+def test_raw_stream_ending_before_message_delta_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage(provider="anthropic")
+    events = list(
+        _client(emulator).messages.create(
+            model=MODEL, max_tokens=100, messages=MESSAGES, stream=True
+        )
+    )
+    assert "message_delta" not in {e.type for e in events}
+    assert events[-1].type == "message_stop"  # ended cleanly
+    assert emulator.last_call.usage == {}
+    _check_unfinished(session.events(1)[0], events[0].message.usage.input_tokens)
+
+
+@pytest.mark.asyncio
+async def test_stream_helper_ending_before_message_delta_async(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage(provider="anthropic")
+    async with (
+        _client(emulator, aio=True) as client,
+        client.messages.stream(model=MODEL, max_tokens=20, messages=MESSAGES) as stream,
+    ):
+        final = await stream.get_final_message()
+    _check_unfinished(session.events(1)[0], final.usage.input_tokens)
+
+
+def test_raw_stream_closed_after_message_start_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    stream = _client(emulator).messages.create(
+        model=MODEL, max_tokens=100, messages=MESSAGES, stream=True
+    )
+    first = next(iter(stream))
+    stream.close()
+    _check_unfinished(session.events(1)[0], first.message.usage.input_tokens)
+
+
 def _check_error(event: dict[str, Any], status: int, error_type: str) -> None:
     assert event["provider"] == "anthropic"
     assert event["request_model"] == MODEL

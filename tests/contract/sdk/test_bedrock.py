@@ -360,6 +360,24 @@ def test_invoke_model_with_response_stream_metrics(
     assert (event["response_model"] is not None) == model.startswith("anthropic.")
 
 
+def test_invoke_stream_closed_after_message_start_reports_no_usage(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    response = _client(emulator).invoke_model_with_response_stream(
+        modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY)
+    )
+    first = json.loads(next(iter(response["body"]))["chunk"]["bytes"])
+    response["body"].close()
+    (event,) = session.events(1)
+    assert event["success"] is True
+    assert event["usage_source"] == "none"  # message_start's output count is a placeholder
+    assert event["usage"]["input_tokens"] == first["message"]["usage"]["input_tokens"]
+    assert event["usage"]["mismatch"] == (
+        "output_tokens not reported: the stream ended before message_delta"
+    )
+    assert event["response_model"] == "claude-sonnet-4-5-20250929"
+
+
 def test_stream_closed_early_is_recorded_once(emulator: ProviderEmulator, session: Session) -> None:
     response = _client(emulator).converse_stream(modelId=CLAUDE, messages=MESSAGES)
     next(iter(response["stream"]))

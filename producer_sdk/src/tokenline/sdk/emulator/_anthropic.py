@@ -219,7 +219,9 @@ def messages(request: Request) -> Reply:
         return json_reply(message, model=model, usage=usage)
     frames = [sse(events[0], event="message_start"), sse({"type": "ping"}, event="ping")]
     frames += [sse(event, event=str(event["type"])) for event in events[1:]]
-    return sse_reply(frames, model=model, usage=usage)
+    reply = sse_reply(frames, model=model, usage=usage)
+    reply.usage_event = len(frames) - 2  # message_delta, with the final counts
+    return reply
 
 
 def count_message_tokens(request: Request) -> Reply:

@@ -9,7 +9,10 @@ includes thinking: when the API reports ``output_tokens_details.thinking_tokens`
 Raw streams (``messages.create(stream=True)``): ``message_start`` carries the full usage with
 the TTL split; ``message_delta`` carries *cumulative* counts (possibly repeating the input
 numbers), so a delta replaces the counts it gives and never adds to them. The event is built
-once, when the stream ends, is closed, fails or is collected.
+once, when the stream ends, is closed, fails or is collected. A stream that ends before its
+``message_delta`` never reported its output (``message_start``'s output count is a
+placeholder): the event keeps the input counts it saw, says so in ``mismatch``, and has
+``usage_source = "none"``, so it is never priced as if its output were known.
 
 ``messages.stream()`` and ``messages.parse()`` build their request with ``self._post`` on the
 same resource (not ``self.create``): they run with the wrapped resource as ``self`` and its
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenline.sdk._wrapping import Method, StreamSpec
 from tokenline.sdk.providers import Adapter, Patch
-from tokenline.sdk.providers._usage import count, usage_vector
+from tokenline.sdk.providers._usage import UNFINISHED, count, usage_vector
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -104,7 +107,8 @@ class _Counts:
                 count(creation, "ephemeral_1h_input_tokens"),
             )
 
-    def record(self, call: Call) -> None:
+    def record(self, call: Call, *, final: bool = True) -> None:
+        """Set the call's usage; ``final=False`` when the output count never came."""
         call.usage = usage_vector(
             input_tokens=self.input,
             cache_read=self.cache_read,
@@ -115,6 +119,9 @@ class _Counts:
             reasoning_tokens=self.thinking,
         )
         call.usage_source = "reported"
+        if not final:
+            call.usage["mismatch"] = UNFINISHED
+            call.usage_source = "none"
 
 
 def _finish(call: Call, result: Any) -> None:
@@ -135,7 +142,7 @@ def _stream(result: Any, call: Call, kwargs: Kwargs) -> StreamSpec | None:
     if headers is not None:
         call.provider_request_id = headers.get("request-id")
     counts = _Counts()
-    seen: list[bool] = []
+    seen: list[str] = []
 
     def on_chunk(call: Call, event: Any) -> bool:
         kind = getattr(event, "type", None)
@@ -147,17 +154,17 @@ def _stream(result: Any, call: Call, kwargs: Kwargs) -> StreamSpec | None:
             usage = getattr(message, "usage", None)
             if usage is not None:
                 counts.update(usage)
-                seen.append(True)
+                seen.append(kind)
         elif kind == "message_delta":
             usage = getattr(event, "usage", None)
             if usage is not None:
                 counts.update(usage)  # cumulative: replaces, never adds
-                seen.append(True)
+                seen.append(kind)
         return True
 
     def on_end(call: Call) -> None:
         if seen:
-            counts.record(call)
+            counts.record(call, final="message_delta" in seen)
 
     return StreamSpec(on_chunk, on_end)
 

@@ -25,8 +25,9 @@ Usage semantics:
 ``request_model`` is ``modelId`` exactly as given; when it names an inference profile (a
 ``us.``/``eu.``/``apac.``/``global.``… prefix) or an ARN, it is also the ``deployment``.
 ``response_model`` is the model an InvokeModel body names (Anthropic's ``model``, also in a
-stream's ``message_start``); Converse responses name none, so it stays empty there. ``region`` is the
-client's region. Operation ``embedding`` for embedding models (``…embed…``), else ``chat``.
+stream's ``message_start``); Converse responses name none, so it stays empty there.
+``region`` is the client's region. Operation ``embedding`` for embedding models
+(``…embed…``), else ``chat``.
 
 Streams: the response is the caller's dict, returned as is, with its ``stream`` (converse) or
 ``body`` (invoke) event stream replaced by the metering proxy (``StreamSpec.attach``).
@@ -51,7 +52,7 @@ from tokenline.sdk.providers._bedrock_body import (
     body_counts,
     check_against,
 )
-from tokenline.sdk.providers._usage import count, usage_vector
+from tokenline.sdk.providers._usage import UNFINISHED, count, usage_vector
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -279,7 +280,7 @@ def _invoke_stream(result: Any, call: Call, _kwargs: Kwargs) -> StreamSpec | Non
         return None
     _request_id(call, result)
     own = Counts()
-    seen: list[bool] = []
+    seen: list[str] = []
     metrics: dict[str, Any] = {}
 
     def on_chunk(call: Call, event: Any) -> bool:
@@ -298,10 +299,10 @@ def _invoke_stream(result: Any, call: Call, _kwargs: Kwargs) -> StreamSpec | Non
                 call.response_model = model
             if isinstance(message.get("usage"), dict):
                 anthropic_update(own, message["usage"])
-                seen.append(True)
+                seen.append(kind)
         elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
             anthropic_update(own, payload["usage"])  # cumulative: replaces, never adds
-            seen.append(True)
+            seen.append(kind)
         found = payload.get(_METRICS)
         if isinstance(found, dict):
             metrics.update(found)
@@ -312,7 +313,7 @@ def _invoke_stream(result: Any, call: Call, _kwargs: Kwargs) -> StreamSpec | Non
             bucket: (f"{_METRICS}.{name}", _optional(metrics, name))
             for bucket, name in _METRIC_BUCKETS.items()
         }
-        if seen:
+        if "message_delta" in seen:
             call.usage = own.vector(check_against(own, figures))
         elif metrics:
             call.usage = usage_vector(
@@ -321,6 +322,10 @@ def _invoke_stream(result: Any, call: Call, _kwargs: Kwargs) -> StreamSpec | Non
                 cache_write=count(metrics, "cacheWriteInputTokenCount"),
                 output_tokens=count(metrics, "outputTokenCount"),
             )
+        elif seen:  # message_start only: its output count is a placeholder
+            call.usage = own.vector()
+            call.usage["mismatch"] = UNFINISHED
+            return  # usage_source stays "none"
         else:
             return
         call.usage_source = "reported"

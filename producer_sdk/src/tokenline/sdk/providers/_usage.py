@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tokenline.schemas import Usage
 
-__all__ = ["count", "usage_vector"]
+__all__ = ["UNFINISHED", "count", "usage_vector"]
+
+#: The mismatch of an Anthropic stream (direct or on Bedrock) that ended, finished, closed or
+#: cut, before its ``message_delta``: ``message_start``'s output count is only a placeholder.
+UNFINISHED = "output_tokens not reported: the stream ended before message_delta"
 
 
 def count(obj: Any, *path: str) -> int:
