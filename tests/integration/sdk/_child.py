@@ -1,8 +1,10 @@
 """A program that records usage events and then ends in a chosen way (run as a subprocess).
 
-``python _child.py record BOOTSTRAP TOPIC SPOOL_DIR N LABEL HOW`` records N events (user_id
-LABEL), prints ``recorded``, then ends by HOW: ``return``, ``sys_exit`` (status 3),
-``exception``, or waits on stdin for the parent's ``sigterm`` / ``sigint``.
+``python _child.py record BOOTSTRAP TOPIC SPOOL_DIR N LABEL HOW [FLUSH_TIMEOUT_S]`` records N
+events (user_id LABEL), prints ``recorded``, then ends by HOW: ``return``, ``sys_exit``
+(status 3), ``exception``, or waits on stdin for the parent's ``sigterm`` / ``sigint``; with
+``close``, calls ``sdk.close()`` on a thread, prints ``closing`` once the close is under way
+(the parent signals the process then), prints ``closed`` when it returns and waits on stdin.
 
 ``python _child.py drain BOOTSTRAP TOPIC SPOOL_DIR`` records nothing, waits until the spool it
 finds is re-sent, and prints its ``sdk.stats()`` as JSON.
@@ -12,8 +14,11 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 
 from tokenline import sdk
+from tokenline.sdk import _exit
 
 
 def main(argv: list[str]) -> None:
@@ -24,6 +29,7 @@ def main(argv: list[str]) -> None:
         topic=topic,
         spool_dir=spool_dir,
         detect_host=False,
+        flush_timeout_s=float(argv[7]) if len(argv) > 7 else None,
     )
     if mode == "drain":
         left = sdk.flush(120)
@@ -38,7 +44,16 @@ def main(argv: list[str]) -> None:
     if how == "exception":
         msg = "the application failed"
         raise RuntimeError(msg)
-    if how in {"sigterm", "sigint"}:
+    if how == "close":
+        closer = threading.Thread(target=sdk.close)
+        closer.start()
+        deadline = time.monotonic() + 60
+        while not _exit.closing_now() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        print("closing", flush=True)
+        closer.join()
+        print("closed", flush=True)
+    if how in {"sigterm", "sigint", "close"}:
         sys.stdin.read()  # the parent signals the process while it waits here
 
 

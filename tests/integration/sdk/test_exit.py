@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -179,3 +180,36 @@ def test_broker_down_at_exit_every_event_is_spooled_then_resent_once(
             time.sleep(1)
     assert {row[0] for row in rows} == event_ids
     assert {row[1] for row in rows} == {1}
+
+
+def test_sigterm_during_close_waits_for_the_close_then_ends_the_process(tmp_path: Path) -> None:
+    """A "broker" that accepts connections and never answers: close() waits its full time.
+
+    SIGTERM arrives meanwhile; the process ends by it only once close() has spooled every
+    event (without the wait, the close would be cut short and the events lost).
+    """
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes connections; nobody reads or answers
+    bootstrap = f"127.0.0.1:{silent.getsockname()[1]}"
+    spool = tmp_path / "spool"
+    args = [sys.executable, str(CHILD), "record", bootstrap, "t", str(spool), str(N), "close"]
+    proc = subprocess.Popen(
+        [*args, "close", "3"],  # label "close", exit kind "close", flush_timeout_s 3
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "recorded", proc.communicate(timeout=60)
+        assert proc.stdout.readline().strip() == "closing", proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        silent.close()
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "closed" not in out  # the process ended as soon as close() was done
+    assert len(spooled_records(spool)) == N, err

@@ -17,9 +17,9 @@ from tokenline.sdk._proxy import Binding, ClientProxy
 from tokenline.sdk._runtime import (
     Runtime,
     current_runtime,
-    install_runtime,
     installed_runtime,
     installed_stats,
+    replace_runtime,
 )
 from tokenline.sdk._settings import load_settings
 from tokenline.sdk._stats import Stats
@@ -61,9 +61,7 @@ def configure(*, emitter: Emitter | None = None, **settings: Any) -> Runtime:
     spooled at exit (``atexit``, and SIGTERM unless the application handles it itself).
     """
     runtime = Runtime(load_settings(**settings), emitter)
-    previous = install_runtime(runtime)
-    if previous is not None:
-        previous.close(previous.settings.flush_timeout_s)
+    replace_runtime(runtime)
     return runtime
 
 
@@ -239,9 +237,7 @@ def close(timeout: float | None = None) -> None:
     itself; call it from a framework's worker-shutdown hook when workers end without it
     (``os._exit``, a signal the framework handles). A later call configures anew.
     """
-    runtime = install_runtime(None)
-    if runtime is not None:
-        runtime.close(runtime.settings.flush_timeout_s if timeout is None else timeout)
+    replace_runtime(None, timeout)
 
 
 def stats() -> Stats:

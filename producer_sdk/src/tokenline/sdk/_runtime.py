@@ -179,7 +179,8 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
-        self.emitter.close(timeout)
+        with _exit.closing():
+            self.emitter.close(timeout)
 
     def stats(self) -> Stats:
         """A snapshot of what happened to this runtime's events."""
@@ -226,6 +227,17 @@ def install_runtime(runtime: Runtime | None) -> Runtime | None:
     if runtime is not None:
         _process_hooks(runtime)
     return previous
+
+
+def replace_runtime(runtime: Runtime | None, timeout: float | None = None) -> None:
+    """Install ``runtime`` and close the previous one (within ``timeout``, or its setting).
+
+    A SIGTERM meanwhile waits until both are done, then runs the exit path for ``runtime``.
+    """
+    with _exit.closing():
+        previous = install_runtime(runtime)
+        if previous is not None:
+            previous.close(previous.settings.flush_timeout_s if timeout is None else timeout)
 
 
 def current_runtime(**overrides: Any) -> Runtime:
@@ -283,6 +295,7 @@ def _close_at_exit() -> None:
 def _after_fork_in_child() -> None:
     global _lock  # noqa: PLW0603 - a thread of the parent may have held it at the fork
     _lock = threading.Lock()
+    _exit.after_fork()
     runtime = _runtime
     if runtime is not None:
         runtime.after_fork()
