@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -166,3 +168,40 @@ async def test_async_generate_and_stream(
     emulator.fail_next(status=503)
     with pytest.raises(errors.ServerError):
         await aclient.models.generate_content(model=MODEL, contents="Hello")
+
+
+def test_vertex_ai_stream_sends_its_counts_on_the_last_chunk(emulator: ProviderEmulator) -> None:
+    options = types.HttpOptions(base_url=emulator.url)  # express mode: an API key, no project
+    with genai.Client(vertexai=True, api_key="k", http_options=options) as vertex:
+        plain = vertex.models.generate_content(model=MODEL, contents="Hi")
+        _same(plain.usage_metadata, _recorded(emulator))
+        chunks = list(vertex.models.generate_content_stream(model=MODEL, contents="Hi"))
+    assert emulator.last_call.route == "streamGenerateContent"
+    first, *middle, last = chunks
+    assert first.usage_metadata is not None
+    assert first.usage_metadata.model_dump(exclude_none=True) == {}
+    assert middle
+    assert all(c.usage_metadata is None for c in middle)
+    assert last.candidates is not None
+    assert last.candidates[0].finish_reason == types.FinishReason.STOP
+    _same(last.usage_metadata, _recorded(emulator))
+
+
+def test_vertex_ai_project_path(emulator: ProviderEmulator) -> None:
+    # what a project-scoped client (vertexai=True, project, location) posts to
+    path = f"/v1/projects/p/locations/us-central1/publishers/google/models/{MODEL}:generateContent"
+    body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}).encode()
+    request = urllib.request.Request(f"{emulator.url}{path}", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    assert payload["usageMetadata"] == _recorded(emulator)
+    assert emulator.last_call.model == MODEL
+
+
+def test_dropped_last_chunk_ends_the_stream_cleanly(
+    client: genai.Client, emulator: ProviderEmulator
+) -> None:
+    emulator.drop_next_usage(provider="gemini")
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="Hi"))
+    assert all(c.candidates is not None and c.candidates[0].finish_reason is None for c in chunks)
+    assert emulator.last_call.usage == {}

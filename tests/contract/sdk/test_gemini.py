@@ -176,6 +176,46 @@ async def test_generate_content_stream_async(
     _check_stream([chunk async for chunk in stream], emulator, session)
 
 
+@pytest.fixture
+def vertex(emulator: ProviderEmulator) -> Iterator[genai.Client]:
+    """A Vertex AI client (express mode: an API key, no project), wrapped."""
+    options = types.HttpOptions(base_url=emulator.url)
+    with genai.Client(vertexai=True, api_key="k", http_options=options) as c:
+        yield sdk.wrap(c, team="search")
+
+
+def test_vertex_stream_counts_come_on_its_last_chunk(
+    vertex: genai.Client, emulator: ProviderEmulator, session: Session
+) -> None:
+    chunks = list(
+        vertex.models.generate_content_stream(model=MODEL, contents="Count", config=STREAM_CONFIG)
+    )
+    assert chunks[0].usage_metadata is not None  # Vertex AI's empty first usage
+    assert chunks[0].usage_metadata.prompt_token_count is None
+    assert [c.usage_metadata for c in chunks[1:-1]] == [None] * (len(chunks) - 2)
+    (event,) = session.events(1)
+    _check(event, reported(emulator), streamed=True, request_model=MODEL, team="search")
+    assert event["usage"]["output_tokens"] == 6
+
+
+@pytest.mark.asyncio
+async def test_vertex_stream_ending_before_its_counts_reports_no_usage(
+    vertex: genai.Client, emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.drop_next_usage(provider="gemini")
+    async with vertex.aio as aio:
+        stream = await aio.models.generate_content_stream(
+            model=MODEL, contents="Count", config=STREAM_CONFIG
+        )
+        chunks = [chunk async for chunk in stream]
+    assert all(c.candidates[0].finish_reason is None for c in chunks)  # ended cleanly, early
+    assert emulator.last_call.usage == {}
+    (event,) = session.events(1)
+    assert event["success"] is True
+    assert event["usage_source"] == "none"  # not "reported" zeros from the empty first usage
+    assert set(event["usage"].values()) <= {0, None}
+
+
 THINK_AND_SEARCH = types.GenerateContentConfig(
     thinking_config=types.ThinkingConfig(thinking_budget=1024, include_thoughts=True),
     tools=[types.Tool(google_search=types.GoogleSearch())],

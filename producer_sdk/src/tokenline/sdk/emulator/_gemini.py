@@ -11,11 +11,16 @@ transport (a streamed JSON array). Usage rules (Gemini semantics):
 - ``toolUsePromptTokenCount`` is outside ``promptTokenCount``: 32 tokens when a built-in tool
   (Google Search, code execution, URL context) is offered.
 - Streamed chunks carry cumulative ``usageMetadata``; the last one is the total.
+- Vertex AI (``…/publishers/google/models/{model}``, with or without ``projects/…/locations/…``,
+  as google-genai's ``vertexai=True`` clients call it): the same answers, but a stream sends an
+  empty ``usageMetadata`` on its first chunk, none on the chunks in between and the counts
+  only on the last one, with ``finishReason``.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenline.sdk.emulator._core import (
@@ -37,6 +42,7 @@ from tokenline.sdk.emulator._core import (
 CACHED_CONTENT_TOKENS = 2048
 THINKING_CAP = 64
 TOOL_USE_PROMPT_TOKENS = 32
+VERTEX_PATH = "/publishers/google/models/"
 BUILTIN_TOOLS = {
     "googleSearch",
     "google_search",
@@ -167,14 +173,39 @@ def generate_content(request: Request) -> Reply:
     return json_reply(response, model=model, usage=usage)
 
 
+def _vertex_chunks(chunks: list[JSONObject]) -> list[JSONObject]:
+    """Vertex AI's stream: the counts only on the last chunk, beside ``finishReason``.
+
+    The first chunk has an empty ``usageMetadata``, the ones in between none; the last one's
+    counts carry ``trafficType``.
+    """
+    created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    shaped = [{**chunk, "createTime": created} for chunk in chunks]
+    for index, chunk in enumerate(shaped[:-1]):
+        if index:
+            del chunk["usageMetadata"]
+        else:
+            chunk["usageMetadata"] = {}
+    shaped[-1]["usageMetadata"] = {**shaped[-1]["usageMetadata"], "trafficType": "ON_DEMAND"}
+    return shaped
+
+
 def stream_generate_content(request: Request) -> Reply:
-    """POST /v1beta/models/{model}:streamGenerateContent (SSE with alt=sse, else JSON array)."""
+    """POST …:streamGenerateContent (SSE with alt=sse, else a JSON array).
+
+    On Vertex AI's ``publishers/google/models`` paths, in Vertex AI's shape.
+    """
     chunks, usage, model = _generate(request)
+    if VERTEX_PATH in request.path:
+        chunks = _vertex_chunks(chunks)
     if request.query.get("alt") == "sse":
-        return sse_reply([sse(c) for c in chunks], model=model, usage=usage)
+        reply = sse_reply([sse(c) for c in chunks], model=model, usage=usage)
+        reply.usage_event = len(chunks) - 1  # the last chunk: finishReason and the final counts
+        return reply
     events = [(b"[" if i == 0 else b",\r\n") + dumps(c) for i, c in enumerate(chunks)]
     events.append(b"]")
-    return Reply(events=events, model=model, usage=usage)
+    last = len(chunks) - 1 if len(chunks) > 1 else None  # the first one opens the array
+    return Reply(events=events, model=model, usage=usage, usage_event=last)
 
 
 def count_tokens_route(request: Request) -> Reply:
@@ -186,8 +217,15 @@ def count_tokens_route(request: Request) -> Reply:
 
 
 _MODEL = "/(?:v1beta|v1|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
+_VERTEX_MODEL = (
+    "/(?:v1|v1beta1)/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/models/(?P<model>[^/:]+)"
+)
 ROUTES: list[RouteSpec] = [
-    ("POST", "generateContent", f"{_MODEL}:generateContent", generate_content),
-    ("POST", "streamGenerateContent", f"{_MODEL}:streamGenerateContent", stream_generate_content),
-    ("POST", "countTokens", f"{_MODEL}:countTokens", count_tokens_route),
+    (method, name, f"{prefix}:{name}", handler)
+    for prefix in (_MODEL, _VERTEX_MODEL)
+    for method, name, handler in (
+        ("POST", "generateContent", generate_content),
+        ("POST", "streamGenerateContent", stream_generate_content),
+        ("POST", "countTokens", count_tokens_route),
+    )
 ]

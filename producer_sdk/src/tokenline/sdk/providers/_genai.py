@@ -7,8 +7,10 @@ input = prompt - cached + tool-use prompt, cache reads = cached, output = candid
 reasoning = thoughts, and the buckets must add up to ``total_token_count``.
 
 Streamed chunks carry cumulative usage: the last chunk's ``usage_metadata`` replaces what came
-before, it is never added. ``aio.models.generate_content_stream`` is an ``async def`` whose
-await gives an async iterator; the core awaits it and wraps that iterator.
+before, it is never added. Vertex AI streams send an empty ``usage_metadata`` first and the
+counts only on the last chunk: a stream that ends before it has ``usage_source = "none"``.
+``aio.models.generate_content_stream`` is an ``async def`` whose await gives an async
+iterator; the core awaits it and wraps that iterator.
 
 Chats: ``client.chats.create(...)`` builds a ``Chat`` holding ``Chats._modules``, and
 ``Chat.send_message`` calls ``self._modules.generate_content``. ``chats.create`` runs as a helper
@@ -47,8 +49,17 @@ def _begin(call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
     return args, kwargs
 
 
+_COUNTS = ("prompt_token_count", "candidates_token_count", "total_token_count")
+
+
 def generate_usage(call: Call, usage: Any) -> None:
-    """The canonical vector from a generateContent ``usage_metadata`` (or its proto twin)."""
+    """The canonical vector from a generateContent ``usage_metadata`` (or its proto twin).
+
+    A ``usage_metadata`` without any count (Vertex AI's first streamed chunk) reports nothing:
+    the call's usage is left as it was, never set to zeros.
+    """
+    if all(getattr(usage, name, None) is None for name in _COUNTS):
+        return
     prompt = count(usage, "prompt_token_count")
     cached = count(usage, "cached_content_token_count")
     tool_use = count(usage, "tool_use_prompt_token_count")
