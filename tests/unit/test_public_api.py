@@ -17,9 +17,9 @@ PUBLIC = {
         "SourcePosition", "Provider", "Operation", "UsageSource", "PricingStatus",
     },
     "tokenline.sdk": {
-        "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings",
+        "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings", "Stats",
         "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
-        "set_usage", "track", "uninstrument", "wrap",
+        "set_usage", "stats", "track", "uninstrument", "wrap",
     },
     "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),
