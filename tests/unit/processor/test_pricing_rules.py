@@ -123,3 +123,28 @@ def test_batch_without_batch_rates_in_the_map_is_half_of_every_bucket() -> None:
                    response_model="claude-mythos-preview", batch=True,
                    usage=_usage(1000, 100, read=2000))  # fmt: skip
     assert found == ("priced", Decimal("0.0085"))  # 0.005 + 0.001 + 0.0025
+
+
+def test_batch_over_the_long_context_threshold_is_half_the_tier_price() -> None:
+    # anthropic.claude-sonnet-4-20250514-v1:0 above 200k: 6e-06 in, 2.25e-05 out, no batch
+    # keys: a batch request is half the long-context price (Anthropic: the discounts stack)
+    found = _price(provider="bedrock", request_model="anthropic.claude-sonnet-4-20250514-v1:0",
+                   response_model=None, batch=True, usage=_usage(200_001, 100))  # fmt: skip
+    assert found == ("priced", Decimal("0.601128"))  # 200001 * 3e-06 + 100 * 1.125e-05
+
+
+def test_cache_writes_over_the_threshold_without_a_write_price_are_tier_input() -> None:
+    # azure/gpt-5.4 has no cache-write keys (writes bill as input) and is 5e-06 in,
+    # 2.25e-05 out above 272k: 270000 + 2001 written = 272001 prompt tokens
+    usage = {**_usage(270_000, 100), "cache_write_input_tokens": 2001,
+             "cache_write_5m_input_tokens": 2001, "cache_write_1h_input_tokens": 0}  # fmt: skip
+    found = _price(provider="azure_openai", request_model="gpt-5.4", response_model="gpt-5.4",
+                   usage=usage)  # fmt: skip
+    assert found == ("priced", Decimal("1.362255"))  # 1.35 + 0.010005 + 0.00225
+
+
+def test_azure_government_region_is_the_us_gov_zone() -> None:
+    # azure/us-gov/gpt-5.1: 1.71875e-06 in, 1.375e-05 out
+    found = _price(provider="azure_openai", request_model="gpt-5.1", response_model="gpt-5.1",
+                   region="usgovvirginia", usage=_usage(1000, 100))  # fmt: skip
+    assert found == ("priced", Decimal("0.00309375"))
