@@ -251,3 +251,14 @@ def test_rewritten_headers_disagree_with_the_body(client: Any, emulator: Provide
         int(_headers(again)[HEADER.format("input")])
         == emulator.last_call.usage["input_token_count"]
     )
+
+
+def test_rewritten_counts_reach_the_stream_metrics(client: Any, emulator: ProviderEmulator) -> None:
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": MESSAGES_TEXT}
+    emulator.rewrite_next_headers({HEADER.format("output"): "77"}, provider="bedrock")
+    response = client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(body))
+    chunks = [json.loads(event["chunk"]["bytes"]) for event in response["body"]]
+    metrics = chunks[-1]["amazon-bedrock-invocationMetrics"]
+    assert metrics["outputTokenCount"] == 77
+    assert metrics["inputTokenCount"] == emulator.last_call.usage["input_token_count"]
+    assert emulator.last_call.usage["output_token_count"] != 77  # the record keeps the truth

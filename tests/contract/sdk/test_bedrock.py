@@ -360,6 +360,25 @@ def test_invoke_model_with_response_stream_metrics(
     assert (event["response_model"] is not None) == model.startswith("anthropic.")
 
 
+def test_invoke_stream_metrics_that_disagree_with_the_body_are_reported(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    emulator.rewrite_next_headers({"x-amzn-bedrock-output-token-count": "500"}, provider="bedrock")
+    response = _client(emulator).invoke_model_with_response_stream(
+        modelId=CLAUDE, body=json.dumps(ANTHROPIC_BODY)
+    )
+    chunks = [json.loads(e["chunk"]["bytes"]) for e in response["body"]]
+    assert chunks[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 500
+    delta = next(c for c in chunks if c["type"] == "message_delta")
+    (event,) = session.events(1)
+    assert event["usage_source"] == "reported"
+    assert event["usage"]["output_tokens"] == delta["usage"]["output_tokens"]  # the body wins
+    assert event["usage"]["mismatch"] == (
+        "amazon-bedrock-invocationMetrics.outputTokenCount: "
+        f"buckets give {delta['usage']['output_tokens']}, provider reports 500"
+    )
+
+
 def test_invoke_stream_closed_after_message_start_reports_no_usage(
     emulator: ProviderEmulator, session: Session
 ) -> None:

@@ -57,6 +57,13 @@ HEADERS = {
     "cache_write_input_token_count": "x-amzn-bedrock-cache-write-input-token-count",
 }
 
+METRICS = {
+    "input_token_count": "inputTokenCount",
+    "output_token_count": "outputTokenCount",
+    "cache_read_input_token_count": "cacheReadInputTokenCount",
+    "cache_write_input_token_count": "cacheWriteInputTokenCount",
+}
+
 
 def error_reply(status: int, message: str) -> Reply:
     """An error in Bedrock's rest-json format (``x-amzn-ErrorType``)."""
@@ -327,6 +334,14 @@ def invoke_stream(request: Request) -> Reply:
     if counts["cache_read_input_token_count"] or counts["cache_write_input_token_count"]:
         metrics["cacheReadInputTokenCount"] = counts["cache_read_input_token_count"]
         metrics["cacheWriteInputTokenCount"] = counts["cache_write_input_token_count"]
+    for key, header in HEADERS.items():  # rewrite_next_headers: the stream's copy of them
+        if header in request.header_changes:
+            metric = METRICS[key]
+            value = request.header_changes[header]
+            if value is None:
+                metrics.pop(metric, None)
+            else:
+                metrics[metric] = int(value)
     chunks = [*chunks[:-1], {**chunks[-1], "amazon-bedrock-invocationMetrics": metrics}]
     events = [
         frame("chunk", {"bytes": base64.b64encode(json.dumps(c).encode()).decode()}) for c in chunks

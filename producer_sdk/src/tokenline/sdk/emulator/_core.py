@@ -59,6 +59,9 @@ class Request:
     headers: dict[str, str]
     body: Any
     state: EmulatorState
+    header_changes: dict[str, str | None] = field(default_factory=dict)
+    """Answer headers the next reply is to change (``rewrite_next_headers``): a handler that
+    carries the same figures elsewhere (Bedrock's stream metrics) changes them there too."""
 
 
 @dataclass

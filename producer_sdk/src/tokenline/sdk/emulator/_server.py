@@ -210,8 +210,10 @@ class ProviderEmulator:
         """Send the next answer with ``headers`` changed (None removes one), its body as is.
 
         For answers whose headers and body disagree, e.g. Bedrock's
-        ``x-amzn-bedrock-*-token-count`` headers against the body's own usage. The record
-        keeps the usage the body reports.
+        ``x-amzn-bedrock-*-token-count`` headers against the body's own usage. A Bedrock
+        InvokeModelWithResponseStream answer carries those counts in its last chunk's
+        ``amazon-bedrock-invocationMetrics`` instead: the same names change them there. The
+        record keeps the usage the body reports.
         """
         with self._lock:
             self._faults.append(_Fault("headers", provider, 1, headers=dict(headers)))
@@ -254,15 +256,15 @@ class ProviderEmulator:
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 return route.error(400, "request body is not valid JSON"), route, None
-            request = Request(method, path, params, query, headers, body, self.state)
+            rewrite = self._take_fault("headers", route.provider)
+            changes = rewrite.headers if rewrite is not None else {}
+            request = Request(method, path, params, query, headers, body, self.state, changes)
             try:
                 reply = route.handler(request)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 logger.debug("emulator could not serve %s: %s", route.name, type(exc).__name__)
                 return route.error(400, f"invalid request: {type(exc).__name__}"), route, None
-            rewrite = self._take_fault("headers", route.provider)
-            if rewrite is not None:
-                _rewrite_headers(reply, rewrite.headers)
+            _rewrite_headers(reply, changes)
             cut = None
             if reply.streamed:
                 fault = self._take_fault("cut", route.provider)
@@ -275,6 +277,8 @@ class ProviderEmulator:
 
 
 def _rewrite_headers(reply: Reply, changes: dict[str, str | None]) -> None:
+    if not changes:
+        return
     lowered = {name.lower() for name in changes}
     headers = {k: v for k, v in reply.headers.items() if k.lower() not in lowered}
     reply.headers = {**headers, **{k: v for k, v in changes.items() if v is not None}}
