@@ -66,6 +66,21 @@ def where() -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _constraints(where: Path) -> Path:
+    """The development install's versions as pip constraints.
+
+    Constraints pin a version only of what the wheels' own metadata asks for; they add no
+    package, so a dependency the SDK forgot to declare is still missing in the fresh
+    virtualenv. Pinning keeps the check about our metadata, not about a new upstream release.
+    """
+    frozen = _run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], RUN_TIMEOUT_S)
+    path = where / "constraints.txt"
+    path.write_text(
+        "\n".join(line for line in frozen.splitlines() if not line.startswith("tokenline"))
+    )
+    return path
+
+
 def _venv(where: Path, extras: str, wheels: list[Path]) -> Path:
     """A fresh virtualenv with ``tokenline-sdk[extras]`` from the wheels, the rest from PyPI."""
     _run([sys.executable, "-m", "venv", str(where)], RUN_TIMEOUT_S)
@@ -73,7 +88,8 @@ def _venv(where: Path, extras: str, wheels: list[Path]) -> Path:
     schemas, sdk_wheel = wheels
     _run(
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-         "--quiet", f"{sdk_wheel}[{extras}]", str(schemas)],
+         "--quiet", "--constraint", str(_constraints(where)), f"{sdk_wheel}[{extras}]",
+         str(schemas)],
         INSTALL_TIMEOUT_S,
     )  # fmt: skip
     return python
