@@ -199,7 +199,9 @@ class ProviderEmulator:
 
         As a proxy that drops it, or a stream ended early, would: OpenAI's usage chunk (chat
         and completions with ``include_usage``), the Responses API's ``response.completed``
-        event, Bedrock ConverseStream's ``metadata`` event. The record's usage is then empty.
+        event, Anthropic's ``message_delta``, Gemini's last chunk (its ``finishReason`` and
+        final counts), Bedrock ConverseStream's ``metadata`` event. The record's usage is then
+        empty.
         """
         with self._lock:
             self._faults.append(_Fault("drop_usage", provider, 1))
