@@ -26,9 +26,9 @@ from tokenline.processor.pricing import (
     TenantAdjustment,
     load_overrides,
     load_snapshot,
-    price_event,
     pricing_version_of,
 )
+from tokenline.processor.pricing.cached import CachedPricer
 from tokenline.processor.pricing.entry import decimal_text
 from tokenline.processor.pricing.terms import terms_document, terms_from_document
 
@@ -45,27 +45,29 @@ __all__ = ["PriceBook", "load_price_book"]
 class PriceBook:
     """A price table, the normalizer maps and per-tenant terms, versioned together.
 
-    ``pricing_version`` is computed once, when the book is made.
+    ``pricing_version`` is computed once, when the book is made. The book is immutable: its
+    caches assume the table, maps and terms never change after.
     """
 
     table: PriceTable
     normalizer: Normalizer = field(default_factory=Normalizer)
     adjustments: Mapping[str, Terms] = field(default_factory=dict)
     pricing_version: str = field(init=False, compare=False)
+    _pricer: CachedPricer = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         version = pricing_version_of(self.table, self.normalizer, self.adjustments)
         object.__setattr__(self, "pricing_version", version)
+        pricer = CachedPricer(self.table, self.normalizer, self.adjustments, version)
+        object.__setattr__(self, "_pricer", pricer)
 
     def price(self, event: UsageEvent) -> PricingResult:
-        """Price one event with this book (carrying the book's version)."""
-        return price_event(
-            event,
-            self.table,
-            self.normalizer,
-            self.adjustments,
-            pricing_version=self.pricing_version,
-        )
+        """Price one event with this book (carrying the book's version).
+
+        The result of ``price_event`` with the book's table, maps and terms; normalization,
+        lookup and each entry's integer prices are cached (:class:`CachedPricer`).
+        """
+        return self._pricer.price(event)
 
     def to_document(self) -> dict[str, Any]:
         """The document published on the prices topic."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from tokenline.processor.pricing.entry import BucketPrices, PriceEntry
-    from tokenline.processor.pricing.normalize import Normalizer
+    from tokenline.processor.pricing.normalize import NormalizedModel, Normalizer
     from tokenline.processor.pricing.table import PriceTable
     from tokenline.processor.pricing.terms import Terms
     from tokenline.schemas import Cost, PricingStatus, Usage, UsageEvent
@@ -34,7 +34,9 @@ __all__ = [
     "PricingResult",
     "TenantAdjustment",
     "compute_cost",
+    "find_entry",
     "price_event",
+    "prices_for",
     "pricing_version_of",
     "prompt_tokens",
     "usage_unknown",
@@ -89,7 +91,14 @@ def prompt_tokens(usage: Usage) -> int:
 
 
 def _select_prices(entry: PriceEntry, usage: Usage, batch: bool) -> BucketPrices:
-    """The prices ``usage`` is billed at under ``entry``.
+    """The prices ``usage`` is billed at under ``entry`` (:func:`prices_for` its tier)."""
+    tier = entry.long_context
+    in_tier = tier is not None and prompt_tokens(usage) > tier.threshold_tokens
+    return prices_for(entry, long_context=in_tier, batch=batch)
+
+
+def prices_for(entry: PriceEntry, *, long_context: bool, batch: bool) -> BucketPrices:
+    """The prices of ``entry`` for a request in its long-context tier or not, batch or not.
 
     A batch request is billed at the batch prices of the tier it falls in. Where a tier has
     no batch prices of its own, the entry's batch discount applies to the tier's prices:
@@ -98,8 +107,7 @@ def _select_prices(entry: PriceEntry, usage: Usage, batch: bool) -> BucketPrices
     and long-context multipliers stacking on top).
     """
     tier = entry.long_context
-    in_tier = tier is not None and prompt_tokens(usage) > tier.threshold_tokens
-    if tier is not None and in_tier:
+    if tier is not None and long_context:
         prices = tier.prices
         explicit_batch = tier.batch
     else:
@@ -122,9 +130,13 @@ def compute_cost(
 ) -> Cost:
     """Cost of ``usage`` under ``entry``, per bucket and total, quantized to 12 places.
 
-    Cache writes with a 5m/1h split are priced per TTL; tokens the split does not account
-    for (or all of them, without a split) are priced at the 5-minute rate. Reasoning tokens
-    are priced at the entry's reasoning rate, or the output rate when it has none.
+    The definition of a cost, in ``Decimal``. Cache writes with a 5m/1h split are priced
+    per TTL; tokens the split does not account for (or all of them, without a split) are
+    priced at the 5-minute rate. Reasoning tokens are priced at the entry's reasoning rate,
+    or the output rate when it has none. Each bucket is computed exactly (80 digits), times
+    the tenant's factor, then quantized; the total is the sum of the quantized buckets. A
+    price book computes the same figures in scaled integers
+    (:mod:`~tokenline.processor.pricing.scaled`).
     """
     prices = _select_prices(entry, usage, batch)
     factor = adjustment.factor if adjustment is not None else Decimal(1)
@@ -221,23 +233,30 @@ def price_event(
     if normalized.canonical is None:
         reason = normalized.unpriced_reason or "unknown_model"
         return PricingResult("unpriced", reason, None, None, None, version)
+    entry, reason = find_entry(table, event["provider"], normalized, event["occurred_at"])
+    if entry is None:
+        return PricingResult("unpriced", reason, normalized.canonical, None, None, version)
+    adjustment = _adjustment_at(adjustments, event["tenant_id"], event["occurred_at"])
+    cost = compute_cost(entry, event["usage"], batch=event["batch"], adjustment=adjustment)
+    return PricingResult(
+        "priced", None, normalized.canonical, cost, entry.entry_id, version, entry.currency
+    )
+
+
+def find_entry(
+    table: PriceTable, provider: str, normalized: NormalizedModel, at: datetime
+) -> tuple[PriceEntry | None, str]:
+    """The entry a normalized model is priced with at ``at``, or why there is none.
+
+    Lookup ids are tried most specific first; the reason is the first one that is not
+    ``unknown_model`` (a known model without a price then or there), else ``unknown_model``.
+    The answer changes only where ``at`` crosses some entry's ``valid_from``.
+    """
     reason = "unknown_model"
     for model_id in normalized.lookup_ids:
-        found = table.find(event["provider"], model_id, event["occurred_at"], normalized.region)
+        found = table.find(provider, model_id, at, normalized.region)
         if found.entry is not None:
-            adjustment = _adjustment_at(adjustments, event["tenant_id"], event["occurred_at"])
-            cost = compute_cost(
-                found.entry, event["usage"], batch=event["batch"], adjustment=adjustment
-            )
-            return PricingResult(
-                "priced",
-                None,
-                normalized.canonical,
-                cost,
-                found.entry.entry_id,
-                version,
-                found.entry.currency,
-            )
+            return found.entry, ""
         if found.reason != "unknown_model" and reason == "unknown_model":
             reason = found.reason or reason
-    return PricingResult("unpriced", reason, normalized.canonical, None, None, version)
+    return None, reason
