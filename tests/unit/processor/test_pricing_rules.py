@@ -148,3 +148,17 @@ def test_azure_government_region_is_the_us_gov_zone() -> None:
     found = _price(provider="azure_openai", request_model="gpt-5.1", response_model="gpt-5.1",
                    region="usgovvirginia", usage=_usage(1000, 100))  # fmt: skip
     assert found == ("priced", Decimal("0.00309375"))
+
+
+def test_bedrock_prices_the_profile_the_call_named_not_the_body_model() -> None:
+    # bedrock/us.claude-haiku-4-5-20251001 (key us.anthropic.claude-haiku-4-5-20251001-v1:0):
+    # 1.1e-06 in, 5.5e-06 out; the body's "claude-haiku-4-5-20251001" alone would be the
+    # global 1e-06 / 5e-06
+    found = _price(
+        provider="bedrock",
+        request_model="us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        response_model="claude-haiku-4-5-20251001",
+        region="us-east-1",
+        usage=_usage(1000, 100),
+    )
+    assert found == ("priced", Decimal("0.00165"))

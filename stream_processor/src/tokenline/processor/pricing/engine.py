@@ -45,7 +45,7 @@ __all__ = [
 COST_QUANTUM = Decimal("1E-12")
 _EXACT = Context(prec=80)
 
-PRICING_RULES_VERSION = 2
+PRICING_RULES_VERSION = 3
 """The version of the pricing rules written in code (this engine, the normalizer's rules, the
 converter). Part of every ``pricing_version``: bump it with any change of code that can change
 a cost, a pricing status or a canonical model, so a replay re-prices what the change affects."""

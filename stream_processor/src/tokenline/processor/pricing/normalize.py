@@ -155,9 +155,10 @@ class Normalizer:
         Azure: the model from ``response_model`` when present, else the configured model of
         the deployment (``deployment``, or ``request_model``, which the Azure SDKs fill with
         the deployment name), else the deployment name itself. The data zone comes from the
-        deployment map (``eu/gpt-4o``), else from ``region``. Other providers: the response
-        model when present (it is the more specific), else the request model; ``region`` is
-        the Bedrock call's AWS region.
+        deployment map (``eu/gpt-4o``), else from ``region``. Bedrock: the request model (the
+        model id, inference profile or profile ARN the call was billed under), else the
+        response model. Other providers: the response model when present (it is the more
+        specific), else the request model; ``region`` is the Bedrock call's AWS region.
         """
         if provider == "azure_openai":
             name = deployment or request_model
@@ -173,10 +174,13 @@ class Normalizer:
                 raw = mapped
             else:
                 raw = name
+        elif provider == "bedrock":
+            # Bedrock bills the model id the call named (a cross-region profile such as
+            # ``us.anthropic...`` carries its own rate); a body's ``model`` is the vendor's
+            # short name, which loses the profile.
+            raw = request_model or response_model
         else:
             raw = response_model or request_model
-        if provider == "bedrock" and request_model and _APP_PROFILE_ARN.match(request_model):
-            raw = request_model  # the profile decides the model; a response id may be absent
         if not raw or not raw.strip():
             return NormalizedModel(None, (), "unknown_model")
         return self.normalize(provider, raw, region)
