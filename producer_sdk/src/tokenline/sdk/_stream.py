@@ -53,8 +53,11 @@ class StreamState:
         call = self.call
         if call.first_token_ns is None:
             call.first_token_ns = time.perf_counter_ns()
-        with self.runtime.guard("reading a stream chunk"):
+        try:  # a plain try: this runs once per chunk on the caller's thread
             return self.on_chunk(call, chunk)
+        except Exception as exc:
+            if not self.runtime.swallowed("reading a stream chunk", exc):
+                raise
         return True
 
     @property
