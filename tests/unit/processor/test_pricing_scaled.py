@@ -10,6 +10,7 @@ book answers exactly what ``price_event`` answers, across price periods and date
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -327,3 +328,11 @@ def test_model_caches_are_bounded() -> None:
         event = usage_event(provider="bedrock", request_model=f"made-up-{n}", response_model=None)
         assert pricer.price(event).unpriced_reason == "unknown_model"
     assert pricer.cached() == (64, 64)
+
+
+def test_a_pickled_book_prices_alike() -> None:
+    event = usage_event(occurred_at=AT)
+    BOOK.price(event)
+    copy = pickle.loads(pickle.dumps(BOOK))
+    assert copy.pricing_version == BOOK.pricing_version
+    assert copy.price(event) == BOOK.price(event)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from tokenline.processor.pricing.engine import (
     USAGE_NOT_REPORTED,
@@ -106,7 +106,9 @@ class CachedPricer:
     __slots__ = (
         "_adjustments",
         "_factors",
+        "_max_models",
         "_normalize",
+        "_normalizer",
         "_periods",
         "_rates",
         "_resolve",
@@ -124,8 +126,10 @@ class CachedPricer:
         max_models: int = MODELS_CACHED,
     ) -> None:
         self._table = table
+        self._normalizer = normalizer
         self._adjustments = adjustments
         self._version = pricing_version
+        self._max_models = max_models
         self._periods = sorted({entry.valid_from for entry in table})
         self._normalize = lru_cache(maxsize=max_models)(normalizer.normalize_event)
         self._resolve = lru_cache(maxsize=max_models)(self._resolved)
@@ -165,6 +169,11 @@ class CachedPricer:
             "priced", None, resolved.canonical, cost, entry.entry_id, self._version, entry.currency
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its inputs; the copy starts with empty caches."""
+        inputs = (self._table, self._normalizer, self._adjustments, self._version)
+        return (_pricer, (*inputs, self._max_models))
+
     def cached(self) -> tuple[int, int]:
         """How many model answers and normalizations the caches hold now."""
         return self._resolve.cache_info().currsize, self._normalize.cache_info().currsize
@@ -195,3 +204,13 @@ class CachedPricer:
             known = (adjustment, ScaledFactor.of(adjustment.percent))
             self._factors[id(adjustment)] = known
         return known[1]
+
+
+def _pricer(
+    table: PriceTable,
+    normalizer: Normalizer,
+    adjustments: Mapping[str, Terms],
+    pricing_version: str,
+    max_models: int,
+) -> CachedPricer:
+    return CachedPricer(table, normalizer, adjustments, pricing_version, max_models=max_models)
