@@ -78,3 +78,21 @@ def test_every_field_added_after_v1_has_a_default(name: str) -> None:
 def test_fingerprints_are_unique() -> None:
     prints = [s.fingerprint for n in RECORD_NAMES for s in catalog().history(n)]
     assert len(prints) == len(set(prints))
+
+
+@pytest.mark.parametrize("name", ["tokenline.UsageEvent", "tokenline.UsageRollup"])
+def test_a_provider_an_old_reader_does_not_know_reads_as_other(name: str) -> None:
+    oldest = catalog().history(name)[0]
+    assert "vertex_ai" not in _provider_symbols(oldest.parsed)
+    record = SAMPLES[name]()
+    record["provider"] = "vertex_ai"
+    body = AvroCodec(name).encode(record)[10:]
+    decoded = schemaless_reader(BytesIO(body), catalog().latest(name).parsed, oldest.parsed)
+    assert isinstance(decoded, dict)
+    assert decoded["provider"] == "other"
+    assert AvroCodec[Any](name).decode(AvroCodec(name).encode(record))["provider"] == "vertex_ai"
+
+
+def _provider_symbols(parsed: dict[str, Any]) -> list[str]:
+    field = next(f for f in parsed["fields"] if f["name"] == "provider")
+    return list(field["type"]["symbols"])

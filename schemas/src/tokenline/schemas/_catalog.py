@@ -1,8 +1,10 @@
 """The schemas shipped with this package, by name, version and fingerprint.
 
-Each ``avro/vN/`` folder is one complete version of the contract: one ``<full name>.avsc``
-file per named type, referring to the others by name. The newest version is the reader
-schema; every older one stays shipped so its bytes remain readable.
+Each ``avro/vN/`` folder is one version of the contract: one ``<full name>.avsc`` file per
+named type, referring to the others by name. A record whose schema did not change since the
+previous version is left out of the new folder (its fingerprint would repeat); the named types
+the changed records use are all there. The newest version of a record is its reader schema;
+every older one stays shipped so its bytes remain readable.
 """
 
 from __future__ import annotations

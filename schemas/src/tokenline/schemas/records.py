@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-Provider = Literal["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other"]
+Provider = Literal["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other", "vertex_ai"]
 
 
 Operation = Literal["chat", "responses", "completion", "embedding", "image", "audio", "other"]
