@@ -336,3 +336,17 @@ def test_a_pickled_book_prices_alike() -> None:
     copy = pickle.loads(pickle.dumps(BOOK))
     assert copy.pricing_version == BOOK.pricing_version
     assert copy.price(event) == BOOK.price(event)
+
+
+def test_a_naive_time_is_priced_as_price_event_prices_it() -> None:
+    for model in ("made-up", "claude-sonnet-4-5"):
+        event = usage_event(occurred_at=datetime(2026, 11, 1), response_model=model)  # noqa: DTZ001
+        try:
+            expected: object = price_event(event, TABLE, NORMALIZER, ADJUSTMENTS)
+        except TypeError as exc:
+            expected = type(exc)
+        try:
+            got: object = BOOK.price(event)
+        except TypeError as exc:
+            got = type(exc)
+        assert got == expected

@@ -22,6 +22,7 @@ from tokenline.processor.pricing.engine import (
     PricingResult,
     compute_cost,
     find_entry,
+    price_event,
     prices_for,
     usage_unknown,
 )
@@ -141,6 +142,11 @@ class CachedPricer:
     def price(self, event: UsageEvent) -> PricingResult:
         """Price ``event``: the result ``price_event`` gives with the same inputs."""
         at = event["occurred_at"]
+        try:
+            period = bisect_right(self._periods, at)
+        except TypeError:  # a naive time, which an event never has: as price_event does
+            inputs = (self._table, self._normalizer, self._adjustments)
+            return price_event(event, *inputs, pricing_version=self._version)
         resolved = self._resolve(
             (
                 event["provider"],
@@ -148,7 +154,7 @@ class CachedPricer:
                 event["response_model"],
                 event["deployment"],
                 event["region"],
-                bisect_right(self._periods, at),
+                period,
             )
         )
         if usage_unknown(event):
