@@ -373,7 +373,7 @@ def test_provider_of_platform_clients() -> None:
     plain = anthropic.Anthropic(api_key="k")
     try:
         assert provider_of(bedrock) == "bedrock"
-        assert provider_of(vertex) == "other"
+        assert provider_of(vertex) == "vertex_ai"
         assert provider_of(plain) == "anthropic"
     finally:
         for client in (bedrock, vertex, plain):

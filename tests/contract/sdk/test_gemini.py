@@ -65,7 +65,7 @@ def _check(event: dict[str, Any], usage: dict[str, Any], **fields: Any) -> None:
     assert event["usage"]["cache_write_5m_input_tokens"] is None
     assert event["usage"]["cache_write_1h_input_tokens"] is None
     assert event["usage_source"] == "reported"
-    assert event["provider"] == "gemini"
+    assert event["provider"] == fields.pop("provider", "gemini")
     assert event["tenant_id"] == "contract"
     assert event["success"] is True
     assert event["http_status"] is None
@@ -194,7 +194,14 @@ def test_vertex_stream_counts_come_on_its_last_chunk(
     assert chunks[0].usage_metadata.prompt_token_count is None
     assert [c.usage_metadata for c in chunks[1:-1]] == [None] * (len(chunks) - 2)
     (event,) = session.events(1)
-    _check(event, reported(emulator), streamed=True, request_model=MODEL, team="search")
+    _check(
+        event,
+        reported(emulator),
+        provider="vertex_ai",
+        streamed=True,
+        request_model=MODEL,
+        team="search",
+    )
     assert event["usage"]["output_tokens"] == 6
 
 
@@ -394,16 +401,21 @@ def test_abandoned_stream_is_recorded_when_collected(
     assert event["usage_source"] == "reported"
 
 
-def test_vertex_ai_clients_are_gemini() -> None:
+def test_vertex_ai_clients_are_vertex_ai() -> None:
     from tokenline.sdk.providers import adapter_for
 
     vertex = genai.Client(vertexai=True, project="p", location="us-central1", credentials=None)
+    developer = genai.Client(api_key="k")
     try:
         adapter = adapter_for(vertex)
-        assert adapter.provider_of(vertex) == "gemini"
+        for surface in (vertex, vertex.aio, vertex.models, vertex.aio.models):
+            assert adapter.provider_of(surface) == "vertex_ai"
+        for surface in (developer, developer.aio, developer.models, developer.aio.models):
+            assert adapter.provider_of(surface) == "gemini"
         assert "models.generate_content" in adapter.methods_for(vertex)
     finally:
         vertex.close()
+        developer.close()
 
 
 def test_chat_messages_are_metered_once_each(

@@ -11,11 +11,18 @@ Usage rules (Anthropic semantics: ``input_tokens`` excludes cache reads and writ
   tokens (48 for adaptive), reported in ``output_tokens_details.thinking_tokens``.
 - Streaming: ``message_start`` carries the full usage with the ``cache_creation`` split;
   ``message_delta`` carries cumulative counts that repeat the input numbers.
+- Claude on Vertex AI (``AnthropicVertex``): ``POST /v1/projects/{project}/locations/{location}
+  /publishers/anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` for a stream); the
+  body carries ``anthropic_version`` (Vertex documents "vertex-2023-10-16"; newer SDKs send
+  their own API version) and no ``model``, the model is
+  Vertex's name in the path (``claude-sonnet-4-5@20250929``); the answer is the Messages
+  API's, naming the model as Anthropic does (``claude-sonnet-4-5-20250929``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from tokenline.sdk.emulator._core import (
@@ -211,9 +218,9 @@ def build(
     return message, events, usage
 
 
-def messages(request: Request) -> Reply:
+def messages(request: Request, answer_model: str | None = None) -> Reply:
     """POST /v1/messages (JSON or SSE)."""
-    model = str(request.body["model"])
+    model = answer_model or str(request.body["model"])
     message, events, usage = build(request.body, model, request)
     if not request.body.get("stream"):
         return json_reply(message, model=model, usage=usage)
@@ -224,13 +231,31 @@ def messages(request: Request) -> Reply:
     return reply
 
 
+def vertex_messages(request: Request) -> Reply:
+    """POST …/publishers/anthropic/models/{model}:rawPredict or :streamRawPredict."""
+    if not isinstance(request.body.get("anthropic_version"), str):
+        return error_reply(400, "anthropic_version: Field required")
+    if "model" in request.body:
+        return error_reply(400, "model: Extra inputs are not permitted")
+    vertex_model = request.params["model"]
+    body = {**request.body, "model": vertex_model}
+    if request.path.endswith(":streamRawPredict"):
+        body["stream"] = True
+    return messages(replace(request, body=body), vertex_model.replace("@", "-"))
+
+
 def count_message_tokens(request: Request) -> Reply:
     """POST /v1/messages/count_tokens."""
     total = count_tokens([value for value, _ in _blocks(request.body)])
     return json_reply({"input_tokens": total}, model=str(request.body.get("model", "")), usage={})
 
 
+_VERTEX_MODEL = (
+    "/(?:v1|v1beta1)/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+)"
+)
 ROUTES: list[RouteSpec] = [
     ("POST", "messages", "/v1/messages", messages),
+    ("POST", "rawPredict", f"{_VERTEX_MODEL}:rawPredict", vertex_messages),
+    ("POST", "streamRawPredict", f"{_VERTEX_MODEL}:streamRawPredict", vertex_messages),
     ("POST", "messages.count_tokens", "/v1/messages/count_tokens", count_message_tokens),
 ]

@@ -21,8 +21,10 @@ same resource (not ``self.create``): they run with the wrapped resource as ``sel
 is proxied; closing the helper closes it). ``messages.count_tokens`` is free and not metered.
 
 Clients: ``Anthropic``/``AsyncAnthropic`` → provider ``anthropic``; ``AnthropicBedrock`` →
-``bedrock`` (billed by AWS); ``AnthropicVertex`` and Azure Foundry → ``other`` (billed by
-Google / Microsoft under their own prices, not Anthropic's).
+``bedrock`` (billed by AWS; the request model is the Bedrock model id);
+``AnthropicVertex`` → ``vertex_ai`` (billed by Google under Vertex AI's prices; the model is
+Vertex's ``claude-...@date`` name, which the SDK moves from the body into the URL); Azure
+Foundry → ``other`` (billed by Microsoft under its own prices, not Anthropic's).
 """
 
 from __future__ import annotations
@@ -43,14 +45,17 @@ if TYPE_CHECKING:
 __all__ = ["ADAPTER", "provider_of"]
 
 _BEDROCK = {"AnthropicBedrock", "AsyncAnthropicBedrock"}
-_OTHER = {"AnthropicVertex", "AsyncAnthropicVertex", "AnthropicFoundry", "AsyncAnthropicFoundry"}
+_VERTEX = {"AnthropicVertex", "AsyncAnthropicVertex"}
+_OTHER = {"AnthropicFoundry", "AsyncAnthropicFoundry"}
 
 
 def provider_of(client: Any) -> Provider:
-    """``bedrock`` for the Bedrock clients, ``other`` for Vertex/Foundry, else ``anthropic``."""
+    """The provider billing the client: bedrock, vertex_ai, other (Foundry) or anthropic."""
     names = {cls.__name__ for cls in type(client).__mro__}
     if names & _BEDROCK:
         return "bedrock"
+    if names & _VERTEX:
+        return "vertex_ai"
     if names & _OTHER:
         return "other"
     return "anthropic"

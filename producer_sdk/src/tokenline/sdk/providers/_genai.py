@@ -17,7 +17,10 @@ Chats: ``client.chats.create(...)`` builds a ``Chat`` holding ``Chats._modules``
 with the proxied ``Chats`` as ``self``, so the Chat holds the proxied ``_modules`` and each
 request it sends is metered through ``chats._modules.*`` (the same Method as ``models.*``).
 
-Vertex AI clients (``vertexai=True``) speak the same types and are reported as ``gemini``.
+Vertex AI clients (``vertexai=True``) speak the same types and are reported as ``vertex_ai``:
+Google bills them under Vertex AI's prices, which differ from the Gemini API's (cache reads,
+batch, long context). The flag is read from the client's API client (``Client``,
+``client.aio`` and each ``Models``/``AsyncModels`` hold the same one).
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["ADAPTER", "generate_usage"]
 
 
-def provider_of(_client: Any) -> Provider:
-    """Always ``gemini``: the Gemini Developer API and Vertex AI alike."""
-    return "gemini"
+def provider_of(client: Any) -> Provider:
+    """``vertex_ai`` for a client (or resource) made with ``vertexai=True``, else ``gemini``."""
+    api_client = getattr(client, "_api_client", None)
+    return "vertex_ai" if getattr(api_client, "vertexai", None) is True else "gemini"
 
 
 def _begin(call: Call, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
