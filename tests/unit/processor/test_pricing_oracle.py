@@ -6,7 +6,8 @@ loaded with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` so nothing is fetched), usage 
 generated deterministically (every bucket, 5-minute and 1-hour cache writes, reasoning,
 long-context thresholds -1 / at / +1, batch; every region and data-zone key, and each
 Bedrock model again in us-east-1 and in a region the map does not name, each Azure model
-again in the EU data zone) and priced twice: by
+again in the EU data zone; Vertex AI's keys, every ``vertex_ai*`` record, as provider
+``vertex_ai``) and priced twice: by
 ``price_event`` from the model name an SDK reports, and by ``litellm.cost_per_token`` from
 the same name. LiteLLM returns floats: totals match when they agree within a relative
 tolerance of 1e-9 (a float carries about 16 significant digits, so 1e-9 only absorbs its
@@ -56,7 +57,10 @@ PROVIDERS = {
     "bedrock": ("bedrock", "bedrock"),
     "bedrock_converse": ("bedrock", "bedrock"),
     "gemini": ("gemini", "gemini"),
+    "vertex_ai": ("vertex_ai", "vertex_ai"),
 }
+# Every ``vertex_ai-*`` litellm_provider (Gemini, Claude, partner models) is Vertex AI's.
+VERTEX_AI_PREFIX = "vertex_ai-"
 MODES = frozenset({"chat", "responses", "embedding", "completion"})
 AZURE_DATA_ZONES = ("us-gov", "apac", "eu", "us")
 AZURE_ZONES = ("global-standard", "global", *AZURE_DATA_ZONES)
@@ -135,6 +139,21 @@ class Allowed:
 
 
 ALLOWED = (
+    Allowed(
+        "Vertex AI Gemini batch cache reads",
+        "LiteLLM bills the cache reads of a Gemini batch request on Vertex AI at the batch "
+        "input rate (half the input rate) where the map has no batch cache-read rate, and "
+        "so below the cache-read rate for no model. Google: on Vertex AI the cache and batch "
+        "discounts do not stack, the cache-hit discount takes precedence over the batch "
+        "discount (Vertex AI, Batch inference with Gemini); Tokenline bills them at the "
+        "on-demand cache-read rate.",
+        lambda c, o: (
+            c.provider == "vertex_ai"
+            and c.model.startswith("gemini")
+            and c.vector.cache_read > 0
+            and o.litellm_follows_its_batch_rule(c)
+        ),
+    ),
     Allowed(
         "Azure data zone without a row for the dated model",
         "LiteLLM bills a deployment in a data zone (eu, us, apac, us-gov) at the Global "
@@ -327,6 +346,12 @@ def _litellm_record(
     return dict(found) if isinstance(found, dict) else None
 
 
+def _mapping(litellm_provider: str) -> tuple[str, str] | None:
+    if litellm_provider.startswith(VERTEX_AI_PREFIX):
+        return PROVIDERS["vertex_ai"]
+    return PROVIDERS.get(litellm_provider)
+
+
 def _cases(litellm: ModuleType, price_map: dict[str, Any], table: PriceTable) -> Iterator[Case]:
     normalizer = Normalizer()
     regional_models = {
@@ -339,11 +364,12 @@ def _cases(litellm: ModuleType, price_map: dict[str, Any], table: PriceTable) ->
             continue
         if record.get("input_cost_per_token") is None:
             continue
-        mapping = PROVIDERS.get(str(record.get("litellm_provider")))
+        mapping = _mapping(str(record.get("litellm_provider")))
         if mapping is None:
             continue
         provider, litellm_provider = mapping
-        name = key.split("/", 1)[1] if key.startswith(f"{record['litellm_provider']}/") else key
+        prefix = litellm_provider if provider == "vertex_ai" else record["litellm_provider"]
+        name = key.split("/", 1)[1] if key.startswith(f"{prefix}/") else key
         region = None
         if provider == "azure_openai":
             zone, slash, rest = name.partition("/")
@@ -448,6 +474,7 @@ def test_pricing_matches_litellm(litellm: ModuleType, price_map: dict[str, Any])
     normalizer = Normalizer()
     counts = {"matched": 0, "allowed": 0, "unpriced": 0}
     by_class: dict[str, int] = {}
+    matched_by_provider: dict[str, int] = {}
     mismatches: list[str] = []
     neither = 0  # unpriced by both sides
     unpriced_where_litellm_prices: set[str] = set()
@@ -470,6 +497,7 @@ def test_pricing_matches_litellm(litellm: ModuleType, price_map: dict[str, Any])
             continue
         if ours is not None and theirs is not None and _close(ours, theirs):
             counts["matched"] += 1
+            matched_by_provider[case.provider] = matched_by_provider.get(case.provider, 0) + 1
             matched.add((case.key, case.region, case.vector))
             continue
         on_demand = replace(case.vector, batch=False)
@@ -490,9 +518,11 @@ def test_pricing_matches_litellm(litellm: ModuleType, price_map: dict[str, Any])
             f"{case.key} {case.region} {case.vector}: ours {ours_text}, LiteLLM {theirs!r}"
         )
     print(f"\nLiteLLM oracle: {counts} ({neither} unpriced by both); allowed: {by_class}")
+    print(f"matched by provider: {matched_by_provider}")
     assert not mismatches, f"{len(mismatches)} differences:\n" + "\n".join(mismatches[:40])
     total = counts["matched"] + counts["allowed"] + neither
     assert counts["matched"] > 15_000
+    assert matched_by_provider["vertex_ai"] > 1_000  # Vertex AI's own price list is covered
     assert counts["allowed"] < total // 5  # differences stay the exception, in known classes
     # A call LiteLLM prices is left unpriced only for want of its region's or zone's price.
     assert unpriced_where_litellm_prices == {"no_price_in_region"}

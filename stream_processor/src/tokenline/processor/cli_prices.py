@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["prices"]
 
-_PROVIDERS = click.Choice(["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other"])
+_PROVIDERS = click.Choice(
+    ["openai", "azure_openai", "anthropic", "bedrock", "gemini", "vertex_ai", "other"]
+)
 
 
 def _parse_at(value: str | None) -> datetime:

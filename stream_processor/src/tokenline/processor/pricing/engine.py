@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TYPE_CHECKING
 
+from tokenline.processor.pricing.entry import batch_prices
 from tokenline.processor.pricing.terms import TenantAdjustment, terms_document
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ __all__ = [
 COST_QUANTUM = Decimal("1E-12")
 _EXACT = Context(prec=80)
 
-PRICING_RULES_VERSION = 3
+PRICING_RULES_VERSION = 4
 """The version of the pricing rules written in code (this engine, the normalizer's rules, the
 converter). Part of every ``pricing_version``: bump it with any change of code that can change
 a cost, a pricing status or a canonical model, so a replay re-prices what the change affects."""
@@ -101,10 +102,10 @@ def prices_for(entry: PriceEntry, *, long_context: bool, batch: bool) -> BucketP
     """The prices of ``entry`` for a request in its long-context tier or not, batch or not.
 
     A batch request is billed at the batch prices of the tier it falls in. Where a tier has
-    no batch prices of its own, the entry's batch discount applies to the tier's prices:
-    providers discount every bucket of a batch request (OpenAI Batch API: half of every
-    token price, cached input included; Anthropic Message Batches: half, with the caching
-    and long-context multipliers stacking on top).
+    no batch prices of its own, the entry's batch discount applies to the tier's prices by
+    the provider's rule (:func:`~tokenline.processor.pricing.entry.batch_prices`): every
+    bucket for OpenAI and Anthropic; for Gemini on Vertex AI, whose cache and batch
+    discounts do not stack, every bucket but a discounted cache read.
     """
     tier = entry.long_context
     if tier is not None and long_context:
@@ -118,7 +119,7 @@ def prices_for(entry: PriceEntry, *, long_context: bool, batch: bool) -> BucketP
     if explicit_batch is not None:
         return explicit_batch
     factor = entry.batch_rate_factor
-    return prices if factor is None else prices.scaled(factor)
+    return prices if factor is None else batch_prices(entry.provider, entry.model, prices, factor)
 
 
 def compute_cost(

@@ -20,6 +20,7 @@ __all__ = [
     "BucketPrices",
     "LongContextTier",
     "PriceEntry",
+    "batch_prices",
     "decimal_text",
     "to_decimal",
 ]
@@ -131,6 +132,29 @@ class BucketPrices:
         output = values["output"]
         assert output is not None
         return cls(input_price, output, cache_read, write_5m, write_1h, values["reasoning"])
+
+
+def batch_prices(provider: str, model: str, prices: BucketPrices, factor: Decimal) -> BucketPrices:
+    """The batch prices of ``prices`` where the price list gives none: a batch discount.
+
+    Most providers discount every bucket of a batch request, cache reads and writes included
+    (OpenAI Batch API: half of every token price, cached input included; Anthropic Message
+    Batches, on Vertex AI too: half, the prompt-caching multipliers stacking on top). Gemini
+    on Vertex AI does not stack them: "the discounts for cache and batch don't stack. The
+    [...] cache hit discount takes precedence over the batch discount" (Google Cloud,
+    Vertex AI, "Batch inference with Gemini"). So a Vertex AI Gemini batch request's cache
+    reads keep the on-demand cache-read rate; where the model has no cache discount (its
+    cache-read rate is its input rate) the cached tokens are input tokens and take the batch
+    discount.
+    """
+    scaled = prices.scaled(factor)
+    if _cache_discount_precedes_batch(provider, model) and prices.cache_read < prices.input:
+        return replace(scaled, cache_read=prices.cache_read)
+    return scaled
+
+
+def _cache_discount_precedes_batch(provider: str, model: str) -> bool:
+    return provider == "vertex_ai" and model.startswith("gemini")
 
 
 @dataclass(frozen=True, slots=True)

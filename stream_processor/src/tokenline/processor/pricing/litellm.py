@@ -25,7 +25,12 @@ from decimal import Decimal
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from tokenline.processor.pricing.entry import BucketPrices, LongContextTier, PriceEntry
+from tokenline.processor.pricing.entry import (
+    BucketPrices,
+    LongContextTier,
+    PriceEntry,
+    batch_prices,
+)
 from tokenline.processor.pricing.errors import RefreshError
 from tokenline.processor.pricing.normalize import (
     BEDROCK_REGION_PREFIXES,
@@ -54,8 +59,10 @@ WHEEL_MEMBER = "litellm/model_prices_and_context_window_backup.json"
 # LiteLLM's list has no dates: its prices apply from the start of metering.
 BASE_VALID_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
-# litellm_provider → Tokenline provider. Vertex AI keys (``vertex_ai-*``) are another
-# provider's price list: LiteLLM never prices a Gemini API call with them.
+# litellm_provider → Tokenline provider. Vertex AI's keys (``vertex_ai`` and every
+# ``vertex_ai-*`` value: Gemini, Claude and the partner models Google bills) are Vertex AI's
+# price list, never the Gemini API's: LiteLLM's ``custom_llm_provider="vertex_ai"`` accepts any
+# ``vertex_ai*`` record and a Gemini API call none of them.
 _PROVIDERS = {
     "openai": "openai",
     "azure": "azure_openai",
@@ -63,13 +70,16 @@ _PROVIDERS = {
     "bedrock_converse": "bedrock",
     "bedrock": "bedrock",
     "gemini": "gemini",
+    "vertex_ai": "vertex_ai",
 }
+_VERTEX_AI_PREFIX = "vertex_ai-"
 _MODES = frozenset({"chat", "responses", "embedding", "completion"})
 _TIER_KEY = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 _KEY_PREFIX = re.compile(r"^[a-z_]+/")
 # Batch APIs bill half the on-demand price of every token (OpenAI Batch API, Azure Global
-# Batch, Anthropic Message Batches, Bedrock batch inference, Gemini Batch Mode), cache
-# reads and writes included: a caching multiplier stacks with the batch discount.
+# Batch, Anthropic Message Batches, Bedrock batch inference, Gemini Batch Mode, Vertex AI
+# batch inference), cache reads and writes included where a caching multiplier stacks with
+# the batch discount; on Vertex AI it does not (see ``entry.batch_prices``).
 _BATCH_DISCOUNT = Decimal("0.5")
 
 
@@ -126,7 +136,7 @@ def _entry(
     base = _bucket_prices(record, "", None)
     if base is None:
         return None
-    batch_fallback = base.scaled(_BATCH_DISCOUNT)
+    batch_fallback = batch_prices(provider, model, base, _BATCH_DISCOUNT)
     batch = _bucket_prices(record, "_batches", batch_fallback) or batch_fallback
     tier = None
     thresholds = sorted(int(m[1]) for k in record if (m := _TIER_KEY.match(k)))
@@ -138,7 +148,9 @@ def _entry(
                 threshold_tokens=thresholds[0] * 1000,
                 prices=tier_prices,
                 batch=_bucket_prices(
-                    record, f"{suffix}_batches", tier_prices.scaled(_BATCH_DISCOUNT)
+                    record,
+                    f"{suffix}_batches",
+                    batch_prices(provider, model, tier_prices, _BATCH_DISCOUNT),
                 ),
             )
     return PriceEntry(
@@ -154,6 +166,12 @@ def _entry(
 
 
 _Slot = tuple[str, str | None, str]  # provider, region, model
+
+
+def _provider(litellm_provider: str) -> str | None:
+    if litellm_provider.startswith(_VERTEX_AI_PREFIX):
+        return "vertex_ai"
+    return _PROVIDERS.get(litellm_provider)
 
 
 def convert(prices: dict[str, Any], *, source: str, retrieved: date | None = None) -> PriceTable:
@@ -175,7 +193,7 @@ def convert(prices: dict[str, Any], *, source: str, retrieved: date | None = Non
     for key, record in prices.items():
         if not isinstance(record, dict):
             continue
-        provider = _PROVIDERS.get(str(record.get("litellm_provider")))
+        provider = _provider(str(record.get("litellm_provider")))
         if provider is None or record.get("mode") not in _MODES:
             continue
         normalized = normalizer.normalize(provider, key)

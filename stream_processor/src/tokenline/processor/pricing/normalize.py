@@ -12,7 +12,11 @@ that only says *where* or *which build* of a model was called:
   name ``claude-3-5-sonnet-20241022``;
 * dates and snapshot suffixes removed from the canonical id: OpenAI ``gpt-4o-2024-08-06`` and
   ``gpt-4-0613``, Anthropic ``claude-sonnet-4-5-20250929`` and ``-latest``, Gemini
-  ``gemini-1.5-pro-002``.
+  ``gemini-1.5-pro-002``;
+* Vertex AI: resource paths (``projects/p/locations/l/publishers/google/models/…``) removed,
+  Claude's Vertex name ``claude-sonnet-4-5@20250929`` read as ``claude-sonnet-4-5-20250929``
+  (canonical ``claude-sonnet-4-5``), other version tags (``@001``, ``@default``) kept in the
+  specific id and removed from the canonical one.
 
 The canonical id (``gpt-4o``, ``claude-sonnet-4-5``, ``gemini-2.5-pro``) names the model in
 rollups. Because a dated snapshot, a model version or a regional endpoint can have its own
@@ -60,7 +64,8 @@ _AWS_REGION_PATH = re.compile(r"^(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d+)/")
 # Path prefixes that SDKs and LiteLLM put before a model name.
 _PATH_PREFIX = re.compile(
     r"^(?:openai|azure|azure_ai|anthropic|gemini|vertex_ai|google|bedrock|bedrock_converse"
-    r"|converse|invoke|models|publishers/google/models)/"
+    r"|converse|invoke|models|publishers/(?:google|anthropic)/models"
+    r"|projects/[^/]+/locations/[^/]+)/"
 )
 _APP_PROFILE_ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:\d*:application-inference-profile/")
 _BEDROCK_ARN = re.compile(
@@ -95,6 +100,14 @@ _SNAPSHOT_SUFFIXES: Mapping[str, tuple[re.Pattern[str], ...]] = {
     "openai": (re.compile(r"-\d{4}-\d{2}-\d{2}$"), re.compile(r"-(?:0[1-9]|1[0-2])\d{2}$")),
     "anthropic": (re.compile(r"-\d{8}$"), re.compile(r"-latest$")),
     "gemini": (re.compile(r"-\d{3}$"), re.compile(r"-latest$")),
+    # Vertex AI: Claude's ``@20250929`` (already ``-20250929``), Gemini's ``-002``, and
+    # Vertex's other version tags (``@001``, ``@latest``, ``@default``).
+    "vertex_ai": (
+        re.compile(r"@[a-z0-9.-]+$"),
+        re.compile(r"-\d{8}$"),
+        re.compile(r"-\d{3}$"),
+        re.compile(r"-latest$"),
+    ),
 }
 _FAMILY = {
     "openai": "openai",
@@ -102,6 +115,7 @@ _FAMILY = {
     "anthropic": "anthropic",
     "bedrock": "anthropic",
     "gemini": "gemini",
+    "vertex_ai": "vertex_ai",
 }
 _SHARED_RULES = (_Rule("vertex-style date", re.compile(r"@(\d{8})$"), r"-\1"),)
 

@@ -52,7 +52,7 @@ from tokenline.processor.pricing.terms import TenantAdjustment, TenantTerms, Ter
 
 __all__ = ["Overrides", "load_overrides", "parse_overrides"]
 
-PROVIDERS = ("openai", "azure_openai", "anthropic", "bedrock", "gemini", "other")
+PROVIDERS = ("openai", "azure_openai", "anthropic", "bedrock", "gemini", "vertex_ai", "other")
 _UNIT_DIVISOR = {"per_token": Decimal(1), "per_1k": Decimal(1000), "per_million": Decimal(10**6)}
 
 
@@ -69,7 +69,9 @@ def _exact_decimal(value: object) -> object:
 Money = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0)]
 Percent = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=100)]
 Markup = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0)]
-ProviderName = Literal["openai", "azure_openai", "anthropic", "bedrock", "gemini", "other"]
+ProviderName = Literal[
+    "openai", "azure_openai", "anthropic", "bedrock", "gemini", "vertex_ai", "other"
+]
 
 
 class _Strict(BaseModel):
@@ -132,6 +134,7 @@ class _File(_Strict):
     anthropic: dict[str, _TrackrPrice] = {}
     bedrock: dict[str, _TrackrPrice] = {}
     gemini: dict[str, _TrackrPrice] = {}
+    vertex_ai: dict[str, _TrackrPrice] = {}
     other: dict[str, _TrackrPrice] = {}
 
 
