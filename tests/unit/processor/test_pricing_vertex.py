@@ -16,7 +16,13 @@ import pytest
 
 from tests.factories import usage_event
 from tokenline.processor.pricebook import PriceBook
-from tokenline.processor.pricing import Normalizer, load_snapshot, price_event
+from tokenline.processor.pricing import (
+    Normalizer,
+    PriceTable,
+    load_snapshot,
+    parse_overrides,
+    price_event,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -158,3 +164,49 @@ def test_vertex_claude_batch_cache_discounts_stack_as_the_map_gives_them() -> No
         usage=_usage(1000, 500, read=2000),
     )
     assert found == ("priced", Decimal("0.00555"), "claude-sonnet-4-5")
+
+
+OPERATOR_PRICES = """
+prices:
+  - provider: vertex_ai
+    model: gemini-9-pro
+    unit: per_million
+    input: 2
+    output: 12
+    cache_read: "0.2"
+    batch_discount_percent: 50
+  - provider: vertex_ai
+    model: claude-opus-9
+    unit: per_million
+    input: 2
+    output: 12
+    cache_read: "0.2"
+    batch_discount_percent: 50
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # Gemini: the batch discount on input and output, cache reads at 0.2 per million:
+        # 1000 * 1e-06 + 10000 * 2e-07 + 100 * 6e-06
+        ("gemini-9-pro", Decimal("0.0036")),
+        # Claude: the batch discount stacks with the cache-read rate:
+        # 1000 * 1e-06 + 10000 * 1e-07 + 100 * 6e-06
+        ("claude-opus-9", Decimal("0.0026")),
+    ],
+)
+def test_operator_batch_discount_follows_the_vertex_rule(model: str, expected: Decimal) -> None:
+    loaded = parse_overrides(OPERATOR_PRICES)
+    table = PriceTable(loaded.entries)
+    event = usage_event(
+        provider="vertex_ai",
+        request_model=model,
+        response_model=model,
+        batch=True,
+        usage=_usage(1000, 100, read=10_000),
+    )
+    result = price_event(event, table, Normalizer())
+    assert result.cost is not None
+    assert result.cost["total"] == expected
+    assert PriceBook(table, Normalizer()).price(event).cost == result.cost
