@@ -191,3 +191,38 @@ def test_instrument_reports_each_cloud_as_its_provider(
     on_vertex, on_bedrock = session.events(2)
     _check(on_vertex, provider="vertex_ai", request_model=VERTEX_MODEL, streamed=False)
     _check(on_bedrock, provider="bedrock", request_model=BEDROCK_MODEL, streamed=False)
+
+
+@_GOOGLE_IMPORT_WARNINGS[0]
+@_GOOGLE_IMPORT_WARNINGS[1]
+def test_instrument_reaches_each_clouds_beta_messages(
+    vertex: anthropic.AnthropicVertex,
+    bedrock: anthropic.AnthropicBedrock,
+    session: Session,
+) -> None:
+    sdk.instrument()
+    try:
+        with sdk.context(team="search"):
+            vertex.beta.messages.create(model=VERTEX_MODEL, max_tokens=10, messages=MESSAGES)
+            bedrock.beta.messages.create(model=BEDROCK_MODEL, max_tokens=10, messages=MESSAGES)
+    finally:
+        sdk.uninstrument()
+    on_vertex, on_bedrock = session.events(2)
+    _check(on_vertex, provider="vertex_ai", request_model=VERTEX_MODEL, streamed=False)
+    _check(on_bedrock, provider="bedrock", request_model=BEDROCK_MODEL, streamed=False)
+
+
+def test_wrap_meters_each_clouds_beta_messages_once(
+    vertex: anthropic.AnthropicVertex,
+    bedrock: anthropic.AnthropicBedrock,
+    session: Session,
+) -> None:
+    sdk.wrap(vertex, team="search").beta.messages.create(
+        model=VERTEX_MODEL, max_tokens=10, messages=MESSAGES
+    )
+    sdk.wrap(bedrock, team="search").beta.messages.create(
+        model=BEDROCK_MODEL, max_tokens=10, messages=MESSAGES
+    )
+    on_vertex, on_bedrock = session.events(2)
+    _check(on_vertex, provider="vertex_ai", request_model=VERTEX_MODEL, streamed=False)
+    _check(on_bedrock, provider="bedrock", request_model=BEDROCK_MODEL, streamed=False)

@@ -29,6 +29,7 @@ Foundry → ``other`` (billed by Microsoft under its own prices, not Anthropic's
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from tokenline.sdk._wrapping import Method, StreamSpec
@@ -184,13 +185,31 @@ METHODS: Mapping[str, Method] = {
     "beta.messages._post": _MESSAGES,
 }
 
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# The Vertex AI and Bedrock clients' ``beta.messages`` are classes of their own whose
+# ``create`` is the first-party function copied at class creation: patching the first-party
+# class does not reach them, so they are patched too (where the installed SDK has them).
+_PLATFORM_BETA = tuple(
+    module
+    for module in ("anthropic.lib.vertex._beta_messages", "anthropic.lib.bedrock._beta_messages")
+    if _present(module)
+)
+
 _PATCHES = tuple(
     Patch(module, f"{cls}.create", _MESSAGES, _resource_provider)
-    for module, classes in (
-        ("anthropic.resources.messages.messages", ("Messages", "AsyncMessages")),
-        ("anthropic.resources.beta.messages.messages", ("Messages", "AsyncMessages")),
+    for module in (
+        "anthropic.resources.messages.messages",
+        "anthropic.resources.beta.messages.messages",
+        *_PLATFORM_BETA,
     )
-    for cls in classes
+    for cls in ("Messages", "AsyncMessages")
 )
 
 ADAPTER = Adapter(
