@@ -210,3 +210,34 @@ def test_operator_batch_discount_follows_the_vertex_rule(model: str, expected: D
     assert result.cost is not None
     assert result.cost["total"] == expected
     assert PriceBook(table, Normalizer()).price(event).cost == result.cost
+
+
+def test_a_vertex_event_from_the_wire_is_priced_and_kept_as_vertex_ai() -> None:
+    from tokenline.processor.pipeline import PipelineConfig, Priced, process
+    from tokenline.schemas import AvroCodec
+
+    event = usage_event(
+        provider="vertex_ai",
+        request_model="claude-sonnet-4-5@20250929",
+        response_model="claude-sonnet-4-5-20250929",
+    )
+    outcome = process(
+        AvroCodec[Any]("tokenline.UsageEvent").encode(event),
+        key=b"acme",
+        source={"topic": "llm-usage.raw", "partition": 0, "offset": 1},
+        timestamp_ms=1,
+        now=event["occurred_at"],
+        book=PriceBook(TABLE),
+        config=PipelineConfig(),
+    )
+    assert isinstance(outcome, Priced)
+    record = outcome.record
+    assert record["event"]["provider"] == "vertex_ai"
+    assert record["pricing_status"] == "priced"
+    assert record["price_entry_id"] == "vertex_ai/claude-sonnet-4-5-20250929@2000-01-01"
+    # vertex_ai/claude-sonnet-4-5@20250929: input 1200 * 3e-06 + read 30000 * 3e-07
+    # + 5m writes 1500 * 3.75e-06 + 1h writes 500 * 6e-06 + output 350 * 1.5e-05
+    assert record["cost"] is not None
+    assert record["cost"]["total"] == Decimal("0.026475")
+    codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
+    assert codec.decode(codec.encode(record)) == record
