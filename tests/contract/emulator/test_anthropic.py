@@ -204,3 +204,47 @@ async def test_async_errors(aclient: anthropic.AsyncAnthropic, emulator: Provide
     with pytest.raises(httpx2.RemoteProtocolError):
         async with aclient.messages.stream(model=MODEL, max_tokens=20, messages=MESSAGES) as stream:
             await stream.get_final_message()
+
+
+VERTEX_MODEL = "claude-sonnet-4-5@20250929"
+
+
+@pytest.fixture
+def vertex(emulator: ProviderEmulator) -> Iterator[anthropic.AnthropicVertex]:
+    with anthropic.AnthropicVertex(
+        region="us-east5",
+        project_id="proj",
+        access_token="test",
+        base_url=f"{emulator.url}/v1",
+        max_retries=0,
+    ) as c:
+        yield c
+
+
+def test_vertex_raw_predict_and_stream(
+    vertex: anthropic.AnthropicVertex, emulator: ProviderEmulator
+) -> None:
+    message = vertex.messages.create(model=VERTEX_MODEL, max_tokens=10, messages=MESSAGES)
+    assert message.model == "claude-sonnet-4-5-20250929"
+    assert message.usage.output_tokens == 10
+    assert emulator.last_call.route == "rawPredict"
+    with vertex.messages.stream(model=VERTEX_MODEL, max_tokens=10, messages=MESSAGES) as stream:
+        final = stream.get_final_message()
+    assert final.usage.output_tokens == 10
+    assert emulator.last_call.route == "streamRawPredict"
+    assert emulator.last_call.streamed is True
+
+
+def test_vertex_body_is_checked_like_vertex(emulator: ProviderEmulator) -> None:
+    url = (
+        f"{emulator.url}/v1/projects/proj/locations/us-east5/publishers/anthropic/models/"
+        f"{VERTEX_MODEL}:rawPredict"
+    )
+    body: dict[str, Any] = {"max_tokens": 10, "messages": MESSAGES}
+    no_version = httpx2.post(url, json=body)
+    assert no_version.status_code == 400
+    named = httpx2.post(url, json={**body, "anthropic_version": "vertex-2023-10-16", "model": "x"})
+    assert named.status_code == 400
+    ok = httpx2.post(url, json={**body, "anthropic_version": "vertex-2023-10-16"})
+    assert ok.status_code == 200
+    assert ok.json()["type"] == "message"
