@@ -241,3 +241,40 @@ def test_a_vertex_event_from_the_wire_is_priced_and_kept_as_vertex_ai() -> None:
     assert record["cost"]["total"] == Decimal("0.026475")
     codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
     assert codec.decode(codec.encode(record)) == record
+
+
+@pytest.mark.parametrize(
+    ("reported", "lookup_ids", "canonical"),
+    [
+        (
+            "claude-sonnet-4-5@20250929",
+            ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+            "claude-sonnet-4-5",
+        ),
+        (
+            "claude-sonnet-4-5-20250929",
+            ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+            "claude-sonnet-4-5",
+        ),
+        (
+            "claude-opus-4-6@default",
+            ("claude-opus-4-6@default", "claude-opus-4-6"),
+            "claude-opus-4-6",
+        ),
+        ("gemini-2.5-pro", ("gemini-2.5-pro",), "gemini-2.5-pro"),
+        ("publishers/google/models/gemini-2.5-pro", ("gemini-2.5-pro",), "gemini-2.5-pro"),
+        (
+            "projects/p/locations/europe-west4/publishers/google/models/gemini-1.5-pro-002",
+            ("gemini-1.5-pro-002", "gemini-1.5-pro"),
+            "gemini-1.5-pro",
+        ),
+        (
+            "vertex_ai/mistral-large@2411-001",
+            ("mistral-large@2411-001", "mistral-large"),
+            "mistral-large",
+        ),
+    ],
+)
+def test_vertex_model_names(reported: str, lookup_ids: tuple[str, ...], canonical: str) -> None:
+    found = Normalizer().normalize("vertex_ai", reported)
+    assert (found.lookup_ids, found.canonical) == (lookup_ids, canonical)
