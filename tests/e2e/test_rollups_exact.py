@@ -7,7 +7,9 @@ with every rollup row equal to the raw sums of its events (a GROUP BY written in
 - a backlog older than window + grace, produced before the processor starts;
 - an event three hours late, into a window that has landed already;
 - the same raw records produced a second time;
-- the processor SIGKILLed five times and the sink twice while events flow.
+- the processor SIGKILLed five times and the sink twice while events flow;
+- a second processor worker added, the first killed and a third added while events flow;
+- a replay of the backlog's range with a changed price while live events still arrive in it.
 
 ``TOKENLINE_E2E_ROLLUP_EVENTS`` sets the backlog's size (20,000 by default, to keep CI short;
 the flowing phase sends the same number).
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -30,11 +34,12 @@ from confluent_kafka import Producer
 from tests._rollup_truth import check_rollups
 from tests.e2e._truth import PRICES, price_file
 from tests.factories import usage_event
-from tokenline.dev.demo.services import DemoPipeline, create_database
+from tokenline.dev.demo.services import DemoPipeline, create_database, tokenline_command
 from tokenline.schemas import AvroCodec
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -45,7 +50,11 @@ MODELS = [*PRICES, ("openai", "gpt-e2e-unknown")]
 _CODEC = AvroCodec[Any]("tokenline.UsageEvent")
 
 
-def _raw(n: int, occurred_at: datetime, rng: random.Random) -> tuple[bytes, bytes]:
+Record = tuple[bytes, bytes, int]
+"""Key, value and timestamp (ms; ``occurred_at``, as the SDK sets it) of one raw record."""
+
+
+def _raw(n: int, occurred_at: datetime, rng: random.Random) -> Record:
     provider, model = MODELS[n % len(MODELS)]
     tenant = TENANTS[n % len(TENANTS)]
     event = usage_event(
@@ -65,18 +74,16 @@ def _raw(n: int, occurred_at: datetime, rng: random.Random) -> tuple[bytes, byte
         "input_tokens": rng.randint(1, 5_000),
         "output_tokens": rng.randint(1, 2_000),
     }
-    return tenant.encode(), _CODEC.encode(event)
+    return tenant.encode(), _CODEC.encode(event), int(occurred_at.timestamp() * 1000)
 
 
-def _produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], pace_per_s: int = 0
-) -> None:
+def _produce(bootstrap: str, topic: str, records: list[Record], pace_per_s: int = 0) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
     began = time.monotonic()
-    for n, (key, value) in enumerate(records):
+    for n, (key, value, timestamp) in enumerate(records):
         while True:
             try:
-                producer.produce(topic, key=key, value=value)
+                producer.produce(topic, key=key, value=value, timestamp=timestamp)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -114,9 +121,10 @@ def _assert_exact(pipeline: DemoPipeline, events: int) -> None:
 
 
 class _State:
-    def __init__(self, pipeline: DemoPipeline, backlog: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, pipeline: DemoPipeline, backlog: list[Record], start: datetime) -> None:
         self.pipeline = pipeline
         self.backlog = backlog
+        self.start = start
         self.landed = 0
 
 
@@ -148,7 +156,7 @@ def state(
     _produce(kafka_bootstrap, pipeline.topic("raw"), backlog)
     pipeline.start()
     try:
-        yield _State(pipeline, backlog)
+        yield _State(pipeline, backlog, start)
     finally:
         pipeline.stop()
 
@@ -216,3 +224,89 @@ def test_processor_and_sink_sigkilled_while_events_flow_end_exact(state: _State)
     state.landed += EVENTS
     _wait_events(state.pipeline, state.landed, timeout_s=600)
     _assert_exact(state.pipeline, state.landed)
+
+
+def _flowing(
+    state: _State, count: int, seed: int, within: tuple[datetime, datetime]
+) -> threading.Thread:
+    """A thread producing ``count`` raw events of ``within`` over about 20 seconds."""
+    rng = random.Random(seed)
+    low, high = within
+    span_ms = int((high - low).total_seconds() * 1000)
+    records = [
+        _raw(seed * 1_000_000 + n, low + timedelta(milliseconds=rng.randrange(span_ms)), rng)
+        for n in range(count)
+    ]
+    thread = threading.Thread(
+        target=_produce,
+        args=(state.pipeline.bootstrap, state.pipeline.topic("raw"), records),
+        kwargs={"pace_per_s": max(count // 20, 1)},
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def test_workers_added_and_killed_mid_stream_end_exact(state: _State) -> None:
+    assert state.landed == 2 * EVENTS + 2, "runs after the crashes"
+    count = EVENTS // 2
+    now = datetime.now(UTC)
+    producer = _flowing(state, count, 11, (now - timedelta(minutes=2), now))
+    state.pipeline.add_processor("processor-2")
+    state.pipeline.kill("processor", restart=False)
+    state.pipeline.add_processor("processor-3")
+    producer.join(120)
+    assert not producer.is_alive()
+    state.landed += count
+    _wait_events(state.pipeline, state.landed, timeout_s=600)
+    _assert_exact(state.pipeline, state.landed)
+
+
+def test_a_replay_while_live_events_arrive_in_its_range_ends_exact(
+    state: _State, tmp_path: Path
+) -> None:
+    assert state.landed == 2 * EVENTS + 2 + EVENTS // 2, "runs after the rebalances"
+    changed = ("anthropic", "claude-e2e-sonnet")
+    prices = tmp_path / "new-prices.yaml"
+    raised = {**PRICES[changed], "output": PRICES[changed]["output"] * 3}
+    prices.write_text(price_file({**PRICES, changed: raised}), encoding="utf-8")
+    began, ended = state.start, state.start + timedelta(minutes=30)
+    before = _model_cost(state.pipeline, changed[1])
+    count = EVENTS // 4
+    producer = _flowing(state, count, 17, (began, ended))  # late events, inside the range
+    done = subprocess.run(
+        [
+            tokenline_command(),
+            "replay",
+            "--from",
+            began.replace(tzinfo=None).isoformat(),
+            "--to",
+            ended.replace(tzinfo=None).isoformat(),
+            "--prices",
+            str(prices),
+            "--wait-landed",
+            "300",
+        ],
+        env=state.pipeline.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    producer.join(120)
+    assert not producer.is_alive()
+    state.landed += count
+    _wait_events(state.pipeline, state.landed, timeout_s=600)
+    _assert_exact(state.pipeline, state.landed)
+    assert _model_cost(state.pipeline, changed[1]) > before
+
+
+def _model_cost(pipeline: DemoPipeline, model: str) -> Decimal:
+    with psycopg.connect(pipeline.database_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(cost_total), 0) FROM usage_rollup_1m WHERE model LIKE %s",
+            (f"%{model}%",),
+        ).fetchone()
+    assert row is not None
+    return Decimal(row[0])

@@ -269,3 +269,33 @@ def test_a_batch_overlapping_in_the_middle_lands_whole(store: PostgresUsageStore
         (uuid.UUID(int=5), "v2", Decimal(7)),
         (uuid.UUID(int=6), "v1", Decimal("0.5")),
     ]
+
+
+def test_two_writers_racing_on_the_same_events_keep_the_rollups_exact(url: str) -> None:
+    import threading
+
+    def writer(version: str, total: str, order: int) -> None:
+        store = RetryingStore(PostgresUsageStore(url), initial_ms=10, max_ms=100)
+        try:
+            numbers = list(range(400))[::order]
+            for first in range(0, len(numbers), 50):
+                batch = [
+                    _event_at(n, n % 5, version=version, priced_after_s=order + 1, total=total)
+                    for n in numbers[first : first + 50]
+                ]
+                store.write(batch)
+        finally:
+            store.close()
+
+    threads = [
+        threading.Thread(target=writer, args=("v1", "0.25", 1)),
+        threading.Thread(target=writer, args=("v2", "0.75", 2)),
+        threading.Thread(target=writer, args=("v3", "0.5", -1)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    result = check_rollups(url)
+    assert result.exact, result.differing[:5]
+    assert (result.events, result.rollup_requests) == (400, 400)

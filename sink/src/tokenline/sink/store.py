@@ -191,9 +191,9 @@ _NESTED_LOOP_ONLY = ("enable_hashjoin", "enable_mergejoin", "jit")
 # so the returned (old, new) pairs are exactly what the statement changed.
 def _lock(staging: str) -> sql.Composed:
     return sql.SQL(
-        "SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
+        "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
         "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
-        "ORDER BY u.event_id FOR UPDATE OF u"
+        "ORDER BY u.event_id FOR UPDATE OF u) AS locked"
     ).format(staging=sql.Identifier(staging))
 
 
@@ -455,6 +455,8 @@ class PostgresUsageStore:
                 staging = _EVENTS.staging
                 conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(staging)))
                 self._copy(conn, EVENT_COLUMNS, self._types[_EVENTS.table], staging, rows)
+                for setting in _NESTED_LOOP_ONLY:
+                    conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
                 landed = self._update_stored(conn, staging)
                 inserted = [
                     dict(zip(SOURCE_COLUMNS, r, strict=True))
@@ -463,6 +465,8 @@ class PostgresUsageStore:
                 landed += _Landed(inserted=inserted)
                 if len(inserted) < len(rows):
                     landed += self._update_stored(conn, staging)
+                for setting in _NESTED_LOOP_ONLY:
+                    conn.execute(sql.SQL("RESET {}").format(sql.Identifier(setting)))
         except _ROW_ERRORS as exc:
             if len(rows) == 1:
                 reason = f"{exc.sqlstate}: {str(exc).strip()}"

@@ -131,12 +131,33 @@ class DemoPipeline:
                 msg = f"{part.name} stopped (exit {part.process.returncode}):\n{part.tail()}"
                 raise PipelineError(msg)
 
-    def kill(self, name: str, timeout_s: float = 30.0) -> None:
-        """SIGKILL one part (``processor`` or ``sink``) and start it again at once."""
+    def add_processor(self, name: str, timeout_s: float = 90.0) -> None:
+        """Start one more processor worker (same group, own state directory and ports)."""
+        first = next(p for p in self._parts if p.name == "processor")
+        port = free_port()
+        env = {
+            **first.env,
+            "TOKENLINE_DATA_DIR": str(self.work_dir / f"{name}-data"),
+            "TOKENLINE_METRICS_PORT": str(port),
+        }
+        log = self.work_dir / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(first.command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        part = _Part(name, process, log, port, first.command, env)
+        self._parts.append(part)
+        self._wait_ready(part, time.monotonic() + timeout_s)
+
+    def kill(self, name: str, *, restart: bool = True, timeout_s: float = 30.0) -> None:
+        """SIGKILL one part (``processor``, ``sink``, or an added worker's name).
+
+        With ``restart`` (the default) it is started again at once.
+        """
         part = next(p for p in self._parts if p.name == name)
         part.process.kill()
         part.process.wait(timeout=timeout_s)
         self._parts.remove(part)
+        if not restart:
+            return
         with part.log.open("ab") as out:
             process = subprocess.Popen(
                 part.command, env=part.env, stdout=out, stderr=subprocess.STDOUT
