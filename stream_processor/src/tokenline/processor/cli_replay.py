@@ -81,7 +81,8 @@ def replay(
     Reads the raw topic (settings from TOKENLINE_* variables, as the processor), prices with
     the given or current table exactly as the processor would now, re-emits the priced events
     for the sink to upsert (it changes the stored windows with them) and the changed windows
-    on the rollup feed, records a repricing_runs row and prints the cost before and after. Replaying the same range with the same prices changes nothing.
+    on the rollup feed, records a repricing_runs row and prints the cost before and after.
+    Replaying the same range with the same prices changes nothing.
     """
     from rich.console import Console
 
