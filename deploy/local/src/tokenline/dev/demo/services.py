@@ -133,7 +133,7 @@ class DemoPipeline:
 
     def add_processor(self, name: str, timeout_s: float = 90.0) -> None:
         """Start one more processor worker (same group, own state directory and ports)."""
-        first = next(p for p in self._parts if p.name == "processor")
+        first = next(p for p in self._parts if p.name.startswith("processor"))
         port = free_port()
         env = {
             **first.env,
