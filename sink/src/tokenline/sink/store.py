@@ -237,7 +237,8 @@ _ADD_ROLLUPS = sql.SQL(
     "INSERT INTO usage_rollup_1m ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} "
     "ON CONFLICT ({key}) DO UPDATE SET {sums}, "
     "latency_ms_max = greatest(usage_rollup_1m.latency_ms_max, EXCLUDED.latency_ms_max), "
-    "currency = EXCLUDED.currency, updated_at = EXCLUDED.updated_at"
+    "currency = CASE WHEN EXCLUDED.requests > 0 THEN EXCLUDED.currency "
+    "ELSE usage_rollup_1m.currency END, updated_at = EXCLUDED.updated_at"
 ).format(
     cols=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_COLUMNS)),
     staging=sql.Identifier(_ROLLUP_STAGING),
