@@ -175,10 +175,10 @@ def _check(url: str, rows: int, version: str | None = None) -> None:
 def _store(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     """Seconds for PostgresUsageStore to land ``rows`` (already flattened) in batches."""
     store = PostgresUsageStore(url)
-    store.write([], [])  # connect outside the timing, like the ceiling's connection
+    store.write([])  # connect outside the timing, like the ceiling's connection
     start = time.perf_counter()
     for first in range(0, len(rows), batch):
-        assert store.write(rows[first : first + batch], []) == []
+        assert store.write(rows[first : first + batch]) == []
     elapsed = time.perf_counter() - start
     store.close()
     return elapsed
@@ -191,7 +191,6 @@ def _sink(bootstrap: str, url: str, topic: str, rows: int, batch: int) -> tuple[
         bootstrap_servers=bootstrap,
         group_id=f"bench-{uuid.uuid4().hex[:8]}",
         priced_topic=topic,
-        rollup_topic=new_topic(bootstrap, "bench-rollup", 1),
         metrics_port=0,
         batch_max_rows=batch,
         batch_max_ms=1000,

@@ -272,8 +272,8 @@ def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def wait_caught_up(s: ProcessorSettings, group: str, timeout_s: float = 60) -> None:
-    """Until the sink's group has committed the end of the priced and rollup topics."""
-    topics = [s.topic(s.priced_topic), s.topic(s.rollup_topic)]
+    """Until the sink's group has committed the end of the priced topic (all it reads)."""
+    topics = [s.topic(s.priced_topic)]
     ends = {(t, p): h for t in topics for p, h in high_watermarks(s.bootstrap_servers, t).items()}
     consumer = Consumer({"bootstrap.servers": s.bootstrap_servers, "group.id": group})
     deadline = time.monotonic() + timeout_s

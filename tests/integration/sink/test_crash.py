@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._rollup_truth import check_rollups
 from tests.integration.sink import _flow
 from tests.integration.sink.conftest import settings_for
 from tokenline.sink.migrate import upgrade
@@ -89,6 +90,9 @@ def test_sigkill_five_times_while_events_flow_loses_and_doubles_nothing(
         worker.wait(30)
     assert worker.returncode == 0, log.read_text()[-3000:]
     assert (count, total) == (CRASH_EVENTS, expected_total), log.read_text()[-3000:]
+    rollups = check_rollups(url)
+    assert rollups.exact, rollups.differing[:5]
+    assert rollups.rollup_requests == CRASH_EVENTS
 
 
 class _Proxy:

@@ -54,7 +54,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     url = new_database()
     settings = settings_for(url, "postgresql")
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0002"
+    assert migrate.current_revision(settings) == "0003"
     assert migrate.storage_path(settings) == "postgresql"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
     assert _names(url, OWN_FUNCTIONS) == FUNCTIONS
@@ -70,7 +70,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     assert _names(url, OWN_FUNCTIONS) == set()
 
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0002"
+    assert migrate.current_revision(settings) == "0003"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
 
 
@@ -151,7 +151,7 @@ def test_cli_migrate_and_downgrade(new_database: Callable[[], str]) -> None:
         sink, ["migrate", "--database-url", url, "--storage", "postgresql"], env={}
     )
     assert result.exit_code == 0, result.output
-    assert "revision 0002; storage path postgresql" in result.output
+    assert "revision 0003; storage path postgresql" in result.output
     result = runner.invoke(sink, ["migrate", "--database-url", url, "--downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert "revision base" in result.output
@@ -166,3 +166,52 @@ def test_cli_lists_every_settings_problem() -> None:
     assert result.exit_code != 0
     assert "database_url" in result.output
     assert "compress_after_days" in result.output
+
+
+def test_revision_0003_rebuilds_the_rollups_from_the_events(
+    new_database: Callable[[], str],
+) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from tests._rollup_truth import check_rollups
+    from tests.factories import EPOCH, priced_event, usage_event
+    from tokenline.sink.batch import EVENT_COLUMNS
+    from tokenline.sink.rows import event_row
+
+    url = new_database()
+    settings = settings_for(url, "postgresql")
+    migrate.upgrade(settings, "0002")
+    rows = [
+        event_row(
+            priced_event(
+                event=usage_event(
+                    event_id=uuid.UUID(int=n), occurred_at=EPOCH + timedelta(seconds=7 * n)
+                )
+            )
+        )
+        for n in range(40)
+    ]
+    columns = ", ".join(EVENT_COLUMNS)
+    values = ", ".join(f"%({c})s" for c in EVENT_COLUMNS)
+    with psycopg.connect(url) as conn:
+        for row in rows:
+            conn.execute(
+                f"INSERT INTO usage_events ({columns}) VALUES ({values})",
+                row | {"tags": psycopg.types.json.Jsonb(row["tags"])},
+            )
+        # A row as the replacing sink left it: short of its window's events.
+        conn.execute(
+            "INSERT INTO usage_rollup_1m (tenant_id, window_start, provider, model, "
+            "window_seconds, requests, failures, input_tokens, cache_read_input_tokens, "
+            "cache_write_input_tokens, output_tokens, reasoning_tokens, cost_total, "
+            "unpriced_count, latency_ms_sum, latency_ms_max, updated_at) "
+            "VALUES ('acme', %s, 'anthropic', 'claude-sonnet-4-5', 60, 1, 0, 0, 0, 0, 0, 0, 0, "
+            "0, 0, 0, now())",
+            (EPOCH,),
+        )
+    assert not check_rollups(url).exact
+    migrate.upgrade(settings)
+    result = check_rollups(url)
+    assert result.exact, result.differing[:5]
+    assert result.rollup_requests == 40

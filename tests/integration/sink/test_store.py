@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from tests.factories import EPOCH, priced_event, rollup, usage_event
+from tests._rollup_truth import check_rollups
+from tests.factories import EPOCH, priced_event, usage_event
 from tokenline.sink.errors import DatabaseUnavailable
-from tokenline.sink.rows import event_row, rollup_row
+from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore, RetryingStore
 
 if TYPE_CHECKING:
@@ -78,13 +79,14 @@ def _snapshot(url: str) -> list[tuple[Any, ...]]:
 
 def test_the_same_batch_twice_leaves_the_same_rows(store: PostgresUsageStore, url: str) -> None:
     events = [_event(n) for n in range(50)]
-    rollups = [rollup_row(rollup(model=f"m{n}")) for n in range(3)]
-    assert store.write(events, rollups) == []
+    assert store.write(events) == []
     before = _snapshot(url)
     rollups_before = _rows(url, "SELECT * FROM usage_rollup_1m ORDER BY model")
-    assert store.write(events, rollups) == []
+    assert store.write(events) == []
+    assert store.write(events[10:20]) == []  # through the re-pricing path
     assert _snapshot(url) == before
     assert _rows(url, "SELECT * FROM usage_rollup_1m ORDER BY model") == rollups_before
+    assert check_rollups(url).exact
     assert len(before) == 50
     assert _rows(url, "SELECT sum(cost_total) FROM usage_events") == [(Decimal("25.0"),)]
 
@@ -92,36 +94,36 @@ def test_the_same_batch_twice_leaves_the_same_rows(store: PostgresUsageStore, ur
 def test_a_newer_pricing_replaces_the_cost_and_an_older_never(
     store: PostgresUsageStore, url: str
 ) -> None:
-    store.write([_event(1, version="v1", total="1.000000000001")], [])
-    store.write([_event(1, version="v2", priced_after_s=60, total="2.5")], [])
+    store.write([_event(1, version="v1", total="1.000000000001")])
+    store.write([_event(1, version="v2", priced_after_s=60, total="2.5")])
     assert _rows(url, f"SELECT pricing_version, cost_total, {COST_COLUMNS} FROM usage_events") == [
         ("v2", Decimal("2.5"), Decimal("2.5"), 0, 0, 0, 0)
     ]
     # The old pricing arrives late (a replay of the old topic): it changes nothing.
-    store.write([_event(1, version="v1", total="1.000000000001")], [])
+    store.write([_event(1, version="v1", total="1.000000000001")])
     assert _rows(url, "SELECT pricing_version, cost_total FROM usage_events") == [
         ("v2", Decimal("2.5"))
     ]
     # Mixed in a batch with fresh events, the stale one is still ignored and the fresh land.
-    store.write([_event(1, version="v0"), _event(2), _event(3)], [])
+    store.write([_event(1, version="v0"), _event(2), _event(3)])
     assert _rows(url, "SELECT count(*), sum(cost_total) FROM usage_events") == [(3, Decimal("3.5"))]
 
 
 def test_a_new_version_with_the_same_result_leaves_the_row_as_it_is(
     store: PostgresUsageStore, url: str
 ) -> None:
-    store.write([_event(n, version="v1") for n in (1, 2, 3, 4)], [])
+    store.write([_event(n, version="v1") for n in (1, 2, 3, 4)])
     before = {r[0]: r for r in _snapshot(url)}
     # The re-pricing path: event 1 prices the same under v2, event 2 differently.
     same = _event(1, version="v2", priced_after_s=60)
     changed = _event(2, version="v2", priced_after_s=60, total="0.75")
-    store.write([same, changed], [])
+    store.write([same, changed])
     # The staging upsert (a refused row in the batch): the same rule.
     bad = _event(100)
     bad["cost_total"] = None
     same = _event(3, version="v2", priced_after_s=60)
     changed = _event(4, version="v2", priced_after_s=60, total="0.25")
-    rejected = store.write([same, bad, changed], [])
+    rejected = store.write([same, bad, changed])
     assert [r.row["event_id"] for r in rejected] == [bad["event_id"]]
     after = {r[0]: r for r in _snapshot(url)}
     assert after[uuid.UUID(int=1)] == before[uuid.UUID(int=1)]
@@ -141,10 +143,10 @@ def test_unpriced_then_priced_later(store: PostgresUsageStore, url: str) -> None
             priced_at=EPOCH,
         )
     )
-    store.write([unpriced], [])
+    store.write([unpriced])
     assert _rows(url, "SELECT pricing_status, cost_total FROM usage_events") == [("unpriced", None)]
     priced = event_row(priced_event(pricing_version="v2", priced_at=EPOCH + timedelta(hours=1)))
-    store.write([priced], [])
+    store.write([priced])
     assert _rows(url, "SELECT pricing_status, unpriced_reason, cost_total FROM usage_events") == [
         ("priced", None, Decimal("0.025350000000"))
     ]
@@ -153,51 +155,91 @@ def test_unpriced_then_priced_later(store: PostgresUsageStore, url: str) -> None
 def test_duplicates_in_one_batch_keep_the_newest(store: PostgresUsageStore, url: str) -> None:
     newest = _event(7, version="v3", priced_after_s=30, total="3")
     batch = [_event(7, version="v1"), newest, _event(7, version="v2", priced_after_s=5)]
-    store.write(batch, [])
-    store.write(batch, [])  # also through the staging upsert
+    store.write(batch)
+    store.write(batch)  # also through the staging upsert
     assert _rows(url, "SELECT pricing_version, cost_total FROM usage_events") == [
         ("v3", Decimal(3))
     ]
 
 
-def test_rollups_are_replaced_only_by_newer_values(store: PostgresUsageStore, url: str) -> None:
-    old = rollup_row(rollup(max_source_offset=10, requests=1))
-    new = rollup_row(
-        rollup(max_source_offset=20, requests=2, updated_at=EPOCH + timedelta(minutes=5))
+def _event_at(
+    n: int, minute: int, *, version: str = "v1", priced_after_s: int = 1, total: str | None = "0.5"
+) -> Any:
+    """Event ``n`` at ``minute``; ``total=None`` makes it unpriced."""
+    priced = priced_event(
+        event=usage_event(
+            event_id=uuid.UUID(int=n),
+            occurred_at=EPOCH + timedelta(minutes=minute, seconds=n % 60),
+            latency_ms=100 + n,
+        ),
+        pricing_version=version,
+        priced_at=EPOCH + timedelta(hours=4, seconds=priced_after_s),
+        cost=None if total is None else _cost(total),
     )
-    store.write([], [new])
-    store.write([], [old])
-    assert _rows(url, "SELECT requests, max_source_offset FROM usage_rollup_1m") == [(2, 20)]
-    newer = rollup_row(
-        rollup(max_source_offset=30, requests=3, updated_at=EPOCH + timedelta(minutes=6))
-    )
-    store.write([], [old, newer, new])  # duplicates in a batch: the newest wins
-    assert _rows(url, "SELECT requests, max_source_offset FROM usage_rollup_1m") == [(3, 30)]
+    if total is None:
+        priced |= {"pricing_status": "unpriced", "unpriced_reason": "unknown_model"}
+    return event_row(priced)
+
+
+def test_rollups_are_the_sums_of_the_stored_events_whatever_arrives(
+    store: PostgresUsageStore, url: str
+) -> None:
+    first = [_event_at(n, n % 3) for n in range(30)]
+    assert store.write(first[:20]) == []  # fresh: the COPY path
+    assert store.write([*first[15:], *first[:5]]) == []  # duplicates and new: re-pricing path
+    assert store.write([first[7], first[7]]) == []  # the same event twice in a batch
+    late = _event_at(99, 0)  # a window that has rows already, hours later
+    assert store.write([late]) == []
+    result = check_rollups(url)
+    assert result.exact, result.differing
+    assert (result.windows, result.rollup_requests) == (3, 31)
+
+    # Re-pricing: a new cost, an unpriced event priced, a priced one unpriced, and one whose
+    # canonical model changes (it moves to another window key); an older pricing changes nothing.
+    repriced = _event_at(1, 1, version="v2", priced_after_s=60, total="2.25")
+    unpriced = _event_at(2, 2, version="v1", total=None)
+    assert store.write([unpriced]) == []
+    moved = _event_at(4, 1, version="v2", priced_after_s=60, total="1")
+    moved["canonical_model"] = "another-model"
+    became_unpriced = _event_at(5, 2, version="v2", priced_after_s=60, total=None)
+    priced_now = _event_at(2, 2, version="v2", priced_after_s=60, total="3")
+    stale = _event_at(8, 2, version="v0", priced_after_s=-60, total="9")
+    assert store.write([repriced, moved, became_unpriced, priced_now, stale]) == []
+    result = check_rollups(url)
+    assert result.exact, result.differing
+    assert (result.windows, result.rollup_requests) == (4, 31)
+
+    # The only event of a window moves away: the window is removed, not left at zero.
+    alone = _event_at(200, 7)
+    assert store.write([alone]) == []
+    gone = _event_at(200, 7, version="v2", priced_after_s=60, total="1")
+    gone["canonical_model"] = "another-model"
+    assert store.write([gone]) == []
+    result = check_rollups(url)
+    assert result.exact, result.differing
+    assert _rows(url, "SELECT count(*) FROM usage_rollup_1m WHERE requests = 0") == [(0,)]
 
 
 def test_a_refused_row_is_returned_and_the_rest_lands(store: PostgresUsageStore, url: str) -> None:
     good = [_event(n) for n in range(20)]
     bad = _event(100)
     bad["cost_total"] = None  # priced without a total: ck_usage_events_cost_null_iff_unpriced
-    bad_rollup = rollup_row(rollup(cost_total=Decimal(10) ** 27))  # over NUMERIC(38,12)
-    rejected = store.write([*good[:7], bad, *good[7:]], [rollup_row(rollup()), bad_rollup])
-    assert [(r.table, r.row["event_id"] if r.table == "usage_events" else None) for r in rejected]
-    assert {r.table for r in rejected} == {"usage_events", "usage_rollup_1m"}
-    refused_event = next(r for r in rejected if r.table == "usage_events")
-    assert refused_event.row is bad
-    assert refused_event.reason.startswith("23514")
-    refused_rollup = next(r for r in rejected if r.table == "usage_rollup_1m")
-    assert refused_rollup.reason.startswith("22003")
+    rejected = store.write([*good[:7], bad, *good[7:]])
+    assert [r.table for r in rejected] == ["usage_events"]
+    assert rejected[0].row is bad
+    assert rejected[0].reason.startswith("23514")
     assert _rows(url, "SELECT count(*) FROM usage_events") == [(20,)]
+    assert check_rollups(url).exact
     # The refusal also works when the batch conflicts (the staging path).
-    rejected = store.write([*good, bad], [])
+    rejected = store.write([*good, bad])
     assert [r.row["event_id"] for r in rejected] == [bad["event_id"]]
+    assert check_rollups(url).exact
 
 
 def test_an_unreachable_database_raises_and_the_retrying_store_waits() -> None:
     store = PostgresUsageStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout_s=1)
     with pytest.raises(DatabaseUnavailable):
-        store.write([_event(1)], [])
+        store.write([_event(1)])
     waits: list[float] = []
 
     class Stop(Exception):
@@ -210,16 +252,16 @@ def test_an_unreachable_database_raises_and_the_retrying_store_waits() -> None:
 
     retrying = RetryingStore(store, initial_ms=100, max_ms=300, wait=wait)
     with pytest.raises(Stop):
-        retrying.write([_event(1)], [])
+        retrying.write([_event(1)])
     assert waits == [0.1, 0.2, 0.3, 0.3]
 
 
 def test_a_batch_overlapping_in_the_middle_lands_whole(store: PostgresUsageStore, url: str) -> None:
-    store.write([_event(5, version="v1")], [])
+    store.write([_event(5, version="v1")])
     # First and last are new (the probe misses), the middle one is stored: the COPY fails on
     # the unique key and the re-pricing path lands the batch.
     batch = [_event(4), _event(5, version="v2", priced_after_s=9, total="7"), _event(6)]
-    assert store.write(batch, []) == []
+    assert store.write(batch) == []
     assert _rows(
         url, "SELECT event_id, pricing_version, cost_total FROM usage_events ORDER BY 1"
     ) == [
@@ -227,3 +269,33 @@ def test_a_batch_overlapping_in_the_middle_lands_whole(store: PostgresUsageStore
         (uuid.UUID(int=5), "v2", Decimal(7)),
         (uuid.UUID(int=6), "v1", Decimal("0.5")),
     ]
+
+
+def test_two_writers_racing_on_the_same_events_keep_the_rollups_exact(url: str) -> None:
+    import threading
+
+    def writer(version: str, total: str, order: int) -> None:
+        store = RetryingStore(PostgresUsageStore(url), initial_ms=10, max_ms=100)
+        try:
+            numbers = list(range(400))[::order]
+            for first in range(0, len(numbers), 50):
+                batch = [
+                    _event_at(n, n % 5, version=version, priced_after_s=order + 1, total=total)
+                    for n in numbers[first : first + 50]
+                ]
+                store.write(batch)
+        finally:
+            store.close()
+
+    threads = [
+        threading.Thread(target=writer, args=("v1", "0.25", 1)),
+        threading.Thread(target=writer, args=("v2", "0.75", 2)),
+        threading.Thread(target=writer, args=("v3", "0.5", -1)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    result = check_rollups(url)
+    assert result.exact, result.differing[:5]
+    assert (result.events, result.rollup_requests) == (400, 400)

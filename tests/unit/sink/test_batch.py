@@ -13,7 +13,6 @@ from tokenline.sink.batch import (
     ROLLUP_COLUMNS,
     backoff_ms,
     dedupe_events,
-    dedupe_rollups,
     offsets_to_commit,
     split,
 )
@@ -42,17 +41,6 @@ def test_duplicate_events_keep_the_newest_pricing_in_arrival_order() -> None:
     assert [(r["event_id"].int, r["pricing_version"]) for r in kept] == [(1, "c"), (2, "x")]
     same = [_row(3, "p", 1), _row(3, "q", 1)]
     assert [r["pricing_version"] for r in dedupe_events(same)] == ["q"]
-
-
-def test_duplicate_rollups_keep_the_newest() -> None:
-    old = rollup_row(rollup(max_source_offset=5, requests=1))
-    new = rollup_row(rollup(max_source_offset=9, requests=2))
-    later = rollup_row(
-        rollup(max_source_offset=9, requests=3, updated_at=EPOCH + timedelta(hours=1))
-    )
-    other = rollup_row(rollup(model="other"))
-    assert dedupe_rollups([new, old, other]) == [new, other]
-    assert dedupe_rollups([old, later, new]) == [later]
 
 
 def test_offsets_to_commit_are_the_highest_plus_one_per_partition() -> None:
@@ -84,5 +72,4 @@ def test_the_kafka_configs_never_auto_commit_and_use_static_membership_when_name
 def test_default_topics_match_the_processor() -> None:
     settings = SinkSettings(database_url=SecretStr("postgresql://db/x"), topic_prefix="dev.")
     assert settings.topic(settings.priced_topic) == "dev.llm-usage.priced"
-    assert settings.rollup_topic == "llm-usage.rollup-1m"
     assert settings.dlq_topic == "llm-usage.dlq"

@@ -22,15 +22,11 @@ class FlakyStore:
         self.calls = 0
         self.closed = False
 
-    def write(
-        self, priced_rows: Sequence[dict[str, Any]], rollup_rows: Sequence[dict[str, Any]]
-    ) -> list[Rejected]:
+    def write(self, priced_rows: Sequence[dict[str, Any]]) -> list[Rejected]:
         self.calls += 1
         if self.calls <= self.failures:
             raise DatabaseUnavailable("down")
-        return [Rejected("usage_events", r, "23514: no") for r in priced_rows if r.get("bad")] + [
-            Rejected("usage_rollup_1m", r, "22003: no") for r in rollup_rows if r.get("bad")
-        ]
+        return [Rejected("usage_events", r, "23514: no") for r in priced_rows if r.get("bad")]
 
     def close(self) -> None:
         self.closed = True
@@ -50,12 +46,11 @@ def test_retrying_then_metered_counts_landed_rows_and_retries() -> None:
         ),
         metrics,
     )
-    rejected = store.write([{}, {"bad": True}, {}], [{}, {"bad": True}])
-    assert [r.table for r in rejected] == ["usage_events", "usage_rollup_1m"]
+    rejected = store.write([{}, {"bad": True}, {}])
+    assert [r.table for r in rejected] == ["usage_events"]
     assert waits == [0.01, 0.02, 0.025]
     sample = metrics.registry.get_sample_value
     assert sample("tokenline_sink_rows_landed_total", {"table": "usage_events"}) == 2
-    assert sample("tokenline_sink_rows_landed_total", {"table": "usage_rollup_1m"}) == 1
     assert sample("tokenline_sink_retries_total") == 3
     assert sample("tokenline_sink_batch_seconds_count") == 1
     store.close()

@@ -1,3 +1,3 @@
-"""Tokenline sink: lands priced usage events and rollups in TimescaleDB or PostgreSQL."""
+"""Tokenline sink: lands priced usage events and their rollups in TimescaleDB or PostgreSQL."""
 
 __all__: list[str] = []

@@ -19,7 +19,6 @@ __all__ = [
     "ROLLUP_KEY",
     "backoff_ms",
     "dedupe_events",
-    "dedupe_rollups",
     "offsets_to_commit",
 ]
 
@@ -48,27 +47,6 @@ def dedupe_events(rows: Iterable[Row]) -> list[Row]:
         key = (getattr(event_id, "int", event_id), row["occurred_at"])
         seen = kept.setdefault(key, row)
         if seen is not row and row["priced_at"] >= seen["priced_at"]:
-            kept[key] = row
-    return list(kept.values())
-
-
-def _rollup_is_newer(new: Row, old: Row) -> bool:
-    return bool(
-        new["max_source_offset"] > old["max_source_offset"] or new["updated_at"] > old["updated_at"]
-    )
-
-
-def dedupe_rollups(rows: Iterable[Row]) -> list[Row]:
-    """Keep one rollup per window key: the newest, by the same rule as the upsert.
-
-    A rollup is newer when its ``max_source_offset`` is greater or its ``updated_at`` later;
-    of two equal ones the later in the batch wins (they are the same value).
-    """
-    kept: dict[tuple[Any, ...], Row] = {}
-    for row in rows:
-        key = tuple(row[c] for c in ROLLUP_KEY)
-        seen = kept.get(key)
-        if seen is None or _rollup_is_newer(row, seen) or not _rollup_is_newer(seen, row):
             kept[key] = row
     return list(kept.values())
 

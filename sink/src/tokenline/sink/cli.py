@@ -10,7 +10,7 @@ from tokenline.sink.settings import load_settings
 
 @click.group()
 def sink() -> None:
-    """Land priced usage events and rollups in TimescaleDB or PostgreSQL."""
+    """Land priced usage events and their rollups in TimescaleDB or PostgreSQL."""
 
 
 @sink.command()
@@ -57,7 +57,7 @@ def migrate(database_url: str | None, downgrade_to: str | None, storage: str | N
     help="Prometheus port (0 = off); default TOKENLINE_METRICS_PORT or 9109.",
 )
 def run(database_url: str | None, metrics_port: int | None) -> None:
-    """Land priced events and rollups from Kafka until SIGTERM or SIGINT.
+    """Land priced events, and their rollups, from Kafka until SIGTERM or SIGINT.
 
     Settings come from TOKENLINE_* variables (see sink/README.md); every problem with them is
     listed before anything starts.

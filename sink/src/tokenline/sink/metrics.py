@@ -74,16 +74,12 @@ class MeteredStore:
         self._inner = inner
         self._metrics = metrics
 
-    def write(self, priced_rows: Sequence[Row], rollup_rows: Sequence[Row]) -> list[Rejected]:
+    def write(self, priced_rows: Sequence[Row]) -> list[Rejected]:
         """Write through the inner store and record what landed."""
         start = time.perf_counter()
-        rejected = self._inner.write(priced_rows, rollup_rows)
+        rejected = self._inner.write(priced_rows)
         self._metrics.batch_seconds.observe(time.perf_counter() - start)
-        refused_events = sum(1 for r in rejected if r.table == "usage_events")
-        self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - refused_events)
-        self._metrics.rows_landed.labels("usage_rollup_1m").inc(
-            len(rollup_rows) - (len(rejected) - refused_events)
-        )
+        self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - len(rejected))
         return rejected
 
     def close(self) -> None:

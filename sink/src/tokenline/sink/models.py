@@ -180,7 +180,11 @@ class UsageEvent(Base):
 
 
 class UsageRollup1m(Base):
-    """The latest ``UsageRollup`` of each (tenant, window, provider, model); replaced, not added."""
+    """Sums of the stored events of each (tenant, window, provider, model); the sink adds to it.
+
+    ``source_partition`` and ``max_source_offset`` are -1 (kept for the column set the
+    processor's ``UsageRollup`` shares); see ``tokenline.sink.rollups``.
+    """
 
     __tablename__ = "usage_rollup_1m"
 

@@ -64,7 +64,6 @@ class SinkSettings(BaseSettings):
     group_id: str = Field(default="tokenline-sink", min_length=1, pattern=r"^[\w.-]+$")
     topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     priced_topic: str = Field(default="llm-usage.priced", min_length=1)
-    rollup_topic: str = Field(default="llm-usage.rollup-1m", min_length=1)
     dlq_topic: str = Field(default="llm-usage.dlq", min_length=1)
     batch_max_rows: int = Field(default=5_000, ge=1, le=1_000_000)
     batch_max_ms: int = Field(default=500, ge=1, description="Longest wait to fill a batch.")

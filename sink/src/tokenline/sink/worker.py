@@ -22,7 +22,7 @@ from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
 from tokenline.sink.metrics import MeteredStore, SinkMetrics, serve
-from tokenline.sink.rows import event_row, rollup_row
+from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore, RetryingStore
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ class _Decoded:
 
     batch: list[Message]
     events: list[Row] = field(default_factory=list)
-    rollups: list[Row] = field(default_factory=list)
     origin: dict[int, Message] = field(default_factory=dict)
     dead: list[tuple[Message, str, str, str]] = field(default_factory=list)
 
@@ -80,7 +79,7 @@ def producer_config(settings: SinkSettings) -> dict[str, Any]:
 
 
 class SinkWorker:
-    """Consumes priced events and rollups and lands them through a :class:`UsageStore`."""
+    """Consumes priced events and lands them and their rollups through a :class:`UsageStore`."""
 
     def __init__(
         self,
@@ -92,12 +91,8 @@ class SinkWorker:
         self._settings = settings
         self.metrics = metrics or SinkMetrics()
         self._priced_topic = settings.topic(settings.priced_topic)
-        self._rollup_topic = settings.topic(settings.rollup_topic)
         self._dlq_topic = settings.topic(settings.dlq_topic)
-        self._codecs: dict[str, AvroCodec[Any]] = {
-            self._priced_topic: AvroCodec[Any]("tokenline.PricedUsageEvent"),
-            self._rollup_topic: AvroCodec[Any]("tokenline.UsageRollup"),
-        }
+        self._codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
         self._dlq_codec = AvroCodec[Any]("tokenline.DeadLetter")
         inner = store or PostgresUsageStore(
             settings.database_url.get_secret_value(),
@@ -129,8 +124,10 @@ class SinkWorker:
         http = serve(self.metrics, self._settings.metrics_port)
         self._consumer = Consumer(consumer_config(self._settings))
         self._producer = Producer(producer_config(self._settings))
-        self._consumer.subscribe([self._priced_topic, self._rollup_topic])
-        log.info("sink consuming %s and %s", self._priced_topic, self._rollup_topic)
+        # The processor's rollup topic is a live feed for other consumers: usage_rollup_1m is
+        # built here from the events themselves (see tokenline.sink.rollups).
+        self._consumer.subscribe([self._priced_topic])
+        log.info("sink consuming %s", self._priced_topic)
         decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         try:
             # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written
@@ -194,36 +191,36 @@ class SinkWorker:
         """Land one batch, in this order, so that a crash anywhere loses and doubles nothing.
 
         1. Decode every record; undecodable ones are set aside for the dead-letter topic.
-        2. Write all rows in ONE database transaction (retried while PostgreSQL is down, with
-           the partitions paused); rows PostgreSQL refuses are found by bisection and set aside.
+        2. Write all rows, and what they add to ``usage_rollup_1m``, in ONE database
+           transaction (retried while PostgreSQL is down, with the partitions paused); rows
+           PostgreSQL refuses are found by bisection and set aside.
         3. Send the set-aside records to the dead-letter topic and wait for the broker's ack.
         4. THEN commit the Kafka offsets, synchronously.
 
         A crash between the database commit (2) and the offset commit (4) replays the batch:
-        the upserts make that harmless (same rows, same costs; the dead-letter topic may get a
-        record twice). Offsets are never committed before the rows are durable.
+        the upserts make that harmless (same rows, same costs, and an event already stored adds
+        nothing to the rollups; the dead-letter topic may get a record twice). Offsets are
+        never committed before the rows are durable.
         """
         self._land_decoded(self._decode(batch))
 
     def _decode(self, batch: list[Message]) -> _Decoded:
         """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
         decoded = _Decoded(batch)
-        priced_topic = self._priced_topic
+        decode = self._codec.decode
         for message in batch:
-            topic = message.topic() or ""
             try:
-                record = self._codecs[topic].decode(message.value() or b"")
-                row = event_row(record) if topic == priced_topic else rollup_row(record)
+                row = event_row(decode(message.value() or b""))
             except DecodeError as exc:
                 decoded.dead.append((message, exc.reason_code, str(exc), "decode"))
                 continue
-            (decoded.events if topic == priced_topic else decoded.rollups).append(row)
+            decoded.events.append(row)
             decoded.origin[id(row)] = message
         return decoded
 
     def _land_decoded(self, decoded: _Decoded) -> None:
         """Steps 2 to 4 of :meth:`land`: write, dead-letter, THEN commit the offsets."""
-        refused = self._store.write(decoded.events, decoded.rollups)
+        refused = self._store.write(decoded.events)
         dead = decoded.dead
         dead.extend(
             (decoded.origin[id(r.row)], "rejected_by_database", r.reason, "sink") for r in refused

@@ -4,7 +4,8 @@
   pipeline; the priced event goes to the priced topic (key tenant) or the record to the DLQ;
   the event's window in the tumbling table is updated with :func:`windows.apply`, which skips
   redeliveries by source offset.
-* a timer sends the windows changed since its last run to the rollup topic (replace values);
+* a timer sends the windows changed since its last run to the rollup topic (replace values; a
+  live feed for other consumers: the database's rollups are the sink's, see the README);
   Faust's ``on_window_close`` is not used.
 * a task follows the compacted prices topic on every worker (its own group-less consumer, so
   every worker sees every document) and swaps the price book in; the raw agent waits until

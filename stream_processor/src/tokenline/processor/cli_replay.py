@@ -80,8 +80,9 @@ def replay(
 
     Reads the raw topic (settings from TOKENLINE_* variables, as the processor), prices with
     the given or current table exactly as the processor would now, re-emits the priced events
-    and the changed windows for the sink to upsert, records a repricing_runs row and prints
-    the cost before and after. Replaying the same range with the same prices changes nothing.
+    for the sink to upsert (it changes the stored windows with them) and the changed windows
+    on the rollup feed, records a repricing_runs row and prints the cost before and after.
+    Replaying the same range with the same prices changes nothing.
     """
     from rich.console import Console
 
@@ -144,4 +145,4 @@ def _print(out: Console, report: Report) -> None:
         )
     )
     if report.landed:
-        out.print("every re-priced event and window has landed in the database")
+        out.print("every re-priced event, and so its window, has landed in the database")

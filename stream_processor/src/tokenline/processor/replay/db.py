@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from tokenline.processor.replay.rollups import StoredKey
     from tokenline.processor.replay.scope import ReplayScope
-    from tokenline.schemas import UsageRollup
 
 __all__ = [
     "before_costs",
@@ -32,7 +31,6 @@ __all__ = [
     "events_landed",
     "finish_run",
     "load_event_keys",
-    "rollups_landed",
     "start_run",
     "stored_rollups",
 ]
@@ -193,23 +191,3 @@ def events_landed(conn: psycopg.Connection[Any]) -> int:
         ).format(sql.SQL(STORED_FINGERPRINT))  # a constant expression, no input in it
     )
     return max(cur.rowcount, 0)
-
-
-def rollups_landed(conn: psycopg.Connection[Any], rollups: Sequence[UsageRollup]) -> int:
-    """How many of ``rollups`` are stored with their ``updated_at`` or a later one."""
-    if not rollups:
-        return 0
-    row = conn.execute(
-        "SELECT count(*) FROM usage_rollup_1m r JOIN unnest(%s::text[], %s::timestamptz[], "
-        "%s::text[], %s::text[], %s::timestamptz[]) AS k(tenant_id, window_start, provider, "
-        "model, updated_at) ON r.tenant_id = k.tenant_id AND r.window_start = k.window_start "
-        "AND r.provider = k.provider AND r.model = k.model AND r.updated_at >= k.updated_at",
-        (
-            [r["tenant_id"] for r in rollups],
-            [r["window_start"] for r in rollups],
-            [r["provider"] for r in rollups],
-            [r["model"] for r in rollups],
-            [r["updated_at"] for r in rollups],
-        ),
-    ).fetchone()
-    return int(row[0]) if row else 0

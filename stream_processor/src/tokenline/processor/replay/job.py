@@ -146,7 +146,6 @@ class _Run:
             settings, request.prices_file, self.group_id
         )
         self.conn = db.connect(request.database_url)
-        self.rollups: list[UsageRollup] = []
         self.keys: tuple[bytes, Sequence[int], Sequence[int]] = (b"", (), ())
 
     def execute(self) -> ReplayReport:
@@ -220,7 +219,6 @@ class _Run:
         rollups, unchanged = rollups_to_emit(result.windows, stored, updated_at=self.priced_at)
         if not self.request.dry_run:
             self._send_rollups(rollups)
-        self.rollups = rollups
         self.keys = (bytes(result.event_ids), result.occurred_us, result.fingerprints)
         return ReplayReport(
             run_id=run_id,
@@ -245,10 +243,12 @@ class _Run:
         sender.close()
 
     def wait_landed(self, report: ReplayReport, timeout_s: float) -> None:
-        """Poll until every re-priced event is stored with its new pricing and every window.
+        """Poll until every re-priced event is stored with its new pricing.
 
         An event whose new pricing equals the stored one counts at once: the sink leaves such
-        a row as it is (old ``pricing_version`` and ``priced_at`` included).
+        a row as it is (old ``pricing_version`` and ``priced_at`` included). The windows need
+        no wait of their own: the sink adds a re-priced event's change to ``usage_rollup_1m``
+        in the transaction that stores it.
         """
         event_ids, occurred_us, fingerprints = self.keys
         expected = len(occurred_us)
@@ -257,13 +257,12 @@ class _Run:
         events = 0
         while True:
             events += db.events_landed(self.conn)
-            windows = db.rollups_landed(self.conn, self.rollups)
-            if events >= expected and windows >= len(self.rollups):
+            if events >= expected:
                 return
             if time.monotonic() >= deadline:
                 msg = (
                     f"after {timeout_s:g} s the sink has landed {events} of {expected} "
-                    f"re-priced events and {windows} of {len(self.rollups)} windows; "
+                    "re-priced events; "
                     "is `tokenline sink run` running on these topics?"
                 )
                 raise LandingTimeout(msg)

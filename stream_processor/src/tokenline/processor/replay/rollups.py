@@ -1,11 +1,10 @@
-"""Which recomputed windows to re-emit: those whose value differs from the stored one.
+"""Which recomputed windows to re-emit on the rollup topic: those that differ from the stored.
 
-The sink replaces a stored window when the incoming value has a greater ``max_source_offset``
-or a later ``updated_at``; a replayed window's ``updated_at`` is the run's start, so it always
-wins. Re-emitting an unchanged window would still rewrite its ``updated_at``, so windows whose
-totals equal the stored row are left alone, and a second identical replay changes nothing.
-A stored window of the range that the replay found no event for (its events now count under
-another model, say) is re-emitted empty, so the rollups add up to the events again.
+The rollup topic is a live feed for other consumers; the sink does not read it (it changes
+``usage_rollup_1m`` itself, in the transaction that stores the re-priced events). Windows whose
+totals equal the stored row are not re-sent, so a second identical replay sends nothing. A
+stored window of the range that the replay found no event for (its events now count under
+another model, say) is re-sent empty, so the feed's windows add up to the events again.
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ class _Part:
     process: subprocess.Popen[bytes]
     log: Path
     metrics_port: int
+    command: list[str]
+    env: dict[str, str]
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -129,6 +131,41 @@ class DemoPipeline:
                 msg = f"{part.name} stopped (exit {part.process.returncode}):\n{part.tail()}"
                 raise PipelineError(msg)
 
+    def add_processor(self, name: str, timeout_s: float = 90.0) -> None:
+        """Start one more processor worker (same group, own state directory and ports)."""
+        first = next(p for p in self._parts if p.name.startswith("processor"))
+        port = free_port()
+        env = {
+            **first.env,
+            "TOKENLINE_DATA_DIR": str(self.work_dir / f"{name}-data"),
+            "TOKENLINE_METRICS_PORT": str(port),
+        }
+        log = self.work_dir / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(first.command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        part = _Part(name, process, log, port, first.command, env)
+        self._parts.append(part)
+        self._wait_ready(part, time.monotonic() + timeout_s)
+
+    def kill(self, name: str, *, restart: bool = True, timeout_s: float = 30.0) -> None:
+        """SIGKILL one part (``processor``, ``sink``, or an added worker's name).
+
+        With ``restart`` (the default) it is started again at once.
+        """
+        part = next(p for p in self._parts if p.name == name)
+        part.process.kill()
+        part.process.wait(timeout=timeout_s)
+        self._parts.remove(part)
+        if not restart:
+            return
+        with part.log.open("ab") as out:
+            process = subprocess.Popen(
+                part.command, env=part.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self._parts.append(
+            _Part(name, process, part.log, part.metrics_port, part.command, part.env)
+        )
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop both parts (SIGTERM, then SIGKILL after ``timeout_s``)."""
         for part in self._parts:
@@ -161,7 +198,7 @@ class DemoPipeline:
         env = self.environment({**extra, "TOKENLINE_METRICS_PORT": str(port)})
         with log.open("wb") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self._parts.append(_Part(name, process, log, port))
+        self._parts.append(_Part(name, process, log, port, command, env))
 
     def _wait_ready(self, part: _Part, deadline: float) -> None:
         while True:
