@@ -19,7 +19,7 @@ PUBLIC = {
     "tokenline.sdk": {
         "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings", "Stats",
         "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
-        "set_usage", "stats", "track", "uninstrument", "wrap",
+        "record_batch_results", "set_usage", "stats", "track", "uninstrument", "wrap",
     },
     "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),

@@ -26,6 +26,7 @@ from tokenline.sdk._api import (
     uninstrument,
     wrap,
 )
+from tokenline.sdk._batch import record_batch_results
 from tokenline.sdk._context import context
 from tokenline.sdk._settings import Settings
 from tokenline.sdk._stats import Stats
@@ -46,6 +47,7 @@ __all__ = [
     "flush",
     "instrument",
     "record",
+    "record_batch_results",
     "set_usage",
     "stats",
     "track",

@@ -195,10 +195,14 @@ def record(
     latency_ms: int = 0,
     success: bool = True,
     error_type: str | None = None,
+    batch: bool = False,
     tenant_id: str | None = None,
     **attribution: Any,
 ) -> None:
-    """Send a usage event by hand, for a call no wrapper knows. Never raises on send."""
+    """Send a usage event by hand, for a call no wrapper knows. Never raises on send.
+
+    ``batch=True`` marks a call made through a provider's Batch API (priced at batch rates).
+    """
     runtime = _runtime_for(tenant_id)
     usage: Usage = empty_usage()
     usage["input_tokens"] = input_tokens
@@ -212,6 +216,7 @@ def record(
         operation=operation,
         request_model=model,
         response_model=model,
+        batch=batch,
         usage=usage,
         usage_source="reported",
         started_ns=now - latency_ms * 1_000_000,

@@ -15,6 +15,7 @@ from uuid6 import uuid7
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from uuid import UUID
 
     from tokenline.schemas import Host, Operation, Provider, Usage, UsageEvent, UsageSource
 
@@ -62,6 +63,9 @@ class Call:
     http_status: int | None = None
     provider_request_id: str | None = None
     attribution: Mapping[str, Any] = field(default_factory=dict)
+    event_id: UUID | None = None
+    """Set only where the same call may be recorded again (batch results): a fresh UUIDv7
+    otherwise."""
 
     def failed(self, exc: BaseException, http_status: int | None = None) -> None:
         """Record a provider error (the exception itself is re-raised by the wrapper)."""
@@ -116,7 +120,7 @@ def build_event(
     if len(tags) > max_tags:
         tags = dict(sorted(tags.items())[:max_tags])
     return {
-        "event_id": uuid7(),
+        "event_id": call.event_id if call.event_id is not None else uuid7(),
         "producer_id": identity.producer_id,
         "producer_seq": identity.next_seq(),
         "occurred_at": call.occurred_at,

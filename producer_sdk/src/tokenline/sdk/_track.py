@@ -53,7 +53,8 @@ class track:  # noqa: N801 - used like a function
     (keys of the usage vector): its return value, the awaited value of a coroutine function,
     or the last item a generator (sync or async) yielded (no item, no extraction). Inside a
     ``with`` block, set the counts yourself with ``set_usage(call, ...)``. An exception is
-    recorded as a failed call and re-raised.
+    recorded as a failed call and re-raised. ``batch=True`` marks calls made through a
+    provider's Batch API (priced at batch rates).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class track:  # noqa: N801 - used like a function
         operation: Operation = "other",
         model: str | None = None,
         extractor: Callable[[Any], Mapping[str, int]] | None = None,
+        batch: bool = False,
         tenant_id: str | None = None,
         **attribution: Any,
     ) -> None:
@@ -70,11 +72,17 @@ class track:  # noqa: N801 - used like a function
         self._operation: Operation = operation
         self._model = model
         self._extractor = extractor
+        self._batch = batch
         self._binding = LazyBinding({"tenant_id": tenant_id, **attribution})
 
     # ---------------------------------------------------------------- one call
     def _call(self) -> Call:
-        return Call(provider=self._provider, operation=self._operation, request_model=self._model)
+        return Call(
+            provider=self._provider,
+            operation=self._operation,
+            request_model=self._model,
+            batch=self._batch,
+        )
 
     def _begin(self) -> Started:
         """Bind to the runtime in force and start a call (None: the call goes unmetered)."""
