@@ -9,7 +9,25 @@ import pytest
 from tests._services import Services, timescale_available
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+#: Lines tests ask to show at the end of every run (whatever ``-r`` says), e.g. the pricing
+#: oracle's counts.
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def summary_line() -> Callable[[str], None]:
+    """Add a line to the run's closing summary."""
+    return _SUMMARY.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the lines tests added with ``summary_line``."""
+    if _SUMMARY:
+        terminalreporter.section("figures")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ that LiteLLM does not follow; any other difference fails the test. A batch diffe
 allowed only where the same usage without batch matched and LiteLLM's figure is exactly
 what its batch rule (``litellm_batch_rule``, written out from LiteLLM's source) gives; a
 region difference only where LiteLLM's figure is its base-rate figure. The counts are
-printed (``pytest -rA`` shows them) and asserted.
+shown in the run's closing summary (``summary_line``) and asserted.
 """
 
 from __future__ import annotations
@@ -469,7 +469,9 @@ def _close(ours: Decimal, theirs: float) -> bool:
     return math.isclose(float(ours), theirs, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def test_pricing_matches_litellm(litellm: ModuleType, price_map: dict[str, Any]) -> None:
+def test_pricing_matches_litellm(
+    litellm: ModuleType, price_map: dict[str, Any], summary_line: Callable[[str], None]
+) -> None:
     table = load_snapshot()
     normalizer = Normalizer()
     counts = {"matched": 0, "allowed": 0, "unpriced": 0}
@@ -517,8 +519,8 @@ def test_pricing_matches_litellm(litellm: ModuleType, price_map: dict[str, Any])
         mismatches.append(
             f"{case.key} {case.region} {case.vector}: ours {ours_text}, LiteLLM {theirs!r}"
         )
-    print(f"\nLiteLLM oracle: {counts} ({neither} unpriced by both); allowed: {by_class}")
-    print(f"matched by provider: {matched_by_provider}")
+    summary_line(f"LiteLLM oracle: {counts} ({neither} unpriced by both); allowed: {by_class}")
+    summary_line(f"LiteLLM oracle, matched by provider: {matched_by_provider}")
     assert not mismatches, f"{len(mismatches)} differences:\n" + "\n".join(mismatches[:40])
     total = counts["matched"] + counts["allowed"] + neither
     assert counts["matched"] > 15_000
