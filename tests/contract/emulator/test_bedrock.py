@@ -221,6 +221,7 @@ def test_cut_stream_raises(client: Any, emulator: ProviderEmulator) -> None:
     # botocore's event-stream iterator lets urllib3's error through
     with pytest.raises(urllib3.exceptions.ProtocolError):
         list(response["stream"])
+    response["stream"].close()
     assert emulator.last_call.completed is False
 
 
@@ -229,7 +230,10 @@ def test_anthropic_body_names_anthropics_model(client: Any, emulator: ProviderEm
     response = client.invoke_model(modelId=f"eu.{CLAUDE}", body=json.dumps(body))
     assert json.loads(response["body"].read())["model"] == "claude-sonnet-4-5-20250929"
     stream = client.invoke_model_with_response_stream(modelId=CLAUDE, body=json.dumps(body))
-    start = json.loads(next(iter(stream["body"]))["chunk"]["bytes"])
+    try:
+        start = json.loads(next(iter(stream["body"]))["chunk"]["bytes"])
+    finally:
+        stream["body"].close()  # read in part: its connection is not back in the pool
     assert start["type"] == "message_start"
     assert start["message"]["model"] == "claude-sonnet-4-5-20250929"
     assert emulator.last_call.model == CLAUDE
