@@ -136,6 +136,41 @@ def test_chat_stream_asks_for_usage_and_hides_it(
     _check_stream(chunks, asked, session, emulator)
 
 
+def test_stream_read_in_several_loops_and_by_next_is_one_stream(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    """A caller may break out of a loop, go on with next(), then loop again: the chunks are
+    the unwrapped client's, in order, each once, and the stream is metered once, in full."""
+    plain = openai.OpenAI(base_url=f"{emulator.url}/v1", api_key="k", max_retries=0)
+    _open.append(plain)
+    expected = [c.model_dump() for c in plain.chat.completions.create(**_stream_kwargs(False))]
+    stream = _client(emulator).chat.completions.create(**_stream_kwargs(False))
+    seen = []
+    for chunk in stream:
+        seen.append(chunk.model_dump())
+        if len(seen) == 2:
+            break
+    seen.append(next(stream).model_dump())
+    seen.append(next(iter(stream)).model_dump())
+    seen += [c.model_dump() for c in stream]
+    assert len(seen) == len(expected) > 4
+    assert [c["choices"] for c in seen] == [c["choices"] for c in expected]
+    _check_stream([], False, session, emulator)
+
+
+def test_stream_left_after_a_break_is_recorded_once_when_dropped(
+    emulator: ProviderEmulator, session: Session
+) -> None:
+    stream = _client(emulator).chat.completions.create(**_stream_kwargs(False))
+    for _chunk in stream:
+        break
+    del stream  # no cycle holds it: dropped here, without a garbage collection
+    (event,) = session.events(1)
+    assert event["streamed"] is True
+    assert event["success"] is True
+    assert event["usage_source"] == "none"  # the usage chunk was never read: unknown, not 0
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("asked", [False, True], ids=["usage-hidden", "usage-asked"])
 async def test_chat_stream_async(emulator: ProviderEmulator, session: Session, asked: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 import threading
@@ -53,7 +52,10 @@ class Call:
     streamed: bool = False
     usage: Usage | None = None
     usage_source: UsageSource = "none"
-    occurred_at: datetime = field(default_factory=functools.partial(datetime.now, UTC))
+    occurred_ns: int = field(default_factory=time.time_ns)
+    """When the call started, read cheaply on the caller's path; ``occurred_at`` from it."""
+    occurred_at: datetime | None = None
+    """Set only where the time is known otherwise (batch results, record())."""
     started_ns: int = field(default_factory=time.perf_counter_ns)
     ended_ns: int | None = None
     first_token_ns: int | None = None
@@ -74,6 +76,12 @@ class Call:
         message = str(exc)
         self.error_message = message[:_ERROR_MESSAGE_MAX] if message else None
         self.http_status = http_status if http_status is not None else _status_of(exc)
+
+
+def _utc(ns: int) -> datetime:
+    """A ``time.time_ns()`` reading as an aware UTC datetime, to the microsecond, exactly."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -123,7 +131,7 @@ def build_event(
         "event_id": call.event_id if call.event_id is not None else uuid7(),
         "producer_id": identity.producer_id,
         "producer_seq": identity.next_seq(),
-        "occurred_at": call.occurred_at,
+        "occurred_at": call.occurred_at or _utc(call.occurred_ns),
         "tenant_id": attribution["tenant_id"],
         "project": attribution.get("project"),
         "user_id": attribution.get("user_id"),

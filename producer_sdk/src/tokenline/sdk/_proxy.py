@@ -66,6 +66,10 @@ def metered_callable(fn: Callable[..., Any], metered: Metered) -> Callable[..., 
     return metered_sync
 
 
+_own = object.__getattribute__
+_proxied = wrapt.ObjectProxy.__getattribute__
+
+
 class ClientProxy(wrapt.ObjectProxy[Any]):
     """A provider client, or one of its resources, with metered methods."""
 
@@ -90,12 +94,15 @@ class ClientProxy(wrapt.ObjectProxy[Any]):
     async def __aexit__(self, *exc_info: Any) -> Any:
         return await self.__wrapped__.__aexit__(*exc_info)
 
+    def __getattribute__(self, name: str) -> Any:
+        # Resolved paths first: wrapt would fail its own lookup (an AttributeError made and
+        # dropped) before reaching __getattr__ on every step of `client.chat.completions.create`.
+        found = _own(self, "_self_cache").get(name)
+        return found if found is not None else _proxied(self, name)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_self_"):
             raise AttributeError(name)
-        cached = self._self_cache.get(name)
-        if cached is not None:
-            return cached
         attr = getattr(self.__wrapped__, name)
         binding = self._self_binding
         path = f"{self._self_path}.{name}" if self._self_path else name

@@ -3,13 +3,17 @@
 The event goes out when the stream is exhausted, closed early, fails, leaves its ``with``
 block, or is garbage-collected unfinished, whichever comes first. Sync and async proxies
 share one ``StreamState``; only the iteration edge is twinned.
+
+Every chunk passes through the caller's thread, so that path is kept short: ``for chunk in
+stream`` runs a generator (resuming one costs less than a Python ``__next__`` call, and the
+per-chunk work is inlined into it), and the end of an unfinished stream is caught by the
+proxy's ``__del__`` rather than a ``weakref.finalize`` made per stream.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -23,12 +27,17 @@ if TYPE_CHECKING:
 __all__ = ["AsyncStream", "StreamState", "SyncStream"]
 
 
+_READING = "reading a stream chunk"
+
+
 class StreamState:
     """Accumulates a stream's chunks into its Call and finishes it once.
 
     ``on_chunk(call, chunk)`` reads usage and metadata from one chunk and returns whether the
     caller should see it (False hides a chunk the SDK asked for on the caller's behalf, such
-    as OpenAI's usage-only chunk). ``on_end(call)`` runs once before the event is emitted.
+    as OpenAI's usage-only chunk). ``on_end(call)`` runs once before the
+    event is emitted, on the sender's thread behind the background sender: it may only read
+    what the chunks left behind.
     """
 
     __slots__ = ("_done", "_lock", "call", "on_chunk", "on_end", "runtime")
@@ -56,7 +65,7 @@ class StreamState:
         try:  # a plain try: this runs once per chunk on the caller's thread
             return self.on_chunk(call, chunk)
         except Exception as exc:
-            if not self.runtime.swallowed("reading a stream chunk", exc):
+            if not self.runtime.swallowed(_READING, exc):
                 raise
         return True
 
@@ -75,13 +84,14 @@ class StreamState:
             self.call.ended_ns = time.perf_counter_ns()
             if exc is not None:
                 self.call.failed(exc)
-            if self.on_end is not None:
-                self.on_end(self.call)
-            self.runtime.finish(self.call)
+            if self.on_end is None:
+                self.runtime.finish(self.call)
+            else:  # reads only what the chunks left: may run on the sender thread
+                self.runtime.finish(self.call, _run_on_end, self.on_end)
 
 
-def _finalize(state: StreamState) -> None:
-    state.end()
+def _run_on_end(call: Call, on_end: Callable[[Call], None]) -> None:
+    on_end(call)
 
 
 class SyncStream(wrapt.ObjectProxy[Any]):
@@ -91,17 +101,45 @@ class SyncStream(wrapt.ObjectProxy[Any]):
         super().__init__(wrapped)
         self._self_state = state
         self._self_iter: Any = None
-        weakref.finalize(self, _finalize, state)
+
+    def __del__(self) -> None:
+        self._self_state.end()  # a no-op when the stream was finished
+
+    def _self_chunks(self) -> Any:
+        chunks = self._self_iter
+        if chunks is None:
+            chunks = self._self_iter = iter(self.__wrapped__)
+        return chunks
 
     def __iter__(self) -> Any:
         if self._self_state.done and self._self_iter is not None:
             return iter(self.__wrapped__)  # a finished stream the provider lets you replay
-        return self
+        return self._self_each()
+
+    def _self_each(self) -> Any:
+        """The chunks, each accounted for (several of these may share the one iterator)."""
+        state = self._self_state
+        call = state.call
+        on_chunk = state.on_chunk
+        try:
+            for chunk in self._self_chunks():
+                if call.first_token_ns is None:
+                    call.first_token_ns = time.perf_counter_ns()
+                try:
+                    visible = on_chunk(call, chunk)
+                except Exception as exc:  # logged and counted; the chunk is shown
+                    if not state.runtime.swallowed(_READING, exc):
+                        raise
+                    visible = True
+                if visible:
+                    yield chunk  # left unfinished (a break), this generator ends nothing
+        except Exception as exc:
+            state.end(exc)
+            raise
+        state.end()
 
     def __next__(self) -> Any:
-        chunks = self._self_iter
-        if chunks is None:
-            chunks = self._self_iter = iter(self.__wrapped__)
+        chunks = self._self_chunks()
         state = self._self_state
         while True:
             try:
@@ -145,7 +183,9 @@ class AsyncStream(wrapt.ObjectProxy[Any]):
         super().__init__(wrapped)
         self._self_state = state
         self._self_iter: Any = None
-        weakref.finalize(self, _finalize, state)
+
+    def __del__(self) -> None:
+        self._self_state.end()  # a no-op when the stream was finished
 
     def __aiter__(self) -> AsyncStream:
         return self

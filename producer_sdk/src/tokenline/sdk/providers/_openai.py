@@ -109,16 +109,29 @@ def _finish_responses(call: Call, result: Any) -> None:
         _responses_usage(call, usage)
 
 
-def _chat_chunk(call: Call, chunk: Any) -> bool:
-    if not call.response_model:  # Azure's prompt-filter chunk comes first, with "" for both
-        call.response_model = getattr(chunk, "model", None) or None
-        call.provider_request_id = getattr(chunk, "id", None) or call.provider_request_id
-    usage = getattr(chunk, "usage", None)
-    if usage is None:
-        return True
-    _chat_usage(call, usage)
-    usage_only = not getattr(chunk, "choices", None)
-    return not usage_only or bool(call.attribution.get("_caller_asked_usage"))
+def _chat_stream(asked_usage: bool) -> StreamSpec:
+    """Per chunk only what must be known then; the usage chunk is read at the stream's end.
+
+    Azure's prompt-filter chunk comes first, with "" for both the model and the id. The
+    usage-only chunk (no choices) is hidden from a caller who did not ask for it.
+    """
+    found: list[Any] = []
+
+    def on_chunk(call: Call, chunk: Any) -> bool:
+        if not call.response_model:
+            call.response_model = getattr(chunk, "model", None) or None
+            call.provider_request_id = getattr(chunk, "id", None) or call.provider_request_id
+        usage = getattr(chunk, "usage", None)
+        if usage is None:
+            return True
+        found.append(usage)
+        return asked_usage or bool(getattr(chunk, "choices", None))
+
+    def on_end(call: Call) -> None:
+        if found:
+            _chat_usage(call, found[-1])
+
+    return StreamSpec(on_chunk, on_end)
 
 
 def _responses_event(call: Call, event: Any) -> bool:
@@ -132,31 +145,28 @@ def _responses_event(call: Call, event: Any) -> bool:
     return True
 
 
-def _stream_of(on_chunk: Any) -> Any:
-    def stream(_result: Any, _call: Call, kwargs: Kwargs) -> StreamSpec | None:
-        return StreamSpec(on_chunk) if kwargs.get("stream") is True else None
+def _chat_stream_of(_result: Any, call: Call, kwargs: Kwargs) -> StreamSpec | None:
+    if kwargs.get("stream") is not True:
+        return None
+    return _chat_stream(bool(call.attribution.get("_caller_asked_usage")))
 
-    return stream
+
+def _responses_stream_of(_result: Any, _call: Call, kwargs: Kwargs) -> StreamSpec | None:
+    return StreamSpec(_responses_event) if kwargs.get("stream") is True else None
 
 
-def _method(operation: Operation, finish: Any, on_chunk: Any = None) -> Method:
+def _method(operation: Operation, finish: Any, stream: Any = None) -> Method:
     # Responses are the openai package's own models, only read: finish may run off the path.
-    if on_chunk is None:
+    if stream is None:
         return Method(operation=operation, finish=finish, begin=_begin, read_later=True)
-    return Method(
-        operation=operation,
-        finish=finish,
-        begin=_begin,
-        stream=_stream_of(on_chunk),
-        read_later=True,
-    )
+    return Method(operation=operation, finish=finish, begin=_begin, stream=stream, read_later=True)
 
 
-_CHAT = _method("chat", _finish_chat, _chat_chunk)
+_CHAT = _method("chat", _finish_chat, _chat_stream_of)
 _PARSE = _method("chat", _finish_chat)
-_RESPONSES = _method("responses", _finish_responses, _responses_event)
+_RESPONSES = _method("responses", _finish_responses, _responses_stream_of)
 _RESPONSES_PARSE = _method("responses", _finish_responses)
-_COMPLETION = _method("completion", _finish_chat, _chat_chunk)
+_COMPLETION = _method("completion", _finish_chat, _chat_stream_of)
 _EMBEDDING = _method("embedding", _finish_chat)
 
 METHODS: Mapping[str, Method] = {
