@@ -36,7 +36,10 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
+        # Faust's own consumer reads only its assignor's topic, in a group of its own: the raw
+        # topic's consumer group is ``app_id`` (hotpath.py), with the offsets a Faust agent
+        # committed there before.
+        f"{settings.app_id}-worker",
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         store="memory://",
         autodiscover=False,
