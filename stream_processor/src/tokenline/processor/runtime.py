@@ -113,7 +113,6 @@ class Runtime:
         """
         out = Batch()
         deltas = Deltas(self.settings.window_seconds)
-        outcomes: Counter[str] = Counter()
         dead: Counter[tuple[str, str]] = Counter()
         first_time = self.recent.first_time
         for key, value, topic, partition, offset, timestamp_ms in records:
@@ -126,7 +125,6 @@ class Runtime:
                     deltas.add(record, partition, offset)
                 else:
                     out.duplicates += 1
-                outcomes[record["pricing_status"]] += 1
             elif handled.dlq_value is not None:
                 out.dead.append((key, handled.dlq_value))
                 dead[handled.dead_reason] += 1
