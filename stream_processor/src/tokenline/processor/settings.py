@@ -70,6 +70,12 @@ class ProcessorSettings(BaseSettings):
         ge=1_000,
         description="A worker gone this long (not restarted) loses its partitions to others.",
     )
+    stuck_s: int = Field(
+        default=120,
+        ge=10,
+        description="The worker exits (for its supervisor to restart it) after this long "
+        "without progress in the raw topic's consumer.",
+    )
     transaction_timeout_ms: int = Field(
         default=15_000,
         ge=1_000,
