@@ -46,6 +46,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from tokenline.schemas.rollup import ROLLUP_SUMS
 from tokenline.sink.batch import (
     EVENT_COLUMNS,
     EVENT_KEY,
@@ -220,18 +221,7 @@ def _reprice_sql(staging: str) -> sql.Composed:
 
 
 #: The additive measures of a rollup row (``latency_ms_max`` is kept with greatest()).
-_DELTA_SUMS = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-)
+_DELTA_SUMS = ROLLUP_SUMS
 
 _ADD_ROLLUPS = sql.SQL(
     "INSERT INTO usage_rollup_1m ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} "
