@@ -98,7 +98,13 @@ class Runtime:
         timestamp_ms: int | None,
         now: datetime,
     ) -> Handled:
-        """Run one raw record through the pipeline and encode what goes out."""
+        """Run one raw record through the pipeline and encode what goes out.
+
+        What goes out fits the producer's ``max_message_bytes``: a priced record that would not
+        is dead-lettered instead (``oversize``), and a dead letter is cut to fit.
+        """
+        from tokenline.schemas.oversize import oversized
+
         self.metrics.events_in.inc()
         outcome = process(
             raw,
@@ -130,14 +136,33 @@ class Runtime:
                     worker=self.config.worker,
                 )
             )
-        self._account(record)
         event = record["event"]
+        tenant = event["tenant_id"].encode()
+        size = oversized(tenant, value, self.settings.max_message_bytes)
+        if size is not None:
+            return self._dead(
+                dead_letter(
+                    reason_code="oversize",
+                    reason=f"the priced record is {size} bytes with its key, over the "
+                    f"producer's {self.settings.max_message_bytes}-byte limit",
+                    stage="encode",
+                    source=source,
+                    key=key,
+                    value=raw,
+                    timestamp_ms=timestamp_ms,
+                    now=now,
+                    worker=self.config.worker,
+                )
+            )
+        self._account(record)
         self.event_ts = event["occurred_at"].timestamp()
         window_key = rollup_key(event["tenant_id"], event["provider"], model_of(record))
         self.metrics.events_out.labels("priced").inc()
         return Handled(priced_value=value, priced=record, window_key=window_key)
 
     def _dead(self, record: DeadLetter) -> Handled:
+        from tokenline.schemas.oversize import fit_dead_letter
+
         self.metrics.dead_letters.labels(record["reason_code"], record["stage"]).inc()
         self.metrics.events_out.labels("dlq").inc()
         log.warning(
@@ -148,7 +173,15 @@ class Runtime:
             record["source_offset"],
             record["reason"],
         )
-        return Handled(dlq_value=self.dlq_codec.encode(record))
+        # The dead letter goes out under the original record's key: both count against the
+        # producer's limit, and an oversized original is cut (its coordinates are kept).
+        value = fit_dead_letter(
+            record,
+            kafka_key=record["key"],
+            max_bytes=self.settings.max_message_bytes,
+            encode=self.dlq_codec.encode,
+        )
+        return Handled(dlq_value=value)
 
     def _account(self, record: PricedUsageEvent) -> None:
         if record["pricing_status"] == "unpriced":

@@ -64,6 +64,12 @@ class ProcessorSettings(BaseSettings):
         description="How long the producer gathers records into a batch: fewer, larger writes.",
     )
     producer_compression: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        description="The largest record the producer sends (Faust's producer_max_request_size "
+        "default); a larger priced or dead-letter record is dead-lettered truncated.",
+    )
     data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
     prices_file: Path | None = Field(
         default=None,
