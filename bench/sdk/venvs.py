@@ -1,9 +1,11 @@
 """The anchors' own virtual environments, made once and cached, never the project's .venv.
 
 Each anchor gets ``<cache>/bench-venvs/<name>-<digest>/`` (``<cache>`` is ``~/.cache/tokenline``
-or ``$TOKENLINE_CACHE_DIR``), where ``<digest>`` hashes its pinned requirements, so a change
-of pins makes a new one. ``requirements.txt`` is written into it only once pip succeeded, so
-a half-built one is never reused: it is built again.
+or ``$TOKENLINE_CACHE_DIR``), where ``<digest>`` hashes its pinned requirements (and the files
+named as ``key_files``, e.g. the ``pyproject.toml`` of a project installed editable into it),
+so a change of pins makes a new one. ``requirements.txt`` is written into it only once pip
+succeeded, so a half-built one is never reused: it is built again. :func:`ensure` builds the
+SDK anchors of ``bench/sdk_overhead.py``; :func:`ensure_with` any other requirement list.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 #: What each anchor installs, besides the provider SDKs the project itself pins.
@@ -46,8 +49,15 @@ class Venv:
 
 def ensure(name: str, cache: Path) -> Venv:
     """The anchor's venv, built on first use (a minute or two), then reused."""
-    requirements = (*ANCHORS[name], *provider_pins())
-    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:10]
+    return ensure_with(name, (*ANCHORS[name], *provider_pins()), cache)
+
+
+def ensure_with(
+    name: str, requirements: Sequence[str], cache: Path, key_files: Sequence[Path] = ()
+) -> Venv:
+    """A venv with ``requirements`` (pip arguments), built on first use, then reused."""
+    keyed = "\n".join((*requirements, *(f.read_text() for f in key_files)))
+    digest = hashlib.sha256(keyed.encode()).hexdigest()[:10]
     home = cache / "bench-venvs" / f"{name}-{digest}"
     python = home / "bin" / "python"
     done_marker = home / "requirements.txt"

@@ -229,7 +229,7 @@ def test_results_of_readers_merge_and_split_windows_add_up() -> None:
     assert merged.after[("acme", "claude-sonnet-4-5")].events == 2
 
 
-def test_only_changed_windows_are_emitted_and_vanished_ones_are_emptied() -> None:
+def test_only_changed_windows_send_deltas_and_vanished_ones_are_taken_away() -> None:
     repricer = _repricer()
     _add(repricer, usage_event(event_id=uuid.uuid4(), occurred_at=at(1)), 0)
     _add(repricer, usage_event(event_id=uuid.uuid4(), occurred_at=at(61)), 1)
@@ -242,14 +242,18 @@ def test_only_changed_windows_are_emitted_and_vanished_ones_are_emptied() -> Non
         (r["tenant_id"], r["window_start"], r["provider"], r["model"]): r
         for r in (stored_same, gone)
     }
+    repriced = {**stored_same, "window_start": at(60), "cost_total": Decimal("0.001")}
+    stored[(repriced["tenant_id"], at(60), repriced["provider"], repriced["model"])] = repriced
     out, unchanged = rollups_to_emit(windows, stored, updated_at=NOW)
     assert unchanged == 1
+    # Deltas: the stored rows plus what is sent add up to the recomputed windows
     assert [(r["window_start"], r["model"], r["requests"]) for r in out] == [
-        (at(60), "claude-sonnet-4-5", 1),
-        (at(0), "old-name", 0),
+        (at(60), "claude-sonnet-4-5", 0),
+        (at(0), "old-name", -3),
     ]
-    assert out[1]["cost_total"] == 0
-    assert out[1]["updated_at"] == NOW
+    recomputed_60 = next(v for (_k, start), v in windows.items() if start == at(60).isoformat())
+    assert Decimal("0.001") + out[0]["cost_total"] == Decimal(recomputed_60["cost_total"])
+    assert (out[1]["cost_total"], out[1]["updated_at"]) == (Decimal("-0.5"), NOW)
 
 
 def test_summary_pairs_sides_and_totals() -> None:

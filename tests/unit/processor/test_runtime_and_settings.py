@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,13 +18,14 @@ from tokenline.processor.pricing import PriceTable
 from tokenline.processor.runtime import Runtime
 from tokenline.processor.settings import ConfigError, ProcessorSettings, load_settings
 from tokenline.processor.topics import topic_specs
-from tokenline.processor.windows import apply
 from tokenline.schemas import AvroCodec
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime.now(UTC)
 USAGE = AvroCodec[Any]("tokenline.UsageEvent")
+PRICED = AvroCodec[Any]("tokenline.PricedUsageEvent")
+ROLLUP = AvroCodec[Any]("tokenline.UsageRollup")
 SOURCE: Any = {"topic": "llm-usage.raw", "partition": 1, "offset": 5}
 
 
@@ -88,21 +92,80 @@ def test_runtime_counts_and_encodes() -> None:
     )
 
 
-def test_runtime_drains_changed_windows_once() -> None:
+def _fold(rollups: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[Any]]:
+    """Window deltas summed per window (the latency max taken as a max)."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rollups:
+        key = (r["tenant_id"], r["provider"], r["model"], r["window_start"])
+        sums = out.setdefault(key, [0, 0, 0, 0, Decimal(0), 0, 0])
+        sums[0] += r["requests"]
+        sums[1] += r["failures"]
+        sums[2] += r["input_tokens"] + r["cache_read_input_tokens"] + r["output_tokens"]
+        sums[3] += r["unpriced_count"]
+        sums[4] += r["cost_total"]
+        sums[5] += r["latency_ms_sum"]
+        sums[6] = max(sums[6], r["latency_ms_max"])
+    return out
+
+
+def _truth(priced: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[Any]]:
+    """The same sums, grouped here from the priced events, each event_id once."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    seen: set[Any] = set()
+    for p in priced:
+        e = p["event"]
+        if e["event_id"] in seen:
+            continue
+        seen.add(e["event_id"])
+        at = e["occurred_at"]
+        minute = at.replace(second=0, microsecond=0)
+        model = p["canonical_model"] or e["response_model"] or e["request_model"] or "unknown"
+        sums = out.setdefault((e["tenant_id"], e["provider"], model, minute), [0] * 7)
+        u = e["usage"]
+        sums[0] += 1
+        sums[1] += 0 if e["success"] else 1
+        sums[2] += u["input_tokens"] + u["cache_read_input_tokens"] + u["output_tokens"]
+        sums[3] += 1 if p["cost"] is None else 0
+        sums[4] += p["cost"]["total"] if p["cost"] is not None else 0
+        sums[5] += e["latency_ms"]
+        sums[6] = max(sums[6], e["latency_ms"])
+    return out
+
+
+def test_batches_sum_windows_exactly_and_count_a_duplicate_once() -> None:
+    rng = random.Random(13)
     rt = runtime()
-    event = usage_event(occurred_at=NOW - timedelta(seconds=1))
-    done = rt.handle(USAGE.encode(event), key=b"acme", source=SOURCE, timestamp_ms=None, now=NOW)
-    assert done.priced is not None
-    assert done.window_key is not None
-    value = apply(None, done.priced, 1, 5)
-    assert value is not None
-    rt.remember_window(done.window_key, value)
-    rt.remember_window(done.window_key, value)
-    out = rt.drain_rollups()
-    assert len(out) == 1
-    assert out[0][0] == b"acme"
-    assert AvroCodec[Any]("tokenline.UsageRollup").decode(out[0][1])["requests"] == 1
-    assert rt.drain_rollups() == []
+    minute = NOW.replace(second=0, microsecond=0) - timedelta(minutes=30)
+    raw: list[bytes] = []
+    for n in range(600):
+        at = minute + timedelta(minutes=rng.randrange(5), seconds=rng.choice([0, 59.999999, 30]))
+        event = usage_event(
+            event_id=uuid.UUID(int=n + 1),
+            tenant_id=rng.choice(["a", "b"]),
+            occurred_at=at,
+            response_model=rng.choice(["claude-sonnet-4-5", "a-model-nobody-prices"]),
+            success=rng.random() > 0.1,
+            latency_ms=rng.randrange(5000),
+            usage={**usage_event()["usage"], "input_tokens": rng.randrange(10**6)},
+        )
+        raw.append(USAGE.encode(event))
+    raw += rng.sample(raw, 50)  # the same records again, later
+    raw.insert(100, b"\x00\x00")  # and one that is not an event
+    records: list[Any] = [(b"k", v, "raw", 0, i, None) for i, v in enumerate(raw)]
+    priced: list[dict[str, Any]] = []
+    rollups: list[dict[str, Any]] = []
+    dead = duplicates = 0
+    while records:
+        size = rng.randrange(1, 200)
+        batch = rt.handle_batch(records[:size], NOW)
+        records = records[size:]
+        priced += [PRICED.decode(v) for _k, v in batch.priced]
+        rollups += [ROLLUP.decode(v) for _k, v in batch.rollups]
+        dead += len(batch.dead)
+        duplicates += batch.duplicates
+    assert (len(priced), dead, duplicates) == (650, 1, 50)
+    assert _fold(rollups) == _truth(priced)
+    assert sample(rt, "tokenline_processor_events_in_total") == 651
 
 
 def test_runtime_swaps_prices_and_ignores_bad_documents() -> None:

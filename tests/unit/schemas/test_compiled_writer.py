@@ -103,6 +103,15 @@ def test_what_fastavro_refuses_is_refused(cost: Any) -> None:
         AvroCodec[Any](ROLLUP).encode(record)
 
 
+@pytest.mark.parametrize("cost", ["1.0000000000000", "-2.50000000000000000", "0E-20"])
+def test_a_scale_finer_only_by_trailing_zeros_is_written_exactly(cost: str) -> None:
+    """fastavro refuses these; the value's unscaled integer is exact, so it is written."""
+    record = factories.rollup(cost_total=Decimal(cost))
+    assert _fastavro(ROLLUP, record) == "refused"
+    written = AvroCodec[Any](ROLLUP).decode(AvroCodec[Any](ROLLUP).encode(record))
+    assert written["cost_total"] == Decimal(cost)
+
+
 def test_defaults_uuid_strings_and_naive_times_match_fastavro() -> None:
     record: dict[str, Any] = dict(factories.priced_event())
     del record["team"]  # a field with a default, left out

@@ -5,7 +5,8 @@ value through a generic dispatch; on ``PricedUsageEvent`` that costs several tim
 writing itself. The writer made here walks the schema once and emits one Python function that
 writes the fields in order. Its bytes are exactly fastavro's (a property test compares the
 two), including the checks fastavro makes: a decimal with more digits than the precision or a
-finer scale than the schema's is refused (``ValueError``).
+finer scale than the schema's is refused (``ValueError``), except a scale finer only by
+trailing zeros, which is written exactly (see ``_decimal``).
 
 Covered: records, enums, maps, unions of ``null`` and one other type, ``null``, ``boolean``,
 ``int``, ``long``, ``string``, ``bytes``, and the logical types ``uuid`` (string),
@@ -60,6 +61,27 @@ def _micros(value: Any) -> Any:
 
 
 def _decimal(value: decimal.Decimal, precision: int, scale: int) -> bytes:
+    """The unscaled value's bytes; the exact integer ratio first (twice as fast as the tuple).
+
+    Anything that path does not settle (NaN, a remainder finer than the scale, more digits
+    than the precision) goes through :func:`_decimal_checked`, fastavro's checks. One value
+    fastavro refuses is written here: finer than the scale only by trailing zeros
+    (``Decimal("1.0000000000000")`` at scale 12), since its unscaled integer is exact.
+    """
+    try:
+        numerator, denominator = value.as_integer_ratio()
+    except (ValueError, OverflowError):
+        return _decimal_checked(value, precision, scale)
+    unscaled, rest = divmod(numerator * _POWERS[scale], denominator)
+    if rest or not -_POWERS[precision] < unscaled < _POWERS[precision]:
+        return _decimal_checked(value, precision, scale)
+    return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+
+
+_POWERS: list[int] = [10**n for n in range(80)]
+
+
+def _decimal_checked(value: decimal.Decimal, precision: int, scale: int) -> bytes:
     """Fastavro's ``prepare_bytes_decimal``, with the same checks and bytes."""
     sign, digits, exponent = value.as_tuple()
     if len(digits) > precision:

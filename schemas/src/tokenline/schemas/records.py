@@ -154,9 +154,10 @@ class PricedUsageEvent(TypedDict):
 
 
 class UsageRollup(TypedDict):
-    """Totals of one tumbling window per (tenant, provider, model).
+    """What a batch of events adds to one tumbling window per (tenant, provider, model).
 
-    Replace semantics: a newer value for the same window replaces the older one.
+    Delta semantics: the records of one window add up (latency_ms_max is a maximum); produced in
+    Kafka transactions, read them read_committed.
     """
 
     tenant_id: str

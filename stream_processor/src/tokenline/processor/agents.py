@@ -1,94 +1,94 @@
-"""The Faust agents, timer and task: thin wiring from topics and tables to :class:`Runtime`.
+"""The Faust wiring: the raw topic's consumer as a service, and the prices task.
 
-* ``process-raw`` (concurrency 1, see notes on faust #606): each raw record goes through the
-  pipeline; the priced event goes to the priced topic (key tenant) or the record to the DLQ;
-  the event's window in the tumbling table is updated with :func:`windows.apply`, which skips
-  redeliveries by source offset.
-* a timer sends the windows changed since its last run to the rollup topic (replace values; a
-  live feed for other consumers: the database's rollups are the sink's, see the README);
-  Faust's ``on_window_close`` is not used.
+* a service runs :class:`~tokenline.processor.hotpath.HotPath` on a thread of its own: the raw
+  topic in batches, each batch's priced events, dead letters and window deltas produced in one
+  Kafka transaction with its offsets. It starts once the prices topic has been read to its end,
+  and a fatal error in it stops the worker (to be restarted by its supervisor).
 * a task follows the compacted prices topic on every worker (its own group-less consumer, so
-  every worker sees every document) and swaps the price book in; the raw agent waits until
-  the topic has been read to its end once at startup.
+  every worker sees every document) and swaps the price book in.
+
+Faust's own consumer reads nothing (no agents, no tables): per-message agents cost several
+times the pricing itself (issue 13's measurements; ``bench/processor.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+import os
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
-from tokenline.processor.windows import apply
+from tokenline.processor.hotpath import HotPath
+from tokenline.processor.ratelog import limit_handlers
 from tokenline.schemas.kafka_security import KafkaSecurity
 
 if TYPE_CHECKING:
     from tokenline.processor.runtime import Runtime
     from tokenline.processor.settings import ProcessorSettings
 
-__all__ = ["wire"]
+__all__ = ["EXIT_STUCK", "wire"]
 
 log = logging.getLogger(__name__)
 
-
-def _raw_topic(app: Any, name: str) -> Any:
-    return app.topic(name, key_serializer="raw", value_serializer="raw")
+_JOIN_S = 60.0
+EXIT_STUCK = 75
+"""The exit status when the raw topic's consumer is stuck (EX_TEMPFAIL: restart me)."""
 
 
 def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
-    """Declare the topics, the window table, the agents, the timer and the prices task."""
-    import faust
+    """Register the raw-topic service and the prices task."""
+    import mode
 
-    raw = _raw_topic(app, settings.topic(settings.raw_topic))
-    priced = _raw_topic(app, settings.topic(settings.priced_topic))
-    rollups = _raw_topic(app, settings.topic(settings.rollup_topic))
-    dlq = _raw_topic(app, settings.topic(settings.dlq_topic))
-    size = settings.window_seconds
-    windows = (
-        app.Table(
-            "rollup-windows",
-            default=dict,
-            partitions=settings.topic_partitions,
-            schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        )
-        .tumbling(size, expires=timedelta(seconds=size + settings.window_grace_s))
-        .relative_to(lambda _event: runtime.event_ts)
-    )
+    class RawTopic(mode.Service):
+        """Owns the hot path's thread: started after the prices, stopped with the worker."""
 
-    async def process_raw(stream: Any) -> None:
-        await runtime.prices_ready.wait()
-        async for event in stream.events():
-            message = event.message
-            handled = runtime.handle(
-                event.value or b"",
-                key=event.key,
-                source={
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "offset": message.offset,
-                },
-                timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-                now=datetime.now(UTC),
-            )
-            if handled.dlq_value is not None:
-                await dlq.send(key=event.key, value=handled.dlq_value)
-            if handled.priced is not None and handled.window_key is not None:
-                tenant = handled.priced["event"]["tenant_id"].encode()
-                await priced.send(key=tenant, value=handled.priced_value)
-                current = windows[handled.window_key].value()
-                updated = apply(
-                    current or None, handled.priced, message.partition, message.offset, size
-                )
-                if updated is None:
-                    runtime.metrics.window_redeliveries.inc()
-                else:
-                    windows[handled.window_key] = updated
-                    runtime.remember_window(handled.window_key, updated)
-            _record_lag(app, runtime, message)
+        async def on_start(self) -> None:
+            limit_handlers()  # the worker's logging is set up by now: bound what libraries say
 
-    async def emit_rollups() -> None:
-        for key, value in runtime.drain_rollups():
-            await rollups.send(key=key, value=value)
+        def __post_init__(self) -> None:
+            self._stop_flag = threading.Event()
+            self._thread: threading.Thread | None = None
+            self._failure: BaseException | None = None
+
+        def _run(self, hot: HotPath) -> None:
+            try:
+                hot.run(self._stop_flag)
+            except BaseException as exc:
+                self._failure = exc
+                raise
+
+        @mode.Service.task
+        async def _watch(self) -> None:
+            await runtime.prices_ready.wait()
+            hot = HotPath(settings, runtime)
+            thread = threading.Thread(target=self._run, args=(hot,), name="raw-topic", daemon=True)
+            self._thread = thread
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.5)
+                stuck = time.monotonic() - hot.alive_at
+                if stuck > settings.stuck_s and not self._stop_flag.is_set():
+                    # A Kafka call that ignores its own timeout (seen after a broker restart)
+                    # holds the thread in native code, so no graceful stop can finish: exit at
+                    # once for the supervisor to restart the worker, which aborts the open
+                    # transaction and resumes from the committed offsets.
+                    log.critical(
+                        "the raw topic's consumer made no progress for %.0f s; exiting (%d) "
+                        "to be restarted", stuck, EXIT_STUCK,
+                    )  # fmt: skip
+                    logging.shutdown()
+                    os._exit(EXIT_STUCK)
+            if self._failure is not None and not self._stop_flag.is_set():
+                log.critical("the raw topic's consumer failed, exiting: %s", self._failure)
+                await self.crash(self._failure)
+
+        async def on_stop(self) -> None:
+            self._stop_flag.set()
+            thread = self._thread
+            if thread is not None:
+                await asyncio.to_thread(thread.join, _JOIN_S)
 
     async def follow_prices() -> None:
         while True:
@@ -97,23 +97,13 @@ def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Never leave the raw agent waiting: price with what we have, then retry.
+                # Never leave the raw topic waiting: price with what we have, then retry.
                 log.exception("following the prices topic failed; retrying in 5 s")
                 runtime.prices_ready.set()
                 await asyncio.sleep(5.0)
 
-    app.agent(raw, name="process-raw", concurrency=1)(process_raw)
-    app.timer(interval=settings.rollup_emit_interval_s, name="emit-rollups")(emit_rollups)
+    app.service(RawTopic)
     app.task(follow_prices)
-
-
-def _record_lag(app: Any, runtime: Runtime, message: Any) -> None:
-    try:
-        highwater = app.consumer.highwater(message.tp)
-    except Exception:  # noqa: BLE001 - lag is best effort
-        return
-    if isinstance(highwater, int):
-        runtime.consumer_lag(message.partition, highwater - message.offset - 1)
 
 
 async def _follow_prices(settings: ProcessorSettings, runtime: Runtime) -> None:

@@ -36,7 +36,10 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
+        # Faust's own consumer reads only its assignor's topic, in a group of its own: the raw
+        # topic's consumer group is ``app_id`` (hotpath.py), with the offsets a Faust agent
+        # committed there before.
+        f"{settings.app_id}-worker",
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         store="memory://",
         autodiscover=False,
@@ -51,6 +54,10 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
             None if settings.producer_compression == "none" else settings.producer_compression
         ),
         stream_wait_empty=False,
+        # Faust's own group holds no work; a killed worker's seat in it must not hold up the
+        # restarted one's startup for Faust's default minute.
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 3000),
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         processing_guarantee="at_least_once",

@@ -1,15 +1,16 @@
-"""State the agents share inside one worker process, and what they do per record.
+"""State the processor's consumer shares inside one worker process, and the per-record work.
 
-Nothing here imports Faust: the agents hand each record to :meth:`Runtime.handle`, which runs
-the pure pipeline, accounts producer sequences and returns what to send. The window table is
-read and written by the agent (it belongs to Faust); the aggregation is :func:`windows.apply`.
+Nothing here imports Faust or Kafka: the consumer hands each batch of raw records to
+:meth:`Runtime.handle_batch`, which runs the pure pipeline on each, sums the windows, accounts
+producer sequences and metrics once per batch, and returns the encoded records to produce.
+:meth:`Runtime.handle` does the same for one record (the replay, the tests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +24,12 @@ from tokenline.processor.pipeline import (
 )
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PricingError
+from tokenline.processor.recent import RecentIds
 from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
-from tokenline.processor.windows import WindowValue, model_of, rollup_key, to_rollup
+from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, EncodeError
+from tokenline.schemas.oversize import fit_dead_letter, oversized
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,9 +46,22 @@ if TYPE_CHECKING:
         UsageRollup,
     )
 
-__all__ = ["Handled", "Runtime"]
+__all__ = ["Batch", "Handled", "RawRecord", "Runtime"]
 
 log = logging.getLogger(__name__)
+
+RawRecord = tuple[bytes | None, bytes | None, str, int, int, int | None]
+"""One raw Kafka record: key, value, topic, partition, offset, timestamp (ms, or None)."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a batch of raw records produced, encoded: ``(key, value)`` per output topic."""
+
+    priced: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    dead: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    rollups: list[tuple[bytes, bytes]] = field(default_factory=list)
+    duplicates: int = 0
 
 
 @dataclass(slots=True)
@@ -56,19 +72,19 @@ class Handled:
     priced: PricedUsageEvent | None = None
     dlq_value: bytes | None = None
     window_key: str | None = None
+    dead_reason: tuple[str, str] = ("", "")
+    """``(reason_code, stage)`` of a dead letter."""
 
 
 @dataclass
 class Runtime:
-    """The worker's mutable state: current prices, sequence accounting, pending rollups."""
+    """The worker's mutable state: current prices, sequence accounting, recent event ids."""
 
     settings: ProcessorSettings
     metrics: Metrics
     book: PriceBook
     rules: Sequence[AttributionRule] = ()
     tracker: SequenceTracker = field(default_factory=SequenceTracker)
-    pending: dict[tuple[str, str], WindowValue] = field(default_factory=dict)
-    event_ts: float = 0.0
     prices_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -81,13 +97,61 @@ class Runtime:
                 mismatch_tolerance=s.mismatch_tolerance,
             ),
             rules=tuple(self.rules),
-            worker=s.worker_name or socket.gethostname(),
+            worker=s.worker_id,
         )
         self.usage_codec: AvroCodec[UsageEvent] = AvroCodec("tokenline.UsageEvent")
         self.priced_encoder = PricedEncoder()
         self.rollup_codec: AvroCodec[UsageRollup] = AvroCodec("tokenline.UsageRollup")
         self.dlq_codec: AvroCodec[DeadLetter] = AvroCodec("tokenline.DeadLetter")
+        self.recent = RecentIds(s.dedupe_events)
         self.metrics.pricing.info({"pricing_version": self.book.pricing_version})
+
+    def handle_batch(self, records: Sequence[RawRecord], now: datetime) -> Batch:
+        """Price a batch of raw records; sum the windows; count metrics once for the batch.
+
+        A priced event whose ``event_id`` this worker saw among its recent events is produced
+        again (the sink keeps one) but not counted in the windows a second time.
+        """
+        out = Batch()
+        deltas = Deltas(self.settings.window_seconds)
+        dead: Counter[tuple[str, str]] = Counter()
+        first_time = self.recent.first_time
+        for key, value, topic, partition, offset, timestamp_ms in records:
+            source: SourcePosition = {"topic": topic, "partition": partition, "offset": offset}
+            handled = self._one(value or b"", key, source, timestamp_ms, now)
+            record = handled.priced
+            if record is not None and handled.priced_value is not None:
+                out.priced.append((record["event"]["tenant_id"].encode(), handled.priced_value))
+                if first_time(record["event"]["event_id"]):
+                    deltas.add(record, partition, offset)
+                else:
+                    out.duplicates += 1
+            elif handled.dlq_value is not None:
+                out.dead.append((key, handled.dlq_value))
+                dead[handled.dead_reason] += 1
+        for rollup in deltas.rollups(now):
+            out.rollups.append((rollup["tenant_id"].encode(), self.rollup_codec.encode(rollup)))
+        self._count_batch(len(records), out, dead)
+        return out
+
+    def _count_batch(self, consumed: int, out: Batch, dead: Counter[tuple[str, str]]) -> None:
+        m = self.metrics
+        m.events_in.inc(consumed)
+        if out.priced:
+            m.events_out.labels("priced").inc(len(out.priced))
+        if out.dead:
+            m.events_out.labels("dlq").inc(len(out.dead))
+            for (reason_code, stage), n in dead.items():
+                m.dead_letters.labels(reason_code, stage).inc(n)
+            log.warning(
+                "%d dead letter(s) in a batch of %d: %s",
+                len(out.dead), consumed,
+                ", ".join(f"{code} at {stage}: {n}" for (code, stage), n in dead.most_common()),
+            )  # fmt: skip
+        if out.rollups:
+            m.events_out.labels("rollup").inc(len(out.rollups))
+        if out.duplicates:
+            m.window_redeliveries.inc(out.duplicates)
 
     def handle(
         self,
@@ -98,14 +162,32 @@ class Runtime:
         timestamp_ms: int | None,
         now: datetime,
     ) -> Handled:
-        """Run one raw record through the pipeline and encode what goes out.
+        """Run one raw record through the pipeline and encode what goes out (metrics too).
 
-        What goes out fits the producer's ``max_message_bytes``: a priced record that would not
-        is dead-lettered instead (``oversize``), and a dead letter is cut to fit.
+        What goes out fits ``max_message_bytes`` (see :meth:`_one`).
         """
-        from tokenline.schemas.oversize import oversized
-
         self.metrics.events_in.inc()
+        handled = self._one(raw, key, source, timestamp_ms, now)
+        if handled.dlq_value is not None:
+            reason_code, stage = handled.dead_reason
+            self.metrics.dead_letters.labels(reason_code, stage).inc()
+            self.metrics.events_out.labels("dlq").inc()
+            log.warning(
+                "dead letter %s at %s[%d]@%d",
+                reason_code, source["topic"], source["partition"], source["offset"],
+            )  # fmt: skip
+        else:
+            self.metrics.events_out.labels("priced").inc()
+        return handled
+
+    def _one(
+        self,
+        raw: bytes,
+        key: bytes | None,
+        source: SourcePosition,
+        timestamp_ms: int | None,
+        now: datetime,
+    ) -> Handled:
         outcome = process(
             raw,
             key=key,
@@ -137,8 +219,7 @@ class Runtime:
                 )
             )
         event = record["event"]
-        tenant = event["tenant_id"].encode()
-        size = oversized(tenant, value, self.settings.max_message_bytes)
+        size = oversized(event["tenant_id"].encode(), value, self.settings.max_message_bytes)
         if size is not None:
             return self._dead(
                 dead_letter(
@@ -155,24 +236,10 @@ class Runtime:
                 )
             )
         self._account(record)
-        self.event_ts = event["occurred_at"].timestamp()
         window_key = rollup_key(event["tenant_id"], event["provider"], model_of(record))
-        self.metrics.events_out.labels("priced").inc()
         return Handled(priced_value=value, priced=record, window_key=window_key)
 
     def _dead(self, record: DeadLetter) -> Handled:
-        from tokenline.schemas.oversize import fit_dead_letter
-
-        self.metrics.dead_letters.labels(record["reason_code"], record["stage"]).inc()
-        self.metrics.events_out.labels("dlq").inc()
-        log.warning(
-            "dead letter %s at %s[%d]@%d: %s",
-            record["reason_code"],
-            record["source_topic"],
-            record["source_partition"],
-            record["source_offset"],
-            record["reason"],
-        )
         # The dead letter goes out under the original record's key: both count against the
         # producer's limit, and an oversized original is cut (its coordinates are kept).
         value = fit_dead_letter(
@@ -181,7 +248,7 @@ class Runtime:
             max_bytes=self.settings.max_message_bytes,
             encode=self.dlq_codec.encode,
         )
-        return Handled(dlq_value=value)
+        return Handled(dlq_value=value, dead_reason=(record["reason_code"], record["stage"]))
 
     def _account(self, record: PricedUsageEvent) -> None:
         if record["pricing_status"] == "unpriced":
@@ -195,20 +262,9 @@ class Runtime:
         if seen.repeat:
             self.metrics.producer_repeats.inc()
 
-    def remember_window(self, key: str, value: WindowValue) -> None:
-        """Note a changed window for the next rollup emission."""
-        self.pending[(key, value["window_start"])] = value
-
-    def drain_rollups(self) -> list[tuple[bytes, bytes]]:
-        """The changed windows since the last call, as (key, encoded UsageRollup)."""
-        pending, self.pending = self.pending, {}
-        out: list[tuple[bytes, bytes]] = []
-        for (key, _), value in pending.items():
-            rollup = to_rollup(key, value)
-            out.append((rollup["tenant_id"].encode(), self.rollup_codec.encode(rollup)))
-        if out:
-            self.metrics.events_out.labels("rollup").inc(len(out))
-        return out
+    def forget_recent(self) -> None:
+        """Forget the recent event ids (a batch was aborted: its events will come again)."""
+        self.recent = RecentIds(self.settings.dedupe_events)
 
     def swap_prices(self, raw: bytes | None) -> bool:
         """Load a price document from the prices topic and use it from now on."""

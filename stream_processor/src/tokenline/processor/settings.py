@@ -6,6 +6,7 @@ every problem, including unreadable attribution-rule and overrides files.
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -53,7 +54,33 @@ class ProcessorSettings(BaseSettings):
     create_topics: bool = True
     window_seconds: int = Field(default=60, ge=1)
     window_grace_s: int = Field(default=600, ge=0, description="How long late events still count.")
-    rollup_emit_interval_s: float = Field(default=5.0, gt=0)
+    batch_max_events: int = Field(
+        default=5_000, ge=1, description="Raw records priced and committed together at most."
+    )
+    batch_max_ms: int = Field(
+        default=100, ge=1, le=10_000, description="How long a batch waits for more records."
+    )
+    dedupe_events: int = Field(
+        default=200_000,
+        ge=0,
+        description="Recent event ids remembered so that a duplicate counts once in windows.",
+    )
+    session_timeout_ms: int = Field(
+        default=15_000,
+        ge=1_000,
+        description="A worker gone this long (not restarted) loses its partitions to others.",
+    )
+    stuck_s: int = Field(
+        default=120,
+        ge=10,
+        description="The worker exits (for its supervisor to restart it) after this long "
+        "without progress in the raw topic's consumer.",
+    )
+    transaction_timeout_ms: int = Field(
+        default=15_000,
+        ge=1_000,
+        description="A killed worker's open transaction is aborted by the broker after this.",
+    )
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 disables.")
     web_port: int = Field(default=6066, ge=1, le=65535)
     web_enabled: bool = False
@@ -80,12 +107,24 @@ class ProcessorSettings(BaseSettings):
     max_future_s: int = Field(default=300, ge=0)
     max_age_s: int = Field(default=7 * 86_400, ge=1)
     mismatch_tolerance: Decimal = Field(default=Decimal("0.05"), ge=0)
-    worker_name: str | None = None
+    worker_name: str | None = Field(
+        default=None,
+        pattern=r"^[\w.-]+$",
+        description=(
+            "Unique per worker and stable across its restarts (default: the host name): its "
+            "static group membership and its transactional id."
+        ),
+    )
     log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
 
     def topic(self, name: str) -> str:
         """The full name of a topic (with the prefix)."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def worker_id(self) -> str:
+        """This worker's name: ``worker_name``, else the host name."""
+        return self.worker_name or socket.gethostname()
 
     @property
     def max_future(self) -> timedelta:

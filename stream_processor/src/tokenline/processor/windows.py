@@ -1,13 +1,17 @@
-"""Tumbling-window arithmetic and the per-window aggregate, free of any framework.
+"""Tumbling-window arithmetic and the per-window aggregates, free of any framework.
 
 A window is half-open, ``[window_start, window_start + size)``, with ``window_start`` the
-event's ``occurred_at`` floored to the window size (UTC). A window value is a small
-JSON-serializable dict (money as a Decimal string) so it can live in a Faust table's changelog
-and be rebuilt by the replay job with the same functions.
+event's ``occurred_at`` floored to the window size (UTC).
 
-Exactly-once without Kafka transactions: each value remembers the highest source offset it has
-applied (``max_source_offset``, per ``source_partition``); :func:`apply` returns ``None`` for an
-event at or below it, so a redelivery after a crash and a changelog restore counts nothing twice.
+The processor sums each batch of events into :class:`Deltas`: integer counters (and an exact
+Decimal cost) per (tenant, provider, model, window), sent as ``UsageRollup`` records that
+*add* to their window (see the processor README: the rollup topic carries deltas, in the
+transaction that commits the batch's offsets, so each counts exactly once). No window state
+is kept between batches, so none can expire early or be lost.
+
+The replay job rebuilds whole windows with :func:`apply` and ``WindowValue`` (JSON-serializable,
+money as a Decimal string): each value remembers the highest source offset it has applied
+(``max_source_offset``, per ``source_partition``), and an event at or below it is skipped.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WINDOW_SECONDS",
+    "Deltas",
     "WindowValue",
     "apply",
     "model_of",
@@ -162,7 +167,7 @@ def apply(
 
 
 def to_rollup(key: str, value: WindowValue) -> UsageRollup:
-    """The UsageRollup record of a window (replace semantics downstream)."""
+    """The UsageRollup record of a whole window (the replay compares it with the stored row)."""
     tenant_id, provider, model = parse_key(key)
     provider_name: Provider = provider  # type: ignore[assignment]
     return {
@@ -187,3 +192,89 @@ def to_rollup(key: str, value: WindowValue) -> UsageRollup:
         "max_source_offset": value["max_source_offset"],
         "updated_at": datetime.fromisoformat(value["updated_at"]),
     }
+
+
+_SUMS = 10  # requests, failures, the five token buckets, unpriced, latency sum, latency max
+
+
+class Deltas:
+    """What one batch of priced events adds to each window: counters, an exact cost, a max."""
+
+    __slots__ = ("_cost", "_size", "_sums", "_where")
+
+    def __init__(self, size_s: int = WINDOW_SECONDS) -> None:
+        self._size = timedelta(seconds=size_s)
+        self._sums: dict[tuple[str, str, str, int], list[int]] = {}
+        self._cost: dict[tuple[str, str, str, int], tuple[Decimal, str]] = {}
+        self._where: dict[tuple[str, str, str, int], tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._sums)
+
+    def add(self, priced: PricedUsageEvent, partition: int, offset: int) -> None:
+        """Count one event in its window (``partition``/``offset``: where it was read)."""
+        event = priced["event"]
+        key = (
+            event["tenant_id"],
+            event["provider"],
+            model_of(priced),
+            (event["occurred_at"] - _EPOCH) // self._size,  # exact integer floor
+        )
+        sums = self._sums.get(key)
+        if sums is None:
+            sums = self._sums[key] = [0] * _SUMS
+        usage = event["usage"]
+        latency = event["latency_ms"]
+        sums[0] += 1
+        sums[1] += 0 if event["success"] else 1
+        sums[2] += usage["input_tokens"]
+        sums[3] += usage["cache_read_input_tokens"]
+        sums[4] += usage["cache_write_input_tokens"]
+        sums[5] += usage["output_tokens"]
+        sums[6] += usage["reasoning_tokens"]
+        sums[8] += latency
+        sums[9] = max(sums[9], latency)
+        cost = priced["cost"]
+        if cost is None:
+            sums[7] += 1
+        else:
+            total, _ = self._cost.get(key, (_ZERO, ""))
+            self._cost[key] = (total + cost["total"], priced["currency"])
+        self._where[key] = (partition, offset)
+
+    def rollups(self, updated_at: datetime) -> list[UsageRollup]:
+        """One ``UsageRollup`` delta per window the batch touched."""
+        size_s = int(self._size.total_seconds())
+        out: list[UsageRollup] = []
+        for key, sums in self._sums.items():
+            tenant_id, provider, model, index = key
+            cost, currency = self._cost.get(key, (_ZERO, "USD"))
+            partition, offset = self._where[key]
+            out.append(
+                {
+                    "tenant_id": tenant_id,
+                    "window_start": _EPOCH + index * self._size,
+                    "window_seconds": size_s,
+                    "provider": provider,  # type: ignore[typeddict-item]
+                    "model": model,
+                    "requests": sums[0],
+                    "failures": sums[1],
+                    "input_tokens": sums[2],
+                    "cache_read_input_tokens": sums[3],
+                    "cache_write_input_tokens": sums[4],
+                    "output_tokens": sums[5],
+                    "reasoning_tokens": sums[6],
+                    "cost_total": cost,
+                    "currency": currency,
+                    "unpriced_count": sums[7],
+                    "latency_ms_sum": sums[8],
+                    "latency_ms_max": sums[9],
+                    "source_partition": partition,
+                    "max_source_offset": offset,
+                    "updated_at": updated_at,
+                }
+            )
+        return out
+
+
+_ZERO = Decimal(0)

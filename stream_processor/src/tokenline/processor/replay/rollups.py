@@ -1,16 +1,19 @@
-"""Which recomputed windows to re-emit on the rollup topic: those that differ from the stored.
+"""What a replay adds to the rollup feed: per window, the recomputed totals minus the stored.
 
-The rollup topic is a live feed for other consumers; the sink does not read it (it changes
-``usage_rollup_1m`` itself, in the transaction that stores the re-priced events). Windows whose
-totals equal the stored row are not re-sent, so a second identical replay sends nothing. A
-stored window of the range that the replay found no event for (its events now count under
-another model, say) is re-sent empty, so the feed's windows add up to the events again.
+The rollup topic is a live feed of *deltas* for other consumers (the processor sends what each
+batch adds to each window); the sink does not read it (it changes ``usage_rollup_1m`` itself,
+in the transaction that stores the re-priced events). A replay sends, for each window of its
+range whose recomputed totals differ from the stored row, the difference: a re-priced window
+gets its cost change, a window whose events now count under another model (say) gets their
+removal, and the new key their addition. Windows that did not change send nothing, so a second
+identical replay sends nothing. ``latency_ms_max`` is a maximum, not a sum: a delta carries the
+recomputed one. The feed adds up to ``usage_rollup_1m`` again when no events arrived in the
+range while the replay ran (those are in both the stored rows and the recomputed windows).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.windows import to_rollup
@@ -49,30 +52,47 @@ def _same(rollup: UsageRollup, stored: Mapping[str, Any]) -> bool:
     return all(rollup[c] == stored[c] for c in COMPARED)  # type: ignore[literal-required]
 
 
-def _empty(key: StoredKey, stored: Mapping[str, Any], updated_at: datetime) -> UsageRollup:
+#: The summed columns: a delta is the recomputed value minus the stored one.
+_SUMMED = (
+    "requests",
+    "failures",
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_total",
+    "unpriced_count",
+    "latency_ms_sum",
+)
+
+
+def _minus(rollup: UsageRollup, stored: Mapping[str, Any] | None) -> UsageRollup:
+    if stored is None:
+        return rollup
+    delta = dict(rollup)
+    for column in _SUMMED:
+        delta[column] = rollup[column] - stored[column]  # type: ignore[literal-required]
+    return delta  # type: ignore[return-value]
+
+
+def _removed(key: StoredKey, stored: Mapping[str, Any], updated_at: datetime) -> UsageRollup:
     tenant_id, start, provider, model = key
-    return {
+    removal: dict[str, Any] = {
         "tenant_id": tenant_id,
         "window_start": start,
         "window_seconds": int(stored["window_seconds"]),
-        "provider": provider,  # type: ignore[typeddict-item]
+        "provider": provider,
         "model": model,
-        "requests": 0,
-        "failures": 0,
-        "input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_write_input_tokens": 0,
-        "output_tokens": 0,
-        "reasoning_tokens": 0,
-        "cost_total": Decimal(0),
         "currency": str(stored["currency"]),
-        "unpriced_count": 0,
-        "latency_ms_sum": 0,
         "latency_ms_max": 0,
         "source_partition": int(stored["source_partition"]),
         "max_source_offset": int(stored["max_source_offset"]),
         "updated_at": updated_at,
     }
+    for column in _SUMMED:
+        removal[column] = -stored[column]
+    return removal  # type: ignore[return-value]
 
 
 def rollups_to_emit(
@@ -81,7 +101,7 @@ def rollups_to_emit(
     *,
     updated_at: datetime,
 ) -> tuple[list[UsageRollup], int]:
-    """The rollups to send (changed, new, or emptied) and how many windows were unchanged."""
+    """The deltas to send (changed, new, or emptied windows) and how many were unchanged."""
     out: list[UsageRollup] = []
     unchanged = 0
     recomputed: set[StoredKey] = set()
@@ -98,11 +118,11 @@ def rollups_to_emit(
         if old is not None and _same(rollup, old):
             unchanged += 1
         else:
-            out.append(rollup)
+            out.append(_minus(rollup, old))
     for gone in sorted(set(stored) - recomputed):
         old = stored[gone]
         if old["requests"] == 0 and old["cost_total"] == 0:
             unchanged += 1
         else:
-            out.append(_empty(gone, old, updated_at))
+            out.append(_removed(gone, old, updated_at))
     return out, unchanged

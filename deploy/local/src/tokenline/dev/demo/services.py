@@ -112,7 +112,6 @@ class DemoPipeline:
                 "TOKENLINE_APP_ID": f"{group}-processor",
                 "TOKENLINE_DATA_DIR": str(self.work_dir / "processor-data"),
                 "TOKENLINE_PRICES_FILE": str(self.prices_file),
-                "TOKENLINE_ROLLUP_EMIT_INTERVAL_S": "1",
             },
         )
         self._spawn(
@@ -139,6 +138,7 @@ class DemoPipeline:
             **first.env,
             "TOKENLINE_DATA_DIR": str(self.work_dir / f"{name}-data"),
             "TOKENLINE_METRICS_PORT": str(port),
+            "TOKENLINE_WORKER_NAME": name,  # its own group membership and transactional id
         }
         log = self.work_dir / f"{name}.log"
         with log.open("wb") as out:

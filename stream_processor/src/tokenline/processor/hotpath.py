@@ -1,0 +1,239 @@
+"""The raw topic's consumer: batches in, one Kafka transaction per batch out.
+
+Runs on a thread of its own inside the Faust worker (see ``agents``). Each turn:
+
+1. take up to ``batch_max_events`` raw records (waiting at most ``batch_max_ms``);
+2. price them and sum their windows (:meth:`Runtime.handle_batch`, no Kafka there);
+3. in one transaction: produce the priced events, the dead letters and the window deltas, add
+   the batch's consumer offsets to it, commit. Either all of it is visible to
+   ``read_committed`` consumers (the sink, anyone reading the rollup feed) and the offsets
+   move on, or none of it is and the records are read again.
+
+The consumer is a static member of the group (``group.instance.id`` = the worker's name), so
+a worker restarted within ``session_timeout_ms`` takes its partitions back without a
+rebalance; partitions move incrementally (cooperative-sticky). The transactional id is
+derived from the same name: a restarted worker aborts whatever its previous run left open, and
+a worker that lost its partitions can no longer commit for them (the group generation fences
+it). Errors the Kafka clients report over and over during an outage are logged a few times,
+not thousands (``RateLimitedLog``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from tokenline.processor.ratelog import RateLimitedLog
+from tokenline.schemas.kafka_security import librdkafka_config
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Sequence
+
+    from confluent_kafka import Message
+
+    from tokenline.processor.runtime import Batch, RawRecord, Runtime
+    from tokenline.processor.settings import ProcessorSettings
+
+__all__ = ["HotPath", "consumer_config", "producer_config"]
+
+log = logging.getLogger(__name__)
+
+_TXN_TIMEOUT_S = 10.0  # per call; a retriable failure is retried until the worker stops
+_LAG_EVERY_S = 1.0
+
+
+def consumer_config(settings: ProcessorSettings) -> dict[str, Any]:
+    """The raw topic's consumer: static member, cooperative, offsets only in transactions."""
+    return {
+        **librdkafka_config(settings),
+        "group.id": settings.app_id,
+        "group.instance.id": settings.worker_id,
+        "client.id": f"{settings.worker_id}-raw",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+    }
+
+
+def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
+    """The transactional producer of priced events, dead letters and window deltas."""
+    return {
+        **librdkafka_config(settings),
+        "client.id": f"{settings.worker_id}-out",
+        "transactional.id": f"{settings.app_id}.{settings.worker_id}",
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.producer_linger_ms,
+        "compression.type": settings.producer_compression,
+        "queue.buffering.max.messages": 1_000_000,
+    }
+
+
+class HotPath:
+    """Consumes the raw topic in batches and commits each batch's outputs transactionally."""
+
+    def __init__(self, settings: ProcessorSettings, runtime: Runtime) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._raw = settings.topic(settings.raw_topic)
+        self._priced = settings.topic(settings.priced_topic)
+        self._dlq = settings.topic(settings.dlq_topic)
+        self._rollups = settings.topic(settings.rollup_topic)
+        self._say = RateLimitedLog(log)
+        self._lag_at = 0.0
+        self._stopping: threading.Event | None = None
+        self.batches = 0
+        self.alive_at = time.monotonic()
+        """When the loop last made progress (a consume returned, a transactional call ended)."""
+
+    def _on_error(self, err: KafkaError) -> None:
+        level = logging.ERROR if err.fatal() else logging.WARNING
+        self._say(level, f"kafka:{err.code()}", f"Kafka: {err.str()}")
+
+    def _clients(self) -> tuple[Consumer, Producer]:
+        quiet = logging.getLogger("librdkafka.processor")  # bounded by RateLimitFilter
+        consumer = Consumer(
+            {**consumer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
+        )
+        producer = Producer(
+            {**producer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
+        )
+        return consumer, producer
+
+    def run(self, stop: threading.Event) -> None:
+        """Process batches until ``stop`` is set; a fatal Kafka error is raised."""
+        self._stopping = stop
+        consumer, producer = self._clients()
+        try:
+            producer.init_transactions(_TXN_TIMEOUT_S)
+            consumer.subscribe(
+                [self._raw], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+            )
+            log.info("consuming %s as %s", self._raw, self._settings.worker_id)
+            while not stop.is_set():
+                self.alive_at = time.monotonic()
+                messages = consumer.consume(
+                    self._settings.batch_max_events, self._settings.batch_max_ms / 1000
+                )
+                records = self._records(messages)
+                if records:
+                    self._process(consumer, producer, records)
+        finally:
+            consumer.close()
+            producer.flush(5)
+
+    def _records(self, messages: Sequence[Message]) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                self._say(logging.WARNING, f"consume:{err.code()}", f"consuming: {err.str()}")
+                continue
+            _kind, timestamp = m.timestamp()
+            record = (m.key(), m.value(), m.topic(), m.partition(), m.offset(), timestamp or None)
+            records.append(cast("RawRecord", record))  # a fetched message has all three
+        return records
+
+    def _process(self, consumer: Consumer, producer: Producer, records: list[RawRecord]) -> None:
+        batch = self._runtime.handle_batch(records, datetime.now(UTC))
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for _key, _value, _topic, partition, offset, _ts in records:
+            first.setdefault(partition, offset)
+            last[partition] = offset
+        offsets = [TopicPartition(self._raw, p, o + 1) for p, o in last.items()]
+        try:
+            self._transact(consumer, producer, batch, offsets)
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if not err.txn_requires_abort():
+                raise
+            self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
+            self._step(producer.abort_transaction, _TXN_TIMEOUT_S)
+            self._runtime.forget_recent()  # the batch's ids count when read again
+            for partition, offset in first.items():
+                consumer.seek(TopicPartition(self._raw, partition, offset))
+            return
+        self.batches += 1
+        self._record_lag(consumer, last)
+
+    def _transact(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        batch: Batch,
+        offsets: list[TopicPartition],
+    ) -> None:
+        self._step(producer.begin_transaction)
+        for topic, records in (
+            (self._priced, batch.priced),
+            (self._dlq, batch.dead),
+            (self._rollups, batch.rollups),
+        ):
+            for key, value in records:
+                self._produce(producer, topic, key, value)
+        self._step(
+            producer.send_offsets_to_transaction,
+            offsets,
+            consumer.consumer_group_metadata(),
+            _TXN_TIMEOUT_S,
+        )
+        self._step(producer.commit_transaction, _TXN_TIMEOUT_S)
+
+    def _step(self, call: Callable[..., None], *args: Any) -> None:
+        """One transactional call, repeated while it fails with a retriable error."""
+        while True:
+            started = self.alive_at = time.monotonic()
+            try:
+                call(*args)
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if not err.retriable() or (self._stopping is not None and self._stopping.is_set()):
+                    raise  # stopping: the open transaction is aborted at the next start
+                waited = time.monotonic() - started
+                self._say(
+                    logging.WARNING,
+                    f"retry:{call.__name__}",
+                    f"{call.__name__} retried after {waited:.1f} s: {err}",
+                )
+
+    @staticmethod
+    def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                return
+            except BufferError:  # the local queue is full: let librdkafka send some
+                producer.poll(0.05)
+
+    def _record_lag(self, consumer: Consumer, last: dict[int, int]) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S:
+            return
+        self._lag_at = now
+        for partition, offset in last.items():
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(self._raw, partition), cached=True
+            )
+            self._runtime.consumer_lag(partition, high - offset - 1)
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(p.partition for p in partitions))
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Between batches: nothing is in flight, every processed record is committed.
+        log.info("revoked %s", sorted(p.partition for p in partitions))
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = sorted(p.partition for p in partitions)
+        log.warning("lost %s (another worker took them over)", lost)
