@@ -96,3 +96,18 @@ def test_a_valid_event_whose_priced_record_is_too_large_is_dead_lettered_whole_o
     priced = _runtime().handle(raw, key=b"acme", source=SOURCE, timestamp_ms=None, now=NOW)
     assert priced.priced_value is not None
     assert _fits(b"acme", priced.priced_value, 1_000_000)
+
+
+def test_the_guard_and_the_producers_agree_on_the_limit() -> None:
+    from pydantic import SecretStr
+
+    from tokenline.processor.hotpath import producer_config
+    from tokenline.sink.settings import SinkSettings
+    from tokenline.sink.worker import producer_config as sink_producer_config
+
+    processor = ProcessorSettings(worker_name="w", max_message_bytes=60_000)
+    assert producer_config(processor)["message.max.bytes"] == 60_000
+    sink = SinkSettings(database_url=SecretStr("postgresql://x/y"), max_message_bytes=70_000)
+    assert sink_producer_config(sink)["message.max.bytes"] == 70_000
+    # the defaults are the clients' own: 1,000,000 bytes
+    assert ProcessorSettings().max_message_bytes == 1_000_000

@@ -94,8 +94,8 @@ class ProcessorSettings(BaseSettings):
     max_message_bytes: int = Field(
         default=1_000_000,
         ge=16_384,
-        description="The largest record the producer sends (Faust's producer_max_request_size "
-        "default); a larger priced or dead-letter record is dead-lettered truncated.",
+        description="The largest record the raw topic's producer sends (its librdkafka "
+        "message.max.bytes); a larger priced record is dead-lettered, a larger dead letter cut.",
     )
     data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
     prices_file: Path | None = Field(
