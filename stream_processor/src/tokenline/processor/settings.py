@@ -91,6 +91,12 @@ class ProcessorSettings(BaseSettings):
         description="How long the producer gathers records into a batch: fewer, larger writes.",
     )
     producer_compression: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        description="The largest record the raw topic's producer sends (its librdkafka "
+        "message.max.bytes); a larger priced record is dead-lettered, a larger dead letter cut.",
+    )
     data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
     prices_file: Path | None = Field(
         default=None,
