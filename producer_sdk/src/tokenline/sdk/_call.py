@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["Call", "ProducerIdentity", "build_event", "empty_usage"]
 
 _ERROR_MESSAGE_MAX = 500
+#: Tag keys and values are cut to what the processor's contract accepts (its contract.py), so a
+#: long tag never costs the event (a refused event is dead-lettered, not billed).
+_TAG_KEY_MAX = 128
+_TAG_VALUE_MAX = 512
 
 
 def empty_usage() -> Usage:
@@ -85,15 +89,19 @@ def _utc(ns: int) -> datetime:
 
 
 def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a provider error, when it has one (100-599; else None).
+
+    ``code`` is an HTTP status on some SDKs' errors and something else on others (a gRPC or
+    errno number): only a real status is kept, so the event stays within the processor's
+    contract and is billed, not dead-lettered.
+    """
     status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
-    if isinstance(status, int):
-        return status
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):  # botocore ClientError
-        meta = response.get("ResponseMetadata", {})
-        code = meta.get("HTTPStatusCode")
-        return code if isinstance(code, int) else None
-    return None
+    if not isinstance(status, int):
+        response = getattr(exc, "response", None)
+        if not isinstance(response, dict):  # botocore ClientError
+            return None
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) and 100 <= status <= 599 else None
 
 
 class ProducerIdentity:
@@ -137,7 +145,7 @@ def build_event(
         "user_id": attribution.get("user_id"),
         "session_id": attribution.get("session_id"),
         "team": attribution.get("team"),
-        "tags": {str(k): str(v) for k, v in tags.items()},
+        "tags": {str(k)[:_TAG_KEY_MAX]: str(v)[:_TAG_VALUE_MAX] for k, v in tags.items()},
         "provider": call.provider,
         "operation": call.operation,
         "request_model": call.request_model,

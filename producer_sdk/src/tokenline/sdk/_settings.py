@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     handle_sigterm: bool = True
     """Run the exit path on SIGTERM (then end as SIGTERM would) when the application left
     SIGTERM at its default; Python's own default ends the process without running it."""
-    max_tags: int = Field(default=32, ge=0)
+    max_tags: int = Field(default=32, ge=0, le=64)  # the processor refuses more than 64
 
     @field_validator("compression")
     @classmethod
