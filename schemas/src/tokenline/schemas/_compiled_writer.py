@@ -78,7 +78,7 @@ def _decimal(value: decimal.Decimal, precision: int, scale: int) -> bytes:
     return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
 
 
-_POWERS = [10**n for n in range(80)]
+_POWERS: list[int] = [10**n for n in range(80)]
 
 
 def _decimal_checked(value: decimal.Decimal, precision: int, scale: int) -> bytes:
