@@ -15,7 +15,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::read::{Context, Reader, Refusal};
+use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -25,7 +25,7 @@ const HEADER: usize = 10;
 #[pyclass(frozen, module = "tokenline_native")]
 struct BatchDecoder {
     writers: Vec<([u8; 8], Program)>,
-    timestamps: usize,
+    caches: Caches,
     ctx: Context,
 }
 
@@ -68,14 +68,17 @@ impl BatchDecoder {
                 .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
             compiled.push((fingerprint, program));
         }
-        let timestamps = compiled
-            .iter()
-            .map(|(_, p)| p.timestamps)
-            .max()
-            .unwrap_or(0);
+        let caches = Caches {
+            timestamps: compiled
+                .iter()
+                .map(|(_, p)| p.timestamps)
+                .max()
+                .unwrap_or(0),
+            strings: compiled.iter().map(|(_, p)| p.strings).max().unwrap_or(0),
+        };
         Ok(Self {
             writers: compiled,
-            timestamps,
+            caches,
             ctx: Context::new(py)?,
         })
     }
@@ -86,7 +89,7 @@ impl BatchDecoder {
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut reader = Reader::new(py, &self.ctx, self.timestamps);
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
         let out: Vec<Bound<'py, PyAny>> = values
             .iter()
             .map(|value| {
@@ -99,7 +102,7 @@ impl BatchDecoder {
 
     /// Why `decode` refuses `value`, or `None` when it reads it (for tests and debugging).
     fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
-        let mut reader = Reader::new(py, &self.ctx, self.timestamps);
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
         self.one(&mut reader, value).err().map(|r| r.to_string())
     }
 }

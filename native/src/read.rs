@@ -112,12 +112,32 @@ impl Context {
     }
 }
 
-/// Reads bodies one after the other; keeps, per timestamp field, the last value it made
-/// (a batch often repeats one, such as the processor's `priced_at`).
+/// How many timestamp and string fields (map keys included) a decoder's schemas have.
+#[derive(Clone, Copy)]
+pub(crate) struct Caches {
+    pub(crate) timestamps: usize,
+    pub(crate) strings: usize,
+}
+
+/// Strings up to this many bytes are kept for the next record.
+const CACHED_STRING: usize = 40;
+
+/// The last short string a field read: its bytes and the `str` made of them.
+struct CachedString<'py> {
+    len: usize,
+    bytes: [u8; CACHED_STRING],
+    value: Bound<'py, PyAny>,
+}
+
+/// Reads bodies one after the other. Keeps, per timestamp field and per string field, the
+/// last value it made, and gives it again (immutable, equal) when the next record holds the
+/// same: a batch often repeats one, such as the processor's `priced_at`, the currency, the
+/// pricing version, a host's fields.
 pub(crate) struct Reader<'a, 'py> {
     py: Python<'py>,
     ctx: &'a Context,
     timestamps: Vec<Option<(i64, Bound<'py, PyAny>)>>,
+    strings: Vec<Option<CachedString<'py>>>,
 }
 
 /// The bytes of one message and the position in them.
@@ -180,11 +200,12 @@ impl<'d> Cursor<'d> {
 }
 
 impl<'a, 'py> Reader<'a, 'py> {
-    pub(crate) fn new(py: Python<'py>, ctx: &'a Context, timestamps: usize) -> Self {
+    pub(crate) fn new(py: Python<'py>, ctx: &'a Context, caches: Caches) -> Self {
         Self {
             py,
             ctx,
-            timestamps: (0..timestamps).map(|_| None).collect(),
+            timestamps: (0..caches.timestamps).map(|_| None).collect(),
+            strings: (0..caches.strings).map(|_| None).collect(),
         }
     }
 
@@ -198,9 +219,14 @@ impl<'a, 'py> Reader<'a, 'py> {
         Ok(value)
     }
 
-    fn string(&mut self, c: &mut Cursor<'_>) -> Read<Bound<'py, PyAny>> {
+    fn string(&mut self, c: &mut Cursor<'_>, slot: usize) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
+        if let Some(cached) = &self.strings[slot] {
+            if cached.bytes[..cached.len] == *raw {
+                return Ok(cached.value.clone());
+            }
+        }
         let ptr = unsafe {
             ffi::PyUnicode_DecodeUTF8(
                 raw.as_ptr().cast::<c_char>(),
@@ -208,10 +234,20 @@ impl<'a, 'py> Reader<'a, 'py> {
                 ptr::null(),
             )
         };
-        unsafe { Bound::from_owned_ptr_or_opt(self.py, ptr) }.ok_or_else(|| {
+        let value = unsafe { Bound::from_owned_ptr_or_opt(self.py, ptr) }.ok_or_else(|| {
             drop(PyErr::take(self.py));
             Refusal::Utf8(at)
-        })
+        })?;
+        if raw.len() <= CACHED_STRING {
+            let mut bytes = [0; CACHED_STRING];
+            bytes[..raw.len()].copy_from_slice(raw);
+            self.strings[slot] = Some(CachedString {
+                len: raw.len(),
+                bytes,
+                value: value.clone(),
+            });
+        }
+        Ok(value)
     }
 
     fn value(&mut self, c: &mut Cursor<'_>, node: &Node) -> Read<Bound<'py, PyAny>> {
@@ -238,7 +274,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 let v = c.long()?;
                 self.timestamp(*slot, v)
             }
-            Node::String => self.string(c),
+            Node::String(slot) => self.string(c, *slot),
             Node::Uuid => self.uuid(c),
             Node::Bytes => {
                 let raw = c.slice()?;
@@ -262,7 +298,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 };
                 self.value(c, branch.ok_or(Refusal::UnionIndex(b))?)
             }
-            Node::Map(values) => self.map(c, values),
+            Node::Map(values, keys) => self.map(c, values, *keys),
             Node::Record { fields, template } => {
                 let dict = owned(py, unsafe { ffi::PyDict_Copy(template.as_ptr()) })?;
                 for (name, field) in fields {
@@ -277,7 +313,7 @@ impl<'a, 'py> Reader<'a, 'py> {
 
     /// Blocks of entries until a zero count; a negative count is followed by the block's
     /// size in bytes (read and not needed). A key seen twice keeps its last value.
-    fn map(&mut self, c: &mut Cursor<'_>, values: &Node) -> Read<Bound<'py, PyAny>> {
+    fn map(&mut self, c: &mut Cursor<'_>, values: &Node, keys: usize) -> Read<Bound<'py, PyAny>> {
         let dict = PyDict::new(self.py);
         loop {
             let at = c.pos;
@@ -296,7 +332,7 @@ impl<'a, 'py> Reader<'a, 'py> {
                 return Err(Refusal::Truncated(at));
             }
             for _ in 0..count {
-                let key = self.string(c)?;
+                let key = self.string(c, keys)?;
                 let value = self.value(c, values)?;
                 set(dict.as_any(), &key, &value)?;
             }

@@ -23,7 +23,8 @@ pub(crate) enum Node {
     Long,
     /// `timestamp-micros`; the index of its one-entry cache (see `read::Reader`).
     Timestamp(usize),
-    String,
+    /// A string; the index of its one-entry cache.
+    String(usize),
     Uuid,
     Bytes,
     /// `decimal` on bytes: the largest magnitude allowed (`10**precision`, `None` when any
@@ -34,7 +35,8 @@ pub(crate) enum Node {
     },
     Enum(Vec<Py<PyString>>),
     Union(Vec<Node>),
-    Map(Box<Node>),
+    /// A map: its values, and the cache index of its keys.
+    Map(Box<Node>, usize),
     /// The fields in order, and a dict of their names (all `None`) that each record copies:
     /// a copy is sized for every field at once.
     Record {
@@ -47,18 +49,21 @@ pub(crate) enum Node {
 pub(crate) struct Program {
     pub(crate) root: Node,
     pub(crate) timestamps: usize,
+    pub(crate) strings: usize,
 }
 
 pub(crate) fn compile(schema: &Bound<'_, PyAny>) -> Result<Program, String> {
     let mut compiler = Compiler {
         named: HashMap::new(),
         timestamps: 0,
+        strings: 0,
         depth: 0,
     };
     let root = compiler.node(schema, "")?;
     Ok(Program {
         root,
         timestamps: compiler.timestamps,
+        strings: compiler.strings,
     })
 }
 
@@ -66,6 +71,7 @@ struct Compiler<'py> {
     /// Named types seen so far, by full name, as their JSON definitions.
     named: HashMap<String, Bound<'py, PyAny>>,
     timestamps: usize,
+    strings: usize,
     depth: usize,
 }
 
@@ -132,9 +138,10 @@ impl<'py> Compiler<'py> {
         match (kind.as_str(), logical.as_deref()) {
             ("record" | "error", None) => self.record(schema, namespace),
             ("enum", None) => self.enumeration(schema, namespace),
-            ("map", None) => Ok(Node::Map(Box::new(
-                self.node(&require(schema, "values")?, namespace)?,
-            ))),
+            ("map", None) => {
+                let values = self.node(&require(schema, "values")?, namespace)?;
+                Ok(Node::Map(Box::new(values), self.string_slot()))
+            }
             ("long", Some("timestamp-micros")) => {
                 self.timestamps += 1;
                 Ok(Node::Timestamp(self.timestamps - 1))
@@ -146,13 +153,18 @@ impl<'py> Compiler<'py> {
         }
     }
 
+    fn string_slot(&mut self) -> usize {
+        self.strings += 1;
+        self.strings - 1
+    }
+
     fn named_or_primitive(&mut self, name: &str, namespace: &str) -> Result<Node, String> {
         Ok(match name {
             "null" => Node::Null,
             "boolean" => Node::Boolean,
             "int" => Node::Int,
             "long" => Node::Long,
-            "string" => Node::String,
+            "string" => Node::String(self.string_slot()),
             "bytes" => Node::Bytes,
             "float" | "double" | "array" | "fixed" => return Err(format!("type {name:?}")),
             _ => {

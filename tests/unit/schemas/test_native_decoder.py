@@ -184,6 +184,28 @@ def test_valid_messages_read_like_fastavro_and_the_python_reader(
         _same(got, _fastavro(name, message))
 
 
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_batch_reads_each_record_as_if_alone(data: st.DataObject) -> None:
+    """The decoder keeps the last string and timestamp of each field for the next record:
+    repeats, near repeats and refused records in between change nothing."""
+    first = data.draw(_records(PRICED, 2), label="first")
+    second = {**data.draw(_records(PRICED, 2), label="second"), "currency": first["currency"]}
+    second["event"] = {**second["event"], "tenant_id": first["event"]["tenant_id"]}
+    second["priced_at"] = first["priced_at"]
+    a, b = (_frame(_schema(PRICED, 2), r) for r in (first, second))
+    older = _frame(_schema(PRICED, 1), {**first, "event": {**first["event"], "provider": "openai"}})
+    messages = [a, b, a[:-2], a, older, b + b"\x00", b, a]
+    codec = _codec(PRICED)
+    batch = _decoder(PRICED).decode(messages)
+    for message, got in zip(messages, batch, strict=True):
+        python = _python(codec, message)
+        if isinstance(python, DecodeError):
+            assert got is None
+        else:
+            _same(got, python)
+
+
 def test_records_read_from_one_batch_share_nothing_mutable() -> None:
     decoder = _decoder(PRICED)
     message = AvroCodec[Any](PRICED).encode(factories.priced_event())
