@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+if ! command -v cargo >/dev/null && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"  # rustup's, in a shell without its profile
+fi
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: the native decoder needs a Rust toolchain (https://rustup.rs)" >&2
   exit 1
