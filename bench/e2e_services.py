@@ -11,10 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,10 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from tokenline.dev import kafka
 from tokenline.dev._proc import free_port
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 TOKENLINE = str(Path(sys.executable).parent / "tokenline")
 
@@ -78,6 +80,20 @@ class Child:
         """The end of its log."""
         text = self.log.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+@contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """The given broker, or a private one started for this run and stopped after it."""
+    if bootstrap:
+        yield bootstrap
+        return
+    with tempfile.TemporaryDirectory(prefix="tl-bench-kafka-") as home:
+        node = kafka.start(Path(home) / "broker")
+        try:
+            yield node.bootstrap
+        finally:
+            kafka.stop(node)
 
 
 def cpu_ticks(pid: int) -> int:

@@ -63,11 +63,11 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,13 +78,10 @@ import venvs
 from check import Outputs, Verdict, Watcher, check
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from e2e_services import cpu_ticks
+from e2e_services import broker, cpu_ticks
 from load import CLOSING_TENANT, Loaded, preload
 
 from tokenline.dev import kafka
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "bench" / "proc" / "runner.py"
@@ -138,20 +135,6 @@ class Result:
 
 
 # ---------------------------------------------------------------------------- services
-@contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    """The given broker, or a private one started for this run and stopped after it."""
-    if bootstrap:
-        yield bootstrap
-        return
-    with tempfile.TemporaryDirectory(prefix="tl-bench-kafka-") as home:
-        node = kafka.start(Path(home) / "broker")
-        try:
-            yield node.bootstrap
-        finally:
-            kafka.stop(node)
-
-
 def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
     """Create ``names`` (``partitions`` each, replication 1) and wait for them."""
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})

@@ -68,10 +68,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sdk"))
 
 import measure
 import venvs
+from e2e_services import broker
 
 from tests._kafka import new_topic
 from tokenline import sdk
@@ -93,20 +95,6 @@ Times = dict[str, list[int]]
 
 
 # ---------------------------------------------------------------------------- services
-@contextmanager
-def broker(bootstrap: str | None) -> Iterator[str]:
-    """The given broker, or a private one started for this run and stopped after it."""
-    if bootstrap:
-        yield bootstrap
-        return
-    with tempfile.TemporaryDirectory(prefix="tl-bench-kafka-") as home:
-        node = kafka.start(Path(home) / "broker")
-        try:
-            yield node.bootstrap
-        finally:
-            kafka.stop(node)
-
-
 @contextmanager
 def emulator() -> Iterator[str]:
     """The provider emulator in a process of its own; its base URL."""

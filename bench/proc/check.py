@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from tokenline.processor.windows import model_of, window_start
 from tokenline.schemas import AvroCodec
+from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,20 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MEASURES", "Outputs", "Verdict", "Watcher", "check", "fold_rollups"]
 
-MEASURES = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-    "latency_ms_max",
-)
-_MAX = MEASURES.index("latency_ms_max")
+MEASURES = (*ROLLUP_SUMS, ROLLUP_MAX)
+_MAX = MEASURES.index(ROLLUP_MAX)
 Key = tuple[str, str, str, "datetime"]  # tenant, provider, model, window_start
 Sums = list[Any]  # ints, cost_total a Decimal
 

@@ -26,6 +26,7 @@ from tokenline.processor.runtime import Handled, Runtime
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.windows import parse_key
 from tokenline.schemas import AvroCodec
+from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from tokenline.schemas import PricedUsageEvent, UsageRollup
@@ -42,20 +43,8 @@ __all__ = [
 ]
 
 #: The measures of a window, in the order of a contribution row.
-MEASURES = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-    "latency_ms_max",
-)
-_MAX = MEASURES.index("latency_ms_max")
+MEASURES = (*ROLLUP_SUMS, ROLLUP_MAX)
+_MAX = MEASURES.index(ROLLUP_MAX)
 _COST = MEASURES.index("cost_total")
 WINDOW_MS = 60_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

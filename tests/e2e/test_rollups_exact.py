@@ -36,6 +36,7 @@ from tests.e2e._truth import PRICES, price_file
 from tests.factories import usage_event
 from tokenline.dev.demo.services import DemoPipeline, create_database, tokenline_command
 from tokenline.schemas import AvroCodec
+from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -262,20 +263,6 @@ def test_workers_added_and_killed_mid_stream_end_exact(state: _State) -> None:
     _assert_exact(state.pipeline, state.landed)
 
 
-_SUMMED = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-)
-
-
 def _live_feed(pipeline: DemoPipeline) -> dict[tuple[Any, ...], list[Any]]:
     """The rollup topic's deltas (committed transactions only) summed per window."""
     codec = AvroCodec[Any]("tokenline.UsageRollup")
@@ -299,10 +286,10 @@ def _live_feed(pipeline: DemoPipeline) -> dict[tuple[Any, ...], list[Any]]:
                 idle_since = time.monotonic()
                 r = codec.decode(message.value() or b"")
                 key = (r["tenant_id"], r["window_start"], r["provider"], r["model"])
-                row = sums.setdefault(key, [0] * len(_SUMMED) + [0])
-                for i, column in enumerate(_SUMMED):
+                row = sums.setdefault(key, [0] * len(ROLLUP_SUMS) + [0])
+                for i, column in enumerate(ROLLUP_SUMS):
                     row[i] += r[column]
-                row[-1] = max(row[-1], r["latency_ms_max"])
+                row[-1] = max(row[-1], r[ROLLUP_MAX])
     finally:
         consumer.close()
     return sums
@@ -312,7 +299,7 @@ def test_the_live_rollup_feed_adds_up_to_the_stored_rollups(state: _State) -> No
     """After the backlog, the late event, the duplicates, the crashes and the rebalances, the
     processor's window deltas (Kafka transactions: each counted once) sum to the stored rows."""
     assert state.landed == 2 * EVENTS + 2 + EVENTS // 2, "runs after the workers test"
-    columns = ", ".join((*_SUMMED, "latency_ms_max"))
+    columns = ", ".join((*ROLLUP_SUMS, ROLLUP_MAX))
     with psycopg.connect(state.pipeline.database_url) as conn:
         stored = {
             (row[0], row[1], row[2], row[3]): list(row[4:])

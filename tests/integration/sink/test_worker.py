@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -104,3 +105,55 @@ def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lett
     ) == pytest.approx(1)
     assert total == expected_total
     assert isinstance(total, Decimal)
+
+
+def test_poison_priced_records_cost_one_dead_letter_each_and_fit_the_dlq(
+    kafka_bootstrap: str, url: str
+) -> None:
+    """Records written straight to the priced topic, past any processor: canaries on both sides.
+
+    A priced record of nearly a megabyte that PostgreSQL refuses has a dead letter larger than
+    the producer's limit: it goes out with the value cut, never as a crash. A second copy of an
+    event at another time is refused as a duplicate; a long too wide for Avro is undecodable.
+    """
+    from confluent_kafka import Producer
+
+    names = _flow.topics(kafka_bootstrap, partitions=1)
+    settings = _flow.settings(kafka_bootstrap, url, names, worker_name="sink-poison")
+    codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
+    canaries = [_flow.event(n) for n in range(400)]
+    huge = _flow.event(1_000)
+    huge["event"]["request_model"] = "\x00" + "m" * 999_000
+    copy = _flow.event(5)
+    copy["event"]["occurred_at"] = copy["event"]["occurred_at"] + timedelta(hours=1)
+    wide_latency = _flow.event(1_002)
+    wide_latency["event"]["latency_ms"] = 2**64 + 7
+    poisons = [codec.encode(huge), codec.encode(copy), codec.encode(wide_latency)]
+    assert len(poisons[0]) > 999_000
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_048_000})
+    for value in [*map(codec.encode, canaries[:200]), *poisons, *map(codec.encode, canaries[200:])]:
+        producer.produce(names["priced_topic"], value=value)
+    assert producer.flush(30) == 0
+
+    worker = SinkWorker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        count, total = _flow.wait_for_rows(url, 400, timeout_s=60)
+        dead = _read_all(kafka_bootstrap, names["dlq_topic"], 3)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert (count, total) == (400, sum(c["cost"]["total"] for c in canaries))
+    assert check_rollups(url).exact
+    by_offset = {d["source_offset"]: d for d in dead}
+    assert sorted(by_offset) == [200, 201, 202]
+    cut = by_offset[200]
+    assert cut["reason_code"] == "rejected_by_database"
+    assert cut["reason"].startswith(("22021:", "54000:"))
+    assert "[value truncated from " in cut["reason"]
+    assert poisons[0].startswith(cut["value"])
+    assert by_offset[201]["reason_code"] == "duplicate_event_id"
+    assert by_offset[201]["value"] == poisons[1]
+    assert by_offset[202]["reason_code"] == "schema_mismatch"

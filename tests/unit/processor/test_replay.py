@@ -153,6 +153,26 @@ def test_old_events_are_priced_at_their_record_time_and_duplicates_count_once() 
     assert len(repricer.result.event_ids) == 3 * 16
 
 
+def test_a_copy_the_sink_refused_is_skipped_even_when_it_comes_first() -> None:
+    """The sink keeps the first copy it stored; the replay re-prices that one only."""
+    event_id = uuid.uuid4()
+    refused = usage_event(event_id=event_id, occurred_at=at(10))
+    stored = usage_event(event_id=event_id, occurred_at=at(130))
+    micros = (at(10) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    repricer = _repricer(refused=frozenset({(event_id.int, micros)}))
+    outs = [_add(repricer, refused, 0), _add(repricer, stored, 1), _add(repricer, refused, 2)]
+    assert [o is not None for o in outs] == [False, True, False]
+    counts = repricer.result.counts
+    assert (counts.duplicates, counts.priced) == (2, 1)
+    assert [w[1] for w in repricer.result.windows] == [at(120).isoformat()]
+    # without the sink's word, the first copy in offset order is the one counted
+    plain = _repricer()
+    assert [o is not None for o in (_add(plain, refused, 0), _add(plain, stored, 1))] == [
+        True,
+        False,
+    ]
+
+
 def test_invalid_and_undecodable_records_are_counted_not_emitted() -> None:
     repricer = _repricer()
     bad = usage_event(event_id=uuid.uuid4(), occurred_at=at(5), latency_ms=-1)

@@ -131,3 +131,26 @@ def test_the_codec_reports_a_damaged_body_as_a_schema_mismatch() -> None:
     with pytest.raises(SchemaMismatch, match="body does not match") as info:
         codec.decode(good[:-3])
     assert info.value.data == good[:-3]
+
+
+@pytest.mark.parametrize(
+    ("varint", "what"),
+    [
+        (b"\xff" * 1_000_000 + b"\x01", "longer than 10 bytes"),  # read in linear time
+        (b"\x8e" + b"\x80" * 8 + b"\x04", "wider than a long"),  # 2**64 + 7, zig-zagged
+    ],
+)
+def test_a_long_beyond_64_bits_is_a_schema_mismatch(varint: bytes, what: str) -> None:
+    """``producer_seq`` (the first long of a UsageEvent) as a varint no long can be."""
+    codec = AvroCodec[Any]("tokenline.UsageEvent")
+    good = codec.encode(factories.usage_event(producer_seq=1))
+    seq_at = 10 + 2 * (1 + 36)  # header, then two uuid strings (length byte, 36 characters)
+    assert good[seq_at] == 2  # producer_seq = 1, zig-zagged
+    with pytest.raises(SchemaMismatch, match=what):
+        codec.decode(good[:seq_at] + varint + good[seq_at + 1 :])
+    # fastavro reads these bytes only by wrapping them to 64 bits
+    parsed = catalog().latest("tokenline.UsageEvent").parsed
+    wrapped = schemaless_reader(
+        BytesIO(good[10:seq_at] + varint + good[seq_at + 1 :]), parsed, None
+    )
+    assert wrapped["producer_seq"] < 2**63

@@ -13,6 +13,7 @@ from tokenline.sink.batch import (
     ROLLUP_COLUMNS,
     backoff_ms,
     dedupe_events,
+    first_copies,
     offsets_to_commit,
     split,
 )
@@ -41,6 +42,18 @@ def test_duplicate_events_keep_the_newest_pricing_in_arrival_order() -> None:
     assert [(r["event_id"].int, r["pricing_version"]) for r in kept] == [(1, "c"), (2, "x")]
     same = [_row(3, "p", 1), _row(3, "q", 1)]
     assert [r["pricing_version"] for r in dedupe_events(same)] == ["q"]
+
+
+def test_copies_of_one_event_at_other_times_are_landed_in_turns() -> None:
+    def at(n: int, minute: int) -> dict[str, Any]:
+        return _row(n, "v", 1) | {"occurred_at": EPOCH + timedelta(minutes=minute)}
+
+    rows = [at(1, 0), at(2, 0), at(1, 5), at(3, 0), at(1, 9), at(2, 1)]
+    turns = []
+    while rows:
+        first, rows = first_copies(rows)
+        turns.append([(r["event_id"].int, r["occurred_at"].minute) for r in first])
+    assert turns == [[(1, 0), (2, 0), (3, 0)], [(1, 5), (2, 1)], [(1, 9)]]
 
 
 def test_offsets_to_commit_are_the_highest_plus_one_per_partition() -> None:

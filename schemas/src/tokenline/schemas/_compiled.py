@@ -34,10 +34,16 @@ BodyReader = Callable[[bytes, int], tuple[Any, int]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_UNION_BRANCHES = 63  # every branch index fits one zig-zag byte
+_LONG_SHIFT_MAX = 63  # the 10th byte of a varint holds bits 63 and up
 
 
 def _long(data: bytes, p: int, b: int) -> tuple[int, int]:
-    """Finish a zig-zag varint whose first byte ``b`` (continuation bit set) is already read."""
+    """Finish a zig-zag varint whose first byte ``b`` (continuation bit set) is already read.
+
+    An Avro long is at most 10 bytes and 64 bits: a longer varint (hostile bytes could make it
+    a megabyte, read in quadratic time) or a wider value is refused, as fastavro cannot read
+    it either (it wraps it to 64 bits).
+    """
     n = b & 0x7F
     shift = 7
     while True:
@@ -45,8 +51,12 @@ def _long(data: bytes, p: int, b: int) -> tuple[int, int]:
         p += 1
         n |= (b & 0x7F) << shift
         if not b & 0x80:
+            if n >> 64:
+                raise ValueError(f"varint of {n.bit_length()} bits is wider than a long")
             return (n >> 1) ^ -(n & 1), p
         shift += 7
+        if shift > _LONG_SHIFT_MAX:
+            raise ValueError(f"varint at {p} is longer than 10 bytes")
 
 
 class _Source(SchemaSource):

@@ -19,7 +19,9 @@ __all__ = [
     "ROLLUP_KEY",
     "backoff_ms",
     "dedupe_events",
+    "first_copies",
     "offsets_to_commit",
+    "split",
 ]
 
 Row = dict[str, Any]
@@ -49,6 +51,27 @@ def dedupe_events(rows: Iterable[Row]) -> list[Row]:
         if seen is not row and row["priced_at"] >= seen["priced_at"]:
             kept[key] = row
     return list(kept.values())
+
+
+def first_copies(rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
+    """Split rows into the first copy of each ``event_id`` and the later copies, in order.
+
+    After :func:`dedupe_events` two rows with one ``event_id`` differ in ``occurred_at``: the
+    store lands the first ones, then the rest, which meet the first's identity and are refused
+    (or land, when the first one was refused itself).
+    """
+    first: list[Row] = []
+    later: list[Row] = []
+    seen: set[Any] = set()
+    for row in rows:
+        event_id = row["event_id"]
+        key = getattr(event_id, "int", event_id)
+        if key in seen:
+            later.append(row)
+        else:
+            seen.add(key)
+            first.append(row)
+    return first, later
 
 
 def offsets_to_commit(positions: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int]:

@@ -38,6 +38,8 @@ __all__ = [
     "Tenant",
     "TokenlineMeta",
     "UsageEvent",
+    "UsageEventDuplicate",
+    "UsageEventId",
     "UsageRollup1m",
 ]
 
@@ -77,7 +79,8 @@ class UsageEvent(Base):
     """One priced LLM call, flattened from ``PricedUsageEvent`` (a hypertable on TimescaleDB).
 
     Unique by ``(event_id, occurred_at)``: the sink upserts on it, and the time column is part of
-    the key so the key is allowed on a hypertable. Costs are NULL when the event is unpriced.
+    the key so the key is allowed on a hypertable. One row per ``event_id`` all the same: see
+    :class:`UsageEventId`. Costs are NULL when the event is unpriced.
     """
 
     __tablename__ = "usage_events"
@@ -177,6 +180,36 @@ class UsageEvent(Base):
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None]
     ingested_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class UsageEventId(Base):
+    """One row per stored ``event_id``: the ``occurred_at`` of the copy in ``usage_events``.
+
+    A plain table on both storage paths (a hypertable's key must hold its time column). The
+    sink inserts into it in the transaction that stores the event; a later copy of the event
+    with another ``occurred_at`` finds the row and is refused (the first stored copy wins).
+    """
+
+    __tablename__ = "usage_event_ids"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime]
+
+
+class UsageEventDuplicate(Base):
+    """A copy of a stored event (same ``event_id``) with another ``occurred_at``, refused."""
+
+    __tablename__ = "usage_event_duplicates"
+    __table_args__ = (Index("ix_usage_event_duplicates_occurred_at", "occurred_at"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
+    kept_occurred_at: Mapped[datetime]
+    tenant_id: Mapped[str]
+    source_topic: Mapped[str | None]
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None]
+    refused_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 
 
 class UsageRollup1m(Base):

@@ -67,6 +67,12 @@ class SinkSettings(BaseSettings):
     dlq_topic: str = Field(default="llm-usage.dlq", min_length=1)
     batch_max_rows: int = Field(default=5_000, ge=1, le=1_000_000)
     batch_max_ms: int = Field(default=500, ge=1, description="Longest wait to fill a batch.")
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        description="The largest dead letter the sink produces (librdkafka message.max.bytes); "
+        "a larger one is sent with its original value truncated.",
+    )
     retry_initial_ms: int = Field(default=200, ge=1)
     retry_max_ms: int = Field(default=10_000, ge=1)
     session_timeout_ms: int = Field(default=45_000, ge=1_000, le=3_600_000)

@@ -2,22 +2,27 @@
 
 :class:`PostgresUsageStore` writes with psycopg 3 and binary COPY (no ORM on the hot path):
 
-- **Fresh events** (the common case) are copied straight into ``usage_events`` inside a
-  savepoint: they pay nothing for conflict handling but a two-key probe per batch.
+- **Fresh events** (the common case) are copied straight into ``usage_events``, and their
+  ``event_id`` into ``usage_event_ids``, inside a savepoint: they pay nothing for conflict
+  handling but a two-key probe per batch.
 - A batch whose first or last event is stored already (a replay, a crash's redelivery, a
   re-pricing pass), or whose COPY hits a unique violation, takes the **re-pricing path**: the
-  key and pricing columns are binary-copied into a narrow temporary table, one ``UPDATE ...
-  FROM`` replaces the cost and pricing columns only when the pricing *differs* (a cost, the
-  status, the reason, the model, the price entry or the currency) *and* the incoming
-  ``priced_at`` is later, and the events not stored yet are then copied in. A re-pricing
-  whose result for an event is what is stored leaves that row as it is, its
-  ``pricing_version`` and ``priced_at`` included: a replay after a change of one tenant's
-  terms touches that tenant's rows only. The same batch twice changes nothing; an older
-  pricing never overwrites a newer one.
-- When even that fails (a refused row, or another worker inserting the same event at the same
-  moment), the **staging upsert** takes over: binary COPY of whole rows into a temporary
-  table, the same ``UPDATE`` for stored events, then ``INSERT ... SELECT ... ON CONFLICT
-  (event_id, occurred_at) DO NOTHING`` for the others.
+  key and pricing columns are binary-copied into a narrow temporary table, the event ids not
+  stored yet are claimed in ``usage_event_ids``, one ``UPDATE ... FROM`` replaces the cost and
+  pricing columns only when the pricing *differs* (a cost, the status, the reason, the model,
+  the price entry or the currency) *and* the incoming ``priced_at`` is later, and the events
+  not stored yet are then copied in. A re-pricing whose result for an event is what is stored
+  leaves that row as it is, its ``pricing_version`` and ``priced_at`` included. The same batch
+  twice changes nothing; an older pricing never overwrites a newer one.
+- When even that fails (another worker inserting the same event at the same moment), the
+  **staging upsert** takes over: binary COPY of whole rows into a temporary table, the same
+  claim and ``UPDATE``, then ``INSERT ... SELECT ... ON CONFLICT (event_id, occurred_at) DO
+  NOTHING`` for the others.
+- **One identity per event**: an ``event_id`` is stored once, whatever its ``occurred_at``.
+  The first copy stored wins; a later copy with another ``occurred_at`` is taken out of the
+  batch, recorded in ``usage_event_duplicates`` and returned as :class:`Rejected`
+  (``duplicate_event_id``). Copies within one batch are landed in turns (the first copy of
+  each id first), so the same rule holds between them.
 - **Rollups** (``usage_rollup_1m``) are added to in the same transaction: every path above
   returns which events it inserted and which it re-priced (their old and new rows, from
   ``RETURNING``), and :mod:`tokenline.sink.rollups` turns that into per-window deltas, added
@@ -25,12 +30,17 @@
   and so on. An event stored already with the same pricing adds nothing, so a redelivered
   batch, a duplicate event or a crash before the commit never counts twice; a window is
   never replaced, so a late event adds to it whenever it comes.
-- A row PostgreSQL refuses (a check constraint, a value out of range) is found by bisecting
-  the batch inside the same transaction with savepoints; it is returned as :class:`Rejected`
-  and everything else lands.
+- **Errors** are sorted by :mod:`tokenline.sink.faults`: one about a row (a check, a value out
+  of range, an index row too large, a value the client cannot convert) or of an unknown kind
+  is isolated by bisecting the batch inside the transaction with savepoints (events and their
+  rollup deltas together, so a rollup sum that overflows finds its event too); the row is
+  returned as :class:`Rejected` and everything else lands. Transient errors (the connection,
+  resources, a shutdown, a missing table) raise
+  :class:`~tokenline.sink.errors.DatabaseUnavailable`, and the write is retried. ``integer``
+  columns are range-checked before the COPY: binary COPY would silently wrap them.
 
 Cross-cutting behaviour wraps the interface: :class:`RetryingStore` here, the metrics in
-:mod:`tokenline.sink.metrics`.
+:mod:`tokenline.sink.metrics`. The statements are in :mod:`tokenline.sink.store_sql`.
 """
 
 from __future__ import annotations
@@ -46,58 +56,54 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from tokenline.sink import store_sql as q
 from tokenline.sink.batch import (
     EVENT_COLUMNS,
-    EVENT_KEY,
     ROLLUP_COLUMNS,
-    ROLLUP_KEY,
     backoff_ms,
     dedupe_events,
+    first_copies,
     split,
 )
 from tokenline.sink.errors import DatabaseUnavailable
+from tokenline.sink.faults import Fault, classify, describe, reason_code
 from tokenline.sink.rollups import SOURCE_COLUMNS, WINDOW_SECONDS, Delta, RollupKey, deltas
+from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["PostgresUsageStore", "Rejected", "RetryingStore", "Row", "UsageStore"]
+__all__ = [
+    "PRICED_VALUE_COLUMNS",
+    "PRICING_COLUMNS",
+    "PostgresUsageStore",
+    "Rejected",
+    "RetryingStore",
+    "Row",
+    "UsageStore",
+]
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 """A flattened row: column name to value."""
 
-#: Columns a newer pricing of the same event replaces.
-PRICING_COLUMNS = (
-    "canonical_model",
-    "pricing_status",
-    "unpriced_reason",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
-    "currency",
-    "price_entry_id",
-    "pricing_version",
-    "priced_at",
-)
-#: The pricing columns that say what an event costs; a new pricing replaces a stored one only
-#: when one of them differs (a new ``pricing_version`` with the same result changes nothing).
-PRICED_VALUE_COLUMNS = tuple(
-    c for c in PRICING_COLUMNS if c not in ("pricing_version", "priced_at")
-)
+_INT4 = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """A row PostgreSQL refused: which table, the row itself, and why (SQLSTATE and message)."""
+    """A row the database refused: which table, the row itself, and why.
+
+    ``reason`` starts with the SQLSTATE or the exception type; ``reason_code`` is the dead
+    letter's: ``rejected_by_database``, ``unstorable_value`` (the client could not convert a
+    value), ``duplicate_event_id`` or ``write_error`` (an error of no known kind).
+    """
 
     table: str
     row: Row
     reason: str
+    reason_code: str = "rejected_by_database"
 
 
 class UsageStore(Protocol):
@@ -134,150 +140,8 @@ class _Landed:
         )
 
 
-@dataclass(frozen=True)
-class _Target:
-    table: str
-    staging: str
-    columns: tuple[str, ...]
-    upsert: sql.Composed
-
-
-def _differs(stored: str, incoming: str) -> sql.Composed:
-    """``(stored.<value columns>) IS DISTINCT FROM (incoming.<value columns>)``."""
-
-    def row(alias: str) -> sql.Composed:
-        return sql.SQL("({})").format(
-            sql.SQL(", ").join(
-                sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c))
-                for c in PRICED_VALUE_COLUMNS
-            )
-        )
-
-    return sql.SQL("{} IS DISTINCT FROM {}").format(row(stored), row(incoming))
-
-
-_EVENTS = _Target(
-    "usage_events",
-    "tl_staging_usage_events",
-    EVENT_COLUMNS,
-    sql.SQL(
-        "INSERT INTO usage_events ({cols}) SELECT {cols} FROM tl_staging_usage_events "
-        "ON CONFLICT (event_id, occurred_at) DO NOTHING RETURNING {returned}"
-    ).format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)),
-        returned=sql.SQL(", ").join(map(sql.Identifier, SOURCE_COLUMNS)),
-    ),
-)
-_ROLLUP_STAGING = "tl_staging_usage_rollup_1m"
-
-#: The narrow staging table of the re-pricing path: batch position, key, pricing columns.
-_PRICING = "tl_staging_pricing"
-_PRICING_COLUMNS = ("n", *EVENT_KEY, *PRICING_COLUMNS)
-_CREATE_PRICING = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT 0::int AS n, {cols} FROM usage_events "
-    "WITH NO DATA"
-).format(
-    staging=sql.Identifier(_PRICING),
-    cols=sql.SQL(", ").join(map(sql.Identifier, (*EVENT_KEY, *PRICING_COLUMNS))),
-)
-# The same rule as the ON CONFLICT upsert, as an UPDATE. The planner has no statistics on the
-# temporary table: joins are limited to nested loops (over the primary key), so a batch never
-# scans usage_events whatever the estimate; JIT is off (it costs more than the statement).
-_NESTED_LOOP_ONLY = ("enable_hashjoin", "enable_mergejoin", "jit")
-
-
-# The stored rows of the batch are locked first: the UPDATE's own snapshot then sees their
-# latest version both as the row it changes (``u``) and as the old value it returns (``o``),
-# so the returned (old, new) pairs are exactly what the statement changed.
-def _lock(staging: str) -> sql.Composed:
-    return sql.SQL(
-        "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
-        "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
-        "ORDER BY u.event_id FOR UPDATE OF u) AS locked"
-    ).format(staging=sql.Identifier(staging))
-
-
-def _reprice_sql(staging: str) -> sql.Composed:
-    def returned(alias: str) -> sql.Composed:
-        return sql.SQL(", ").join(
-            sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c)) for c in SOURCE_COLUMNS
-        )
-
-    return sql.SQL(
-        "UPDATE usage_events AS u SET {sets} FROM {staging} AS s, usage_events AS o "
-        "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
-        "AND o.event_id = u.event_id AND o.occurred_at = u.occurred_at "
-        "AND {differs} AND s.priced_at > u.priced_at RETURNING {old}, {new}"
-    ).format(
-        sets=sql.SQL(", ").join(
-            sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in PRICING_COLUMNS
-        ),
-        staging=sql.Identifier(staging),
-        differs=_differs("u", "s"),
-        old=returned("o"),
-        new=returned("u"),
-    )
-
-
-#: The additive measures of a rollup row (``latency_ms_max`` is kept with greatest()).
-_DELTA_SUMS = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-)
-
-_ADD_ROLLUPS = sql.SQL(
-    "INSERT INTO usage_rollup_1m ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} "
-    "ON CONFLICT ({key}) DO UPDATE SET {sums}, "
-    "latency_ms_max = greatest(usage_rollup_1m.latency_ms_max, EXCLUDED.latency_ms_max), "
-    "currency = CASE WHEN EXCLUDED.requests > 0 THEN EXCLUDED.currency "
-    "ELSE usage_rollup_1m.currency END, updated_at = EXCLUDED.updated_at"
-).format(
-    cols=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_COLUMNS)),
-    staging=sql.Identifier(_ROLLUP_STAGING),
-    key=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_KEY)),
-    sums=sql.SQL(", ").join(
-        sql.SQL("{0} = usage_rollup_1m.{0} + EXCLUDED.{0}").format(sql.Identifier(c))
-        for c in _DELTA_SUMS
-    ),
-)
-_SAME_ROLLUP = (
-    "r.tenant_id = s.tenant_id AND r.window_start = s.window_start "
-    "AND r.provider = s.provider AND r.model = s.model"
-)
-# A window that lost events (a re-pricing moved them to another model): its maximum latency is
-# recomputed from the events it still has, and a window left with none is removed.
-_REMAX_ROLLUPS = sql.SQL(
-    "UPDATE usage_rollup_1m AS r SET latency_ms_max = coalesce((SELECT max(e.latency_ms) "
-    "FROM usage_events AS e WHERE e.tenant_id = r.tenant_id AND e.provider = r.provider "
-    "AND e.occurred_at >= r.window_start "
-    "AND e.occurred_at < r.window_start + make_interval(secs => r.window_seconds) "
-    "AND coalesce(nullif(e.canonical_model, ''), nullif(e.response_model, ''), "
-    "nullif(e.request_model, ''), nullif(e.deployment, ''), 'unknown') = r.model), 0) "
-    "FROM {staging} AS s WHERE {same} AND s.requests < 0"
-).format(staging=sql.Identifier(_ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
-_DROP_EMPTY_ROLLUPS = sql.SQL(
-    "DELETE FROM usage_rollup_1m AS r USING {staging} AS s "
-    "WHERE {same} AND s.requests < 0 AND r.requests = 0"
-).format(staging=sql.Identifier(_ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
-_PROBE = (
-    "SELECT EXISTS (SELECT 1 FROM usage_events "
-    "WHERE (event_id, occurred_at) IN ((%s, %s), (%s, %s)))"
-)
-_MISSING = sql.SQL(
-    "SELECT s.n FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM usage_events AS u "
-    "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at)"
-).format(staging=sql.Identifier(_PRICING))
-
-#: SQLSTATE classes 22 (data exception) and 23 (integrity violation): the row is at fault.
-_ROW_ERRORS = (pg_errors.DataError, pg_errors.IntegrityError)
+def _refused(row: Row, exc: BaseException) -> Rejected:
+    return Rejected(q.EVENTS.table, row, describe(exc), reason_code(exc))
 
 
 class PostgresUsageStore:
@@ -293,6 +157,7 @@ class PostgresUsageStore:
         self._connect_timeout_s = connect_timeout_s
         self._conn: psycopg.Connection[Any] | None = None
         self._types: dict[str, list[str]] = {}
+        self._int4: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ connection
     def _connection(self) -> psycopg.Connection[Any]:
@@ -313,8 +178,8 @@ class PostgresUsageStore:
             try:
                 with conn.transaction():
                     for staging, table, columns in (
-                        (_EVENTS.staging, _EVENTS.table, EVENT_COLUMNS),
-                        (_ROLLUP_STAGING, "usage_rollup_1m", ROLLUP_COLUMNS),
+                        (q.EVENTS.staging, q.EVENTS.table, EVENT_COLUMNS),
+                        (q.ROLLUP_STAGING, "usage_rollup_1m", ROLLUP_COLUMNS),
                     ):
                         conn.execute(
                             sql.SQL(
@@ -322,9 +187,14 @@ class PostgresUsageStore:
                             ).format(sql.Identifier(staging), sql.Identifier(table))
                         )
                         self._types[table] = self._column_types(conn, table, columns)
-                    conn.execute(_CREATE_PRICING)
-                    events = dict(zip(EVENT_COLUMNS, self._types[_EVENTS.table], strict=True))
-                    self._types[_PRICING] = ["int4", *(events[c] for c in _PRICING_COLUMNS[1:])]
+                    conn.execute(q.CREATE_PRICING)
+                    events = dict(zip(EVENT_COLUMNS, self._types[q.EVENTS.table], strict=True))
+                    self._types[q.PRICING] = [
+                        "int4",
+                        *(events[c] for c in q.PRICING_STAGING_COLUMNS[1:]),
+                    ]
+                    self._types["usage_event_ids"] = [events[c] for c in q.GUARD_COLUMNS]
+                    self._int4 = tuple(c for c, t in events.items() if t == "int4")
             except BaseException:
                 conn.close()
                 raise
@@ -355,45 +225,92 @@ class PostgresUsageStore:
     def write(self, priced_rows: Sequence[Row]) -> list[Rejected]:
         """Land the events and what they add to the rollups in one transaction.
 
-        Returns the rows PostgreSQL refused.
+        Returns the rows PostgreSQL refused (and copies of stored events, refused here).
         """
         events = dedupe_events(priced_rows)
         try:
             conn = self._connection()
+            events, rejected = self._in_range(events)
+            landed = _Landed(rejected=rejected)
             with conn.transaction():
-                landed = self._land_events(conn, events)
-                self._add_rollups(conn, deltas(landed.inserted, landed.repriced))
-        except psycopg.Error as exc:
-            # Anything but a row's fault (those are handled below the transaction): the
-            # server is gone, restarting, or misconfigured. Nothing was committed; retry.
+                # Copies of one event_id in this batch land in turns: the first copy of every
+                # id, then the next, ... so a later copy meets the guard row of an earlier one.
+                while events:
+                    first, events = first_copies(events)
+                    landed += self._land(conn, first)
+        except Exception as exc:
+            # Only what is not a row's fault gets here (those are isolated below the
+            # transaction): the server is gone, restarting, or misconfigured. Nothing was
+            # committed; retry.
             self.close()
-            msg = f"cannot write to PostgreSQL: {type(exc).__name__}: {exc}".strip()
+            kind = classify(exc).value
+            msg = f"cannot write to PostgreSQL ({kind}): {type(exc).__name__}: {exc}".strip()
             raise DatabaseUnavailable(msg) from exc
         return landed.rejected
 
-    def _land_events(self, conn: psycopg.Connection[Any], rows: list[Row]) -> _Landed:
+    def _in_range(self, rows: list[Row]) -> tuple[list[Row], list[Rejected]]:
+        """Refuse rows whose ``integer`` columns hold what binary COPY would wrap silently."""
+        low, high = _INT4
+        kept: list[Row] = []
+        refused: list[Rejected] = []
+        for row in rows:
+            wide = next(
+                (c for c in self._int4 if row[c] is not None and not low <= row[c] <= high), None
+            )
+            if wide is None:
+                kept.append(row)
+                continue
+            reason = f"22003: {wide} = {row[wide]} is out of range for type integer"
+            refused.append(Rejected(q.EVENTS.table, row, reason, "unstorable_value"))
+        return kept, refused
+
+    def _land(self, conn: psycopg.Connection[Any], rows: Sequence[Row]) -> _Landed:
+        """Land ``rows`` and their rollup deltas in a savepoint; bisect on an error of a row.
+
+        Transient errors propagate (the whole write is retried); any other error splits the
+        rows in halves, each landed on its own, down to the single rows that fail alone.
+        """
         if not rows:
             return _Landed()
+        try:
+            with conn.transaction():
+                landed = self._land_events(conn, list(rows))
+                self._add_rollups(conn, deltas(landed.inserted, landed.repriced))
+        except Exception as exc:
+            if classify(exc) is Fault.TRANSIENT:
+                raise
+            if len(rows) == 1:
+                log.warning("row refused: %s", describe(exc))
+                return _Landed(rejected=[_refused(rows[0], exc)])
+            first, second = split(rows)
+            return self._land(conn, first) + self._land(conn, second)
+        return landed
+
+    def _land_events(self, conn: psycopg.Connection[Any], rows: list[Row]) -> _Landed:
         if not self._known(conn, rows):
             try:
                 with conn.transaction():
                     self._copy(
-                        conn, EVENT_COLUMNS, self._types[_EVENTS.table], "usage_events", rows
+                        conn,
+                        q.GUARD_COLUMNS,
+                        self._types["usage_event_ids"],
+                        "usage_event_ids",
+                        rows,
+                    )
+                    self._copy(
+                        conn, EVENT_COLUMNS, self._types[q.EVENTS.table], "usage_events", rows
                     )
             except pg_errors.UniqueViolation:
-                pass  # some events are there already: the re-pricing path below
-            except _ROW_ERRORS:
-                return self._upsert_or_bisect(conn, rows)  # finds the refused rows
+                pass  # some events (or copies of them) are there already: the paths below
             else:
                 return _Landed(inserted=rows)
         try:
             with conn.transaction():
-                landed = self._reprice(conn, rows)
-        except _ROW_ERRORS:
-            # A refused row, or an event inserted meanwhile by another worker (unique
-            # violation): the full staging upsert copes with both.
-            return self._upsert_or_bisect(conn, rows)
-        return landed
+                return self._reprice(conn, rows)
+        except pg_errors.UniqueViolation:
+            # An event inserted meanwhile by another worker: the full staging upsert copes.
+            with conn.transaction():
+                return self._upsert(conn, rows)
 
     @staticmethod
     def _known(conn: psycopg.Connection[Any], rows: list[Row]) -> bool:
@@ -404,23 +321,59 @@ class PostgresUsageStore:
         """
         first, last = rows[0], rows[-1]
         found = conn.execute(
-            _PROBE, (first["event_id"], first["occurred_at"], last["event_id"], last["occurred_at"])
+            q.PROBE,
+            (first["event_id"], first["occurred_at"], last["event_id"], last["occurred_at"]),
         ).fetchone()
         return bool(found and found[0])
 
     @staticmethod
+    def _claim(conn: psycopg.Connection[Any], staging: str, rows: Sequence[Row]) -> _Landed:
+        """Claim the staged events' ids; take copies of events stored at another time out.
+
+        Returns the refused copies (recorded in ``usage_event_duplicates``) as rejected rows.
+        """
+        conn.execute(q.claim(staging))
+        refused = conn.execute(q.refuse(staging)).fetchall()
+        if not refused:
+            return _Landed()
+        by_key = {(r["event_id"], r["occurred_at"]): r for r in rows}
+        landed = _Landed()
+        records = []
+        for event_id, occurred_at, kept in refused:
+            row = by_key[(event_id, occurred_at)]
+            records.append(
+                (event_id, occurred_at, kept, *itemgetter(*q.DUPLICATE_COLUMNS[3:])(row))
+            )
+            reason = (
+                f"event_id {event_id} is stored with occurred_at {kept.isoformat()}; "
+                f"this copy says {occurred_at.isoformat()} (the first stored copy wins)"
+            )
+            landed.rejected.append(Rejected(q.EVENTS.table, row, reason, "duplicate_event_id"))
+        with conn.cursor() as cur:
+            cur.executemany(q.RECORD_DUPLICATE, records)
+        return landed
+
+    @staticmethod
     def _update_stored(conn: psycopg.Connection[Any], staging: str) -> _Landed:
         """Re-price the stored events of ``staging``; return the (old, new) rows it changed."""
-        conn.execute(_lock(staging))
+        conn.execute(q.lock(staging))
         width = len(SOURCE_COLUMNS)
         pairs = [
             (
                 dict(zip(SOURCE_COLUMNS, r[:width], strict=True)),
                 dict(zip(SOURCE_COLUMNS, r[width:], strict=True)),
             )
-            for r in conn.execute(_reprice_sql(staging)).fetchall()
+            for r in conn.execute(q.reprice(staging)).fetchall()
         ]
         return _Landed(repriced=pairs)
+
+    @staticmethod
+    def _nested_loops(conn: psycopg.Connection[Any], on: bool) -> None:
+        for setting in q.NESTED_LOOP_ONLY:
+            if on:
+                conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
+            else:
+                conn.execute(sql.SQL("RESET {}").format(sql.Identifier(setting)))
 
     def _reprice(self, conn: psycopg.Connection[Any], rows: list[Row]) -> _Landed:
         """Update the events that exist, then copy in the ones that do not.
@@ -430,50 +383,41 @@ class PostgresUsageStore:
         inserted. Rows the UPDATE's rule leaves alone (the same or an older pricing) stay
         untouched.
         """
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(_PRICING)))
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.PRICING)))
         narrow = [
-            {"n": n, **{c: row[c] for c in _PRICING_COLUMNS[1:]}} for n, row in enumerate(rows)
+            {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
+            for n, row in enumerate(rows)
         ]
-        self._copy(conn, _PRICING_COLUMNS, self._types[_PRICING], _PRICING, narrow)
-        for setting in _NESTED_LOOP_ONLY:
-            conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
-        landed = self._update_stored(conn, _PRICING)
-        missing = [rows[n] for (n,) in conn.execute(_MISSING)]
-        for setting in _NESTED_LOOP_ONLY:
-            conn.execute(sql.SQL("RESET {}").format(sql.Identifier(setting)))
+        self._copy(conn, q.PRICING_STAGING_COLUMNS, self._types[q.PRICING], q.PRICING, narrow)
+        self._nested_loops(conn, True)
+        landed = self._claim(conn, q.PRICING, rows)
+        landed += self._update_stored(conn, q.PRICING)
+        missing = [rows[n] for (n,) in conn.execute(q.MISSING)]
+        self._nested_loops(conn, False)
         if missing:
-            self._copy(conn, EVENT_COLUMNS, self._types[_EVENTS.table], "usage_events", missing)
+            self._copy(conn, EVENT_COLUMNS, self._types[q.EVENTS.table], "usage_events", missing)
         return landed + _Landed(inserted=missing)
 
-    def _upsert_or_bisect(self, conn: psycopg.Connection[Any], rows: Sequence[Row]) -> _Landed:
-        """Land ``rows`` through the full staging table; bisect to find the refused ones.
+    def _upsert(self, conn: psycopg.Connection[Any], rows: Sequence[Row]) -> _Landed:
+        """Land ``rows`` through the full staging table.
 
         Stored events are re-priced, the others inserted (``ON CONFLICT DO NOTHING``, so one
         inserted meanwhile by another worker is skipped, then re-priced by the second UPDATE).
         """
-        try:
-            with conn.transaction():
-                staging = _EVENTS.staging
-                conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(staging)))
-                self._copy(conn, EVENT_COLUMNS, self._types[_EVENTS.table], staging, rows)
-                for setting in _NESTED_LOOP_ONLY:
-                    conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
-                landed = self._update_stored(conn, staging)
-                inserted = [
-                    dict(zip(SOURCE_COLUMNS, r, strict=True))
-                    for r in conn.execute(_EVENTS.upsert).fetchall()
-                ]
-                landed += _Landed(inserted=inserted)
-                if len(inserted) < len(rows):
-                    landed += self._update_stored(conn, staging)
-                for setting in _NESTED_LOOP_ONLY:
-                    conn.execute(sql.SQL("RESET {}").format(sql.Identifier(setting)))
-        except _ROW_ERRORS as exc:
-            if len(rows) == 1:
-                reason = f"{exc.sqlstate}: {str(exc).strip()}"
-                return _Landed(rejected=[Rejected(_EVENTS.table, rows[0], reason)])
-            first, second = split(rows)
-            return self._upsert_or_bisect(conn, first) + self._upsert_or_bisect(conn, second)
+        staging = q.EVENTS.staging
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(staging)))
+        self._copy(conn, EVENT_COLUMNS, self._types[q.EVENTS.table], staging, rows)
+        self._nested_loops(conn, True)
+        landed = self._claim(conn, staging, rows)
+        landed += self._update_stored(conn, staging)
+        inserted = [
+            dict(zip(SOURCE_COLUMNS, r, strict=True))
+            for r in conn.execute(q.EVENTS.upsert).fetchall()
+        ]
+        landed += _Landed(inserted=inserted)
+        if len(inserted) < len(rows) - len(landed.rejected):
+            landed += self._update_stored(conn, staging)
+        self._nested_loops(conn, False)
         return landed
 
     def _add_rollups(self, conn: psycopg.Connection[Any], found: dict[RollupKey, Delta]) -> None:
@@ -488,7 +432,7 @@ class PostgresUsageStore:
                 "provider": provider,
                 "model": model,
                 "window_seconds": WINDOW_SECONDS,
-                **{c: getattr(delta, c) for c in _DELTA_SUMS},
+                **{c: getattr(delta, c) for c in q.DELTA_SUMS},
                 "latency_ms_max": delta.latency_ms_max,
                 "currency": delta.currency,
                 "source_partition": -1,
@@ -497,12 +441,12 @@ class PostgresUsageStore:
             }
             for (tenant_id, start, provider, model), delta in sorted(found.items())
         ]
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(_ROLLUP_STAGING)))
-        self._copy(conn, ROLLUP_COLUMNS, self._types["usage_rollup_1m"], _ROLLUP_STAGING, rows)
-        conn.execute(_ADD_ROLLUPS)
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.ROLLUP_STAGING)))
+        self._copy(conn, ROLLUP_COLUMNS, self._types["usage_rollup_1m"], q.ROLLUP_STAGING, rows)
+        conn.execute(q.ADD_ROLLUPS)
         if any(delta.requests < 0 for delta in found.values()):
-            conn.execute(_REMAX_ROLLUPS)
-            conn.execute(_DROP_EMPTY_ROLLUPS)
+            conn.execute(q.REMAX_ROLLUPS)
+            conn.execute(q.DROP_EMPTY_ROLLUPS)
 
     @staticmethod
     def _copy(

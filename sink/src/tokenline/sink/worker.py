@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from tokenline.schemas import AvroCodec, DecodeError
+from tokenline.schemas import AvroCodec, DeadLetter, DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.oversize import fit_dead_letter
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
 from tokenline.sink.metrics import MeteredStore, SinkMetrics, serve
@@ -75,6 +76,7 @@ def producer_config(settings: SinkSettings) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        "message.max.bytes": settings.max_message_bytes,
     }
 
 
@@ -221,9 +223,7 @@ class SinkWorker:
         """Steps 2 to 4 of :meth:`land`: write, dead-letter, THEN commit the offsets."""
         refused = self._store.write(decoded.events)
         dead = decoded.dead
-        dead.extend(
-            (decoded.origin[id(r.row)], "rejected_by_database", r.reason, "sink") for r in refused
-        )
+        dead.extend((decoded.origin[id(r.row)], r.reason_code, r.reason, "sink") for r in refused)
         self._resume()
         if dead:
             self._dead_letter(dead)
@@ -240,7 +240,7 @@ class SinkWorker:
         now = datetime.now(UTC)
         for message, reason_code, reason, stage in dead:
             _kind, timestamp_ms = message.timestamp()
-            record = {
+            record: DeadLetter = {
                 "reason_code": reason_code,
                 "reason": reason,
                 "stage": stage,
@@ -253,11 +253,15 @@ class SinkWorker:
                 "failed_at": now,
                 "worker": self._settings.worker_name,
             }
+            # A priced record may be near the size limit itself: the dead letter is cut to fit.
+            value = fit_dead_letter(
+                record,
+                kafka_key=message.key(),
+                max_bytes=self._settings.max_message_bytes,
+                encode=self._dlq_codec.encode,
+            )
             self._producer.produce(
-                self._dlq_topic,
-                key=message.key(),
-                value=self._dlq_codec.encode(record),
-                on_delivery=delivered,
+                self._dlq_topic, key=message.key(), value=value, on_delivery=delivered
             )
             self.metrics.dead_letters.labels(reason_code).inc()
             log.warning(

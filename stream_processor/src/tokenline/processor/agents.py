@@ -15,21 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.hotpath import HotPath
+from tokenline.processor.ratelog import limit_handlers
 from tokenline.schemas.kafka_security import KafkaSecurity
 
 if TYPE_CHECKING:
     from tokenline.processor.runtime import Runtime
     from tokenline.processor.settings import ProcessorSettings
 
-__all__ = ["wire"]
+__all__ = ["EXIT_STUCK", "wire"]
 
 log = logging.getLogger(__name__)
 
 _JOIN_S = 60.0
+EXIT_STUCK = 75
+"""The exit status when the raw topic's consumer is stuck (EX_TEMPFAIL: restart me)."""
 
 
 def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
@@ -39,14 +44,17 @@ def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
     class RawTopic(mode.Service):
         """Owns the hot path's thread: started after the prices, stopped with the worker."""
 
+        async def on_start(self) -> None:
+            limit_handlers()  # the worker's logging is set up by now: bound what libraries say
+
         def __post_init__(self) -> None:
             self._stop_flag = threading.Event()
             self._thread: threading.Thread | None = None
             self._failure: BaseException | None = None
 
-        def _run(self) -> None:
+        def _run(self, hot: HotPath) -> None:
             try:
-                HotPath(settings, runtime).run(self._stop_flag)
+                hot.run(self._stop_flag)
             except BaseException as exc:
                 self._failure = exc
                 raise
@@ -54,13 +62,26 @@ def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
         @mode.Service.task
         async def _watch(self) -> None:
             await runtime.prices_ready.wait()
-            thread = threading.Thread(target=self._run, name="raw-topic", daemon=True)
+            hot = HotPath(settings, runtime)
+            thread = threading.Thread(target=self._run, args=(hot,), name="raw-topic", daemon=True)
             self._thread = thread
             thread.start()
             while thread.is_alive():
                 await asyncio.sleep(0.5)
+                stuck = time.monotonic() - hot.alive_at
+                if stuck > settings.stuck_s and not self._stop_flag.is_set():
+                    # A Kafka call that ignores its own timeout (seen after a broker restart)
+                    # holds the thread in native code, so no graceful stop can finish: exit at
+                    # once for the supervisor to restart the worker, which aborts the open
+                    # transaction and resumes from the committed offsets.
+                    log.critical(
+                        "the raw topic's consumer made no progress for %.0f s; exiting (%d) "
+                        "to be restarted", stuck, EXIT_STUCK,
+                    )  # fmt: skip
+                    logging.shutdown()
+                    os._exit(EXIT_STUCK)
             if self._failure is not None and not self._stop_flag.is_set():
-                log.critical("the raw topic's consumer failed: %s", self._failure)
+                log.critical("the raw topic's consumer failed, exiting: %s", self._failure)
                 await self.crash(self._failure)
 
         async def on_stop(self) -> None:

@@ -54,6 +54,10 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
             None if settings.producer_compression == "none" else settings.producer_compression
         ),
         stream_wait_empty=False,
+        # Faust's own group holds no work; a killed worker's seat in it must not hold up the
+        # restarted one's startup for Faust's default minute.
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_ms / 3000),
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         processing_guarantee="at_least_once",

@@ -132,6 +132,12 @@ def _print(out: Console, report: Report) -> None:
 
     scope = report.scope
     tenants = ", ".join(sorted(scope.tenants)) or "all"
+    for run in report.abandoned:
+        out.print(
+            f"run {run.run_id} (started {run.started_at.isoformat()}, range "
+            f"[{run.range_from.isoformat()}, {run.range_to.isoformat()})) had been left running "
+            "by a replay that stopped: marked failed"
+        )
     out.print(
         f"replay run {report.run_id}{' (dry run: nothing sent)' if report.dry_run else ''}\n"
         f"range      [{scope.start.isoformat()}, {scope.end.isoformat()}) tenants: {tenants}\n"

@@ -7,11 +7,12 @@ matching rule wins. The event's own ``team`` is kept when the rule sets none.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -81,9 +82,8 @@ class AttributionRule:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """The normalized host and attribution of one event."""
+class Enrichment(NamedTuple):
+    """The normalized host and attribution of one event (a tuple: made once per event)."""
 
     team: str | None
     cost_center: str | None
@@ -119,15 +119,32 @@ def _service(host: Host) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _host_facts(host: tuple[tuple[str, str | None], ...]) -> tuple[str | None, ...]:
+    """Service, namespace, host name, cloud and region of a host record.
+
+    Cached: every event of an SDK process carries the same host record.
+    """
+    record: Any = dict(host)
+    return (
+        _service(record),
+        _clean(record["k8s_namespace"]),
+        _clean(record["hostname"]),
+        normalize_cloud(record["cloud"]),
+        _clean(record["region"]),
+    )
+
+
 def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichment:
     """Normalize the event's host record and attribute it with the first matching rule."""
-    host = event["host"]
-    service = _service(host)
-    namespace = _clean(host["k8s_namespace"])
-    hostname = _clean(host["hostname"])
-    cluster = next(
-        (_clean(event["tags"].get(tag)) for tag in _CLUSTER_TAGS if event["tags"].get(tag)), None
-    )
+    service, namespace, hostname, cloud, region = _host_facts(tuple(event["host"].items()))
+    tags = event["tags"]
+    cluster = None
+    if tags:
+        for tag in _CLUSTER_TAGS:
+            if tags.get(tag):
+                cluster = _clean(tags[tag])
+                break
     team, cost_center = event["team"], None
     for rule in rules:
         if rule.matches(event["tenant_id"], service, namespace, hostname):
@@ -137,8 +154,8 @@ def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichme
     return Enrichment(
         team=team,
         cost_center=cost_center,
-        cloud=normalize_cloud(host["cloud"]),
-        cloud_region=_clean(host["region"]),
+        cloud=cloud,
+        cloud_region=region,
         cluster=cluster,
         namespace=namespace,
         service=service,

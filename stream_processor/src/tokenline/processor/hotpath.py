@@ -32,7 +32,7 @@ from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from confluent_kafka import Message
 
@@ -43,7 +43,7 @@ __all__ = ["HotPath", "consumer_config", "producer_config"]
 
 log = logging.getLogger(__name__)
 
-_TXN_TIMEOUT_S = 30.0
+_TXN_TIMEOUT_S = 10.0  # per call; a retriable failure is retried until the worker stops
 _LAG_EVERY_S = 1.0
 
 
@@ -75,6 +75,8 @@ def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
         "linger.ms": settings.producer_linger_ms,
         "compression.type": settings.producer_compression,
         "queue.buffering.max.messages": 1_000_000,
+        # Runtime hands over nothing larger (it dead-letters or cuts it): the two agree.
+        "message.max.bytes": settings.max_message_bytes,
     }
 
 
@@ -90,14 +92,17 @@ class HotPath:
         self._rollups = settings.topic(settings.rollup_topic)
         self._say = RateLimitedLog(log)
         self._lag_at = 0.0
+        self._stopping: threading.Event | None = None
         self.batches = 0
+        self.alive_at = time.monotonic()
+        """When the loop last made progress (a consume returned, a transactional call ended)."""
 
     def _on_error(self, err: KafkaError) -> None:
         level = logging.ERROR if err.fatal() else logging.WARNING
         self._say(level, f"kafka:{err.code()}", f"Kafka: {err.str()}")
 
     def _clients(self) -> tuple[Consumer, Producer]:
-        quiet = logging.getLogger("tokenline.processor.librdkafka")
+        quiet = logging.getLogger("librdkafka.processor")  # bounded by RateLimitFilter
         consumer = Consumer(
             {**consumer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
         )
@@ -108,6 +113,7 @@ class HotPath:
 
     def run(self, stop: threading.Event) -> None:
         """Process batches until ``stop`` is set; a fatal Kafka error is raised."""
+        self._stopping = stop
         consumer, producer = self._clients()
         try:
             producer.init_transactions(_TXN_TIMEOUT_S)
@@ -116,6 +122,7 @@ class HotPath:
             )
             log.info("consuming %s as %s", self._raw, self._settings.worker_id)
             while not stop.is_set():
+                self.alive_at = time.monotonic()
                 messages = consumer.consume(
                     self._settings.batch_max_events, self._settings.batch_max_ms / 1000
                 )
@@ -146,24 +153,18 @@ class HotPath:
             first.setdefault(partition, offset)
             last[partition] = offset
         offsets = [TopicPartition(self._raw, p, o + 1) for p, o in last.items()]
-        while True:
-            try:
-                self._transact(consumer, producer, batch, offsets)
-                break
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                if err.txn_requires_abort():
-                    self._say(logging.WARNING, "abort", f"transaction aborted, retried: {err}")
-                    producer.abort_transaction(_TXN_TIMEOUT_S)
-                    self._runtime.forget_recent()  # the batch's ids count when read again
-                    for partition, offset in first.items():  # read the batch again
-                        consumer.seek(TopicPartition(self._raw, partition, offset))
-                    return
-                if err.retriable():
-                    self._say(logging.WARNING, "retry", f"transaction retried: {err}")
-                    time.sleep(0.5)
-                    continue
+        try:
+            self._transact(consumer, producer, batch, offsets)
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if not err.txn_requires_abort():
                 raise
+            self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
+            self._step(producer.abort_transaction, _TXN_TIMEOUT_S)
+            self._runtime.forget_recent()  # the batch's ids count when read again
+            for partition, offset in first.items():
+                consumer.seek(TopicPartition(self._raw, partition, offset))
+            return
         self.batches += 1
         self._record_lag(consumer, last)
 
@@ -174,7 +175,7 @@ class HotPath:
         batch: Batch,
         offsets: list[TopicPartition],
     ) -> None:
-        producer.begin_transaction()
+        self._step(producer.begin_transaction)
         for topic, records in (
             (self._priced, batch.priced),
             (self._dlq, batch.dead),
@@ -182,10 +183,31 @@ class HotPath:
         ):
             for key, value in records:
                 self._produce(producer, topic, key, value)
-        producer.send_offsets_to_transaction(
-            offsets, consumer.consumer_group_metadata(), _TXN_TIMEOUT_S
+        self._step(
+            producer.send_offsets_to_transaction,
+            offsets,
+            consumer.consumer_group_metadata(),
+            _TXN_TIMEOUT_S,
         )
-        producer.commit_transaction(_TXN_TIMEOUT_S)
+        self._step(producer.commit_transaction, _TXN_TIMEOUT_S)
+
+    def _step(self, call: Callable[..., None], *args: Any) -> None:
+        """One transactional call, repeated while it fails with a retriable error."""
+        while True:
+            started = self.alive_at = time.monotonic()
+            try:
+                call(*args)
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if not err.retriable() or (self._stopping is not None and self._stopping.is_set()):
+                    raise  # stopping: the open transaction is aborted at the next start
+                waited = time.monotonic() - started
+                self._say(
+                    logging.WARNING,
+                    f"retry:{call.__name__}",
+                    f"{call.__name__} retried after {waited:.1f} s: {err}",
+                )
 
     @staticmethod
     def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:

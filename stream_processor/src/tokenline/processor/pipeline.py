@@ -215,7 +215,10 @@ def process_decoded(
 
     dlq = _Where(raw, key, source, timestamp_ms, now, config.worker).dead
 
-    violation = validate_event(event, now, config.limits)
+    try:
+        violation = validate_event(event, now, config.limits)
+    except Exception as exc:  # noqa: BLE001 - a validation bug must not stop the processor
+        return dlq("validation_error", f"{type(exc).__name__}: {exc}", "validate")
     if violation is not None:
         return dlq(violation.reason_code, violation.detail, "validate")
     try:

@@ -7,15 +7,15 @@ A broker gone for a minute makes the Kafka clients report the same error many ti
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
 
-__all__ = ["RateLimitedLog"]
+__all__ = ["RateLimitFilter", "RateLimitedLog", "limit_handlers"]
 
 
 class RateLimitedLog:
@@ -46,3 +46,51 @@ class RateLimitedLog:
             self._last[kind] = now
         suffix = f" ({held} more like it in the last {self._every:.0f} s)" if held else ""
         self._log.log(level, "%s%s", message, suffix)
+
+
+class RateLimitFilter:
+    """A ``logging`` filter doing the same for other libraries' records (aiokafka's, Faust's).
+
+    Records of ``WARNING`` and above are keyed by logger and message template; the first goes
+    through, then one per ``every_s``, after a line saying how many were held back. Records
+    of ``tokenline`` loggers pass: they are bounded where they are made. A record is never
+    changed (another handler may format it too).
+    """
+
+    def __init__(self, every_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._every = every_s
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` goes out."""
+        if record.levelno < logging.WARNING or record.name.startswith("tokenline"):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._every:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            held = self._held.pop(key, 0)
+            self._last[key] = now
+        if held:
+            _held_back.warning(
+                "%d more like the next line from %s in the last %.0f s",
+                held, record.name, self._every,
+            )  # fmt: skip
+        return True
+
+
+_held_back = logging.getLogger("tokenline.logs")
+
+
+def limit_handlers(logger: logging.Logger | None = None, every_s: float = 30.0) -> None:
+    """Put one :class:`RateLimitFilter` on every handler of ``logger`` (the root by default)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
+            handler.addFilter(RateLimitFilter(every_s))

@@ -30,6 +30,7 @@ from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
+from tokenline.schemas.oversize import fit_dead_letter, oversized
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -114,7 +115,6 @@ class Runtime:
         """
         out = Batch()
         deltas = Deltas(self.settings.window_seconds)
-        outcomes: Counter[str] = Counter()
         dead: Counter[tuple[str, str]] = Counter()
         first_time = self.recent.first_time
         values = [value or b"" for _key, value, *_rest in records]
@@ -131,7 +131,6 @@ class Runtime:
                     deltas.add(record, partition, offset)
                 else:
                     out.duplicates += 1
-                outcomes[record["pricing_status"]] += 1
             elif handled.dlq_value is not None:
                 out.dead.append((key, handled.dlq_value))
                 dead[handled.dead_reason] += 1
@@ -168,7 +167,10 @@ class Runtime:
         timestamp_ms: int | None,
         now: datetime,
     ) -> Handled:
-        """Run one raw record through the pipeline and encode what goes out (metrics too)."""
+        """Run one raw record through the pipeline and encode what goes out (metrics too).
+
+        What goes out fits ``max_message_bytes`` (see :meth:`_one`).
+        """
         self.metrics.events_in.inc()
         handled = self._one(raw, key, source, timestamp_ms, now)
         if handled.dlq_value is not None:
@@ -224,16 +226,37 @@ class Runtime:
                     worker=self.config.worker,
                 )
             )
-        self._account(record)
         event = record["event"]
+        size = oversized(event["tenant_id"].encode(), value, self.settings.max_message_bytes)
+        if size is not None:
+            return self._dead(
+                dead_letter(
+                    reason_code="oversize",
+                    reason=f"the priced record is {size} bytes with its key, over the "
+                    f"producer's {self.settings.max_message_bytes}-byte limit",
+                    stage="encode",
+                    source=source,
+                    key=key,
+                    value=raw,
+                    timestamp_ms=timestamp_ms,
+                    now=now,
+                    worker=self.config.worker,
+                )
+            )
+        self._account(record)
         window_key = rollup_key(event["tenant_id"], event["provider"], model_of(record))
         return Handled(priced_value=value, priced=record, window_key=window_key)
 
     def _dead(self, record: DeadLetter) -> Handled:
-        return Handled(
-            dlq_value=self.dlq_codec.encode(record),
-            dead_reason=(record["reason_code"], record["stage"]),
+        # The dead letter goes out under the original record's key: both count against the
+        # producer's limit, and an oversized original is cut (its coordinates are kept).
+        value = fit_dead_letter(
+            record,
+            kafka_key=record["key"],
+            max_bytes=self.settings.max_message_bytes,
+            encode=self.dlq_codec.encode,
         )
+        return Handled(dlq_value=value, dead_reason=(record["reason_code"], record["stage"]))
 
     def _account(self, record: PricedUsageEvent) -> None:
         if record["pricing_status"] == "unpriced":

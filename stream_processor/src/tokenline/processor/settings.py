@@ -70,6 +70,12 @@ class ProcessorSettings(BaseSettings):
         ge=1_000,
         description="A worker gone this long (not restarted) loses its partitions to others.",
     )
+    stuck_s: int = Field(
+        default=120,
+        ge=10,
+        description="The worker exits (for its supervisor to restart it) after this long "
+        "without progress in the raw topic's consumer.",
+    )
     transaction_timeout_ms: int = Field(
         default=15_000,
         ge=1_000,
@@ -85,6 +91,12 @@ class ProcessorSettings(BaseSettings):
         description="How long the producer gathers records into a batch: fewer, larger writes.",
     )
     producer_compression: Literal["none", "gzip", "lz4", "zstd"] = "lz4"
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=16_384,
+        description="The largest record the raw topic's producer sends (its librdkafka "
+        "message.max.bytes); a larger priced record is dead-lettered, a larger dead letter cut.",
+    )
     data_dir: Path = Path("/tmp/tokenline-processor")  # noqa: S108 - Faust's state, not secrets
     prices_file: Path | None = Field(
         default=None,

@@ -1,14 +1,21 @@
 """The replay's own small SQL against the sink's tables (it never imports the sink).
 
 Reads what the database holds for the range before anything is sent (costs per tenant and
-model, pricing versions, stored windows), records the ``repricing_runs`` row, and tells how
-many re-priced events and windows have landed (``--wait-landed``). Statements are never
-server-prepared (``prepare_threshold=None``, see DESIGN "Traps").
+model, pricing versions, stored windows, the copies of events the sink refused), records the
+``repricing_runs`` row, and tells how many re-priced events and windows have landed
+(``--wait-landed``). Statements are never server-prepared (``prepare_threshold=None``, see
+DESIGN "Traps").
+
+A run's row is leased: :func:`start_run` takes a session advisory lock keyed by the run's id,
+which PostgreSQL releases when the replay's connection ends, however it ends (a SIGKILL, a
+lost host once the server notices). :func:`close_abandoned`, called when a replay starts,
+marks ``failed`` every ``running`` row whose lock nobody holds: its replay is gone.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -26,11 +33,14 @@ if TYPE_CHECKING:
     from tokenline.processor.replay.scope import ReplayScope
 
 __all__ = [
+    "AbandonedRun",
     "before_costs",
+    "close_abandoned",
     "connect",
     "events_landed",
     "finish_run",
     "load_event_keys",
+    "refused_copies",
     "start_run",
     "stored_rollups",
 ]
@@ -40,6 +50,10 @@ _MODEL = (
     "COALESCE(NULLIF(canonical_model, ''), NULLIF(response_model, ''), "
     "NULLIF(request_model, ''), NULLIF(deployment, ''), 'unknown')"
 )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -88,6 +102,10 @@ def stored_rollups(
     }
 
 
+#: Advisory lock keys of run leases: this base plus the run's id ("tlrp" in the high half).
+_LEASE_BASE = 0x746C7270 << 32
+
+
 def start_run(
     conn: psycopg.Connection[Any],
     scope: ReplayScope,
@@ -95,20 +113,80 @@ def start_run(
     new_pricing_version: str,
     dry_run: bool,
 ) -> int:
-    """Insert the run's row (status ``running``); return its id."""
-    row = conn.execute(
-        "INSERT INTO repricing_runs (range_from, range_to, tenants, new_pricing_version, "
-        "dry_run, status) VALUES (%s, %s, %s, %s, %s, 'running') RETURNING id",
-        (
-            scope.start,
-            scope.end,
-            sorted(scope.tenants) or None,
-            new_pricing_version,
-            dry_run,
-        ),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    """Insert the run's row (status ``running``) and hold its lease; return its id.
+
+    The lease is taken in the transaction that inserts the row, so no other replay ever sees
+    the row ``running`` without its lease held.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO repricing_runs (range_from, range_to, tenants, new_pricing_version, "
+            "dry_run, status) VALUES (%s, %s, %s, %s, %s, 'running') RETURNING id",
+            (
+                scope.start,
+                scope.end,
+                sorted(scope.tenants) or None,
+                new_pricing_version,
+                dry_run,
+            ),
+        ).fetchone()
+        assert row is not None
+        run_id = int(row[0])
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LEASE_BASE + run_id,))
+    return run_id
+
+
+@dataclass(frozen=True)
+class AbandonedRun:
+    """A run left ``running`` by a replay that stopped without closing it, now ``failed``."""
+
+    run_id: int
+    started_at: datetime
+    range_from: datetime
+    range_to: datetime
+
+
+def close_abandoned(conn: psycopg.Connection[Any]) -> list[AbandonedRun]:
+    """Mark ``failed`` every ``running`` run whose lease nobody holds; return them."""
+    running = conn.execute(
+        "SELECT id, started_at, range_from, range_to FROM repricing_runs "
+        "WHERE status = 'running' ORDER BY id"
+    ).fetchall()
+    closed: list[AbandonedRun] = []
+    for run_id, started_at, range_from, range_to in running:
+        key = _LEASE_BASE + int(run_id)
+        taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (taken and taken[0]):
+            continue  # its replay is still running
+        try:
+            done = conn.execute(
+                "UPDATE repricing_runs SET status = 'failed', finished_at = now(), "
+                "error = 'abandoned: the replay running it stopped without closing it "
+                "(found by a later replay)' WHERE id = %s AND status = 'running'",
+                (run_id,),
+            )
+            if done.rowcount:
+                closed.append(AbandonedRun(int(run_id), started_at, range_from, range_to))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    return closed
+
+
+def refused_copies(conn: psycopg.Connection[Any], scope: ReplayScope) -> frozenset[tuple[int, int]]:
+    """The copies of events the sink refused (another copy is stored), in the range.
+
+    As ``(event_id as int, occurred_at in microseconds since the epoch)``: a replay skips them,
+    re-pricing the stored copy only (the sink's "first stored copy wins").
+    """
+    found = conn.execute("SELECT to_regclass('usage_event_duplicates') IS NOT NULL").fetchone()
+    if not (found and found[0]):
+        return frozenset()  # a schema before revision 0004: nothing was ever refused
+    where, params = _where(scope, "occurred_at")
+    rows = conn.execute(
+        sql.SQL("SELECT event_id, occurred_at FROM usage_event_duplicates WHERE {}").format(where),
+        params,
+    ).fetchall()
+    return frozenset((event_id.int, (at - _EPOCH) // _MICRO) for event_id, at in rows)
 
 
 def finish_run(
@@ -141,9 +219,6 @@ def finish_run(
             run_id,
         ),
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_event_keys(

@@ -1,9 +1,13 @@
 """One replay from start to end; the order of its steps is the contract.
 
+0. Close the runs earlier replays left ``running`` when they were killed (their lease is
+   free: see :mod:`~tokenline.processor.replay.db`); the report lists them.
 1. Plan: widen the range to whole windows, find each raw partition's offsets, and stop if
    retention deleted records the range needs (unless truncation is allowed).
-2. Read what the database holds now (costs per tenant and model, pricing versions, windows),
-   *before* anything is sent, and insert the ``repricing_runs`` row (``running``).
+2. Read what the database holds now (costs per tenant and model, pricing versions, windows,
+   the copies of events the sink refused), *before* anything is sent, and insert the
+   ``repricing_runs`` row (``running``, leased for as long as this replay's connection
+   lives).
 3. Read, re-price and re-emit the priced events (readers in parallel), then send the windows
    whose recomputed value differs from the stored one; flush, failing on any delivery error.
 4. Close the run row (``succeeded``, or ``failed`` with the error), then with
@@ -95,6 +99,8 @@ class ReplayReport:
     dry_run: bool
     truncated: dict[int, datetime | None] = field(default_factory=dict)
     landed: bool | None = None
+    abandoned: list[db.AbandonedRun] = field(default_factory=list)
+    """Runs earlier replays left ``running`` (killed), marked ``failed`` by this one."""
 
 
 def _ms_time(ms: int | None) -> datetime | None:
@@ -149,7 +155,14 @@ class _Run:
         self.keys: tuple[bytes, Sequence[int], Sequence[int]] = (b"", (), ())
 
     def execute(self) -> ReplayReport:
-        """Steps 1 to 4; the run row is marked failed when any of them raises."""
+        """Steps 0 to 4; the run row is marked failed when any of them raises."""
+        abandoned = db.close_abandoned(self.conn)
+        for run in abandoned:
+            self.progress.note(
+                f"run {run.run_id} (started {run.started_at.isoformat()}, range "
+                f"[{run.range_from.isoformat()}, {run.range_to.isoformat()})) was left running "
+                "by a replay that stopped; marked failed"
+            )
         run_id = db.start_run(
             self.conn,
             self.scope,
@@ -161,6 +174,7 @@ class _Run:
         except BaseException as exc:
             db.finish_run(self.conn, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
+        report.abandoned = abandoned
         truncated = ", ".join(
             f"partition {p} from {t.isoformat() if t else 'nothing'}"
             for p, t in sorted(report.truncated.items())
@@ -194,6 +208,7 @@ class _Run:
             )
         before, old_versions = db.before_costs(self.conn, self.scope)
         stored = db.stored_rollups(self.conn, self.scope)
+        refused = db.refused_copies(self.conn, self.scope)
         self.progress.planned(plan.total)
         readers = self.request.readers
         if readers is None:
@@ -212,6 +227,7 @@ class _Run:
                 dry_run=self.request.dry_run,
                 keep_keys=keep_keys,
                 group_id=self.group_id,
+                refused=refused,
             )
             for group in groups
         ]

@@ -70,6 +70,8 @@ class ReadTask:
     dry_run: bool
     keep_keys: bool
     group_id: str
+    refused: frozenset[tuple[int, int]] = frozenset()
+    """Copies of events the sink refused (see :class:`~tokenline.processor.replay.Repricer`)."""
 
 
 def split_partitions(plan: ReadPlan, readers: int) -> list[list[int]]:
@@ -100,6 +102,7 @@ def run_task(task: ReadTask, progress: Callable[[int], None]) -> PartialResult:
         priced_at=task.priced_at,
         encoder=None if task.dry_run else PricedEncoder(),
         keep_keys=task.keep_keys,
+        refused=task.refused,
     )
     sender = None if task.dry_run else Sender(task.settings)
     priced_topic = task.settings.topic(task.settings.priced_topic)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.windows import to_rollup
+from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,47 +32,18 @@ StoredKey = tuple[str, datetime, str, str]
 """``(tenant_id, window_start, provider, model)``: the primary key of ``usage_rollup_1m``."""
 
 #: The columns whose values make a window; ``updated_at`` and the source offsets do not.
-COMPARED = (
-    "window_seconds",
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "currency",
-    "unpriced_count",
-    "latency_ms_sum",
-    "latency_ms_max",
-)
+COMPARED = ("window_seconds", *ROLLUP_SUMS, "currency", ROLLUP_MAX)
 
 
 def _same(rollup: UsageRollup, stored: Mapping[str, Any]) -> bool:
     return all(rollup[c] == stored[c] for c in COMPARED)  # type: ignore[literal-required]
 
 
-#: The summed columns: a delta is the recomputed value minus the stored one.
-_SUMMED = (
-    "requests",
-    "failures",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_total",
-    "unpriced_count",
-    "latency_ms_sum",
-)
-
-
 def _minus(rollup: UsageRollup, stored: Mapping[str, Any] | None) -> UsageRollup:
     if stored is None:
         return rollup
     delta = dict(rollup)
-    for column in _SUMMED:
+    for column in ROLLUP_SUMS:
         delta[column] = rollup[column] - stored[column]  # type: ignore[literal-required]
     return delta  # type: ignore[return-value]
 
@@ -90,7 +62,7 @@ def _removed(key: StoredKey, stored: Mapping[str, Any], updated_at: datetime) ->
         "max_source_offset": int(stored["max_source_offset"]),
         "updated_at": updated_at,
     }
-    for column in _SUMMED:
+    for column in ROLLUP_SUMS:
         removal[column] = -stored[column]
     return removal  # type: ignore[return-value]
 

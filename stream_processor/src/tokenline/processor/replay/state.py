@@ -12,9 +12,11 @@ with two differences that make a replay of old records equal to their live proce
   pricing *and* a later ``priced_at``) applies the new prices.
 
 Windows are recomputed with :func:`~tokenline.processor.windows.apply` from every event of the
-range. An ``event_id`` seen before in the run is a duplicate (an SDK retry or re-sent spool
-record): it is counted once, as ``usage_events`` holds it once. The live processor skips
-only redeliveries of the same offset, so its windows count such a duplicate twice; a replay
+range. Duplicates are counted once, as ``usage_events`` holds an ``event_id`` once (the first
+copy the sink stored): a copy the sink refused (in ``usage_event_duplicates``, given as
+``refused``) is skipped, and an ``event_id`` seen before in the run (an SDK retry or re-sent
+spool record, in offset order as the sink stores them) too. The live processor skips only
+redeliveries of the same offset, so its windows count such a duplicate twice; a replay
 corrects that. Dead-lettered records are counted, never re-sent to the DLQ.
 """
 
@@ -133,6 +135,7 @@ class Repricer:
         priced_at: datetime,
         encoder: PricedEncoder | None = None,
         keep_keys: bool = False,
+        refused: frozenset[tuple[int, int]] = frozenset(),
     ) -> None:
         self.scope = scope
         self.book = book
@@ -140,6 +143,8 @@ class Repricer:
         self.priced_at = priced_at
         self.encoder = encoder
         self.keep_keys = keep_keys
+        self.refused = refused
+        """``(event_id as int, occurred_at in µs)`` of copies the sink refused: skipped."""
         self.result = PartialResult()
         self._seen: set[int] = set()
         self._codec: AvroCodec[UsageEvent] = AvroCodec("tokenline.UsageEvent")
@@ -170,7 +175,9 @@ class Repricer:
             counts.out_of_scope += 1
             return None
         event_key = event["event_id"].int
-        if event_key in self._seen:
+        if event_key in self._seen or (
+            self.refused and (event_key, (event["occurred_at"] - _EPOCH) // _MICRO) in self.refused
+        ):
             counts.duplicates += 1
             return None
         seen_at = (

@@ -1,0 +1,242 @@
+"""The statements :class:`~tokenline.sink.store.PostgresUsageStore` runs, composed once.
+
+Identifiers come from the models' column lists and module constants only; values are always
+parameters or COPY data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from tokenline.schemas.rollup import ROLLUP_SUMS
+from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY, ROLLUP_COLUMNS, ROLLUP_KEY
+from tokenline.sink.rollups import SOURCE_COLUMNS
+
+__all__ = [
+    "ADD_ROLLUPS",
+    "CREATE_PRICING",
+    "DELTA_SUMS",
+    "DROP_EMPTY_ROLLUPS",
+    "DUPLICATE_COLUMNS",
+    "EVENTS",
+    "GUARD_COLUMNS",
+    "MISSING",
+    "NESTED_LOOP_ONLY",
+    "PRICED_VALUE_COLUMNS",
+    "PRICING",
+    "PRICING_COLUMNS",
+    "PRICING_STAGING_COLUMNS",
+    "PROBE",
+    "RECORD_DUPLICATE",
+    "REMAX_ROLLUPS",
+    "ROLLUP_STAGING",
+    "Target",
+    "claim",
+    "lock",
+    "refuse",
+    "reprice",
+]
+
+#: Columns a newer pricing of the same event replaces.
+PRICING_COLUMNS = (
+    "canonical_model",
+    "pricing_status",
+    "unpriced_reason",
+    "cost_input",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_output",
+    "cost_reasoning",
+    "cost_total",
+    "currency",
+    "price_entry_id",
+    "pricing_version",
+    "priced_at",
+)
+#: The pricing columns that say what an event costs; a new pricing replaces a stored one only
+#: when one of them differs (a new ``pricing_version`` with the same result changes nothing).
+PRICED_VALUE_COLUMNS = tuple(
+    c for c in PRICING_COLUMNS if c not in ("pricing_version", "priced_at")
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A table, the temporary table staged for it, its columns and its upsert."""
+
+    table: str
+    staging: str
+    columns: tuple[str, ...]
+    upsert: sql.Composed
+
+
+def _differs(stored: str, incoming: str) -> sql.Composed:
+    """``(stored.<value columns>) IS DISTINCT FROM (incoming.<value columns>)``."""
+
+    def row(alias: str) -> sql.Composed:
+        return sql.SQL("({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c))
+                for c in PRICED_VALUE_COLUMNS
+            )
+        )
+
+    return sql.SQL("{} IS DISTINCT FROM {}").format(row(stored), row(incoming))
+
+
+EVENTS = Target(
+    "usage_events",
+    "tl_staging_usage_events",
+    EVENT_COLUMNS,
+    sql.SQL(
+        "INSERT INTO usage_events ({cols}) SELECT {cols} FROM tl_staging_usage_events "
+        "ON CONFLICT (event_id, occurred_at) DO NOTHING RETURNING {returned}"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)),
+        returned=sql.SQL(", ").join(map(sql.Identifier, SOURCE_COLUMNS)),
+    ),
+)
+ROLLUP_STAGING = "tl_staging_usage_rollup_1m"
+
+#: The narrow staging table of the re-pricing path: batch position, key, pricing columns.
+PRICING = "tl_staging_pricing"
+PRICING_STAGING_COLUMNS = ("n", *EVENT_KEY, *PRICING_COLUMNS)
+CREATE_PRICING = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT 0::int AS n, {cols} FROM usage_events "
+    "WITH NO DATA"
+).format(
+    staging=sql.Identifier(PRICING),
+    cols=sql.SQL(", ").join(map(sql.Identifier, (*EVENT_KEY, *PRICING_COLUMNS))),
+)
+# The same rule as the ON CONFLICT upsert, as an UPDATE. The planner has no statistics on the
+# temporary table: joins are limited to nested loops (over the primary key), so a batch never
+# scans usage_events whatever the estimate; JIT is off (it costs more than the statement).
+NESTED_LOOP_ONLY = ("enable_hashjoin", "enable_mergejoin", "jit")
+
+# ---------------------------------------------------------------- one identity per event
+#: ``usage_event_ids``: one row per stored event_id (see migration 0004).
+GUARD_COLUMNS = EVENT_KEY
+#: What a refused copy of a stored event records in ``usage_event_duplicates``.
+DUPLICATE_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "kept_occurred_at",
+    "tenant_id",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+)
+
+
+def claim(staging: str) -> sql.Composed:
+    """Give every staged event_id not stored yet its guard row (another worker's wins)."""
+    return sql.SQL(
+        "INSERT INTO usage_event_ids (event_id, occurred_at) "
+        "SELECT event_id, occurred_at FROM {staging} ORDER BY event_id "
+        "ON CONFLICT (event_id) DO NOTHING"
+    ).format(staging=sql.Identifier(staging))
+
+
+def refuse(staging: str) -> sql.Composed:
+    """Take the staged copies of events stored with another occurred_at out of the batch."""
+    return sql.SQL(
+        "DELETE FROM {staging} AS s USING usage_event_ids AS g "
+        "WHERE g.event_id = s.event_id AND g.occurred_at <> s.occurred_at "
+        "RETURNING s.event_id, s.occurred_at, g.occurred_at"
+    ).format(staging=sql.Identifier(staging))
+
+
+RECORD_DUPLICATE = sql.SQL(
+    "INSERT INTO usage_event_duplicates ({cols}) VALUES ({values}) ON CONFLICT DO NOTHING"
+).format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, DUPLICATE_COLUMNS)),
+    values=sql.SQL(", ").join(sql.Placeholder() * len(DUPLICATE_COLUMNS)),
+)
+
+
+# ---------------------------------------------------------------- re-pricing
+# The stored rows of the batch are locked first: the UPDATE's own snapshot then sees their
+# latest version both as the row it changes (``u``) and as the old value it returns (``o``),
+# so the returned (old, new) pairs are exactly what the statement changed.
+def lock(staging: str) -> sql.Composed:
+    """Lock the stored events of ``staging``, in key order."""
+    return sql.SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
+        "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
+        "ORDER BY u.event_id FOR UPDATE OF u) AS locked"
+    ).format(staging=sql.Identifier(staging))
+
+
+def reprice(staging: str) -> sql.Composed:
+    """Replace the pricing of stored events when it differs and is newer; return old and new."""
+
+    def returned(alias: str) -> sql.Composed:
+        return sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c)) for c in SOURCE_COLUMNS
+        )
+
+    return sql.SQL(
+        "UPDATE usage_events AS u SET {sets} FROM {staging} AS s, usage_events AS o "
+        "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
+        "AND o.event_id = u.event_id AND o.occurred_at = u.occurred_at "
+        "AND {differs} AND s.priced_at > u.priced_at RETURNING {old}, {new}"
+    ).format(
+        sets=sql.SQL(", ").join(
+            sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in PRICING_COLUMNS
+        ),
+        staging=sql.Identifier(staging),
+        differs=_differs("u", "s"),
+        old=returned("o"),
+        new=returned("u"),
+    )
+
+
+PROBE = (
+    "SELECT EXISTS (SELECT 1 FROM usage_events "
+    "WHERE (event_id, occurred_at) IN ((%s, %s), (%s, %s)))"
+)
+MISSING = sql.SQL(
+    "SELECT s.n FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM usage_events AS u "
+    "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at)"
+).format(staging=sql.Identifier(PRICING))
+
+# ---------------------------------------------------------------- rollups
+#: The additive measures of a rollup row (``latency_ms_max`` is kept with greatest()).
+DELTA_SUMS = ROLLUP_SUMS
+
+ADD_ROLLUPS = sql.SQL(
+    "INSERT INTO usage_rollup_1m ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} "
+    "ON CONFLICT ({key}) DO UPDATE SET {sums}, "
+    "latency_ms_max = greatest(usage_rollup_1m.latency_ms_max, EXCLUDED.latency_ms_max), "
+    "currency = CASE WHEN EXCLUDED.requests > 0 THEN EXCLUDED.currency "
+    "ELSE usage_rollup_1m.currency END, updated_at = EXCLUDED.updated_at"
+).format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_COLUMNS)),
+    staging=sql.Identifier(ROLLUP_STAGING),
+    key=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_KEY)),
+    sums=sql.SQL(", ").join(
+        sql.SQL("{0} = usage_rollup_1m.{0} + EXCLUDED.{0}").format(sql.Identifier(c))
+        for c in DELTA_SUMS
+    ),
+)
+_SAME_ROLLUP = (
+    "r.tenant_id = s.tenant_id AND r.window_start = s.window_start "
+    "AND r.provider = s.provider AND r.model = s.model"
+)
+# A window that lost events (a re-pricing moved them to another model): its maximum latency is
+# recomputed from the events it still has, and a window left with none is removed.
+REMAX_ROLLUPS = sql.SQL(
+    "UPDATE usage_rollup_1m AS r SET latency_ms_max = coalesce((SELECT max(e.latency_ms) "
+    "FROM usage_events AS e WHERE e.tenant_id = r.tenant_id AND e.provider = r.provider "
+    "AND e.occurred_at >= r.window_start "
+    "AND e.occurred_at < r.window_start + make_interval(secs => r.window_seconds) "
+    "AND coalesce(nullif(e.canonical_model, ''), nullif(e.response_model, ''), "
+    "nullif(e.request_model, ''), nullif(e.deployment, ''), 'unknown') = r.model), 0) "
+    "FROM {staging} AS s WHERE {same} AND s.requests < 0"
+).format(staging=sql.Identifier(ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
+DROP_EMPTY_ROLLUPS = sql.SQL(
+    "DELETE FROM usage_rollup_1m AS r USING {staging} AS s "
+    "WHERE {same} AND s.requests < 0 AND r.requests = 0"
+).format(staging=sql.Identifier(ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
