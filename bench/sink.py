@@ -2,6 +2,7 @@
 
     eval "$(.venv/bin/tokenline dev up --env)"
     .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000] [--storage postgresql]
+        [--decode native|python|both]
 
 One run, one fresh database migrated to head (plain PostgreSQL, or ``--storage timescaledb``
 for the hypertable path), the same N distinct events:
@@ -15,6 +16,10 @@ for the hypertable path), the same N distinct events:
   batches, one transaction per batch, offset commits included); "steady" excludes the consumer
   group join and the first batch;
 - re-pricing: the same events with a newer pricing version, so every row conflicts.
+
+The worker runs with the native batch decoder (``tokenline_native``, the default when it is
+installed) and/or with the Python reader alone (``--decode python``; ``both`` runs the two
+one after the other, each from an emptied table).
 
 Printed: rows/s and the ratio to the ceiling (goals: fresh ≥ 0.8, re-pricing ≥ 0.5).
 """
@@ -184,7 +189,9 @@ def _store(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     return elapsed
 
 
-def _sink(bootstrap: str, url: str, topic: str, rows: int, batch: int) -> tuple[float, float]:
+def _sink(
+    bootstrap: str, url: str, topic: str, rows: int, batch: int, decode: str
+) -> tuple[float, float]:
     """Return (wall seconds incl. group join, steady rows/s after the first batch)."""
     settings = SinkSettings(
         database_url=SecretStr(url),
@@ -196,6 +203,10 @@ def _sink(bootstrap: str, url: str, topic: str, rows: int, batch: int) -> tuple[
         batch_max_ms=1000,
     )
     worker = SinkWorker(settings)
+    if decode == "python":  # a benchmark's swap: the same codec without the native decoder
+        worker._codec = AvroCodec[Any]("tokenline.PricedUsageEvent", native=False)
+    elif worker._codec.native_decoder is None:
+        raise SystemExit("tokenline_native is not installed: bash deploy/local/native.sh")
     landed = worker.metrics.rows_landed.labels("usage_events")
     thread = threading.Thread(target=worker.run, daemon=True)
     start = time.perf_counter()
@@ -219,6 +230,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--storage", choices=["postgresql", "timescaledb"], default="postgresql")
+    parser.add_argument("--decode", choices=["native", "python", "both"], default="native")
     args = parser.parse_args()
     bootstrap = os.environ.get("TOKENLINE_TEST_KAFKA_BOOTSTRAP")
     server = os.environ.get("TOKENLINE_TEST_DATABASE_URL")
@@ -252,26 +264,33 @@ def main() -> None:
     store_reprice_s = _store(url, flat, args.batch)
     _check(url, rows, "v2")
     del flat
-    _empty(url)
-    fresh_wall, fresh_steady = _sink(bootstrap, url, fresh_topic, rows, args.batch)
-    _check(url, rows, "v1")
-    reprice_wall, reprice_steady = _sink(bootstrap, url, repriced_topic, rows, args.batch)
-    _check(url, rows, "v2")
+    sinks: list[tuple[str, float]] = []
+    for decode in ["python", "native"] if args.decode == "both" else [args.decode]:
+        _empty(url)
+        fresh_wall, fresh_steady = _sink(bootstrap, url, fresh_topic, rows, args.batch, decode)
+        _check(url, rows, "v1")
+        reprice_wall, reprice_steady = _sink(
+            bootstrap, url, repriced_topic, rows, args.batch, decode
+        )
+        _check(url, rows, "v2")
+        sinks += [
+            (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh_wall),
+            (f"sink {decode}, fresh events (steady)", fresh_steady),
+            (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice_wall),
+            (f"sink {decode}, re-pricing, all conflict (steady)", reprice_steady),
+        ]
 
     ceiling = rows / ceiling_s
-    print(f"{'path':44} {'rows/s':>10} {'÷ ceiling':>10}")
+    print(f"{'path':50} {'rows/s':>10} {'÷ ceiling':>10}")
     results = [
         ("ceiling: binary COPY from memory", ceiling),
         ("psql \\copy CSV (reference)", rows / psql_s),
         ("store only, fresh events (rows in memory)", rows / store_fresh_s),
         ("store only, re-pricing, all conflict", rows / store_reprice_s),
-        ("sink, fresh events (wall, incl. group join)", rows / fresh_wall),
-        ("sink, fresh events (steady)", fresh_steady),
-        ("sink, re-pricing, all conflict (wall)", rows / reprice_wall),
-        ("sink, re-pricing, all conflict (steady)", reprice_steady),
+        *sinks,
     ]
     for name, rate in results:
-        print(f"{name:44} {rate:10,.0f} {rate / ceiling:10.2f}")
+        print(f"{name:50} {rate:10,.0f} {rate / ceiling:10.2f}")
     with psycopg.connect(server, autocommit=True) as conn:
         name = make_url(url).database or ""
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

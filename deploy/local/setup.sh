@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a development machine: Debian packages (PostgreSQL, Java, Maven) when missing,
-# the .venv with all four distributions editable and the pinned dev tools, and the Kafka
-# broker jars (resolved by Maven into ~/.cache/tokenline, outside the repository).
+# the .venv with all four distributions editable and the pinned dev tools, the native batch
+# decoder built from native/ (Rust; deploy/local/native.sh), and the Kafka broker jars
+# (resolved by Maven into ~/.cache/tokenline, outside the repository).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,5 +28,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./stream_processor -e ./sink -e ".[dev]"
+
+bash deploy/local/native.sh
 
 .venv/bin/tokenline dev jars

@@ -82,6 +82,7 @@ def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lett
         thread.join(30)
     assert not thread.is_alive()
     assert (count, total) == (3_000, expected_total)
+    assert worker._codec.decoded_natively >= 3_001  # all but the corrupt record, natively
     result = check_rollups(url)
     assert result.exact, result.differing
     assert result.rollup_requests == 3_000

@@ -168,6 +168,27 @@ def test_batches_sum_windows_exactly_and_count_a_duplicate_once() -> None:
     assert sample(rt, "tokenline_processor_events_in_total") == 651
 
 
+def test_batches_are_decoded_natively() -> None:
+    rt = runtime()
+    events = [usage_event(event_id=uuid.UUID(int=n + 1), occurred_at=NOW) for n in range(30)]
+    values: list[bytes | None] = [USAGE.encode(e) for e in events]
+    values += [b"\x00\x00", None]
+    records: list[Any] = [(b"k", v, "raw", 0, i, None) for i, v in enumerate(values)]
+    batch = rt.handle_batch(records, NOW)
+    assert rt.usage_codec.native_decoder is not None
+    assert rt.usage_codec.decoded_natively == 30  # not one fell back to Python
+    assert len(batch.priced) == 30
+    assert [PRICED.decode(v)["event"] for _k, v in batch.priced] == events
+    assert sample(rt, "tokenline_processor_dead_letters_total", DECODE_TRUNCATED) == 2
+    # One record at a time, as the replay and the tests do, reads as before.
+    one = rt.handle(values[0] or b"", key=b"k", source=SOURCE, timestamp_ms=None, now=NOW)
+    assert one.priced is not None
+    assert one.priced["event"] == events[0]
+
+
+DECODE_TRUNCATED = {"reason_code": "truncated", "stage": "decode"}
+
+
 def test_runtime_swaps_prices_and_ignores_bad_documents() -> None:
     rt = runtime()
     assert not rt.swap_prices(b"{not json")

@@ -17,6 +17,11 @@ Python that returns exactly what fastavro's ``schemaless_reader`` returns, sever
 faster on wide records. Bodies that need schema resolution, and schemas using a type the
 compiled reader does not cover, go through fastavro. Encoding likewise goes through a writer
 compiled once per codec (:mod:`tokenline.schemas._compiled_writer`), byte for byte fastavro's.
+
+Batches: :meth:`AvroCodec.decode_many` reads a list of messages with the native decoder
+(:mod:`tokenline.schemas._native`) when ``tokenline_native`` is installed, and each message it
+refuses (and every message, without it) with :meth:`AvroCodec.decode`: the same records and
+the same errors either way.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from tokenline.schemas._catalog import SchemaCatalog, ShippedSchema, catalog
 from tokenline.schemas._compiled import BodyReader, compile_reader
 from tokenline.schemas._compiled_writer import compile_writer
+from tokenline.schemas._native import BatchDecoder, batch_decoder
 from tokenline.schemas.errors import (
+    DecodeError,
     EncodeError,
     RegistryError,
     SchemaMismatch,
@@ -43,7 +50,7 @@ from tokenline.schemas.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -74,7 +81,8 @@ class AvroCodec(Generic[R]):
     """Encodes and decodes one record type, e.g. ``AvroCodec("tokenline.UsageEvent")``.
 
     Decoding always yields the newest shipped version of the record: bytes written with an
-    older (or newer) compatible schema are resolved against it.
+    older (or newer) compatible schema are resolved against it. ``native=False`` keeps
+    :meth:`decode_many` off the native decoder (benchmarks and comparisons).
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class AvroCodec(Generic[R]):
         *,
         registry: SchemaRegistryClient | None = None,
         schemas: SchemaCatalog | None = None,
+        native: bool = True,
     ) -> None:
         self._catalog = schemas or catalog()
         self.reader: ShippedSchema = self._catalog.latest(record_name)
@@ -93,6 +102,9 @@ class AvroCodec(Generic[R]):
         self._by_id: dict[int, _Writer] = {}
         self._header = SINGLE_OBJECT_MAGIC + self.reader.fingerprint
         self._write = compile_writer(self.reader.parsed)
+        self._native: BatchDecoder | bool | None = native  # built on first decode_many
+        #: Messages :meth:`decode_many` read with the native decoder (the rest went to Python).
+        self.decoded_natively = 0
 
     # ------------------------------------------------------------------ encode
     def encode(self, record: Mapping[str, Any] | R, _ctx: object = None) -> bytes:
@@ -150,6 +162,36 @@ class AvroCodec(Generic[R]):
             msg = f"magic {data[:2].hex()} is neither single-object (c301) nor Confluent (00)"
             raise WrongMagic(msg, data)
         return self._read_body(data, offset, writer)  # type: ignore[no-any-return]
+
+    def decode_many(self, values: Sequence[bytes]) -> list[R | DecodeError]:
+        """Decode a batch: per value, what :meth:`decode` returns, or the error it raises.
+
+        The native decoder reads the batch in one call when it is installed; each message it
+        refuses goes through :meth:`decode`, which reads it or raises today's error.
+        """
+        native = self.native_decoder
+        if native is None:
+            results: list[Any] = [None] * len(values)
+        else:
+            results = native.decode(values if isinstance(values, list) else list(values))
+        refused = 0
+        for i, record in enumerate(results):
+            if record is None:
+                refused += 1
+                try:
+                    results[i] = self.decode(values[i])
+                except DecodeError as exc:
+                    results[i] = exc
+        if native is not None:
+            self.decoded_natively += len(results) - refused
+        return results
+
+    @property
+    def native_decoder(self) -> BatchDecoder | None:
+        """The native batch decoder in use, or ``None`` (not installed, or turned off)."""
+        if isinstance(self._native, bool):
+            self._native = batch_decoder(self._catalog, self.record_name) if self._native else None
+        return self._native
 
     def _read_body(self, data: bytes, offset: int, writer: _Writer) -> Any:
         if writer.read is not None:

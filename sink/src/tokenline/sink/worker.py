@@ -209,13 +209,12 @@ class SinkWorker:
     def _decode(self, batch: list[Message]) -> _Decoded:
         """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
         decoded = _Decoded(batch)
-        decode = self._codec.decode
-        for message in batch:
-            try:
-                row = event_row(decode(message.value() or b""))
-            except DecodeError as exc:
-                decoded.dead.append((message, exc.reason_code, str(exc), "decode"))
+        records = self._codec.decode_many([message.value() or b"" for message in batch])
+        for message, record in zip(batch, records, strict=True):
+            if isinstance(record, DecodeError):
+                decoded.dead.append((message, record.reason_code, str(record), "decode"))
                 continue
+            row = event_row(record)
             decoded.events.append(row)
             decoded.origin[id(row)] = message
         return decoded

@@ -171,16 +171,24 @@ def process(
     book: PriceBook,
     config: PipelineConfig | None = None,
     codec: AvroCodec[UsageEvent] | None = None,
+    decoded: UsageEvent | DecodeError | None = None,
 ) -> Outcome:
-    """Decode, validate, price and enrich one raw record."""
+    """Decode, validate, price and enrich one raw record.
+
+    ``decoded`` is what ``codec.decode_many`` already made of ``raw`` (the event, or the
+    error), when the record was decoded with its batch.
+    """
     config = config or PipelineConfig()
-    try:
-        event = (codec or _usage_codec()).decode(raw)
-    except DecodeError as exc:
+    if decoded is None:
+        try:
+            decoded = (codec or _usage_codec()).decode(raw)
+        except DecodeError as exc:
+            decoded = exc
+    if isinstance(decoded, DecodeError):
         where = _Where(raw, key, source, timestamp_ms, now, config.worker)
-        return where.dead(exc.reason_code, str(exc), "decode")
+        return where.dead(decoded.reason_code, str(decoded), "decode")
     return process_decoded(
-        event,
+        decoded,
         raw,
         key=key,
         source=source,

@@ -1,7 +1,8 @@
 """State the processor's consumer shares inside one worker process, and the per-record work.
 
 Nothing here imports Faust or Kafka: the consumer hands each batch of raw records to
-:meth:`Runtime.handle_batch`, which runs the pure pipeline on each, sums the windows, accounts
+:meth:`Runtime.handle_batch`, which decodes the batch in one call (``decode_many``: the native
+decoder when it is installed), runs the pure pipeline on each, sums the windows, accounts
 producer sequences and metrics once per batch, and returns the encoded records to produce.
 :meth:`Runtime.handle` does the same for one record (the replay, the tests).
 """
@@ -28,7 +29,7 @@ from tokenline.processor.recent import RecentIds
 from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
 from tokenline.processor.windows import Deltas, model_of, rollup_key
-from tokenline.schemas import AvroCodec, EncodeError
+from tokenline.schemas import AvroCodec, DecodeError, EncodeError
 from tokenline.schemas.oversize import fit_dead_letter, oversized
 
 if TYPE_CHECKING:
@@ -116,9 +117,13 @@ class Runtime:
         deltas = Deltas(self.settings.window_seconds)
         dead: Counter[tuple[str, str]] = Counter()
         first_time = self.recent.first_time
-        for key, value, topic, partition, offset, timestamp_ms in records:
+        values = [value or b"" for _key, value, *_rest in records]
+        events = self.usage_codec.decode_many(values)
+        for (key, _value, topic, partition, offset, timestamp_ms), raw, event in zip(
+            records, values, events, strict=True
+        ):
             source: SourcePosition = {"topic": topic, "partition": partition, "offset": offset}
-            handled = self._one(value or b"", key, source, timestamp_ms, now)
+            handled = self._one(raw, key, source, timestamp_ms, now, decoded=event)
             record = handled.priced
             if record is not None and handled.priced_value is not None:
                 out.priced.append((record["event"]["tenant_id"].encode(), handled.priced_value))
@@ -187,6 +192,8 @@ class Runtime:
         source: SourcePosition,
         timestamp_ms: int | None,
         now: datetime,
+        *,
+        decoded: UsageEvent | DecodeError | None = None,
     ) -> Handled:
         outcome = process(
             raw,
@@ -197,6 +204,7 @@ class Runtime:
             book=self.book,
             config=self.config,
             codec=self.usage_codec,
+            decoded=decoded,
         )
         if isinstance(outcome, DeadLettered):
             return self._dead(outcome.record)

@@ -1,0 +1,114 @@
+//! Tokenline's batch Avro decoder.
+//!
+//! `BatchDecoder(writers)` takes the writer schemas it may read, as `(fingerprint, schema
+//! JSON)` pairs (the 8-byte CRC-64-AVRO fingerprint in single-object order). Its
+//! `decode(values)` reads a list of single-object-encoded messages (`C3 01`, fingerprint,
+//! body) and returns a list of the same length: each message's record, or `None` where the
+//! decoder refuses it. It refuses whatever it cannot read exactly as tokenline.schemas'
+//! Python reader does (see `read`), including every malformed body: the caller reads those
+//! with Python, which either reads them or raises the error it always raised.
+
+mod read;
+mod schema;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::read::{Caches, Context, Reader, Refusal};
+use crate::schema::Program;
+
+const MAGIC: [u8; 2] = [0xC3, 0x01];
+const HEADER: usize = 10;
+
+/// Decodes batches of single-object-encoded Avro records into Python values.
+#[pyclass(frozen, module = "tokenline_native")]
+struct BatchDecoder {
+    writers: Vec<([u8; 8], Program)>,
+    caches: Caches,
+    ctx: Context,
+}
+
+impl BatchDecoder {
+    fn one<'py>(
+        &self,
+        reader: &mut Reader<'_, 'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> Result<Bound<'py, PyAny>, Refusal> {
+        let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
+        let data = bytes.as_bytes();
+        if data.len() < HEADER || data[..2] != MAGIC {
+            return Err(Refusal::Header);
+        }
+        let program = self
+            .writers
+            .iter()
+            .find(|(fp, _)| fp[..] == data[2..HEADER])
+            .map(|(_, program)| program)
+            .ok_or(Refusal::UnknownFingerprint)?;
+        reader.read(&program.root, data, HEADER)
+    }
+}
+
+#[pymethods]
+impl BatchDecoder {
+    /// `writers`: `(fingerprint, schema_json)` pairs; raises ValueError for a schema using a
+    /// type this decoder does not cover.
+    #[new]
+    fn new(py: Python<'_>, writers: Vec<(Vec<u8>, String)>) -> PyResult<Self> {
+        let loads = py.import("json")?.getattr("loads")?;
+        let mut compiled = Vec::with_capacity(writers.len());
+        for (fingerprint, json) in writers {
+            let fingerprint: [u8; 8] = fingerprint
+                .as_slice()
+                .try_into()
+                .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
+            let parsed = loads.call1((json,))?;
+            let program = schema::compile(&parsed)
+                .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
+            compiled.push((fingerprint, program));
+        }
+        let caches = Caches {
+            timestamps: compiled
+                .iter()
+                .map(|(_, p)| p.timestamps)
+                .max()
+                .unwrap_or(0),
+            strings: compiled.iter().map(|(_, p)| p.strings).max().unwrap_or(0),
+        };
+        Ok(Self {
+            writers: compiled,
+            caches,
+            ctx: Context::new(py)?,
+        })
+    }
+
+    /// The record of each message in `values` (a list), or `None` where it is refused.
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        let out: Vec<Bound<'py, PyAny>> = values
+            .iter()
+            .map(|value| {
+                self.one(&mut reader, &value)
+                    .unwrap_or_else(|_| py.None().into_bound(py))
+            })
+            .collect();
+        PyList::new(py, out)
+    }
+
+    /// Why `decode` refuses `value`, or `None` when it reads it (for tests and debugging).
+    fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        self.one(&mut reader, value).err().map(|r| r.to_string())
+    }
+}
+
+#[pymodule]
+mod tokenline_native {
+    #[pymodule_export]
+    use super::BatchDecoder;
+}

@@ -1,0 +1,96 @@
+"""The native batch decoder (the ``tokenline_native`` extension module), when it is installed.
+
+``tokenline_native`` is built from ``native/`` in the repository (Rust, pyo3, maturin;
+``deploy/local/setup.sh`` builds it into the development ``.venv``). Its ``BatchDecoder``
+reads a list of single-object-encoded messages in one call and returns, per message, the
+record the compiled Python reader would return, or ``None`` where it refuses the message:
+anything it cannot read exactly as the Python reader does (every malformed body among them).
+:meth:`AvroCodec.decode_many <tokenline.schemas.AvroCodec.decode_many>` reads the refused ones
+with Python, so results and errors are the same with or without the module.
+
+The decoder is given the writer schemas it may read: the reader's own, and each older shipped
+version that Avro schema resolution reads as written (the same schema but for enums that gained
+symbols, as v1 ``Provider`` before ``vertex_ai``). Bodies of any other writer are left to
+fastavro's resolution.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from tokenline.schemas._catalog import SchemaCatalog, ShippedSchema
+
+__all__ = ["BatchDecoder", "batch_decoder", "reads_as_written"]
+
+log = logging.getLogger(__name__)
+
+
+class BatchDecoder(Protocol):
+    """``tokenline_native.BatchDecoder``: what the codec uses of it."""
+
+    def decode(self, values: list[bytes], /) -> list[Any]:
+        """Each message's record, or ``None`` where the decoder refuses it."""
+
+    def refusal(self, value: bytes, /) -> str | None:
+        """Why ``decode`` refuses ``value``, or ``None`` if it reads it."""
+
+
+@cache
+def _module() -> ModuleType | None:
+    try:
+        return importlib.import_module("tokenline_native")
+    except ImportError as exc:
+        log.debug("tokenline_native is not installed (%s): decoding with Python only", exc)
+        return None
+
+
+def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | None:
+    """A native decoder of ``record_name`` for every writer it can read, or ``None``."""
+    module = _module()
+    if module is None:
+        return None
+    reader = schemas.latest(record_name)
+    writers = [
+        (shipped.fingerprint, shipped.json)
+        for shipped in schemas.history(record_name)
+        if shipped is reader or reads_as_written(shipped, reader)
+    ]
+    try:
+        return cast("BatchDecoder", module.BatchDecoder(writers))
+    except ValueError as exc:  # a schema it does not cover
+        log.debug("no native decoder for %s: %s", record_name, exc)
+        return None
+
+
+def reads_as_written(writer: ShippedSchema, reader: ShippedSchema) -> bool:
+    """Whether resolving ``writer`` against ``reader`` yields what ``writer`` alone reads.
+
+    True when the schemas are the same but for documentation, defaults, and enums whose
+    reader symbols include every writer symbol.
+    """
+    return _same(json.loads(writer.json), json.loads(reader.json))
+
+
+_IGNORED = frozenset({"doc", "default"})
+
+
+def _same(writer: Any, reader: Any) -> bool:
+    if isinstance(writer, dict) and isinstance(reader, dict):
+        keys = writer.keys() - _IGNORED
+        if keys != reader.keys() - _IGNORED:
+            return False
+        if writer.get("type") == "enum" and reader.get("type") == "enum":
+            if not set(writer["symbols"]) <= set(reader["symbols"]):
+                return False
+            keys -= {"symbols"}
+        return all(_same(writer[k], reader[k]) for k in keys)
+    if isinstance(writer, list) and isinstance(reader, list):
+        return len(writer) == len(reader) and all(map(_same, writer, reader))
+    return type(writer) is type(reader) and writer == reader
