@@ -172,7 +172,8 @@ class Runtime:
         What goes out fits ``max_message_bytes`` (see :meth:`_one`).
         """
         self.metrics.events_in.inc()
-        handled = self._one(raw, key, source, timestamp_ms, now)
+        (decoded,) = self.usage_codec.decode_many([raw])  # the native reader for one, too
+        handled = self._one(raw, key, source, timestamp_ms, now, decoded=decoded)
         if handled.dlq_value is not None:
             reason_code, stage = handled.dead_reason
             self.metrics.dead_letters.labels(reason_code, stage).inc()
