@@ -52,6 +52,24 @@ def _long(n: int) -> bytes:
     return bytes(out)
 
 
+_TEXT: dict[str, bytes] = {}
+"""Encoded short strings (length prefix and UTF-8), by value: most repeat record after record
+(models, tenants, versions, hosts), and a lookup costs a tenth of encoding one."""
+_TEXT_MAX = 16_384
+_TEXT_CACHED_CHARS = 64
+
+
+def _text(value: str) -> bytes:
+    """A string's Avro encoding; a short one is remembered (the cache is emptied when full)."""
+    raw = value.encode()
+    encoded = _long(len(raw)) + raw
+    if type(value) is str and len(value) <= _TEXT_CACHED_CHARS:
+        if len(_TEXT) >= _TEXT_MAX:
+            _TEXT.clear()
+        _TEXT[value] = encoded
+    return encoded
+
+
 def _micros(value: Any) -> Any:
     """A timestamp-micros value: aware datetimes exactly, anything else as fastavro does."""
     if type(value) is datetime and value.tzinfo is not None:
@@ -100,9 +118,10 @@ class _Source(SchemaSource):
     """Emits the body of ``write(record)`` for one schema; ``w`` appends to the output."""
 
     def text(self, indent: int, value: str) -> None:
-        self.emit(indent, f"s = {value}.encode()")
-        self.emit(indent, "w(_long(len(s)))")
-        self.emit(indent, "w(s)")
+        self.emit(indent, f"t = _TEXT.get({value}) if {value}.__class__ is str else None")
+        self.emit(indent, "if t is None:")
+        self.emit(indent + 1, f"t = _text({value})")
+        self.emit(indent, "w(t)")
 
     def kind_null(self, _schema: Any, logical: Any, indent: int, value: str) -> None:
         self.plain(logical)
@@ -198,6 +217,8 @@ def compile_writer(parsed: dict[str, Any]) -> BodyWriter | None:
     )
     namespace: dict[str, Any] = {
         "_long": _long,
+        "_text": _text,
+        "_TEXT": _TEXT,
         "_micros": _micros,
         "_decimal": _decimal,
         "_Decimal": decimal.Decimal,
