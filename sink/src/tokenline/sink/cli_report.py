@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokenline.sink.errors import SinkError
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.sink.errors import SinkConfigError, SinkError
 from tokenline.sink.report.export import EXPORT_FORMATS
 from tokenline.sink.report.render import FORMATS
 from tokenline.sink.report.selection import DIMENSIONS, FILTER_DIMENSIONS
@@ -119,10 +120,17 @@ def _tenants(tenants: tuple[str, ...], all_tenants: bool) -> tuple[str, ...] | N
 
 @contextlib.contextmanager
 def _database(database_url: str | None) -> Iterator[ReportConnection]:
+    from tokenline.schemas.ops.preflight import check_database
     from tokenline.sink.report.run import connect
     from tokenline.sink.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    check_database(
+        settings.database_url.get_secret_value(),
+        relations=("usage_events", "tenants"),
+        setting="--database-url or TOKENLINE_DATABASE_URL",
+        timeout_s=float(settings.db_connect_timeout_s),
+    )
     with connect(settings.database_url.get_secret_value(), settings.db_connect_timeout_s) as conn:
         yield conn
 
@@ -143,11 +151,16 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
+    except SinkConfigError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
     except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
+    except psycopg.OperationalError as exc:
+        msg = f"database error: {' '.join(str(exc).split())}"
+        raise CommandFailed(msg, ExitCode.DATABASE) from exc
     except psycopg.Error as exc:
-        msg = f"database error: {exc}"
-        raise click.ClickException(msg) from exc
+        msg = f"database error: {' '.join(str(exc).split())}"
+        raise CommandFailed(msg) from exc
 
 
 def _dimensions(values: tuple[str, ...]) -> tuple[str, ...]:

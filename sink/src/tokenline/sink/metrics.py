@@ -1,7 +1,9 @@
 """Prometheus metrics of the sink, and a store wrapper that records them.
 
 Each worker gets its own :class:`SinkMetrics` on its own registry (tests run several workers in
-one process); :func:`serve` exposes that registry over HTTP.
+one process), with the process, platform and GC collectors and ``tokenline_build_info``;
+the worker serves it with ``/healthz`` and ``/readyz``
+(:class:`~tokenline.schemas.ops.health.HealthServer`), :func:`serve` alone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from tokenline.schemas.ops.metrics import new_registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,7 +28,7 @@ class SinkMetrics:
     """The sink's counters, histogram and gauges."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or new_registry("sink", "tokenline-sink")
         self.rows_landed = Counter(
             "tokenline_sink_rows_landed",
             "Rows written to PostgreSQL (after de-duplication within a batch).",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenline.processor.settings import ConfigError, load_settings
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from tokenline.processor.replay import ReplayReport as Report
 
 __all__ = ["replay"]
+
+_RELATIONS = ("usage_events", "repricing_runs")
+"""The sink's tables a replay reads and records its run in (exit 5 without them)."""
 
 
 class _When(click.ParamType):
@@ -94,12 +97,19 @@ def replay(
         run_replay,
     )
     from tokenline.processor.replay.progress import BarProgress
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_database, check_kafka
 
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
+    configure_logging(settings.log_level, settings.log_format, "replay")
+    check_kafka(librdkafka_config(settings))
+    check_database(
+        database_url, relations=_RELATIONS, setting="--database-url or TOKENLINE_DATABASE_URL"
+    )
     request = ReplayRequest(
         start=start,
         end=end,
@@ -121,9 +131,9 @@ def replay(
     except LandingTimeout as exc:
         if isinstance(exc.report, ReplayReport):
             _print(out, exc.report)
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
     except ReplayError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
     _print(out, report)
 
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from tokenline.processor.ratelog import RateLimitedLog
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 
 if TYPE_CHECKING:
     import threading
@@ -90,19 +90,26 @@ class HotPath:
         self._rollups = settings.topic(settings.rollup_topic)
         self._say = RateLimitedLog(log)
         self._lag_at = 0.0
+        self._owned: set[int] = set()
         self.batches = 0
 
-    def _on_error(self, err: KafkaError) -> None:
-        level = logging.ERROR if err.fatal() else logging.WARNING
-        self._say(level, f"kafka:{err.code()}", f"Kafka: {err.str()}")
-
     def _clients(self) -> tuple[Consumer, Producer]:
-        quiet = logging.getLogger("tokenline.processor.librdkafka")
+        # Both clients' errors and log lines, rate-limited by kind: an outage costs a few lines.
+        consumer_log = KafkaClientLog(self._say, "raw consumer")
+        producer_log = KafkaClientLog(self._say, "producer")
         consumer = Consumer(
-            {**consumer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
+            {
+                **consumer_config(self._settings),
+                "error_cb": consumer_log.error,
+                "logger": consumer_log,
+            }
         )
         producer = Producer(
-            {**producer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
+            {
+                **producer_config(self._settings),
+                "error_cb": producer_log.error,
+                "logger": producer_log,
+            }
         )
         return consumer, producer
 
@@ -115,13 +122,16 @@ class HotPath:
                 [self._raw], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
             )
             log.info("consuming %s as %s", self._raw, self._settings.worker_id)
+            health = self._runtime.health
             while not stop.is_set():
+                health.beat()
                 messages = consumer.consume(
                     self._settings.batch_max_events, self._settings.batch_max_ms / 1000
                 )
                 records = self._records(messages)
                 if records:
                     self._process(consumer, producer, records)
+                self._record_lag(consumer)
         finally:
             consumer.close()
             producer.flush(5)
@@ -165,7 +175,6 @@ class HotPath:
                     continue
                 raise
         self.batches += 1
-        self._record_lag(consumer, last)
 
     def _transact(
         self,
@@ -196,24 +205,40 @@ class HotPath:
             except BufferError:  # the local queue is full: let librdkafka send some
                 producer.poll(0.05)
 
-    def _record_lag(self, consumer: Consumer, last: dict[int, int]) -> None:
+    def _record_lag(self, consumer: Consumer) -> None:
+        """Every second: the lag of each assigned partition (high watermark - position).
+
+        Both come from the client's cache (the fetch responses), so this asks nothing of the
+        broker; a partition not fetched yet is left out until it is.
+        """
         now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S:
+        if now - self._lag_at < _LAG_EVERY_S or not self._owned:
             return
         self._lag_at = now
-        for partition, offset in last.items():
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(self._raw, partition), cached=True
-            )
-            self._runtime.consumer_lag(partition, high - offset - 1)
+        lags: dict[int, int] = {}
+        positions = consumer.position([TopicPartition(self._raw, p) for p in self._owned])
+        for tp in positions:
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 or tp.offset < 0:
+                continue
+            lags[tp.partition] = max(high - tp.offset, 0)
+        self._runtime.assigned_lag(lags)
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", sorted(p.partition for p in partitions))
+        # Cooperative rebalancing: ``partitions`` are the ones added (possibly none).
+        self._owned.update(p.partition for p in partitions)
+        log.info("assigned %s, now %s", sorted(p.partition for p in partitions), self._owned)
+        self._runtime.partitions_changed(set(self._owned))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Between batches: nothing is in flight, every processed record is committed.
-        log.info("revoked %s", sorted(p.partition for p in partitions))
+        gone = {p.partition for p in partitions}
+        self._owned -= gone
+        log.info("revoked %s", sorted(gone))
+        self._runtime.partitions_changed(set(self._owned), gone)
 
     def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = sorted(p.partition for p in partitions)
-        log.warning("lost %s (another worker took them over)", lost)
+        gone = {p.partition for p in partitions}
+        self._owned -= gone
+        log.warning("lost %s (another worker took them over)", sorted(gone))
+        self._runtime.partitions_changed(set(self._owned), gone)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tokenline.sink.errors import StorageUnavailable
 from tokenline.sink.migrations.options import MigrationOptions, current_options
+from tokenline.sink.migrations.timescale import PRELOAD_HINT, Timescale, timescale_status
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -230,7 +231,16 @@ def timescale_sql(options: MigrationOptions) -> list[str]:
     return statements
 
 
-def _try_timescale(connection: Connection) -> bool:
+def _try_timescale(connection: Connection, options: MigrationOptions) -> bool:
+    status = timescale_status(connection)
+    if status is Timescale.ACTIVE:
+        return True
+    if status is Timescale.NOT_PRELOADED:
+        if options.storage == "timescaledb":
+            raise StorageUnavailable(f"storage=timescaledb, but {PRELOAD_HINT}")
+        return False  # CREATE EXTENSION would end the session; `migrate` says what to do
+    if status is Timescale.NOT_INSTALLED:
+        return False
     try:
         with connection.begin_nested():
             connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
@@ -243,7 +253,7 @@ def upgrade() -> None:
     """Create the tables; take the TimescaleDB path when the extension can be created."""
     options = current_options()
     connection = op.get_bind()
-    timescale = options.storage != "postgresql" and _try_timescale(connection)
+    timescale = options.storage != "postgresql" and _try_timescale(connection, options)
     if options.storage == "timescaledb" and not timescale:
         msg = "storage=timescaledb, but CREATE EXTENSION timescaledb failed on this server"
         raise StorageUnavailable(msg)
