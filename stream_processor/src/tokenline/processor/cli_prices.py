@@ -152,22 +152,32 @@ def _member(source: Path) -> str:
 @click.option("--topic", help="Prices topic [TOKENLINE_TOPIC_PREFIX + TOKENLINE_PRICES_TOPIC].")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
 @click.option(
+    "--base",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price table JSON (from `prices refresh --output`) to merge FILE over, instead of "
+    "the snapshot shipped with this version.",
+)
+@click.option(
     "--allow-empty",
     is_flag=True,
     help="Publish an overrides file without prices, terms or maps (the bare snapshot).",
 )
 def publish(
+    *,
     file: Path,
     bootstrap_servers: str | None,
     topic: str | None,
     timeout_s: float,
+    base: Path | None,
     allow_empty: bool,
 ) -> None:
     """Publish FILE to the compacted prices topic; every processor applies it live.
 
-    FILE is an overrides YAML file (merged over the shipped snapshot, with its tenant terms
-    and model maps) or a JSON price-table document.
+    FILE is an overrides YAML file (merged over the shipped snapshot, or over --base, with its
+    tenant terms and model maps) or a JSON price-table document. The published document
+    replaces the live one whole: overrides in force that FILE does not repeat are dropped.
     """
+    from tokenline.processor.pricebook import load_price_book
     from tokenline.processor.publish import PublishError, publish_price_book
     from tokenline.processor.settings import ConfigError, load_settings
     from tokenline.schemas.kafka_security import librdkafka_config
@@ -181,7 +191,7 @@ def publish(
     except ConfigError as exc:
         problems.extend(exc.problems)
     try:
-        book = _book(file)
+        book = load_price_book(file, base)
     except PricingError as exc:
         problems.append(f"{file}: {exc}")
     else:
