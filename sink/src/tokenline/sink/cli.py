@@ -62,10 +62,12 @@ def sink() -> None:
 )
 def migrate(database_url: str | None, downgrade_to: str | None, storage: str | None) -> None:
     """Create or update the sink's schema (up to the newest revision unless --downgrade)."""
+    from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_database
     from tokenline.sink import migrate as migrations
 
     settings = _settings(database_url=database_url, storage=storage)
+    configure_logging(settings.log_level, settings.log_format, "migrate")
     check_database(settings.database_url.get_secret_value())
     try:
         if downgrade_to:

@@ -243,9 +243,11 @@ class SinkWorker:
     # ------------------------------------------------------------------ readiness
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
         self._report_assignment()
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("revoked %s", sorted(tp.partition for tp in partitions))
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             with contextlib.suppress(KeyError):  # no lag measured for it yet

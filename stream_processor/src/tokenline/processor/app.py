@@ -125,6 +125,7 @@ def run_worker(settings: ProcessorSettings) -> None:
     for name in _CHATTY_LOGGERS:  # else they build debug records for every message
         logging.getLogger(name).setLevel(level)
     worker = faust.Worker(app, loglevel=level, quiet=True, override_logging=False)
+    worker.spinner = None  # terminal escapes in the log (it spins only when Faust sets logging)
     try:
         worker.execute_from_commandline()
     finally:

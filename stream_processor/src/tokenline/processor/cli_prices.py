@@ -181,6 +181,7 @@ def publish(
     from tokenline.processor.publish import PublishError, publish_price_book
     from tokenline.processor.settings import ConfigError, load_settings
     from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka
 
     problems: list[str] = []
@@ -202,6 +203,7 @@ def publish(
             + "\n  ".join(problems),
             ExitCode.CONFIG,
         )
+    configure_logging(settings.log_level, settings.log_format, "prices")
     check_kafka(
         librdkafka_config(settings),
         setting="--bootstrap-servers or TOKENLINE_BOOTSTRAP_SERVERS",
