@@ -12,6 +12,7 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v stress-ng >/dev/null || need_apt+=(stress-ng)            # CI's run under load
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)        # checks the VM units
+command -v promtool >/dev/null || need_apt+=(prometheus)            # runs the dashboards' queries
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing Debian packages: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2

@@ -108,3 +108,27 @@ def test_every_registry_has_process_metrics_and_build_info() -> None:
     (sample,) = build.samples
     assert sample.labels["part"] == "sink"
     assert sample.labels["version"] == "0.1.0"
+
+
+def test_lag_of_every_assigned_partition_from_librdkafka_statistics() -> None:
+    from tokenline.schemas.ops.kafkastats import assigned_lags
+
+    def part(state: str, ls: int, app: int, nxt: int) -> dict[str, object]:
+        return {"fetch_state": state, "ls_offset": ls, "app_offset": app, "next_offset": nxt}
+
+    stats = {
+        "topics": {
+            "raw": {
+                "partitions": {
+                    "0": part("active", 120, 100, 130),  # delivered up to 99: 20 behind
+                    "1": part("active", 7, -1001, 0),  # nothing delivered yet: all 7
+                    "2": part("active", 0, -1001, 0),  # empty
+                    "3": part("none", 50, -1001, -1001),  # not assigned here
+                    "-1": part("none", -1001, -1001, 0),  # librdkafka's internal partition
+                }
+            }
+        }
+    }
+    assert assigned_lags(json.dumps(stats), "raw") == {0: 20, 1: 7, 2: 0}
+    assert assigned_lags(json.dumps(stats), "other") == {}
+    assert assigned_lags("not json", "raw") == {}

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from tokenline.schemas import AvroCodec, DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.schemas.ops.health import Health, HealthServer
+from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
 from tokenline.schemas.ops.preflight import database_problem, kafka_problem
 from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 from tokenline.sink.batch import offsets_to_commit
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 _DLQ_FLUSH_TIMEOUT_S = 30.0
 _PROBE_TIMEOUT_S = 3.0
-_LAG_EVERY_S = 2.0
 
 
 class _Stopping(SinkError):
@@ -121,8 +121,8 @@ class SinkWorker:
         self.metrics = metrics or SinkMetrics()
         self.health = health or readiness(settings)
         self._say = RateLimitedLog(log)
+        self._kafka_log = KafkaClientLog(self._say, "sink")
         self._assigned: set[tuple[str, int]] = set()
-        self._lag_at = 0.0
         self._priced_topic = settings.topic(settings.priced_topic)
         self._dlq_topic = settings.topic(settings.dlq_topic)
         self._codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
@@ -137,7 +137,7 @@ class SinkWorker:
                 initial_ms=settings.retry_initial_ms,
                 max_ms=settings.retry_max_ms,
                 wait=self._wait_paused,
-                on_retry=lambda _attempt, _exc: self.metrics.retries.inc(),
+                on_retry=lambda _attempt, _exc: self._retried(),
             ),
             self.metrics,
         )
@@ -146,6 +146,14 @@ class SinkWorker:
         self._carry: list[Message] = []
         self._paused = False
         self._stop = threading.Event()
+
+    def _retried(self) -> None:
+        self.metrics.retries.inc()
+        self.metrics.errors.labels("database").inc()
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        self.metrics.errors.labels("kafka").inc()
+        self._kafka_log.error(err)
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -157,22 +165,16 @@ class SinkWorker:
         port = self._settings.metrics_port
         http = HealthServer(self.health, self.metrics.registry, port).start() if port else None
         # Errors and log lines of both clients, rate-limited: an outage costs a few lines.
-        consumer_log = KafkaClientLog(self._say, "consumer")
-        producer_log = KafkaClientLog(self._say, "dead-letter producer")
+        clients = {"error_cb": self._kafka_error, "logger": self._kafka_log}
         self._consumer = Consumer(
             {
                 **consumer_config(self._settings),
-                "error_cb": consumer_log.error,
-                "logger": consumer_log,
+                **clients,
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self._on_stats,
             }
         )
-        self._producer = Producer(
-            {
-                **producer_config(self._settings),
-                "error_cb": producer_log.error,
-                "logger": producer_log,
-            }
-        )
+        self._producer = Producer({**producer_config(self._settings), **clients})
         # The processor's rollup topic is a live feed for other consumers: usage_rollup_1m is
         # built here from the events themselves (see tokenline.sink.rollups).
         self._consumer.subscribe(
@@ -192,7 +194,6 @@ class SinkWorker:
             ahead: Future[_Decoded] | None = None
             while not self._stop.is_set():
                 self.health.beat()
-                self._refresh_lag()
                 batch = self._next_batch(wait=ahead is None)
                 upcoming = decoder.submit(self._decode, batch) if batch else None
                 if ahead is not None:
@@ -260,20 +261,14 @@ class SinkWorker:
         count = len(self._assigned)
         self.health.report("partitions", ok=True, detail=f"{count} assigned ({shown})")
 
-    def _refresh_lag(self) -> None:
-        """Every few seconds: each assigned partition's lag, from the client's cached offsets."""
-        now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S or not self._assigned or self._consumer is None:
-            return
-        self._lag_at = now
+    def _on_stats(self, stats: str) -> None:
+        """Librdkafka's statistics (every few seconds): each assigned partition's lag."""
+        lags = assigned_lags(stats, self._priced_topic)
         total = 0
-        for tp in self._consumer.position([TopicPartition(t, p) for t, p in self._assigned]):
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0 or tp.offset < 0:
-                continue
-            lag = max(high - tp.offset, 0)
-            total += lag
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        for partition, lag in lags.items():
+            if (self._priced_topic, partition) in self._assigned:
+                total += lag
+                self.metrics.consumer_lag.labels(self._priced_topic, str(partition)).set(lag)
         limit = self._settings.ready_max_lag
         if limit:
             self.health.report("lag", ok=total <= limit, detail=f"{total} behind (at most {limit})")
@@ -353,6 +348,7 @@ class SinkWorker:
                 on_delivery=delivered,
             )
             self.metrics.dead_letters.labels(reason_code).inc()
+            self.metrics.errors.labels("dead_letter").inc()
             log.warning(
                 "dead-lettered %s[%s]@%s: %s: %s",
                 message.topic(),
@@ -376,6 +372,7 @@ class SinkWorker:
             self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
             # E.g. the partitions moved to another worker meanwhile: it replays them, harmlessly.
+            self.metrics.errors.labels("commit").inc()
             log.warning("offset commit failed (the batch will be replayed): %s", exc)
             return
         for tp in partitions:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
 from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 
 if TYPE_CHECKING:
@@ -44,7 +45,6 @@ __all__ = ["HotPath", "consumer_config", "producer_config"]
 log = logging.getLogger(__name__)
 
 _TXN_TIMEOUT_S = 30.0
-_LAG_EVERY_S = 1.0
 
 
 def consumer_config(settings: ProcessorSettings) -> dict[str, Any]:
@@ -89,28 +89,28 @@ class HotPath:
         self._dlq = settings.topic(settings.dlq_topic)
         self._rollups = settings.topic(settings.rollup_topic)
         self._say = RateLimitedLog(log)
-        self._lag_at = 0.0
         self._owned: set[int] = set()
         self.batches = 0
 
     def _clients(self) -> tuple[Consumer, Producer]:
         # Both clients' errors and log lines, rate-limited by kind: an outage costs a few lines.
-        consumer_log = KafkaClientLog(self._say, "raw consumer")
-        producer_log = KafkaClientLog(self._say, "producer")
+        kafka_log = KafkaClientLog(self._say, "processor")
+        errors = self._runtime.metrics.errors
+
+        def on_error(err: KafkaError) -> None:
+            errors.labels("kafka").inc()
+            kafka_log.error(err)
+
+        clients = {"error_cb": on_error, "logger": kafka_log}
         consumer = Consumer(
             {
                 **consumer_config(self._settings),
-                "error_cb": consumer_log.error,
-                "logger": consumer_log,
+                **clients,
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self._on_stats,
             }
         )
-        producer = Producer(
-            {
-                **producer_config(self._settings),
-                "error_cb": producer_log.error,
-                "logger": producer_log,
-            }
-        )
+        producer = Producer({**producer_config(self._settings), **clients})
         return consumer, producer
 
     def run(self, stop: threading.Event) -> None:
@@ -131,7 +131,6 @@ class HotPath:
                 records = self._records(messages)
                 if records:
                     self._process(consumer, producer, records)
-                self._record_lag(consumer)
         finally:
             consumer.close()
             producer.flush(5)
@@ -162,6 +161,7 @@ class HotPath:
                 break
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
+                self._runtime.metrics.errors.labels("transaction").inc()
                 if err.txn_requires_abort():
                     self._say(logging.WARNING, "abort", f"transaction aborted, retried: {err}")
                     producer.abort_transaction(_TXN_TIMEOUT_S)
@@ -205,24 +205,10 @@ class HotPath:
             except BufferError:  # the local queue is full: let librdkafka send some
                 producer.poll(0.05)
 
-    def _record_lag(self, consumer: Consumer) -> None:
-        """Every second: the lag of each assigned partition (high watermark - position).
-
-        Both come from the client's cache (the fetch responses), so this asks nothing of the
-        broker; a partition not fetched yet is left out until it is.
-        """
-        now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S or not self._owned:
-            return
-        self._lag_at = now
-        lags: dict[int, int] = {}
-        positions = consumer.position([TopicPartition(self._raw, p) for p in self._owned])
-        for tp in positions:
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0 or tp.offset < 0:
-                continue
-            lags[tp.partition] = max(high - tp.offset, 0)
-        self._runtime.assigned_lag(lags)
+    def _on_stats(self, stats: str) -> None:
+        """Librdkafka's statistics (every few seconds): the lag of each assigned partition."""
+        lags = assigned_lags(stats, self._raw)
+        self._runtime.assigned_lag({p: lag for p, lag in lags.items() if p in self._owned})
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Cooperative rebalancing: ``partitions`` are the ones added (possibly none).

@@ -53,6 +53,15 @@ class Metrics:
             registry=r,
         )
         self.pricing = Info(f"{p}_pricing", "The price table in use.", registry=r)
+        self.errors = Counter(
+            f"{p}_errors",
+            "Errors by kind: kafka (client errors), transaction (a batch's transaction "
+            "aborted or retried), price_document (an invalid document on the prices topic).",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("kafka", "transaction", "price_document"):
+            self.errors.labels(kind)
 
     def serve(self, port: int) -> None:
         """Expose the metrics over HTTP on ``port`` (a background thread)."""

@@ -255,6 +255,7 @@ class Runtime:
             book = PriceBook.from_json(raw)
         except (PricingError, ValueError, TypeError, KeyError) as exc:
             self.metrics.price_updates.labels("invalid").inc()
+            self.metrics.errors.labels("price_document").inc()
             log.error("ignoring an invalid price document: %s", exc)
             return False
         self.book = book

@@ -134,6 +134,10 @@ class DemoPipeline:
         for part in self._parts:
             self._wait_ready(part, deadline)
 
+    def metrics_port(self, name: str) -> int:
+        """The port part ``name`` serves /metrics, /healthz and /readyz on."""
+        return next(p for p in self._parts if p.name == name).metrics_port
+
     def probe(self, name: str, path: str = "/readyz") -> tuple[int, str]:
         """``GET path`` on part ``name``'s port (``/readyz`` by default): status and body."""
         return next(p for p in self._parts if p.name == name).probe(path)
