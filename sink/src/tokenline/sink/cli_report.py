@@ -135,6 +135,19 @@ def _database(database_url: str | None) -> Iterator[ReportConnection]:
         yield conn
 
 
+def _known(conn: ReportConnection, tenants: tuple[str, ...] | None) -> None:
+    """Refuse tenants the database never heard of (exit 6), rather than an empty report."""
+    from tokenline.sink.report.run import unknown_tenants
+
+    unknown = unknown_tenants(conn, tenants) if tenants else []
+    if unknown:
+        msg = (
+            f"unknown tenant {', '.join(unknown)}: no usage ever and not in the tenants table "
+            "(--all-tenants lists those with usage)"
+        )
+        raise CommandFailed(msg, ExitCode.NOT_FOUND)
+
+
 @contextlib.contextmanager
 def _output(path: str | None) -> Iterator[TextIO]:
     """Yield stdout, or ``path`` written atomically (a failed run leaves no partial file)."""
@@ -218,6 +231,7 @@ def totals(
             source=source,  # type: ignore[arg-type]
         )
         with _database(database_url) as conn:
+            _known(conn, spec.selection.tenants)
             result = run_report(conn, spec)
         with _output(output) as stream:
             render(result, fmt, stream)  # type: ignore[arg-type]
@@ -245,6 +259,7 @@ def billing(
     with _errors():
         spec = billing_spec(_tenants(tenants, all_tenants), month)
         with _database(database_url) as conn:
+            _known(conn, spec.selection.tenants)
             result = run_report(conn, spec)
             named = spec.selection.tenants or tuple({str(row.keys[0]) for row in result.rows})
             timezones = tenant_timezones(conn, named) if named else {}
@@ -274,6 +289,8 @@ def export(fmt: str, output: str | None, **options: Any) -> None:
     with _errors():
         database_url = options.pop("database_url")
         selection = _selection(options)
+        with _database(database_url) as conn:
+            _known(conn, selection.tenants)
         with _database(database_url) as conn, _output(output) as stream:
             count = write_export(iter_events(conn, selection), fmt, stream)  # type: ignore[arg-type]
         if output not in (None, "-"):

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tokenline.processor.pricing import PricingResult, Terms
+    from tokenline.processor.pricing.overrides import Overrides
     from tokenline.schemas import UsageEvent
 
 __all__ = ["PriceBook", "load_price_book"]
@@ -68,6 +69,23 @@ class PriceBook:
         lookup and each entry's integer prices are cached (:class:`CachedPricer`).
         """
         return self._pricer.price(event)
+
+    def with_overrides(self, overrides: Overrides) -> PriceBook:
+        """This book with an overrides file merged over it.
+
+        The file's prices are added (the same provider, model and valid_from replaced), its
+        tenants' terms and model maps set; everything else this book has is kept (other
+        tenants' terms, other maps).
+        """
+        normalizer = Normalizer(
+            {**self.normalizer.azure_deployments, **overrides.azure_deployments},
+            {**self.normalizer.inference_profiles, **overrides.inference_profiles},
+        )
+        return PriceBook(
+            self.table.merged(overrides.entries),
+            normalizer,
+            {**self.adjustments, **overrides.adjustments},
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The document published on the prices topic."""

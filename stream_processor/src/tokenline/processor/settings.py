@@ -55,6 +55,13 @@ class ProcessorSettings(config.PartSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     create_topics: bool = True
+    raw_retention_ms: int | None = Field(
+        default=None,
+        ge=-1,
+        description="retention.ms of the raw topic when the processor creates it (-1: keep "
+        "forever); None: the broker's default (often 7 days). Replay re-prices only what the "
+        "raw topic still holds.",
+    )
     window_seconds: int = Field(default=60, ge=1)
     window_grace_s: int = Field(default=600, ge=0, description="How long late events still count.")
     batch_max_events: int = Field(

@@ -95,6 +95,8 @@ class ReplayReport:
     dry_run: bool
     truncated: dict[int, datetime | None] = field(default_factory=dict)
     landed: bool | None = None
+    rollups_changed: int = 0
+    """Windows whose values change: re-emitted, or in a dry run, would be."""
 
 
 def _ms_time(ms: int | None) -> datetime | None:
@@ -230,6 +232,7 @@ class _Run:
             counts=result.counts,
             rollups_sent=0 if self.request.dry_run else len(rollups),
             rollups_unchanged=unchanged,
+            rollups_changed=len(rollups),
             dry_run=self.request.dry_run,
             truncated=truncated,
         )
