@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
+from tests._db import drop_database
 from tokenline import sdk
 from tokenline.dev.demo.prices import write_initial_prices
 from tokenline.dev.demo.services import DemoPipeline, create_database
@@ -32,9 +33,10 @@ def test_processor_and_sink_log_json_lines(
 ) -> None:
     monkeypatch.setenv("TOKENLINE_LOG_FORMAT", "json")
     run = uuid.uuid4().hex[:6]
+    name = f"jsonlog_{run}"
     pipeline = DemoPipeline(
         bootstrap=kafka_bootstrap,
-        database_url=create_database(database_url, f"jsonlog_{run}"),
+        database_url=create_database(database_url, name),
         prefix=f"jsonlog-{run}.",
         work_dir=tmp_path,
         prices_file=write_initial_prices(tmp_path / "prices.yaml"),
@@ -60,6 +62,7 @@ def test_processor_and_sink_log_json_lines(
         _wait_rows(pipeline.database_url, EVENTS)
     finally:
         pipeline.stop()
+        drop_database(database_url, name)
 
     for part in ("processor", "sink"):
         lines = [

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
+from tests._db import drop_database
 from tokenline import sdk
 from tokenline.dev._proc import free_port
 from tokenline.dev.demo.prices import write_initial_prices
@@ -148,9 +149,10 @@ def test_every_dashboard_query_and_alert_rule_runs_on_real_metrics(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> None:
     run = uuid.uuid4().hex[:6]
+    name = f"prom_{run}"
     pipeline = DemoPipeline(
         bootstrap=kafka_bootstrap,
-        database_url=create_database(database_url, f"prom_{run}"),
+        database_url=create_database(database_url, name),
         prefix=f"prom-{run}.",
         work_dir=tmp_path,
         prices_file=write_initial_prices(tmp_path / "prices.yaml"),
@@ -198,3 +200,4 @@ def test_every_dashboard_query_and_alert_rule_runs_on_real_metrics(
         if prometheus is not None:
             prometheus.stop()
         pipeline.stop()
+        drop_database(database_url, name)

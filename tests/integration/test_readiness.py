@@ -11,10 +11,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from tests._db import drop_database
 from tokenline.dev import kafka
 from tokenline.dev.demo.prices import write_initial_prices
 from tokenline.dev.demo.services import DemoPipeline, create_database
@@ -51,10 +50,7 @@ def pipeline(
         pipe.stop()
         for node in nodes:
             kafka.stop(node)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(database_url, name)
 
 
 def wait_for(pipe: DemoPipeline, part: str, status: int, timeout_s: float) -> str:

@@ -16,10 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from tests._db import drop_database
 from tokenline.dev._proc import free_port
 from tokenline.dev.demo.services import create_database, tokenline_command
 
@@ -48,10 +47,7 @@ def unmigrated(database_url: str) -> Iterator[str]:
     name = f"startup_{uuid.uuid4().hex[:8]}"
     url = create_database(database_url, name)
     yield url
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(database_url, name)
 
 
 def run(case: Case, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -245,3 +241,30 @@ def test_prices_publish_refuses_an_empty_file(text: str, tmp_path: Path) -> None
         files={"prices.yaml": text},
     )
     check(case, tmp_path)
+
+
+# ------------------------------------------------------------------ migrate and TimescaleDB
+def test_migrate_names_the_storage_path_and_what_timescaledb_needs(
+    database_url: str, timescale: bool, tmp_path: Path
+) -> None:
+    """Auto takes the path the server offers; --storage timescaledb without it says what to do
+    (exit 2) instead of a bare driver error, and leaves the database unmigrated."""
+    name = f"startup_mig_{uuid.uuid4().hex[:8]}"
+    url = create_database(database_url, name)
+    try:
+        if not timescale:
+            case = Case(
+                ["sink", "migrate", "--storage", "timescaledb"],
+                {"TOKENLINE_DATABASE_URL": url},
+                2,
+                ["storage=timescaledb, but TimescaleDB is not installed", "--storage postgresql"],
+                max_lines=6,  # with alembic's lines naming the revision it was running
+            )
+            check(case, tmp_path)
+        path = "timescaledb" if timescale else "postgresql"
+        migrate = Case(["sink", "migrate"], {"TOKENLINE_DATABASE_URL": url}, 0, [], max_lines=12)
+        output = check(migrate, tmp_path)
+        assert f"storage path {path}" in output
+        assert "note:" not in output  # nothing installed-but-not-preloaded here
+    finally:
+        drop_database(database_url, name)

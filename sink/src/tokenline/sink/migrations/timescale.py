@@ -16,7 +16,7 @@ from sqlalchemy import text
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-__all__ = ["PRELOAD_HINT", "Timescale", "timescale_status"]
+__all__ = ["PRELOAD_HINT", "Timescale", "decide", "preloaded", "timescale_status"]
 
 PRELOAD_HINT = (
     "TimescaleDB is installed on this PostgreSQL server but not preloaded: add timescaledb to "
@@ -48,7 +48,27 @@ def timescale_status(connection: Connection) -> Timescale:
     if row[0] is not None:
         return Timescale.ACTIVE
     preload = connection.execute(text("SELECT current_setting('shared_preload_libraries')"))
-    libraries = {name.strip().strip('"') for name in str(preload.scalar() or "").split(",")}
-    if not any(name == "timescaledb" or name.startswith("timescaledb-") for name in libraries):
-        return Timescale.NOT_PRELOADED
-    return Timescale.AVAILABLE
+    return (
+        Timescale.AVAILABLE if preloaded(str(preload.scalar() or "")) else Timescale.NOT_PRELOADED
+    )
+
+
+def preloaded(shared_preload_libraries: str) -> bool:
+    """Whether the setting's list names TimescaleDB's loader (quoted or not, any version)."""
+    names = {name.strip().strip('"') for name in shared_preload_libraries.split(",")}
+    return any(name == "timescaledb" or name.startswith("timescaledb-") for name in names)
+
+
+def decide(status: Timescale, storage: str) -> bool:
+    """Whether to take the TimescaleDB path (``CREATE EXTENSION`` when not active yet).
+
+    Raises ``StorageUnavailable`` when the extension cannot work and ``storage`` insists on
+    TimescaleDB; ``auto`` takes the plain path instead.
+    """
+    from tokenline.sink.errors import StorageUnavailable
+
+    if storage == "postgresql":
+        return False
+    if status is Timescale.NOT_PRELOADED and storage == "timescaledb":
+        raise StorageUnavailable(f"storage=timescaledb, but {PRELOAD_HINT}")
+    return status in (Timescale.ACTIVE, Timescale.AVAILABLE)
