@@ -11,13 +11,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tokenline.schemas import AvroCodec
 
+#: Test topics keep their records whatever their timestamps: no test depends on when the
+#: broker's retention check runs (its default is 7 days, judged by record timestamps).
+KEEP = {"retention.ms": "-1"}
+
 
 def new_topic(bootstrap: str, prefix: str = "t", partitions: int = 4) -> str:
-    """Create a topic with a unique name and wait until it exists."""
+    """Create a topic with a unique name, explicit infinite retention; wait until it exists."""
     topic = f"{prefix}-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=KEEP)]
     )
     futures[topic].result(timeout=30)
     return topic

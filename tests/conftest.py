@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 #: Lines tests ask to show at the end of every run (whatever ``-r`` says), e.g. the pricing
 #: oracle's counts.
 _SUMMARY: list[str] = []
+#: Tests marked ``timescale`` that did not run (skipped: no TimescaleDB was reachable).
+_TIMESCALE_NOT_RUN: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +24,27 @@ def summary_line() -> Callable[[str], None]:
     return _SUMMARY.append
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the tests marked ``timescale`` that were skipped (no TimescaleDB)."""
+    if report.skipped and "timescale" in report.keywords:
+        _TIMESCALE_NOT_RUN.append(report.nodeid)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the lines tests added with ``summary_line``."""
     if _SUMMARY:
         terminalreporter.section("figures")
         for line in _SUMMARY:
             terminalreporter.write_line(line)
+    if _TIMESCALE_NOT_RUN:
+        terminalreporter.section("TimescaleDB tier", red=True, bold=True)
+        terminalreporter.write_line(
+            f"!!! TimescaleDB tier NOT RUN: {len(_TIMESCALE_NOT_RUN)} tests marked timescale "
+            "were not exercised (no TimescaleDB reachable); the primary storage path is "
+            "untested in this run !!!",
+            red=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -61,4 +78,4 @@ def _timescale_gate(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("timescale") is None:
         return
     if not request.getfixturevalue("timescale"):
-        pytest.skip("TimescaleDB not reachable")
+        pytest.skip("not run: TimescaleDB not reachable")

@@ -11,6 +11,9 @@ need_apt=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_apt+=(postgresql postgresql-contrib)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+command -v stress-ng >/dev/null || need_apt+=(stress-ng)            # CI's run under load
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)        # checks the VM units
+command -v promtool >/dev/null || need_apt+=(prometheus)            # runs the dashboards' queries
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing Debian packages: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
@@ -23,12 +26,15 @@ if ((${#need_apt[@]})); then
 fi
 
 if [[ ! -x .venv/bin/python ]]; then
+  echo "== creating .venv (the first setup installs everything: a few minutes)"
   python3 -m venv .venv
 fi
+echo "== .venv: the four distributions (editable) and the pinned dev tools"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./stream_processor -e ./sink -e ".[dev]"
 
 bash deploy/local/native.sh
 
+echo "== Kafka broker jars (Maven, cached in ~/.cache/tokenline)"
 .venv/bin/tokenline dev jars

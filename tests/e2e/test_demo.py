@@ -32,7 +32,7 @@ def test_the_demo_runs_every_step_and_replays_the_correction(
             "demo",
             "--rounds",
             str(ROUNDS),
-            "--kafka",
+            "--bootstrap-servers",
             kafka_bootstrap,
             "--database-url",
             server.render_as_string(hide_password=False),
@@ -51,6 +51,20 @@ def test_the_demo_runs_every_step_and_replays_the_correction(
         assert tenant in out
     assert "After the replay" in out
     assert "demo finished" in out
+
+    # It says where the data is, and the command it shows works with the exports it shows.
+    (export,) = [line.strip() for line in out.splitlines() if line.strip().startswith("export ")]
+    shown = subprocess.run(
+        ["bash", "-c", f"{export} && {tokenline_command()} report --all-tenants --by tenant"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("TOKENLINE_")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for tenant in ("acme", "globex", "initech"):
+        assert tenant in shown.stdout
 
     demo_db = make_url(database_url).set(database="tokenline_demo")
     with psycopg.connect(demo_db.render_as_string(hide_password=False)) as conn:

@@ -147,8 +147,23 @@ def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> Non
         assert check["test"], name
         assert {"interval", "timeout", "retries"} <= set(check), name
     for name, port in METRICS_PORTS.items():
-        assert f"localhost:{port}/metrics" in _healthcheck(compose["services"][name])
+        assert f"localhost:{port}/readyz" in _healthcheck(compose["services"][name])
     assert "/api/health" in _healthcheck(compose["services"]["grafana"])
+
+
+def test_prometheus_scrapes_every_part_with_the_rules(compose: dict[str, Any]) -> None:
+    service = compose["services"]["prometheus"]
+    mounts = {v.split(":")[1]: COMPOSE.parent / v.split(":")[0] for v in service["volumes"][:2]}
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert mounts["/etc/prometheus/rules.yml"].is_file()
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    for name, port in METRICS_PORTS.items():
+        assert targets[f"tokenline-{name}"] == [f"{name}:{port}"]
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["TOKENLINE_PROMETHEUS_URL"] == "http://prometheus:9090"
 
 
 def test_metrics_ports_published(compose: dict[str, Any]) -> None:

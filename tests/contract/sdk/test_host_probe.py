@@ -161,15 +161,16 @@ def test_a_hung_service_is_abandoned_within_the_timeout(metadata: FakeMetadata) 
         started = time.perf_counter()
         with pytest.raises(OSError, match="timed out"):
             probe(cloud, metadata.url)
-        assert time.perf_counter() - started < TIMEOUT_S + 0.5
+        # Bounded, generously (a busy machine is slow); without the timeout it would hang.
+        assert time.perf_counter() - started < TIMEOUT_S + 10
 
 
 def test_detection_fills_in_the_host_off_the_callers_path(metadata: FakeMetadata) -> None:
     metadata.hang.set()
     hung = HostDetector({}, "api", cloud="gcp", metadata_url=metadata.url)
-    started = time.perf_counter()
     hung.start()
-    assert time.perf_counter() - started < 0.05  # the caller never waits for the service
+    # The caller never waits for the service: start() returned while detection still runs.
+    assert not hung.wait(0)
     assert hung.host["cloud"] is None
     assert hung.host["service_name"] == "api"
     assert hung.wait(TIMEOUT_S * 2 + 1)  # abandoned after the timeout: nothing merged
@@ -191,9 +192,8 @@ def test_a_hung_service_never_delays_a_metered_call(metadata: FakeMetadata) -> N
     try:
         runtime.host = HostDetector({}, cloud="aws", metadata_url=metadata.url)
         runtime.host.start()
-        started = time.perf_counter()
         sdk.record(provider="openai", model="gpt-4o", input_tokens=1)
-        assert time.perf_counter() - started < 0.05
+        assert not runtime.host.wait(0)  # recorded while detection was still hanging
         assert runtime.host.wait(TIMEOUT_S * 2 + 1)  # both AWS requests time out, then it ends
         assert runtime.host.host["cloud"] is None
     finally:

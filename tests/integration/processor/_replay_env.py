@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from tests._kafka import KEEP
 from tests.factories import usage_event
 from tokenline.processor.pricing import BucketPrices, PriceEntry, PriceTable
 from tokenline.processor.replay import ReplayRequest, run_replay
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
     from tokenline.processor.replay import ReplayReport
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
-#: A few hours before now, on a whole minute: recent enough that the broker's retention (7 days
-#: by default, judged by record timestamps) never deletes the records while a test reads them.
+#: A few hours before now, on a whole minute. The raw topics are created with explicit infinite
+#: retention (``create_topics``), so the broker never deletes these records, whatever the
+#: timestamps and whenever its retention check runs.
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
 USAGE = AvroCodec[Any]("tokenline.UsageEvent")
 
@@ -141,15 +143,15 @@ def settings(bootstrap: str, prefix: str, partitions: int = 2) -> ProcessorSetti
 
 
 def create_topics(s: ProcessorSettings, raw_config: dict[str, str] | None = None) -> None:
-    specs = topic_specs(s)
-    if raw_config:
-        raw = s.topic(s.raw_topic)
-        specs = [
-            type(spec)(spec.name, spec.partitions, spec.replication, raw_config)
-            if spec.name == raw
-            else spec
-            for spec in specs
-        ]
+    """The pipeline's topics; the raw one with ``raw_config``, by default infinite retention."""
+    raw = s.topic(s.raw_topic)
+    config = {**KEEP, **(raw_config or {})}
+    specs = [
+        type(spec)(spec.name, spec.partitions, spec.replication, {**spec.config, **config})
+        if spec.name == raw
+        else spec
+        for spec in topic_specs(s)
+    ]
     ensure_topics(s.bootstrap_servers, specs)
 
 

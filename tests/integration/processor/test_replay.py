@@ -169,6 +169,16 @@ def test_4_the_same_replay_again_changes_nothing(world: env.World) -> None:
     assert report.rollups_unchanged > 0
 
 
+def test_the_raw_topic_keeps_dated_records_whatever_the_retention_timer(world: env.World) -> None:
+    """The events are hours old by their timestamps: the test topic never deletes by time."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": world.settings.bootstrap_servers})
+    raw = world.settings.topic(world.settings.raw_topic)
+    (future,) = admin.describe_configs([ConfigResource("topic", raw)]).values()
+    assert future.result(timeout=30)["retention.ms"].value == "-1"
+
+
 def test_5_dry_run_sends_nothing_and_is_recorded(world: env.World) -> None:
     env.wait_caught_up(world.settings, world.group)
     first = env.snapshot(world.url)

@@ -38,6 +38,8 @@ def _queries() -> list[tuple[str, str]]:
         )
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
+                if "rawSql" not in target:
+                    continue  # PromQL: tests/integration/test_prometheus.py runs those
                 ref = f"{path.stem}:{panel['title']}:{target['refId']}"
                 found.append((ref, target["rawSql"]))
     return found

@@ -373,6 +373,27 @@ def test_cli_errors_are_clean(plain_url: str) -> None:
     assert "empty range" in result.output
 
 
+def test_an_unknown_tenant_is_refused_not_reported_empty(
+    plain_url: str, rows: list[dict[str, Any]]
+) -> None:
+    runner = CliRunner()
+    month = ["--from", "2026-10-01", "--to", "2026-11-01", "--database-url", plain_url]
+    result = runner.invoke(report_command, ["--tenant", "t-typo", "--tenant", "t-kolkata", *month])
+    assert result.exit_code == 6, result.output
+    assert "unknown tenant t-typo" in result.output
+    result = runner.invoke(export_command, ["--tenant", "t-typo", *month])
+    assert result.exit_code == 6, result.output
+    # Known: usage without a tenants row, or a row in a month without usage.
+    result = runner.invoke(report_command, ["--tenant", "t-no-row", *month])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        report_command,
+        ["--tenant", "t-kolkata", "--from", "2020-01-01", "--to", "2020-02-01",
+         "--database-url", plain_url],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.timescale
 def test_timescale_aggregate_and_raw_paths_agree(timescale_url: str, new_database: Any) -> None:
     import psycopg

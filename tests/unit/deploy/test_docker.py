@@ -18,6 +18,7 @@ pytestmark = pytest.mark.unit
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 constraints = load_script("docker/constraints.py")
+lock = load_script("docker/lock.py")
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -64,14 +65,30 @@ def test_entrypoint_is_the_tokenline_command() -> None:
     assert exposed == {9108, 9109}
 
 
-def test_installs_the_three_parts_with_the_root_pins() -> None:
+def test_installs_the_locked_distributions_by_hash_then_the_three_parts() -> None:
     installs = [rest for rest in _all("RUN") if "pip install" in rest and "./" in rest]
     assert len(installs) == 1
     words = shlex.split(installs[0])
     assert {"./schemas", "./stream_processor", "./sink"} <= set(words)
     assert "./producer_sdk" not in words
-    assert "--constraint" in words
-    assert "constraints.py" in " ".join(_all("RUN"))
+    assert "--no-deps" in words
+    assert "pip check" in installs[0]
+    (locked,) = [rest for rest in _all("RUN") if "requirements.lock" in rest]
+    assert {"--require-hashes", "--no-deps", "-r"} <= set(shlex.split(locked))
+    assert INSTRUCTIONS.index(("RUN", locked)) < INSTRUCTIONS.index(("RUN", installs[0]))
+
+
+def test_the_lock_is_the_tested_closure_with_hashes() -> None:
+    """Every runtime dependency of the three parts, at the version the tests run with."""
+    assert lock.problems() == []
+    pins = lock.locked()
+    assert {"faust-streaming", "confluent-kafka", "psycopg", "sqlalchemy", "alembic"} <= set(pins)
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for line in constraints.constraints(ROOT / "pyproject.toml"):
+        name, _, version = line.partition("==")
+        key = name.lower().replace("_", "-")
+        if key in pins:
+            assert pins[key] == version, (name, root["project"]["name"])
 
 
 def test_copied_sources_exist() -> None:

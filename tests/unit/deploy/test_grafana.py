@@ -1,5 +1,6 @@
 """deploy/grafana: provisioning files and dashboards fit together (their SQL runs in
-tests/integration/sink/test_dashboards.py)."""
+tests/integration/sink/test_dashboards.py, the pipeline-health PromQL in
+tests/integration/test_prometheus.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from tests.unit.deploy._deploy import DEPLOY
 pytestmark = pytest.mark.unit
 
 GRAFANA = DEPLOY / "grafana"
-DASHBOARDS = {path.stem: path for path in sorted((GRAFANA / "dashboards").glob("*.json"))}
+ALL_DASHBOARDS = {path.stem: path for path in sorted((GRAFANA / "dashboards").glob("*.json"))}
+PROMETHEUS_DASHBOARDS = {"pipeline-health"}
+#: The dashboards on the database (SQL); the others read Prometheus.
+DASHBOARDS = {k: v for k, v in ALL_DASHBOARDS.items() if k not in PROMETHEUS_DASHBOARDS}
 AGGREGATES = {"usage_15m", "usage_hourly", "usage_daily", "usage_monthly"}
 # Raw rows only where the aggregates lack the column: reasons, error types, percentiles.
 RAW_PANELS = {"Unpriced calls by pricing reason", "Latency by model", "Errors by type"}
@@ -23,7 +27,7 @@ RELATIONS = AGGREGATES | {"usage_events", "tenants", "tenant_daily_totals"}
 
 
 def _load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(DASHBOARDS[name].read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(ALL_DASHBOARDS[name].read_text(encoding="utf-8"))
     return data
 
 
@@ -38,15 +42,28 @@ def _relations(sql: str) -> set[str]:
 @pytest.fixture(scope="module")
 def datasource() -> dict[str, Any]:
     data = yaml.safe_load((GRAFANA / "provisioning/datasources/tokenline.yaml").read_text())
-    (source,) = data["datasources"]
+    (source,) = [s for s in data["datasources"] if s["uid"] == "tokenline-db"]
     assert isinstance(source, dict)
     return source
 
 
-def test_both_dashboards() -> None:
-    assert set(DASHBOARDS) == {"overview", "tenant-detail"}
-    uids = {_load(name)["uid"] for name in DASHBOARDS}
-    assert len(uids) == 2
+def test_every_dashboard() -> None:
+    assert set(ALL_DASHBOARDS) == {"overview", "tenant-detail", "pipeline-health"}
+    uids = {_load(name)["uid"] for name in ALL_DASHBOARDS}
+    assert len(uids) == 3
+
+
+def test_pipeline_health_reads_the_provisioned_prometheus() -> None:
+    data = yaml.safe_load((GRAFANA / "provisioning/datasources/tokenline.yaml").read_text())
+    (prometheus,) = [s for s in data["datasources"] if s["type"] == "prometheus"]
+    ref = {"type": "prometheus", "uid": prometheus["uid"]}
+    dashboard = _load("pipeline-health")
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel, target in _targets(dashboard):
+        assert panel["datasource"] == target["datasource"] == ref, panel["title"]
+        assert target["expr"].strip(), panel["title"]
+        assert "rawSql" not in target
 
 
 def test_datasource(datasource: dict[str, Any]) -> None:
@@ -71,7 +88,7 @@ def test_panels_use_the_provisioned_datasource(name: str, datasource: dict[str, 
             assert re.search(r'AS "time"', target["rawSql"]), panel["title"]
 
 
-@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("name", sorted(ALL_DASHBOARDS))
 def test_panels_do_not_overlap(name: str) -> None:
     cells: set[tuple[int, int]] = set()
     for panel in _load(name)["panels"]:

@@ -16,7 +16,9 @@ from tests.unit.deploy._deploy import (
     settings_kwargs,
 )
 from tokenline.cli import main as tokenline
+from tokenline.processor.metrics import Metrics
 from tokenline.processor.settings import ProcessorSettings
+from tokenline.schemas.kafka_security import KafkaSecurity
 from tokenline.sink.settings import SinkSettings
 
 if TYPE_CHECKING:
@@ -57,11 +59,19 @@ def _by_kind(resources: list[dict[str, Any]], kind: str) -> dict[str, dict[str, 
 
 
 def _pod_specs(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
+    pods = {
         f"{r['kind']}/{r['metadata']['name']}": r["spec"]["template"]["spec"]
         for r in resources
         if r["kind"] in {"Deployment", "Job"}
     }
+    pods.update(
+        {
+            f"CronJob/{r['metadata']['name']}": r["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            for r in resources
+            if r["kind"] == "CronJob"
+        }
+    )
+    return pods
 
 
 # ---------------------------------------------------------------- the validator
@@ -73,6 +83,8 @@ def test_real_manifests_are_valid(resources: list[dict[str, Any]]) -> None:
     assert kinds == sorted(
         [
             "ConfigMap",
+            "ConfigMap",
+            "CronJob",
             "Deployment",
             "Deployment",
             "HorizontalPodAutoscaler",
@@ -198,8 +210,13 @@ def test_deployments_probe_their_metrics_port(resources: list[dict[str, Any]]) -
         assert container["ports"] == [
             {"name": "metrics", "containerPort": ports[name], "protocol": "TCP"}
         ]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, name
+        paths = {
+            "startupProbe": "/healthz",
+            "readinessProbe": "/readyz",
+            "livenessProbe": "/healthz",
+        }
+        for probe, path in paths.items():
+            assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}, name
         service_port = services[name]["spec"]["ports"][0]
         assert (service_port["port"], service_port["targetPort"]) == (ports[name], "metrics")
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -214,9 +231,13 @@ def test_processor_hpa(resources: list[dict[str, Any]]) -> None:
         "kind": "Deployment",
         "name": "tokenline-processor",
     }
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert metric["resource"]["target"]["type"] == "Utilization"
+    lag, cpu = hpa["spec"]["metrics"]
+    # Scaled on the raw topic's lag (the metric the processor exports), CPU as a fallback.
+    assert lag["type"] == "External"
+    assert lag["external"]["metric"]["name"] == "tokenline_processor_consumer_lag"
+    assert "tokenline_processor_consumer_lag" in Metrics().registry._names_to_collectors
+    assert cpu["resource"]["name"] == "cpu"
+    assert cpu["resource"]["target"]["type"] == "Utilization"
     # More workers than raw-topic partitions would sit idle.
     config = _by_kind(resources, "ConfigMap")["tokenline-config"]["data"]
     assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
@@ -230,10 +251,14 @@ def test_commands_exist(resources: list[dict[str, Any]]) -> None:
         "Deployment/tokenline-processor": ["processor"],
         "Deployment/tokenline-sink": ["sink", "run"],
         "Job/tokenline-migrate": ["sink", "migrate"],
+        # A shell line, run by tests/integration/test_deploy_jobs.py:
+        "CronJob/tokenline-prices-refresh": None,
     }
     pods = _pod_specs(resources)
     assert set(pods) == set(expected)
     for name, args in expected.items():
+        if args is None:
+            continue
         (container,) = pods[name]["containers"]
         assert container["args"] == args
         result = CliRunner().invoke(tokenline, [*args, "--help"])
@@ -248,6 +273,20 @@ def test_settings_names_are_real(resources: list[dict[str, Any]]) -> None:
     assert "TOKENLINE_DATABASE_URL" in secret
     assert all("CHANGE-ME" in value for key, value in secret.items() if "PASSWORD" in key)
     assert "CHANGE-ME" in secret["TOKENLINE_DATABASE_URL"]
+
+
+def test_kafka_security_is_one_consistent_choice(resources: list[dict[str, Any]]) -> None:
+    """The ConfigMap's listener and protocol agree; SASL credentials only come with SASL."""
+    config = _by_kind(resources, "ConfigMap")["tokenline-config"]["data"]
+    secret = _by_kind(resources, "Secret")["tokenline-secrets"]["stringData"]
+    assert "TOKENLINE_SECURITY_PROTOCOL" not in secret
+    protocol = config["TOKENLINE_SECURITY_PROTOCOL"]
+    env = {**config, **secret}
+    settings = SinkSettings.model_validate(settings_kwargs(env))
+    assert KafkaSecurity.of(settings).problems() == []
+    if protocol == "PLAINTEXT":
+        assert config["TOKENLINE_BOOTSTRAP_SERVERS"].endswith(":9092")
+        assert not [key for key in secret if key.startswith("TOKENLINE_SASL_")]
 
 
 def test_settings_validate(resources: list[dict[str, Any]]) -> None:

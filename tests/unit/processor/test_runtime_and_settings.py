@@ -63,8 +63,8 @@ def test_processor_check_lists_problems() -> None:
         processor, ["--check"], env={"TOKENLINE_TOPIC_PARTITIONS": "0", "TOKENLINE_WEB_PORT": "0"}
     )
     assert result.exit_code == 2
-    assert "topic_partitions" in result.output
-    assert "web_port" in result.output
+    assert "TOKENLINE_TOPIC_PARTITIONS" in result.output
+    assert "TOKENLINE_WEB_PORT" in result.output
 
 
 def test_runtime_counts_and_encodes() -> None:

@@ -30,7 +30,7 @@ def test_every_problem_is_listed(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(storage="oracle", compress_after_days=0, refresh_lookback_days=-1)
     problems = "\n".join(caught.value.problems)
     for field in ("database_url", "storage", "compress_after_days", "refresh_lookback_days"):
-        assert field in problems
+        assert f"TOKENLINE_{field.upper()}" in problems
     assert len(caught.value.problems) == 4
     assert isinstance(caught.value, SinkError)
 
@@ -41,7 +41,7 @@ def test_non_postgres_url_is_refused() -> None:
 
 
 def test_retention_must_outlive_the_refresh_window() -> None:
-    with pytest.raises(SinkConfigError, match="raw_retention_days"):
+    with pytest.raises(SinkConfigError, match="TOKENLINE_RAW_RETENTION_DAYS"):
         load_settings(database_url="postgresql://db/x", raw_retention_days=7)
     assert load_settings(database_url="postgresql://db/x", raw_retention_days=8)
 
@@ -70,9 +70,9 @@ def test_worker_settings_problems_are_all_listed(monkeypatch: pytest.MonkeyPatch
         load_settings(batch_max_rows=0, metrics_port=70_000, group_id="bad group", batch_max_ms=0)
     problems = "\n".join(caught.value.problems)
     for field in ("database_url", "batch_max_rows", "metrics_port", "group_id", "batch_max_ms"):
-        assert field in problems
+        assert f"TOKENLINE_{field.upper()}" in problems
 
 
 def test_retry_cap_must_not_be_below_the_first_wait() -> None:
-    with pytest.raises(SinkConfigError, match="retry_max_ms"):
+    with pytest.raises(SinkConfigError, match="TOKENLINE_RETRY_MAX_MS"):
         load_settings(database_url="postgresql://db/x", retry_initial_ms=500, retry_max_ms=100)

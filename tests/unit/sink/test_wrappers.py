@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -46,12 +47,19 @@ def test_retrying_then_metered_counts_landed_rows_and_retries() -> None:
         ),
         metrics,
     )
-    rejected = store.write([{}, {"bad": True}, {}])
+    now = datetime.now(UTC)
+    live = {"occurred_at": now - timedelta(seconds=2), "priced_at": now - timedelta(seconds=1)}
+    replayed = {"occurred_at": now - timedelta(days=3), "priced_at": now}
+    rejected = store.write([{**live}, {**live, "bad": True}, {**replayed}, {**live}])
     assert [r.table for r in rejected] == ["usage_events"]
     assert waits == [0.01, 0.02, 0.025]
     sample = metrics.registry.get_sample_value
-    assert sample("tokenline_sink_rows_landed_total", {"table": "usage_events"}) == 2
+    assert sample("tokenline_sink_rows_landed_total", {"table": "usage_events"}) == 3
     assert sample("tokenline_sink_retries_total") == 3
+    # Freshness of the two live rows that landed; the replayed one and the refused one not.
+    assert sample("tokenline_sink_freshness_seconds_count") == 2
+    assert sample("tokenline_sink_freshness_seconds_bucket", {"le": "1.0"}) == 0
+    assert sample("tokenline_sink_freshness_seconds_bucket", {"le": "30.0"}) == 2
     assert sample("tokenline_sink_batch_seconds_count") == 1
     store.close()
     assert inner.closed

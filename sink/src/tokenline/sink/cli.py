@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
-from tokenline.sink.errors import SinkError
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.sink.errors import (
+    DatabaseUnavailable,
+    SinkConfigError,
+    SinkError,
+    StorageUnavailable,
+)
 from tokenline.sink.settings import load_settings
+
+if TYPE_CHECKING:
+    from tokenline.sink.settings import SinkSettings
+
+REQUIRED_RELATIONS = ("usage_events", "usage_rollup_1m", "tenants")
+"""What ``sink run`` writes to: without them the database is not migrated (exit 5)."""
+
+
+def _settings(**overrides: Any) -> SinkSettings:
+    try:
+        return load_settings(**overrides)
+    except SinkConfigError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
+
+
+def _failed(exc: SinkError) -> CommandFailed:
+    """The exit code of a sink error (README: "Exit codes")."""
+    if isinstance(exc, SinkConfigError | StorageUnavailable):
+        return CommandFailed(str(exc), ExitCode.CONFIG)
+    if isinstance(exc, DatabaseUnavailable):
+        return CommandFailed(str(exc), ExitCode.DATABASE)
+    return CommandFailed(str(exc), ExitCode.FAILED)
 
 
 @click.group()
@@ -32,10 +62,14 @@ def sink() -> None:
 )
 def migrate(database_url: str | None, downgrade_to: str | None, storage: str | None) -> None:
     """Create or update the sink's schema (up to the newest revision unless --downgrade)."""
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_database
     from tokenline.sink import migrate as migrations
 
+    settings = _settings(database_url=database_url, storage=storage)
+    configure_logging(settings.log_level, settings.log_format, "migrate")
+    check_database(settings.database_url.get_secret_value())
     try:
-        settings = load_settings(database_url=database_url, storage=storage)
         if downgrade_to:
             migrations.downgrade(settings, downgrade_to)
         else:
@@ -43,7 +77,9 @@ def migrate(database_url: str | None, downgrade_to: str | None, storage: str | N
         revision = migrations.current_revision(settings)
         path = migrations.storage_path(settings)
     except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise _failed(exc) from exc
+    for note in migrations.notes(settings):
+        click.echo(note, err=True)
     click.echo(f"schema at revision {revision or 'base'}; storage path {path or 'none'}")
 
 
@@ -60,22 +96,24 @@ def run(database_url: str | None, metrics_port: int | None) -> None:
     """Land priced events, and their rollups, from Kafka until SIGTERM or SIGINT.
 
     Settings come from TOKENLINE_* variables (see sink/README.md); every problem with them is
-    listed before anything starts.
+    listed before anything starts. Then Kafka, the database and its schema are checked (10 s
+    each at most): exit codes 2 settings, 3 Kafka, 4 database, 5 not migrated.
     """
-    import logging
     import signal
 
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_database, check_kafka
     from tokenline.sink.worker import SinkWorker
 
-    try:
-        settings = load_settings(database_url=database_url, metrics_port=metrics_port)
-    except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = _settings(database_url=database_url, metrics_port=metrics_port)
+    configure_logging(settings.log_level, settings.log_format, "sink")
+    check_kafka(librdkafka_config(settings))
+    check_database(settings.database_url.get_secret_value(), relations=REQUIRED_RELATIONS)
     worker = SinkWorker(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: worker.stop())
     try:
         worker.run()
     except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise _failed(exc) from exc

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tokenline.sink.errors import SinkError
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.sink.errors import SinkConfigError, SinkError
 from tokenline.sink.report.export import EXPORT_FORMATS
 from tokenline.sink.report.render import FORMATS
 from tokenline.sink.report.selection import DIMENSIONS, FILTER_DIMENSIONS
@@ -119,12 +120,32 @@ def _tenants(tenants: tuple[str, ...], all_tenants: bool) -> tuple[str, ...] | N
 
 @contextlib.contextmanager
 def _database(database_url: str | None) -> Iterator[ReportConnection]:
+    from tokenline.schemas.ops.preflight import check_database
     from tokenline.sink.report.run import connect
     from tokenline.sink.settings import load_settings
 
     settings = load_settings(database_url=database_url)
+    check_database(
+        settings.database_url.get_secret_value(),
+        relations=("usage_events", "tenants"),
+        setting="--database-url or TOKENLINE_DATABASE_URL",
+        timeout_s=float(settings.db_connect_timeout_s),
+    )
     with connect(settings.database_url.get_secret_value(), settings.db_connect_timeout_s) as conn:
         yield conn
+
+
+def _known(conn: ReportConnection, tenants: tuple[str, ...] | None) -> None:
+    """Refuse tenants the database never heard of (exit 6), rather than an empty report."""
+    from tokenline.sink.report.run import unknown_tenants
+
+    unknown = unknown_tenants(conn, tenants) if tenants else []
+    if unknown:
+        msg = (
+            f"unknown tenant {', '.join(unknown)}: no usage ever and not in the tenants table "
+            "(--all-tenants lists those with usage)"
+        )
+        raise CommandFailed(msg, ExitCode.NOT_FOUND)
 
 
 @contextlib.contextmanager
@@ -143,11 +164,16 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
+    except SinkConfigError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
     except SinkError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
+    except psycopg.OperationalError as exc:
+        msg = f"database error: {' '.join(str(exc).split())}"
+        raise CommandFailed(msg, ExitCode.DATABASE) from exc
     except psycopg.Error as exc:
-        msg = f"database error: {exc}"
-        raise click.ClickException(msg) from exc
+        msg = f"database error: {' '.join(str(exc).split())}"
+        raise CommandFailed(msg) from exc
 
 
 def _dimensions(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -205,6 +231,7 @@ def totals(
             source=source,  # type: ignore[arg-type]
         )
         with _database(database_url) as conn:
+            _known(conn, spec.selection.tenants)
             result = run_report(conn, spec)
         with _output(output) as stream:
             render(result, fmt, stream)  # type: ignore[arg-type]
@@ -232,6 +259,7 @@ def billing(
     with _errors():
         spec = billing_spec(_tenants(tenants, all_tenants), month)
         with _database(database_url) as conn:
+            _known(conn, spec.selection.tenants)
             result = run_report(conn, spec)
             named = spec.selection.tenants or tuple({str(row.keys[0]) for row in result.rows})
             timezones = tenant_timezones(conn, named) if named else {}
@@ -261,6 +289,8 @@ def export(fmt: str, output: str | None, **options: Any) -> None:
     with _errors():
         database_url = options.pop("database_url")
         selection = _selection(options)
+        with _database(database_url) as conn:
+            _known(conn, selection.tenants)
         with _database(database_url) as conn, _output(output) as stream:
             count = write_export(iter_events(conn, selection), fmt, stream)  # type: ignore[arg-type]
         if output not in (None, "-"):

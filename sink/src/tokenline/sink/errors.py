@@ -32,7 +32,8 @@ class SinkConfigError(SinkError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid sink settings ({len(self.problems)} problems):\n{lines}")
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        super().__init__(f"invalid sink settings ({count}):\n{lines}")
 
 
 class MigrationError(SinkError):

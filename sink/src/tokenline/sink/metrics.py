@@ -1,15 +1,20 @@
 """Prometheus metrics of the sink, and a store wrapper that records them.
 
 Each worker gets its own :class:`SinkMetrics` on its own registry (tests run several workers in
-one process); :func:`serve` exposes that registry over HTTP.
+one process), with the process, platform and GC collectors and ``tokenline_build_info``;
+the worker serves it with ``/healthz`` and ``/readyz``
+(:class:`~tokenline.schemas.ops.health.HealthServer`), :func:`serve` alone.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from tokenline.schemas.ops.metrics import new_registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,14 +22,17 @@ if TYPE_CHECKING:
 
     from tokenline.sink.store import Rejected, Row, UsageStore
 
-__all__ = ["MeteredStore", "SinkMetrics", "serve"]
+__all__ = ["REPLAYED_AFTER_S", "MeteredStore", "SinkMetrics", "serve"]
+
+REPLAYED_AFTER_S = 3600
+"""An event priced this long after it occurred was re-priced (a replay): no freshness."""
 
 
 class SinkMetrics:
     """The sink's counters, histogram and gauges."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or new_registry("sink", "tokenline-sink")
         self.rows_landed = Counter(
             "tokenline_sink_rows_landed",
             "Rows written to PostgreSQL (after de-duplication within a batch).",
@@ -48,6 +56,22 @@ class SinkMetrics:
             ["reason_code"],
             registry=self.registry,
         )
+        self.freshness = Histogram(
+            "tokenline_sink_freshness_seconds",
+            "From an event's occurred_at to its row committed in the database (events priced "
+            "within REPLAYED_AFTER_S of occurring: re-priced history is left out).",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "tokenline_sink_errors",
+            "Errors by kind: kafka (client errors), database (a write retried), "
+            "dead_letter (a record set aside), commit (an offset commit failed).",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("kafka", "database", "dead_letter", "commit"):
+            self.errors.labels(kind)
         self.consumer_lag = Gauge(
             "tokenline_sink_consumer_lag",
             "Messages between the high watermark and the sink's position.",
@@ -75,11 +99,20 @@ class MeteredStore:
         self._metrics = metrics
 
     def write(self, priced_rows: Sequence[Row]) -> list[Rejected]:
-        """Write through the inner store and record what landed."""
+        """Write through the inner store and record what landed, and how fresh it is."""
         start = time.perf_counter()
         rejected = self._inner.write(priced_rows)
         self._metrics.batch_seconds.observe(time.perf_counter() - start)
         self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - len(rejected))
+        refused = {id(r.row) for r in rejected}
+        now = datetime.now(UTC)
+        observe = self._metrics.freshness.observe
+        for row in priced_rows:
+            if id(row) in refused:
+                continue
+            occurred, priced = row["occurred_at"], row["priced_at"]
+            if (priced - occurred).total_seconds() < REPLAYED_AFTER_S:
+                observe(max((now - occurred).total_seconds(), 0.0))
         return rejected
 
     def close(self) -> None:

@@ -10,13 +10,21 @@ from importlib.resources import files
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool, text
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, PendingRollbackError, ProgrammingError
 
 from tokenline.sink.errors import MigrationError
 from tokenline.sink.migrations.options import OPTIONS_KEY, MigrationOptions
+from tokenline.sink.migrations.timescale import PRELOAD_HINT, Timescale, timescale_status
 from tokenline.sink.settings import SinkSettings, sqlalchemy_url
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "storage_path", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "notes",
+    "storage_path",
+    "upgrade",
+]
 
 
 def alembic_config(options: MigrationOptions | None = None) -> Config:
@@ -41,10 +49,30 @@ def _run(settings: SinkSettings, action: str, revision: str) -> None:
                 command.downgrade(config, revision)
             connection.commit()
     except DBAPIError as exc:
-        msg = f"{action} to {revision} failed: {exc.orig or exc}"
+        msg = f"{action} to {revision} failed: {' '.join(str(exc.orig or exc).split())}"
+        raise MigrationError(msg) from exc
+    except PendingRollbackError as exc:  # the server ended the session (FATAL)
+        msg = f"{action} to {revision} failed: the server closed the connection ({exc})"
         raise MigrationError(msg) from exc
     finally:
         engine.dispose()
+
+
+def notes(settings: SinkSettings) -> list[str]:
+    """What a user should know after a migration (TimescaleDB installed but not usable)."""
+    engine = create_engine(
+        sqlalchemy_url(settings.database_url.get_secret_value()), poolclass=pool.NullPool
+    )
+    try:
+        with engine.connect() as connection:
+            status = timescale_status(connection)
+    except DBAPIError:
+        return []
+    finally:
+        engine.dispose()
+    if status is Timescale.NOT_PRELOADED and settings.storage == "auto":
+        return [f"note: took the plain PostgreSQL path. {PRELOAD_HINT}"]
+    return []
 
 
 def upgrade(settings: SinkSettings, revision: str = "head") -> None:

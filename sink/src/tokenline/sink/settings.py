@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.schemas.ops import config
+from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 from tokenline.sink.errors import SinkConfigError
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
@@ -22,7 +24,7 @@ StorageChoice = Literal["auto", "timescaledb", "postgresql"]
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
-class SinkSettings(BaseSettings):
+class SinkSettings(config.PartSettings):
     """What the sink's schema and workers are configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -84,6 +86,16 @@ class SinkSettings(BaseSettings):
         description="Names this worker (client id, DLQ records) and makes its group membership "
         "static, so a restarted worker gets its partitions back without a rebalance wait.",
     )
+    ready_max_lag: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="/readyz fails while the lag of the assigned partitions is above this; 0 "
+        "leaves lag out of readiness.",
+    )
+    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+    log_format: LogFormat = Field(
+        default="text", description="text, or json: one JSON object per line."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -97,45 +109,44 @@ class SinkSettings(BaseSettings):
         """Return the full name of a topic (with the prefix)."""
         return f"{self.topic_prefix}{name}"
 
-    @model_validator(mode="after")
-    def _retry_bounds(self) -> SinkSettings:
-        if self.retry_max_ms < self.retry_initial_ms:
-            msg = (
-                f"retry_max_ms ({self.retry_max_ms}) must be at least "
-                f"retry_initial_ms ({self.retry_initial_ms})"
-            )
-            raise ValueError(msg)
-        return self
 
-    @model_validator(mode="after")
-    def _retention_outlives_refresh(self) -> SinkSettings:
-        # A refresh over dropped raw chunks would erase the aggregates of that range.
-        if (
-            self.raw_retention_days is not None
-            and self.raw_retention_days <= self.refresh_lookback_days
-        ):
-            msg = (
-                f"raw_retention_days ({self.raw_retention_days}) must exceed "
-                f"refresh_lookback_days ({self.refresh_lookback_days}), or refreshes would "
-                "erase aggregates of dropped raw data"
-            )
-            raise ValueError(msg)
-        return self
+def _consistency(settings: SinkSettings) -> list[str]:
+    """Problems between fields (checked with the others, in the same pass)."""
+    found = KafkaSecurity.of(settings).problems()
+    if settings.retry_max_ms < settings.retry_initial_ms:
+        found.append(
+            f"TOKENLINE_RETRY_MAX_MS: {settings.retry_max_ms} must be at least "
+            f"TOKENLINE_RETRY_INITIAL_MS ({settings.retry_initial_ms})"
+        )
+    # A refresh over dropped raw chunks would erase the aggregates of that range.
+    if (
+        settings.raw_retention_days is not None
+        and settings.raw_retention_days <= settings.refresh_lookback_days
+    ):
+        found.append(
+            f"TOKENLINE_RAW_RETENTION_DAYS: {settings.raw_retention_days} must exceed "
+            f"TOKENLINE_REFRESH_LOOKBACK_DAYS ({settings.refresh_lookback_days}), or refreshes "
+            "would erase aggregates of dropped raw data"
+        )
+    return found
+
+
+_CLI = {"database_url": "--database-url", "metrics_port": "--metrics-port", "storage": "--storage"}
 
 
 def load_settings(**overrides: Any) -> SinkSettings:
-    """Read settings from the environment, with ``overrides`` (None values ignored) on top."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        settings = SinkSettings(**given)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise SinkConfigError(problems) from exc
-    problems = KafkaSecurity.of(settings).problems()
-    if problems:
+    """Read settings from the environment, with ``overrides`` (None values ignored) on top.
+
+    Every problem is found in one pass, each named by its ``TOKENLINE_*`` variable.
+    """
+    settings, problems = config.load(
+        SinkSettings,
+        overrides,
+        placeholders={"database_url": "postgresql://placeholder/tokenline"},
+        checks=_consistency,
+        cli=_CLI,
+    )
+    if settings is None:
         raise SinkConfigError(problems)
     return settings
 

@@ -7,6 +7,7 @@ harmless; the librdkafka configuration is built in :func:`consumer_config` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,9 +21,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from tokenline.schemas import AvroCodec, DeadLetter, DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.schemas.oversize import fit_dead_letter
+from tokenline.schemas.ops.health import Health, HealthServer
+from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
+from tokenline.schemas.ops.preflight import database_problem, kafka_problem
+from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
-from tokenline.sink.metrics import MeteredStore, SinkMetrics, serve
+from tokenline.sink.metrics import MeteredStore, SinkMetrics
 from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore, RetryingStore
 
@@ -35,6 +40,7 @@ __all__ = ["SinkWorker", "consumer_config", "producer_config"]
 log = logging.getLogger(__name__)
 
 _DLQ_FLUSH_TIMEOUT_S = 30.0
+_PROBE_TIMEOUT_S = 3.0
 
 
 class _Stopping(SinkError):
@@ -68,6 +74,28 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
     return config
 
 
+def readiness(settings: SinkSettings) -> Health:
+    """The sink's checks: Kafka and the database answer, partitions assigned, lag bounded."""
+    config = librdkafka_config(settings)
+    url = settings.database_url.get_secret_value()
+
+    def kafka() -> str | None:
+        found = kafka_problem(config, timeout_s=_PROBE_TIMEOUT_S)
+        return None if found is None else found[1]
+
+    def database() -> str | None:
+        found = database_problem(url, relations=("usage_events",), timeout_s=_PROBE_TIMEOUT_S)
+        return None if found is None else found[1]
+
+    health = Health()
+    health.add_probe("kafka", kafka)
+    health.add_probe("database", database)
+    health.report("partitions", ok=False, detail="waiting for the group's assignment")
+    if settings.ready_max_lag:
+        health.report("lag", ok=False, detail="not measured yet")
+    return health
+
+
 def producer_config(settings: SinkSettings) -> dict[str, Any]:
     """Return the librdkafka configuration of the dead-letter producer."""
     return {
@@ -89,9 +117,14 @@ class SinkWorker:
         *,
         store: UsageStore | None = None,
         metrics: SinkMetrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._settings = settings
         self.metrics = metrics or SinkMetrics()
+        self.health = health or readiness(settings)
+        self._say = RateLimitedLog(log)
+        self._kafka_log = KafkaClientLog(self._say, "sink")
+        self._assigned: set[tuple[str, int]] = set()
         self._priced_topic = settings.topic(settings.priced_topic)
         self._dlq_topic = settings.topic(settings.dlq_topic)
         self._codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
@@ -106,7 +139,7 @@ class SinkWorker:
                 initial_ms=settings.retry_initial_ms,
                 max_ms=settings.retry_max_ms,
                 wait=self._wait_paused,
-                on_retry=lambda _attempt, _exc: self.metrics.retries.inc(),
+                on_retry=lambda _attempt, _exc: self._retried(),
             ),
             self.metrics,
         )
@@ -116,6 +149,14 @@ class SinkWorker:
         self._paused = False
         self._stop = threading.Event()
 
+    def _retried(self) -> None:
+        self.metrics.retries.inc()
+        self.metrics.errors.labels("database").inc()
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        self.metrics.errors.labels("kafka").inc()
+        self._kafka_log.error(err)
+
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in hand (safe from any thread)."""
@@ -123,12 +164,27 @@ class SinkWorker:
 
     def run(self) -> None:
         """Consume and land batches until :meth:`stop`; then close everything."""
-        http = serve(self.metrics, self._settings.metrics_port)
-        self._consumer = Consumer(consumer_config(self._settings))
-        self._producer = Producer(producer_config(self._settings))
+        port = self._settings.metrics_port
+        http = HealthServer(self.health, self.metrics.registry, port).start() if port else None
+        # Errors and log lines of both clients, rate-limited: an outage costs a few lines.
+        clients = {"error_cb": self._kafka_error, "logger": self._kafka_log}
+        self._consumer = Consumer(
+            {
+                **consumer_config(self._settings),
+                **clients,
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self._on_stats,
+            }
+        )
+        self._producer = Producer({**producer_config(self._settings), **clients})
         # The processor's rollup topic is a live feed for other consumers: usage_rollup_1m is
         # built here from the events themselves (see tokenline.sink.rollups).
-        self._consumer.subscribe([self._priced_topic])
+        self._consumer.subscribe(
+            [self._priced_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info("sink consuming %s", self._priced_topic)
         decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         try:
@@ -139,6 +195,7 @@ class SinkWorker:
             # only what the consumer already holds, so a quiet topic adds no wait to it.
             ahead: Future[_Decoded] | None = None
             while not self._stop.is_set():
+                self.health.beat()
                 batch = self._next_batch(wait=ahead is None)
                 upcoming = decoder.submit(self._decode, batch) if batch else None
                 if ahead is not None:
@@ -154,8 +211,7 @@ class SinkWorker:
             self._producer.flush(5)
             self._store.close()
             if http is not None:
-                http.shutdown()
-                http.server_close()
+                http.close()
 
     def _next_batch(self, *, wait: bool = True) -> list[Message]:
         """Up to batch_max_rows records within batch_max_ms; without ``wait``, those at hand."""
@@ -177,16 +233,47 @@ class SinkWorker:
                     batch.append(message)
         return batch
 
-    @staticmethod
-    def _usable(message: Message) -> bool:
+    def _usable(self, message: Message) -> bool:
         error = message.error()
         if error is None:
             return True
         if error.fatal():
             raise KafkaException(error)
         if error.code() != KafkaError._PARTITION_EOF:
-            log.warning("consumer error: %s", error)
+            self._say(logging.WARNING, f"consume:{error.code()}", f"consumer error: {error}")
         return False
+
+    # ------------------------------------------------------------------ readiness
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
+        self._report_assignment()
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("revoked %s", sorted(tp.partition for tp in partitions))
+        for tp in partitions:
+            self._assigned.discard((tp.topic, tp.partition))
+            with contextlib.suppress(KeyError):  # no lag measured for it yet
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self._report_assignment()
+
+    def _report_assignment(self) -> None:
+        shown = ", ".join(str(p) for _t, p in sorted(self._assigned))
+        shown = shown or "none: more workers than partitions"
+        count = len(self._assigned)
+        self.health.report("partitions", ok=True, detail=f"{count} assigned ({shown})")
+
+    def _on_stats(self, stats: str) -> None:
+        """Librdkafka's statistics (every few seconds): each assigned partition's lag."""
+        lags = assigned_lags(stats, self._priced_topic)
+        total = 0
+        for partition, lag in lags.items():
+            if (self._priced_topic, partition) in self._assigned:
+                total += lag
+                self.metrics.consumer_lag.labels(self._priced_topic, str(partition)).set(lag)
+        limit = self._settings.ready_max_lag
+        if limit:
+            self.health.report("lag", ok=total <= limit, detail=f"{total} behind (at most {limit})")
 
     # ------------------------------------------------------------------ one batch
     def land(self, batch: list[Message]) -> None:
@@ -264,6 +351,7 @@ class SinkWorker:
                 self._dlq_topic, key=message.key(), value=value, on_delivery=delivered
             )
             self.metrics.dead_letters.labels(reason_code).inc()
+            self.metrics.errors.labels("dead_letter").inc()
             log.warning(
                 "dead-lettered %s[%s]@%s: %s: %s",
                 message.topic(),
@@ -287,6 +375,7 @@ class SinkWorker:
             self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
             # E.g. the partitions moved to another worker meanwhile: it replays them, harmlessly.
+            self.metrics.errors.labels("commit").inc()
             log.warning("offset commit failed (the batch will be replayed): %s", exc)
             return
         for tp in partitions:
@@ -306,6 +395,7 @@ class SinkWorker:
         self._paused = True
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
+            self.health.beat()  # waiting for PostgreSQL is alive, not stalled
             if self._stop.is_set():
                 raise _Stopping
             # Paused partitions deliver nothing; a partition assigned meanwhile might, and its

@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tokenline.processor.hotpath import HotPath
-from tokenline.processor.ratelog import limit_handlers
+from tokenline.schemas.ops.ratelog import limit_handlers
 from tokenline.schemas.kafka_security import KafkaSecurity
 
 if TYPE_CHECKING:

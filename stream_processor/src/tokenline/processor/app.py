@@ -12,6 +12,8 @@ from tokenline.processor.pricebook import load_price_book
 from tokenline.processor.runtime import Runtime
 from tokenline.processor.topics import ensure_topics, topic_specs
 from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
+from tokenline.schemas.ops.health import Health, HealthServer
+from tokenline.schemas.ops.preflight import kafka_problem
 
 if TYPE_CHECKING:
     from tokenline.processor.settings import ProcessorSettings
@@ -21,9 +23,12 @@ __all__ = ["create_app", "run_worker"]
 log = logging.getLogger(__name__)
 
 _CHATTY_LOGGERS = ("aiokafka", "faust", "mode")
+_PROBE_TIMEOUT_S = 3.0
 
 
-def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> tuple[Any, Runtime]:
+def create_app(
+    settings: ProcessorSettings, metrics: Metrics | None = None, health: Health | None = None
+) -> tuple[Any, Runtime]:
     """A configured faust.App with every agent wired, and the runtime state it shares."""
     import faust
 
@@ -33,6 +38,7 @@ def create_app(settings: ProcessorSettings, metrics: Metrics | None = None) -> t
         metrics=metrics or Metrics(),
         book=load_price_book(settings.prices_file),
         rules=rules,
+        health=health or Health(),
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -83,8 +89,27 @@ def broker_credentials(security: KafkaSecurity) -> Any:
     return None
 
 
+def readiness(settings: ProcessorSettings) -> Health:
+    """The processor's checks: Kafka answers, partitions assigned, lag within bounds."""
+    config = librdkafka_config(settings)
+
+    def kafka() -> str | None:
+        found = kafka_problem(config, timeout_s=_PROBE_TIMEOUT_S)
+        return None if found is None else found[1]
+
+    health = Health()
+    health.add_probe("kafka", kafka)
+    health.report("partitions", ok=False, detail="waiting for the prices, then an assignment")
+    if settings.ready_max_lag:
+        health.report("lag", ok=False, detail="not measured yet")
+    return health
+
+
 def run_worker(settings: ProcessorSettings) -> None:
-    """Create the topics, serve metrics, and run a worker until it is stopped (blocks)."""
+    """Create the topics, serve metrics and health, and run a worker until stopped (blocks).
+
+    Logging is configured by the caller (``tokenline processor``); Faust leaves it alone.
+    """
     import faust
 
     if settings.create_topics:
@@ -94,12 +119,19 @@ def run_worker(settings: ProcessorSettings) -> None:
             client_config=librdkafka_config(settings),
         )
     metrics = Metrics()
+    health = readiness(settings)
+    server = None
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
-        log.info("metrics on port %d", settings.metrics_port)
-    app, _runtime = create_app(settings, metrics)
+        server = HealthServer(health, metrics.registry, settings.metrics_port).start()
+        log.info("metrics, /healthz and /readyz on port %d", settings.metrics_port)
+    app, _runtime = create_app(settings, metrics, health)
     level = settings.log_level.upper()
     for name in _CHATTY_LOGGERS:  # else they build debug records for every message
         logging.getLogger(name).setLevel(level)
-    worker = faust.Worker(app, loglevel=level, quiet=True)
-    worker.execute_from_commandline()
+    worker = faust.Worker(app, loglevel=level, quiet=True, override_logging=False)
+    worker.spinner = None  # terminal escapes in the log (it spins only when Faust sets logging)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()

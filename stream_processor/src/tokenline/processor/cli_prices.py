@@ -17,6 +17,7 @@ from tokenline.processor.pricing import (
     load_overrides,
     read_source,
 )
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from tokenline.processor.pricebook import PriceBook
@@ -150,23 +151,88 @@ def _member(source: Path) -> str:
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers [TOKENLINE_BOOTSTRAP_SERVERS].")
 @click.option("--topic", help="Prices topic [TOKENLINE_TOPIC_PREFIX + TOKENLINE_PRICES_TOPIC].")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
-def publish(file: Path, bootstrap_servers: str | None, topic: str | None, timeout_s: float) -> None:
+@click.option(
+    "--base",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price table JSON (from `prices refresh --output`) to merge FILE over, instead of "
+    "the snapshot shipped with this version.",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Publish an overrides file without prices, terms or maps (the bare snapshot).",
+)
+def publish(
+    *,
+    file: Path,
+    bootstrap_servers: str | None,
+    topic: str | None,
+    timeout_s: float,
+    base: Path | None,
+    allow_empty: bool,
+) -> None:
     """Publish FILE to the compacted prices topic; every processor applies it live.
 
-    FILE is an overrides YAML file (merged over the shipped snapshot, with its tenant terms
-    and model maps) or a JSON price-table document.
+    FILE is an overrides YAML file (merged over the shipped snapshot, or over --base, with its
+    tenant terms and model maps) or a JSON price-table document. The published document
+    replaces the live one whole: overrides in force that FILE does not repeat are dropped.
     """
+    from tokenline.processor.pricebook import load_price_book
     from tokenline.processor.publish import PublishError, publish_price_book
     from tokenline.processor.settings import ConfigError, load_settings
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_kafka
 
+    problems: list[str] = []
     try:
-        settings = load_settings(bootstrap_servers=bootstrap_servers)
-        book = _book(file)
-        name = topic or settings.topic(settings.prices_topic)
+        settings = load_settings(
+            cli={"bootstrap_servers": "--bootstrap-servers"}, bootstrap_servers=bootstrap_servers
+        )
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        book = load_price_book(file, base)
+    except PricingError as exc:
+        problems.append(f"{file}: {exc}")
+    else:
+        problems.extend(_empty_problem(file, allow_empty))
+    if problems:
+        raise CommandFailed(
+            f"cannot publish ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n  "
+            + "\n  ".join(problems),
+            ExitCode.CONFIG,
+        )
+    configure_logging(settings.log_level, settings.log_format, "prices")
+    check_kafka(
+        librdkafka_config(settings),
+        setting="--bootstrap-servers or TOKENLINE_BOOTSTRAP_SERVERS",
+    )
+    name = topic or settings.topic(settings.prices_topic)
+    try:
         publish_price_book(book, settings, topic=name, timeout_s=timeout_s)
-    except (ConfigError, PricingError, PublishError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except PublishError as exc:
+        raise CommandFailed(str(exc), ExitCode.KAFKA) from exc
     click.echo(f"published {len(book.table)} entries (version {book.pricing_version}) to {name}")
+
+
+def _empty_problem(file: Path, allow_empty: bool) -> list[str]:
+    """An overrides file with nothing in it would silently drop every override in force."""
+    if allow_empty or file.suffix == ".json":
+        return []
+    loaded = load_overrides(file)
+    if (
+        loaded.entries
+        or loaded.adjustments
+        or loaded.azure_deployments
+        or loaded.inference_profiles
+    ):
+        return []
+    return [
+        f"{file}: holds no prices, tenant terms or model maps; publishing it would replace the "
+        "live table by the bare snapshot and drop every override in force "
+        "(--allow-empty to do that on purpose)"
+    ]
 
 
 def _book(file: Path | None) -> PriceBook:

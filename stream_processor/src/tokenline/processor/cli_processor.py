@@ -1,12 +1,11 @@
-"""``tokenline processor``: validate the settings and run the stream processor worker."""
+"""``tokenline processor``: validate the settings, check Kafka, run the stream processor."""
 
 from __future__ import annotations
-
-import sys
 
 import click
 
 from tokenline.processor.settings import ConfigError, load_settings
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 __all__ = ["processor"]
 
@@ -14,12 +13,15 @@ __all__ = ["processor"]
 @click.command()
 @click.option("--check", is_flag=True, help="Validate the settings, report every problem, exit.")
 def processor(check: bool) -> None:
-    """Run the stream processor (settings from TOKENLINE_* variables)."""
+    """Run the stream processor (settings from TOKENLINE_* variables).
+
+    At start it checks that Kafka answers (within 10 s) and exits with one line naming the
+    address otherwise; exit codes as in the README's table (2 settings, 3 Kafka).
+    """
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
     if check:
         click.echo(
             f"settings ok: {settings.bootstrap_servers}, topics "
@@ -27,5 +29,10 @@ def processor(check: bool) -> None:
         )
         return
     from tokenline.processor.app import run_worker
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_kafka
 
+    configure_logging(settings.log_level, settings.log_format, "processor")
+    check_kafka(librdkafka_config(settings))
     run_worker(settings)

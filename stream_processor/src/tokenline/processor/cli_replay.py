@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenline.processor.settings import ConfigError, load_settings
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.console import Console
 
     from tokenline.processor.replay import ReplayReport as Report
 
 __all__ = ["replay"]
+
+_UNWRAPPED = 1000
+_RELATIONS = ("usage_events", "repricing_runs")
+"""The sink's tables a replay reads and records its run in (exit 5 without them)."""
 
 
 class _When(click.ParamType):
@@ -35,14 +42,23 @@ class _When(click.ParamType):
 
 
 @click.command()
-@click.option("--from", "start", type=_When(), required=True, help="Start (ISO; UTC if no offset).")
-@click.option("--to", "end", type=_When(), required=True, help="End, exclusive (ISO).")
+@click.option(
+    "--from",
+    "start",
+    type=_When(),
+    required=True,
+    help="Start, in UTC unless it has an offset (unlike `report --from`, tenant-local): "
+    "2026-10-01 or 2026-10-01T09:30+02:00.",
+)
+@click.option("--to", "end", type=_When(), required=True, help="End, exclusive; UTC unless offset.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option(
     "--prices",
     "prices_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Overrides YAML or price-book JSON; default: the current table on the prices topic.",
+    help="Overrides YAML, merged over the current table on the prices topic (its other "
+    "prices, tenant terms and model maps stay), or a price-book JSON that replaces it; "
+    "default: the current table.",
 )
 @click.option("--dry-run", is_flag=True, help="Compute the summary; send nothing to Kafka.")
 @click.option(
@@ -94,12 +110,19 @@ def replay(
         run_replay,
     )
     from tokenline.processor.replay.progress import BarProgress
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_database, check_kafka
 
     try:
         settings = load_settings()
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
+    configure_logging(settings.log_level, settings.log_format, "replay")
+    check_kafka(librdkafka_config(settings))
+    check_database(
+        database_url, relations=_RELATIONS, setting="--database-url or TOKENLINE_DATABASE_URL"
+    )
     request = ReplayRequest(
         start=start,
         end=end,
@@ -112,7 +135,7 @@ def replay(
         readers=readers,
     )
     err = Console(stderr=True)
-    out = Console()
+    out = output_console()
     try:
         with BarProgress(err) as progress:
             report = run_replay(request, settings, progress)
@@ -121,10 +144,23 @@ def replay(
     except LandingTimeout as exc:
         if isinstance(exc.report, ReplayReport):
             _print(out, exc.report)
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
     except ReplayError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandFailed(str(exc)) from exc
     _print(out, report)
+
+
+def output_console(stream: TextIO | None = None) -> Console:
+    """A console for the summary: a terminal's width, else one that never wraps a row.
+
+    A pipe or a file has no width; rich would fold the tables at 80 columns.
+    """
+    from rich.console import Console
+
+    target = stream or sys.stdout
+    if target.isatty():
+        return Console(file=target)
+    return Console(file=target, width=_UNWRAPPED, highlight=False)
 
 
 def _print(out: Console, report: Report) -> None:
@@ -140,14 +176,18 @@ def _print(out: Console, report: Report) -> None:
         )
     out.print(
         f"replay run {report.run_id}{' (dry run: nothing sent)' if report.dry_run else ''}\n"
-        f"range      [{scope.start.isoformat()}, {scope.end.isoformat()}) tenants: {tenants}\n"
+        f"range      [{scope.start.isoformat()}, {scope.end.isoformat()}) (UTC, widened to "
+        f"whole windows) tenants: {tenants}\n"
         f"prices     {report.new_pricing_version} from {report.price_source}\n"
         f"replacing  {', '.join(report.old_pricing_versions) or 'nothing stored'}"
     )
     out.print(render(report.summary, title="cost by tenant and model"))
     out.print(
         render_counts(
-            report.counts, rollups=report.rollups_sent, rollups_unchanged=report.rollups_unchanged
+            report.counts,
+            rollups=report.rollups_changed if report.dry_run else report.rollups_sent,
+            rollups_unchanged=report.rollups_unchanged,
+            dry_run=report.dry_run,
         )
     )
     if report.landed:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from tokenline.processor.ratelog import RateLimitedLog
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
+from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 
 if TYPE_CHECKING:
     import threading
@@ -44,7 +45,6 @@ __all__ = ["HotPath", "consumer_config", "producer_config"]
 log = logging.getLogger(__name__)
 
 _TXN_TIMEOUT_S = 10.0  # per call; a retriable failure is retried until the worker stops
-_LAG_EVERY_S = 1.0
 
 
 def consumer_config(settings: ProcessorSettings) -> dict[str, Any]:
@@ -75,8 +75,6 @@ def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
         "linger.ms": settings.producer_linger_ms,
         "compression.type": settings.producer_compression,
         "queue.buffering.max.messages": 1_000_000,
-        # Runtime hands over nothing larger (it dead-letters or cuts it): the two agree.
-        "message.max.bytes": settings.max_message_bytes,
     }
 
 
@@ -91,24 +89,31 @@ class HotPath:
         self._dlq = settings.topic(settings.dlq_topic)
         self._rollups = settings.topic(settings.rollup_topic)
         self._say = RateLimitedLog(log)
-        self._lag_at = 0.0
+        self._owned: set[int] = set()
         self._stopping: threading.Event | None = None
         self.batches = 0
         self.alive_at = time.monotonic()
         """When the loop last made progress (a consume returned, a transactional call ended)."""
 
-    def _on_error(self, err: KafkaError) -> None:
-        level = logging.ERROR if err.fatal() else logging.WARNING
-        self._say(level, f"kafka:{err.code()}", f"Kafka: {err.str()}")
-
     def _clients(self) -> tuple[Consumer, Producer]:
-        quiet = logging.getLogger("librdkafka.processor")  # bounded by RateLimitFilter
+        # Both clients' errors and log lines, rate-limited by kind: an outage costs a few lines.
+        kafka_log = KafkaClientLog(self._say, "processor")
+        errors = self._runtime.metrics.errors
+
+        def on_error(err: KafkaError) -> None:
+            errors.labels("kafka").inc()
+            kafka_log.error(err)
+
+        clients = {"error_cb": on_error, "logger": kafka_log}
         consumer = Consumer(
-            {**consumer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
+            {
+                **consumer_config(self._settings),
+                **clients,
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": self._on_stats,
+            }
         )
-        producer = Producer(
-            {**producer_config(self._settings), "error_cb": self._on_error, "logger": quiet}
-        )
+        producer = Producer({**producer_config(self._settings), **clients})
         return consumer, producer
 
     def run(self, stop: threading.Event) -> None:
@@ -121,7 +126,9 @@ class HotPath:
                 [self._raw], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
             )
             log.info("consuming %s as %s", self._raw, self._settings.worker_id)
+            health = self._runtime.health
             while not stop.is_set():
+                health.beat()
                 self.alive_at = time.monotonic()
                 messages = consumer.consume(
                     self._settings.batch_max_events, self._settings.batch_max_ms / 1000
@@ -157,6 +164,7 @@ class HotPath:
             self._transact(consumer, producer, batch, offsets)
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
+            self._runtime.metrics.errors.labels("transaction").inc()
             if not err.txn_requires_abort():
                 raise
             self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
@@ -166,7 +174,6 @@ class HotPath:
                 consumer.seek(TopicPartition(self._raw, partition, offset))
             return
         self.batches += 1
-        self._record_lag(consumer, last)
 
     def _transact(
         self,
@@ -202,6 +209,7 @@ class HotPath:
                 err: KafkaError = exc.args[0]
                 if not err.retriable() or (self._stopping is not None and self._stopping.is_set()):
                     raise  # stopping: the open transaction is aborted at the next start
+                self._runtime.metrics.errors.labels("transaction").inc()
                 waited = time.monotonic() - started
                 self._say(
                     logging.WARNING,
@@ -218,24 +226,26 @@ class HotPath:
             except BufferError:  # the local queue is full: let librdkafka send some
                 producer.poll(0.05)
 
-    def _record_lag(self, consumer: Consumer, last: dict[int, int]) -> None:
-        now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S:
-            return
-        self._lag_at = now
-        for partition, offset in last.items():
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(self._raw, partition), cached=True
-            )
-            self._runtime.consumer_lag(partition, high - offset - 1)
+    def _on_stats(self, stats: str) -> None:
+        """Librdkafka's statistics (every few seconds): the lag of each assigned partition."""
+        lags = assigned_lags(stats, self._raw)
+        self._runtime.assigned_lag({p: lag for p, lag in lags.items() if p in self._owned})
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", sorted(p.partition for p in partitions))
+        # Cooperative rebalancing: ``partitions`` are the ones added (possibly none).
+        self._owned.update(p.partition for p in partitions)
+        log.info("assigned %s, now %s", sorted(p.partition for p in partitions), self._owned)
+        self._runtime.partitions_changed(set(self._owned))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Between batches: nothing is in flight, every processed record is committed.
-        log.info("revoked %s", sorted(p.partition for p in partitions))
+        gone = {p.partition for p in partitions}
+        self._owned -= gone
+        log.info("revoked %s", sorted(gone))
+        self._runtime.partitions_changed(set(self._owned), gone)
 
     def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = sorted(p.partition for p in partitions)
-        log.warning("lost %s (another worker took them over)", lost)
+        gone = {p.partition for p in partitions}
+        self._owned -= gone
+        log.warning("lost %s (another worker took them over)", sorted(gone))
+        self._runtime.partitions_changed(set(self._owned), gone)

@@ -1,8 +1,14 @@
-"""Prometheus metrics of the processor, on their own registry (so tests can build many)."""
+"""Prometheus metrics of the processor, on their own registry (so tests can build many).
+
+The registry also has the process, platform and GC collectors and ``tokenline_build_info``
+(:func:`tokenline.schemas.ops.metrics.new_registry`).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, start_http_server
+
+from tokenline.schemas.ops.metrics import new_registry
 
 __all__ = ["Metrics"]
 
@@ -11,7 +17,7 @@ class Metrics:
     """Counters and gauges the agents update."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or new_registry("processor", "tokenline-processor")
         r = self.registry
         p = "tokenline_processor"
         self.events_in = Counter(f"{p}_events_in", "Raw records consumed.", registry=r)
@@ -36,7 +42,7 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             f"{p}_consumer_lag",
-            "Raw topic high watermark minus position.",
+            "Raw topic high watermark minus position, per assigned partition.",
             ["partition"],
             registry=r,
         )
@@ -47,6 +53,15 @@ class Metrics:
             registry=r,
         )
         self.pricing = Info(f"{p}_pricing", "The price table in use.", registry=r)
+        self.errors = Counter(
+            f"{p}_errors",
+            "Errors by kind: kafka (client errors), transaction (a batch's transaction "
+            "aborted or retried), price_document (an invalid document on the prices topic).",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("kafka", "transaction", "price_document"):
+            self.errors.labels(kind)
 
     def serve(self, port: int) -> None:
         """Expose the metrics over HTTP on ``port`` (a background thread)."""

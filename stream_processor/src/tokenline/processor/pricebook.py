@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tokenline.processor.pricing import PricingResult, Terms
+    from tokenline.processor.pricing.overrides import Overrides
     from tokenline.schemas import UsageEvent
 
 __all__ = ["PriceBook", "load_price_book"]
@@ -68,6 +69,23 @@ class PriceBook:
         lookup and each entry's integer prices are cached (:class:`CachedPricer`).
         """
         return self._pricer.price(event)
+
+    def with_overrides(self, overrides: Overrides) -> PriceBook:
+        """This book with an overrides file merged over it.
+
+        The file's prices are added (the same provider, model and valid_from replaced), its
+        tenants' terms and model maps set; everything else this book has is kept (other
+        tenants' terms, other maps).
+        """
+        normalizer = Normalizer(
+            {**self.normalizer.azure_deployments, **overrides.azure_deployments},
+            {**self.normalizer.inference_profiles, **overrides.inference_profiles},
+        )
+        return PriceBook(
+            self.table.merged(overrides.entries),
+            normalizer,
+            {**self.adjustments, **overrides.adjustments},
+        )
 
     def to_document(self) -> dict[str, Any]:
         """The document published on the prices topic."""
@@ -118,14 +136,24 @@ def _terms_entry(terms: Terms) -> Any:
     return terms_document(terms)
 
 
-def load_price_book(path: Path | str | None = None) -> PriceBook:
+def _read_table(file: Path) -> PriceTable:
+    try:
+        return PriceTable.from_json(file.read_bytes())
+    except OSError as exc:
+        raise PriceTableError(f"{file}: {exc}") from exc
+
+
+def load_price_book(path: Path | str | None = None, base: Path | str | None = None) -> PriceBook:
     """The shipped snapshot, with a YAML overrides file merged over it, or a JSON document.
 
     ``path`` ending in ``.json`` is read as a price-table (or price-book) document; any other
-    file as an overrides YAML file; ``None`` gives the bare snapshot.
+    file as an overrides YAML file; ``None`` gives the bare snapshot. ``base``: a price-table
+    JSON (``tokenline prices refresh --output``) to merge the overrides over instead of the
+    shipped snapshot.
     """
+    snapshot = load_snapshot if base is None else lambda: _read_table(Path(base))
     if path is None:
-        return PriceBook(load_snapshot())
+        return PriceBook(snapshot())
     file = Path(path)
     if file.suffix == ".json":
         try:
@@ -134,7 +162,7 @@ def load_price_book(path: Path | str | None = None) -> PriceBook:
             raise PriceTableError(f"{file}: {exc}") from exc
     overrides = load_overrides(file)
     return PriceBook(
-        load_snapshot().merged(overrides.entries),
+        snapshot().merged(overrides.entries),
         overrides.normalizer(),
         dict(overrides.adjustments),
     )

@@ -10,6 +10,7 @@ producer sequences and metrics once per batch, and returns the encoded records t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ from tokenline.processor.validate import ValidationLimits
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
 from tokenline.schemas.oversize import fit_dead_letter, oversized
+from tokenline.schemas import AvroCodec, EncodeError
+from tokenline.schemas.ops.health import Health
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from datetime import datetime
 
     from tokenline.processor.enrich import AttributionRule
@@ -87,6 +90,8 @@ class Runtime:
     rules: Sequence[AttributionRule] = ()
     tracker: SequenceTracker = field(default_factory=SequenceTracker)
     prices_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    health: Health = field(default_factory=Health)
+    """Liveness and readiness: the raw topic's consumer reports its turns, partitions, lag."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -283,6 +288,7 @@ class Runtime:
             book = PriceBook.from_json(raw)
         except (PricingError, ValueError, TypeError, KeyError) as exc:
             self.metrics.price_updates.labels("invalid").inc()
+            self.metrics.errors.labels("price_document").inc()
             log.error("ignoring an invalid price document: %s", exc)
             return False
         self.book = book
@@ -295,3 +301,20 @@ class Runtime:
         """Record the lag of a raw-topic partition when the consumer knows it."""
         if isinstance(lag, int) and lag >= 0:
             self.metrics.consumer_lag.labels(str(partition)).set(lag)
+
+    def assigned_lag(self, lags: dict[int, int]) -> None:
+        """The lag of every assigned partition (those unknown yet left out); readiness."""
+        for partition, lag in lags.items():
+            self.consumer_lag(partition, lag)
+        limit = self.settings.ready_max_lag
+        if limit:
+            total = sum(lags.values())
+            self.health.report("lag", ok=total <= limit, detail=f"{total} behind (at most {limit})")
+
+    def partitions_changed(self, assigned: set[int], revoked: Collection[int] = ()) -> None:
+        """The raw topic's assignment changed: readiness, and gauges of revoked partitions."""
+        for partition in revoked:
+            with contextlib.suppress(KeyError):  # no lag measured for it yet
+                self.metrics.consumer_lag.remove(str(partition))
+        shown = ", ".join(str(p) for p in sorted(assigned)) or "none: more workers than partitions"
+        self.health.report("partitions", ok=True, detail=f"{len(assigned)} assigned ({shown})")

@@ -12,10 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.schemas.ops import config
+from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["ConfigError", "ProcessorSettings", "load_settings"]
 
@@ -24,11 +26,12 @@ class ConfigError(Exception):
     """The processor's settings are invalid; ``problems`` lists every one."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid processor settings:\n  " + "\n  ".join(problems))
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"invalid processor settings ({count}):\n  " + "\n  ".join(problems))
         self.problems = problems
 
 
-class ProcessorSettings(BaseSettings):
+class ProcessorSettings(config.PartSettings):
     """What the processor is configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -52,6 +55,13 @@ class ProcessorSettings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     create_topics: bool = True
+    raw_retention_ms: int | None = Field(
+        default=None,
+        ge=-1,
+        description="retention.ms of the raw topic when the processor creates it (-1: keep "
+        "forever); None: the broker's default (often 7 days). Replay re-prices only what the "
+        "raw topic still holds.",
+    )
     window_seconds: int = Field(default=60, ge=1)
     window_grace_s: int = Field(default=600, ge=0, description="How long late events still count.")
     batch_max_events: int = Field(
@@ -116,6 +126,15 @@ class ProcessorSettings(BaseSettings):
         ),
     )
     log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+    log_format: LogFormat = Field(
+        default="text", description="text, or json: one JSON object per line."
+    )
+    ready_max_lag: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="/readyz fails while the raw topic's lag (all assigned partitions) is above "
+        "this; 0 leaves lag out of readiness.",
+    )
 
     def topic(self, name: str) -> str:
         """The full name of a topic (with the prefix)."""
@@ -147,27 +166,27 @@ def _file_problems(settings: ProcessorSettings) -> list[str]:
         try:
             load_rules(settings.attribution_file)
         except RulesError as exc:
-            problems.extend(f"attribution_file: {p}" for p in exc.problems)
+            problems.extend(f"TOKENLINE_ATTRIBUTION_FILE: {p}" for p in exc.problems)
     if settings.prices_file is not None:
         try:
             load_price_book(settings.prices_file)
         except PricingError as exc:
-            problems.append(f"prices_file: {exc}")
+            problems.append(f"TOKENLINE_PRICES_FILE: {exc}")
     return problems
 
 
-def load_settings(**overrides: Any) -> ProcessorSettings:
-    """Read settings from the environment, ``overrides`` (None ignored) on top; check files."""
-    given = {key: value for key, value in overrides.items() if value is not None}
-    try:
-        settings = ProcessorSettings(**given)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError(problems) from exc
-    problems = KafkaSecurity.of(settings).problems() + _file_problems(settings)
-    if problems:
+def load_settings(cli: dict[str, str] | None = None, **overrides: Any) -> ProcessorSettings:
+    """Read settings from the environment, ``overrides`` (None ignored) on top; check files.
+
+    Every problem is found in one pass (:func:`tokenline.schemas.ops.config.load`), each named
+    by its ``TOKENLINE_*`` variable (and its option in ``cli``, field to option name).
+    """
+    settings, problems = config.load(
+        ProcessorSettings,
+        overrides,
+        checks=lambda s: KafkaSecurity.of(s).problems() + _file_problems(s),
+        cli=cli,
+    )
+    if settings is None:
         raise ConfigError(problems)
     return settings

@@ -31,10 +31,17 @@ class TopicSpec:
 
 
 def topic_specs(settings: ProcessorSettings) -> list[TopicSpec]:
-    """Every topic the processor reads or writes; the prices topic is compacted."""
+    """Every topic the processor reads or writes.
+
+    The prices topic is compacted; the raw topic keeps ``raw_retention_ms`` when set (replay
+    can re-price only what it holds).
+    """
     parts, repl = settings.topic_partitions, settings.topic_replication
+    raw: dict[str, str] = {}
+    if settings.raw_retention_ms is not None:
+        raw["retention.ms"] = str(settings.raw_retention_ms)
     return [
-        TopicSpec(settings.topic(settings.raw_topic), parts, repl),
+        TopicSpec(settings.topic(settings.raw_topic), parts, repl, raw),
         TopicSpec(settings.topic(settings.priced_topic), parts, repl),
         TopicSpec(settings.topic(settings.rollup_topic), parts, repl),
         TopicSpec(settings.topic(settings.dlq_topic), parts, repl),

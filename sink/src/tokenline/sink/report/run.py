@@ -70,6 +70,20 @@ def storage_path(conn: ReportConnection) -> str:
     return str(row["path"]) if row and row["path"] else "postgresql"
 
 
+def unknown_tenants(conn: ReportConnection, tenants: tuple[str, ...]) -> list[str]:
+    """The tenants of ``tenants`` the database has never heard of.
+
+    No row in ``tenants`` and not one event: a typo, not a quiet month.
+    """
+    rows = conn.execute(
+        "SELECT t AS tenant_id FROM unnest(%s::text[]) AS t "
+        "WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE tenant_id = t) "
+        "AND NOT EXISTS (SELECT 1 FROM usage_events WHERE tenant_id = t) ORDER BY 1",
+        (list(tenants),),
+    ).fetchall()
+    return [row["tenant_id"] for row in rows]
+
+
 def tenant_timezones(conn: ReportConnection, tenants: tuple[str, ...]) -> dict[str, str]:
     """Return each tenant's billing timezone (UTC for a tenant without a row)."""
     query = timezones_query(tenants)

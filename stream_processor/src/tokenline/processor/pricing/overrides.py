@@ -205,10 +205,28 @@ def _problems(exc: ValidationError, raw: dict[str, Any]) -> list[str]:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, except that an impossible date (``2026-13-01``) stays a string.
+
+    PyYAML builds dates while parsing and raises a bare ValueError for one that cannot exist;
+    left a string, it is reported by validation with its place in the file, with the rest.
+    """
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError:
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def parse_overrides(text: str, source: str = "<overrides>") -> Overrides:
     """Parse an overrides document; raise :class:`OverridesError` listing every problem."""
     try:
-        raw: Any = yaml.safe_load(text)
+        raw: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise OverridesError(source, [f"not valid YAML: {exc}"]) from exc
     if raw is None:

@@ -101,6 +101,8 @@ class ReplayReport:
     landed: bool | None = None
     abandoned: list[db.AbandonedRun] = field(default_factory=list)
     """Runs earlier replays left ``running`` (killed), marked ``failed`` by this one."""
+    rollups_changed: int = 0
+    """Windows whose values change: re-emitted, or in a dry run, would be."""
 
 
 def _ms_time(ms: int | None) -> datetime | None:
@@ -246,6 +248,7 @@ class _Run:
             counts=result.counts,
             rollups_sent=0 if self.request.dry_run else len(rollups),
             rollups_unchanged=unchanged,
+            rollups_changed=len(rollups),
             dry_run=self.request.dry_run,
             truncated=truncated,
         )

@@ -32,6 +32,7 @@ class SummaryRow:
     unpriced: int
     before: Decimal
     after: Decimal
+    unpriced_before: int = 0
 
     @property
     def delta(self) -> Decimal:
@@ -82,17 +83,27 @@ def summarize(
                 unpriced=0 if new is None else new.unpriced,
                 before=Decimal(0) if old is None else old.cost,
                 after=Decimal(0) if new is None else new.cost,
+                unpriced_before=0 if old is None else old.unpriced,
             )
         )
     return Summary(rows)
 
 
 def _money(value: Decimal) -> str:
-    return f"{value:,.6f}"
+    """Exact: every digit the amount has (at least two decimals), never rounded."""
+    whole, _, digits = f"{value.normalize():,f}".partition(".")
+    return f"{whole}.{digits.ljust(2, '0')}"
 
 
 def _signed(value: Decimal) -> str:
-    return f"{value:+,.6f}" if value else "0"
+    return ("+" if value > 0 else "") + _money(value) if value else "0"
+
+
+def _cost(value: Decimal, events: int, unpriced: int) -> str:
+    """An amount, or ``unpriced`` when every event of the line is (no cost is not $0)."""
+    if events and unpriced == events:
+        return "unpriced"
+    return _money(value)
 
 
 def render(summary: Summary, *, title: str) -> Table:
@@ -113,15 +124,17 @@ def render(summary: Summary, *, title: str) -> Table:
             row.model,
             f"{row.events:,}",
             f"{row.unpriced:,}",
-            _money(row.before),
-            _money(row.after),
+            _cost(row.before, row.events_before, row.unpriced_before),
+            _cost(row.after, row.events, row.unpriced),
             _signed(row.delta),
         )
     return table
 
 
-def render_counts(counts: Counts, *, rollups: int, rollups_unchanged: int) -> Table:
-    """A small table of what happened to the records read."""
+def render_counts(
+    counts: Counts, *, rollups: int, rollups_unchanged: int, dry_run: bool = False
+) -> Table:
+    """A small table of what happened to the records read (a dry run: what would)."""
     table = Table(title="records", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -134,7 +147,7 @@ def render_counts(counts: Counts, *, rollups: int, rollups_unchanged: int) -> Ta
         ("priced", counts.priced),
         ("unpriced", counts.unpriced),
         (f"dead-lettered{f' ({reasons})' if reasons else ''}", dead),
-        ("windows re-emitted", rollups),
+        ("windows that would change (dry run)" if dry_run else "windows re-emitted", rollups),
         ("windows unchanged", rollups_unchanged),
     ):
         table.add_row(what, f"{count:,}")

@@ -27,12 +27,17 @@ from tokenline.dev.demo.services import PipelineError
 )
 @click.option("--keep-stack", is_flag=True, help="Leave Kafka and PostgreSQL running afterwards.")
 @click.option(
-    "--kafka", "bootstrap", metavar="HOST:PORT", help="Use this Kafka (with --database-url)."
+    "--bootstrap-servers",
+    "--kafka",
+    "bootstrap",
+    metavar="HOST:PORT",
+    help="Use this Kafka (with --database-url), as every other command names it.",
 )
 @click.option(
     "--database-url",
     metavar="URL",
-    help="Use this PostgreSQL server (with --kafka); the demo (re)creates its own database on it.",
+    help="Use this PostgreSQL server (with --bootstrap-servers); the demo (re)creates its own "
+    "database on it.",
 )
 def demo(
     rounds: int,
@@ -43,7 +48,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the local stack: traffic, report, price correction, replay."""
     if (bootstrap is None) != (database_url is None):
-        msg = "--kafka and --database-url go together"
+        msg = "--bootstrap-servers and --database-url go together"
         raise click.UsageError(msg)
     services = (bootstrap, database_url) if bootstrap and database_url else None
     options = DemoOptions(

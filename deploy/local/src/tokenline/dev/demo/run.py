@@ -10,6 +10,7 @@ then everything the demo started is stopped.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 import tempfile
 import time
@@ -60,7 +61,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
     out = console or Console()
     began = time.monotonic()
     with (
-        _services(options, out) as (bootstrap, admin_url),
+        _services(options, out) as (bootstrap, admin_url, kept),
         tempfile.TemporaryDirectory(prefix="tokenline-demo-") as tmp,
     ):
         work = Path(tmp)
@@ -89,20 +90,40 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> None:
         finally:
             pipeline.stop()
     out.print(f"[bold green]demo finished in {time.monotonic() - began:.0f} s[/]")
+    if kept:
+        for line in where_the_data_is(pipeline):
+            out.print(line, highlight=False, soft_wrap=True)
+
+
+def where_the_data_is(pipeline: DemoPipeline) -> list[str]:
+    """What to type to look at the demo's data afterwards (its database, topics and Kafka)."""
+    env = pipeline.env()
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in sorted(env.items()))
+    return [
+        f"The data stays: database {DATABASE} ({pipeline.database_url}), topics "
+        f"{pipeline.prefix}llm-usage.*, Kafka {pipeline.bootstrap}. To look at it:",
+        f"  export {exports}",
+        "  tokenline report --all-tenants --by tenant,model",
+    ]
 
 
 @contextlib.contextmanager
-def _services(options: DemoOptions, out: Console) -> Iterator[tuple[str, str]]:
-    """Kafka's bootstrap address and a PostgreSQL URL: the given ones, or the local stack's."""
+def _services(options: DemoOptions, out: Console) -> Iterator[tuple[str, str, bool]]:
+    """Kafka's bootstrap address and a PostgreSQL URL, and whether they stay up afterwards.
+
+    The given ones (they stay), or the local stack's (kept with --keep-stack, or when it was
+    running already).
+    """
     if options.services is not None:
-        yield options.services
+        yield (*options.services, True)
         return
     with _step(out, "local stack (Kafka, PostgreSQL) up"):
         info = stack.up(options.state_dir)
     try:
         assert info.kafka_bootstrap is not None
         assert info.database_url is not None
-        yield info.kafka_bootstrap, info.database_url
+        kept = options.keep_stack or not info.started
+        yield info.kafka_bootstrap, info.database_url, kept
     finally:
         if info.started and not options.keep_stack:
             with _step(out, "local stack stopped"):

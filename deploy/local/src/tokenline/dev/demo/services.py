@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,16 @@ class _Part:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=2) as response:
             return str(response.read().decode())
+
+    def probe(self, path: str) -> tuple[int, str]:
+        """``GET path`` on the part's metrics port (``/readyz``, ``/healthz``): status, body."""
+        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status), str(response.read().decode())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return int(exc.code), str(exc.read().decode())
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
@@ -122,6 +133,14 @@ class DemoPipeline:
         deadline = time.monotonic() + timeout_s
         for part in self._parts:
             self._wait_ready(part, deadline)
+
+    def metrics_port(self, name: str) -> int:
+        """The port part ``name`` serves /metrics, /healthz and /readyz on."""
+        return next(p for p in self._parts if p.name == name).metrics_port
+
+    def probe(self, name: str, path: str = "/readyz") -> tuple[int, str]:
+        """``GET path`` on part ``name``'s port (``/readyz`` by default): status and body."""
+        return next(p for p in self._parts if p.name == name).probe(path)
 
     def check_running(self) -> None:
         """Raise :class:`PipelineError` with the log's tail when a part has stopped."""

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tokenline.sink.errors import StorageUnavailable
 from tokenline.sink.migrations.options import MigrationOptions, current_options
+from tokenline.sink.migrations.timescale import Timescale, decide, timescale_status
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -230,7 +231,13 @@ def timescale_sql(options: MigrationOptions) -> list[str]:
     return statements
 
 
-def _try_timescale(connection: Connection) -> bool:
+def _try_timescale(connection: Connection, options: MigrationOptions) -> bool:
+    status = timescale_status(connection)
+    # Not preloaded: CREATE EXTENSION would end the session; `migrate` says what to do.
+    if not decide(status, options.storage):
+        return False
+    if status is Timescale.ACTIVE:
+        return True
     try:
         with connection.begin_nested():
             connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
@@ -243,9 +250,12 @@ def upgrade() -> None:
     """Create the tables; take the TimescaleDB path when the extension can be created."""
     options = current_options()
     connection = op.get_bind()
-    timescale = options.storage != "postgresql" and _try_timescale(connection)
+    timescale = options.storage != "postgresql" and _try_timescale(connection, options)
     if options.storage == "timescaledb" and not timescale:
-        msg = "storage=timescaledb, but CREATE EXTENSION timescaledb failed on this server"
+        msg = (
+            "storage=timescaledb, but TimescaleDB is not installed on this PostgreSQL server "
+            "(or CREATE EXTENSION timescaledb failed): install it, or use --storage postgresql"
+        )
         raise StorageUnavailable(msg)
     op.execute(text(TABLES))
     if timescale:

@@ -3,6 +3,8 @@
 A broker gone for a minute makes the Kafka clients report the same error many times a second.
 :class:`RateLimitedLog` writes the first report of each kind, then at most one line per
 ``every_s`` saying how many more there were, so an outage costs a handful of lines.
+:func:`quiet_kafka` routes a confluent-kafka client's errors and its librdkafka log lines
+through one (each kind is an error code or a librdkafka facility).
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-__all__ = ["RateLimitFilter", "RateLimitedLog", "limit_handlers"]
+__all__ = ["KafkaClientLog", "RateLimitFilter", "RateLimitedLog", "limit_handlers", "quiet_kafka"]
 
 
 class RateLimitedLog:
@@ -46,6 +48,45 @@ class RateLimitedLog:
             self._last[kind] = now
         suffix = f" ({held} more like it in the last {self._every:.0f} s)" if held else ""
         self._log.log(level, "%s%s", message, suffix)
+
+
+class KafkaClientLog:
+    """What a confluent-kafka client takes as its ``logger`` and ``error_cb``, rate-limited.
+
+    librdkafka reports a broker that does not answer several times a second (``FAIL`` lines,
+    ``_TRANSPORT`` errors); through this each facility or error code is logged at most once
+    per period, with the count of the lines held back.
+    """
+
+    def __init__(self, say: RateLimitedLog, client: str) -> None:
+        self._say = say
+        self._client = client
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """The ``logger`` protocol, with a :mod:`logging` level.
+
+        confluent-kafka calls ``log(level, "%s [%s] %s", facility, client name, text)``.
+        """
+        facility = str(args[0]) if args else "log"
+        text = fmt % args if args else fmt
+        self._say(level, f"{self._client}:{facility}", f"Kafka {self._client}: {text}")
+
+    def error(self, err: Any) -> None:
+        """The ``error_cb`` protocol: one KafkaError."""
+        fatal = bool(err.fatal())
+        self._say(
+            logging.ERROR if fatal else logging.WARNING,
+            f"{self._client}:{err.code()}",
+            f"Kafka {self._client}: {err.str()}",
+        )
+
+
+def quiet_kafka(
+    config: Mapping[str, Any], logger: logging.Logger, client: str, every_s: float = 30.0
+) -> dict[str, Any]:
+    """``config`` with its errors and log lines going through a :class:`RateLimitedLog`."""
+    sink = KafkaClientLog(RateLimitedLog(logger, every_s=every_s), client)
+    return {**config, "logger": sink, "error_cb": sink.error}
 
 
 class RateLimitFilter:
