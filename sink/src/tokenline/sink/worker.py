@@ -20,11 +20,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from tokenline.schemas import AvroCodec, DeadLetter, DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
-from tokenline.schemas.oversize import fit_dead_letter
 from tokenline.schemas.ops.health import Health, HealthServer
 from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
 from tokenline.schemas.ops.preflight import database_problem, kafka_problem
 from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
+from tokenline.schemas.oversize import fit_dead_letter
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
 from tokenline.sink.metrics import MeteredStore, SinkMetrics

@@ -31,9 +31,8 @@ from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import ValidationLimits
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
-from tokenline.schemas.oversize import fit_dead_letter, oversized
-from tokenline.schemas import AvroCodec, EncodeError
 from tokenline.schemas.ops.health import Health
+from tokenline.schemas.oversize import fit_dead_letter, oversized
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
