@@ -75,6 +75,8 @@ def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
         "linger.ms": settings.producer_linger_ms,
         "compression.type": settings.producer_compression,
         "queue.buffering.max.messages": 1_000_000,
+        # Runtime hands over nothing larger (it dead-letters or cuts it): the two agree.
+        "message.max.bytes": settings.max_message_bytes,
     }
 
 
