@@ -67,10 +67,10 @@ def test_the_prices_cronjob_refreshes_and_publishes_with_the_overrides(
     overrides = config_map["data"]["prices.yaml"] + "tenants:\n  acme: {discount_percent: 20}\n"
     (etc / "prices.yaml").write_text(overrides, encoding="utf-8")
     script = (
-        script.replace("refresh --output", f"refresh --source {LITELLM_JSON} --output")
-        .replace("/tmp/", f"{tmp_path}/")
+        script.replace("/tmp/", f"{tmp_path}/")  # first: the paths put in below may be in /tmp
         .replace("/etc/tokenline/", f"{etc}/")
         .replace("tokenline ", f"{tokenline_command()} ")
+        .replace("refresh --output", f"refresh --source {LITELLM_JSON} --output")
     )
     prefix = f"cron-{uuid.uuid4().hex[:6]}."
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENLINE_")}

@@ -43,6 +43,10 @@ SIGNALS = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT}
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_child(
     bootstrap: str, topic: str, spool: Path, label: str, how: str
 ) -> tuple[int, float, str]:
@@ -55,6 +59,9 @@ def run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job inherits SIGINT ignored, and Python then raises no
+        # KeyboardInterrupt: the child starts with SIGINT at its default, as in a terminal.
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - no threads in the child before exec
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "recorded", proc.communicate(timeout=60)
