@@ -29,6 +29,11 @@ class Observation:
     repeat: bool = False
 
 
+_NOTHING = Observation()
+_REPEAT = Observation(repeat=True)
+_FILLED = Observation(filled=True)
+
+
 @dataclass(slots=True)
 class _Producer:
     high: int
@@ -53,6 +58,10 @@ class SequenceTracker:
     def __len__(self) -> int:
         return len(self._producers)
 
+    def totals(self) -> tuple[int, int, int]:
+        """Gaps opened, repeats and gaps filled so far: ``(gaps, repeats, filled)``."""
+        return self.gaps_total, self.repeats_total, self.filled_total
+
     def open_gaps(self, producer_id: Hashable) -> int:
         """How many sequences of ``producer_id`` are missing within the remembered window."""
         state = self._producers.get(producer_id)
@@ -63,18 +72,18 @@ class SequenceTracker:
         state = self._producers.get(producer_id)
         if state is None:
             self._remember(producer_id, _Producer(high=seq))
-            return Observation()
+            return _NOTHING
         self._producers.move_to_end(producer_id)
         if seq > state.high:
             result = self._advance(state, seq)
         elif seq == state.high or seq in state.seen:
-            result = Observation(repeat=True)
+            result = _REPEAT
         elif seq in state.missing and seq >= state.high - self._window:
             state.missing.discard(seq)
             state.seen.add(seq)
-            result = Observation(filled=True)
+            result = _FILLED
         else:  # older than the remembered window: most likely a redelivery
-            result = Observation(repeat=True)
+            result = _REPEAT
         self.gaps_total += result.gaps
         self.repeats_total += int(result.repeat)
         self.filled_total += int(result.filled)
@@ -89,7 +98,7 @@ class SequenceTracker:
         if len(state.seen) + len(state.missing) > 2 * self._window:  # prune now and then
             state.seen = {s for s in state.seen if s >= floor}
             state.missing = {s for s in state.missing if s >= floor}
-        return Observation(gaps=skipped)
+        return Observation(gaps=skipped) if skipped else _NOTHING
 
     def _remember(self, producer_id: Hashable, state: _Producer) -> None:
         self._producers[producer_id] = state

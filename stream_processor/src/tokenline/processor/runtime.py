@@ -22,17 +22,18 @@ from tokenline.processor.pipeline import (
     PipelineConfig,
     Priced,
     dead_letter,
+    price_and_enrich,
     process,
 )
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PricingError
 from tokenline.processor.recent import RecentIds
 from tokenline.processor.splice import PricedEncoder
-from tokenline.processor.validate import ValidationLimits
+from tokenline.processor.validate import ValidationLimits, validate_event
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
 from tokenline.schemas.ops.health import Health
-from tokenline.schemas.oversize import fit_dead_letter, oversized
+from tokenline.schemas.oversize import RECORD_OVERHEAD, fit_dead_letter, oversized
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -115,33 +116,82 @@ class Runtime:
         """Price a batch of raw records; sum the windows; count metrics once for the batch.
 
         A priced event whose ``event_id`` this worker saw among its recent events is produced
-        again (the sink keeps one) but not counted in the windows a second time.
+        again (the sink keeps one) but not counted in the windows a second time. A record
+        that fails any step is handled again on its own by :meth:`_one`, which makes its dead
+        letter: the loop here only runs what a valid record needs.
         """
         out = Batch()
         deltas = Deltas(self.settings.window_seconds)
         dead: Counter[tuple[str, str]] = Counter()
+        unpriced: Counter[str] = Counter()
         first_time = self.recent.first_time
+        observe = self.tracker.observe
+        before = self.tracker.totals()
         values = [value or b"" for _key, value, *_rest in records]
         events = self.usage_codec.decode_many(values)
         for (key, _value, topic, partition, offset, timestamp_ms), raw, event in zip(
             records, values, events, strict=True
         ):
             source: SourcePosition = {"topic": topic, "partition": partition, "offset": offset}
-            handled = self._one(raw, key, source, timestamp_ms, now, decoded=event)
-            record = handled.priced
-            if record is not None and handled.priced_value is not None:
-                out.priced.append((record["event"]["tenant_id"].encode(), handled.priced_value))
-                if first_time(record["event"]["event_id"]):
-                    deltas.add(record, partition, offset)
-                else:
-                    out.duplicates += 1
-            elif handled.dlq_value is not None:
-                out.dead.append((key, handled.dlq_value))
-                dead[handled.dead_reason] += 1
+            fast = None if isinstance(event, DecodeError) else self._fast(event, raw, source, now)
+            if fast is None:
+                handled = self._one(raw, key, source, timestamp_ms, now, decoded=event)
+                record, value = handled.priced, handled.priced_value
+                if record is None or value is None:
+                    if handled.dlq_value is not None:
+                        out.dead.append((key, handled.dlq_value))
+                        dead[handled.dead_reason] += 1
+                    continue
+                tenant = record["event"]["tenant_id"].encode()
+            else:
+                record, value, tenant = fast
+                if record["pricing_status"] == "unpriced":
+                    unpriced[record["unpriced_reason"] or "unknown"] += 1
+                observe(record["event"]["producer_id"], record["event"]["producer_seq"])
+            out.priced.append((tenant, value))
+            if first_time(record["event"]["event_id"]):
+                deltas.add(record, partition, offset)
+            else:
+                out.duplicates += 1
         for rollup in deltas.rollups(now):
             out.rollups.append((rollup["tenant_id"].encode(), self.rollup_codec.encode(rollup)))
         self._count_batch(len(records), out, dead)
+        self._count_sequences(before, unpriced)
         return out
+
+    def _fast(
+        self, event: UsageEvent, raw: bytes, source: SourcePosition, now: datetime
+    ) -> tuple[PricedUsageEvent, bytes, bytes] | None:
+        """A valid event's priced record, its encoding and its Kafka key, else ``None``.
+
+        ``None`` for anything short of that (a violation, a failure, a record too large):
+        :meth:`_one` then runs the record again and makes its dead letter with the reason.
+        """
+        try:
+            if validate_event(event, now, self.config.limits) is not None:
+                return None
+            record = price_and_enrich(
+                event, book=self.book, rules=self.config.rules, source=source, now=now
+            )
+            value = self.priced_encoder.encode(record, raw)
+        except Exception:  # noqa: BLE001 - run again by _one, which keeps the reason
+            return None
+        tenant = event["tenant_id"].encode()
+        if len(tenant) + len(value) + RECORD_OVERHEAD > self.settings.max_message_bytes:
+            return None
+        return record, value, tenant
+
+    def _count_sequences(self, before: tuple[int, int, int], unpriced: Counter[str]) -> None:
+        m = self.metrics
+        for reason, n in unpriced.items():
+            m.unpriced.labels(reason).inc(n)
+        gaps, repeats, filled = (a - b for a, b in zip(self.tracker.totals(), before, strict=True))
+        if gaps:
+            m.producer_gaps.inc(gaps)
+        if filled:
+            m.producer_gap_fills.inc(filled)
+        if repeats:
+            m.producer_repeats.inc(repeats)
 
     def _count_batch(self, consumed: int, out: Batch, dead: Counter[tuple[str, str]]) -> None:
         m = self.metrics
