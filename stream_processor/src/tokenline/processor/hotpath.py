@@ -9,6 +9,13 @@ Runs on a thread of its own inside the Faust worker (see ``agents``). Each turn:
    ``read_committed`` consumers (the sink, anyone reading the rollup feed) and the offsets
    move on, or none of it is and the records are read again.
 
+The offsets and the commit (two broker round trips) run on a committer thread while this
+thread reads and prices the next batch; that batch's transaction begins only once the previous
+commit has ended. When a commit fails and is aborted, the batch priced meanwhile is dropped
+too, and both are read again from their first offsets. A partition is revoked only after the
+commit in flight has ended (the revoke callback waits for it), so whatever its next owner reads
+from the committed offsets was not produced here.
+
 The consumer is a static member of the group (``group.instance.id`` = the worker's name), so
 a worker restarted within ``session_timeout_ms`` takes its partitions back without a
 rebalance; partitions move incrementally (cooperative-sticky). The transactional id is
@@ -22,6 +29,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -80,6 +89,15 @@ def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch whose offsets and commit run on the committer thread."""
+
+    done: Future[None]
+    first: dict[int, int]
+    """The batch's first offset in each partition: where it is read again if aborted."""
+
+
 class HotPath:
     """Consumes the raw topic in batches and commits each batch's outputs transactionally."""
 
@@ -93,6 +111,11 @@ class HotPath:
         self._say = RateLimitedLog(log)
         self._owned: set[int] = set()
         self._stopping: threading.Event | None = None
+        self._clients_now: tuple[Consumer, Producer] | None = None
+        self._committer: ThreadPoolExecutor | None = None
+        self._in_flight: _InFlight | None = None
+        self._rewind: dict[int, int] | None = None
+        """After an abort: the first offset to read again in each partition."""
         self.batches = 0
         self.alive_at = time.monotonic()
         """When the loop last made progress (a consume returned, a transactional call ended)."""
@@ -121,7 +144,8 @@ class HotPath:
     def run(self, stop: threading.Event) -> None:
         """Process batches until ``stop`` is set; a fatal Kafka error is raised."""
         self._stopping = stop
-        consumer, producer = self._clients()
+        consumer, producer = self._clients_now = self._clients()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="raw-topic-commit")
         try:
             producer.init_transactions(_TXN_TIMEOUT_S)
             consumer.subscribe(
@@ -131,14 +155,23 @@ class HotPath:
             health = self._runtime.health
             while not stop.is_set():
                 health.beat()
-                self.alive_at = time.monotonic()
+                if self._in_flight is None:
+                    # While a commit is in flight, progress is its own: a commit call that
+                    # hangs (seen after a broker restart) must show, however busy this loop.
+                    self.alive_at = time.monotonic()
                 messages = consumer.consume(
                     self._settings.batch_max_events, self._settings.batch_max_ms / 1000
                 )
                 records = self._records(messages)
+                if self._rewound(consumer, records):
+                    continue
                 if records:
                     self._process(consumer, producer, records)
+                elif self._in_flight is not None and self._in_flight.done.done():
+                    self._settle()
+            self._settle()
         finally:
+            self._committer.shutdown(wait=False)  # settled above, unless failing
             consumer.close()
             producer.flush(5)
 
@@ -156,49 +189,80 @@ class HotPath:
 
     def _process(self, consumer: Consumer, producer: Producer, records: list[RawRecord]) -> None:
         batch = self._runtime.handle_batch(records, datetime.now(UTC))
-        first: dict[int, int] = {}
-        last: dict[int, int] = {}
-        for _key, _value, _topic, partition, offset, _ts in records:
-            first.setdefault(partition, offset)
-            last[partition] = offset
+        if not self._settle():
+            # The previous batch was aborted: this one is dropped and read again after it.
+            self._rewound(consumer, records)
+            return
+        last = {partition: offset for _k, _v, _t, partition, offset, _ts in records}
         offsets = [TopicPartition(self._raw, p, o + 1) for p, o in last.items()]
         try:
-            self._transact(consumer, producer, batch, offsets)
+            self._produce_batch(producer, batch)
         except KafkaException as exc:
-            err: KafkaError = exc.args[0]
-            self._runtime.metrics.errors.labels("transaction").inc()
-            if not err.txn_requires_abort():
-                raise
-            self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
-            self._step(producer.abort_transaction, _TXN_TIMEOUT_S)
-            self._runtime.forget_recent()  # the batch's ids count when read again
-            for partition, offset in first.items():
-                consumer.seek(TopicPartition(self._raw, partition, offset))
+            self._abort(exc, _firsts(records))
+            self._rewound(consumer, [])
             return
-        self.batches += 1
+        assert self._committer is not None
+        metadata = consumer.consumer_group_metadata()
+        done = self._committer.submit(self._commit, producer, offsets, metadata)
+        self._in_flight = _InFlight(done, _firsts(records))
 
-    def _transact(
-        self,
-        consumer: Consumer,
-        producer: Producer,
-        batch: Batch,
-        offsets: list[TopicPartition],
-    ) -> None:
+    def _produce_batch(self, producer: Producer, batch: Batch) -> None:
         self._step(producer.begin_transaction)
         for topic, records in (
             (self._priced, batch.priced),
             (self._dlq, batch.dead),
             (self._rollups, batch.rollups),
         ):
+            produce = producer.produce
             for key, value in records:
-                self._produce(producer, topic, key, value)
-        self._step(
-            producer.send_offsets_to_transaction,
-            offsets,
-            consumer.consumer_group_metadata(),
-            _TXN_TIMEOUT_S,
-        )
+                try:
+                    produce(topic, value, key)
+                except BufferError:  # the local queue is full: let librdkafka send some
+                    self._produce(producer, topic, key, value)
+
+    def _commit(self, producer: Producer, offsets: list[TopicPartition], metadata: Any) -> None:
+        """On the committer thread: the batch's offsets into its transaction, and the commit."""
+        self._step(producer.send_offsets_to_transaction, offsets, metadata, _TXN_TIMEOUT_S)
         self._step(producer.commit_transaction, _TXN_TIMEOUT_S)
+
+    def _settle(self) -> bool:
+        """Wait for the commit in flight; ``False`` when it failed and was aborted."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return True
+        try:
+            in_flight.done.result()
+        except KafkaException as exc:
+            self._abort(exc, in_flight.first)
+            return False
+        self.batches += 1
+        return True
+
+    def _abort(self, exc: KafkaException, first: dict[int, int]) -> None:
+        """Abort the open transaction; the records from ``first`` on are to be read again.
+
+        No seek here: this may run in a rebalance callback, inside a ``consume`` whose
+        records are not returned yet. :meth:`_rewound` seeks after it.
+        """
+        err: KafkaError = exc.args[0]
+        self._runtime.metrics.errors.labels("transaction").inc()
+        if not err.txn_requires_abort():
+            raise exc
+        assert self._clients_now is not None
+        self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
+        self._step(self._clients_now[1].abort_transaction, _TXN_TIMEOUT_S)
+        self._runtime.forget_recent()  # the batches' ids count when read again
+        self._rewind = _earliest(self._rewind or {}, first)
+
+    def _rewound(self, consumer: Consumer, records: Sequence[RawRecord]) -> bool:
+        """After an abort: drop ``records`` and seek back to what is to be read again."""
+        if self._rewind is None:
+            return False
+        rewind, self._rewind = _earliest(self._rewind, _firsts(records)), None
+        for partition, offset in rewind.items():
+            if partition in self._owned:  # else its next owner reads from the committed offset
+                consumer.seek(TopicPartition(self._raw, partition, offset))
+        return True
 
     def _step(self, call: Callable[..., None], *args: Any) -> None:
         """One transactional call, repeated while it fails with a retriable error."""
@@ -240,14 +304,30 @@ class HotPath:
         self._runtime.partitions_changed(set(self._owned))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Between batches: nothing is in flight, every processed record is committed.
+        # Called from consume(), between batches: once the commit in flight has ended, every
+        # processed record is committed (or aborted, and read again by the next owner).
+        self._settle()
         gone = {p.partition for p in partitions}
         self._owned -= gone
         log.info("revoked %s", sorted(gone))
         self._runtime.partitions_changed(set(self._owned), gone)
 
     def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()  # fenced: the commit in flight fails and is aborted
         gone = {p.partition for p in partitions}
         self._owned -= gone
         log.warning("lost %s (another worker took them over)", sorted(gone))
         self._runtime.partitions_changed(set(self._owned), gone)
+
+
+def _firsts(records: Sequence[RawRecord]) -> dict[int, int]:
+    """The first offset of each partition among ``records`` (in partition order)."""
+    first: dict[int, int] = {}
+    for _key, _value, _topic, partition, offset, _ts in records:
+        first.setdefault(partition, offset)
+    return first
+
+
+def _earliest(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+    """Per partition, the smaller offset of the two."""
+    return {p: min(o for o in (a.get(p), b.get(p)) if o is not None) for p in a.keys() | b.keys()}
