@@ -4,7 +4,7 @@
 
 One command, one run. It starts what it needs and stops it again: a private single-node
 Kafka broker on loopback (or the one named by ``--bootstrap`` / ``TOKENLINE_TEST_KAFKA_BOOTSTRAP``)
-and the in-repo provider emulator (``tokenline.sdk.emulator``) in a process of its own, so
+and the in-repo provider emulator (``tokenline.emulator``) in a process of its own, so
 the server never competes with the measured client for the GIL. Then, against that emulator:
 
 - Tokenline: ``sdk.wrap(client, tenant_id=..., project=...)`` with the default emitter
@@ -100,7 +100,7 @@ def emulator() -> Iterator[str]:
     """The provider emulator in a process of its own; its base URL."""
     port = free_port()
     code = (
-        "from tokenline.sdk.emulator import ProviderEmulator\n"
+        "from tokenline.emulator import ProviderEmulator\n"
         f"ProviderEmulator(port={port}).serve_forever()"
     )
     proc = subprocess.Popen([sys.executable, "-c", code])

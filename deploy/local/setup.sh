@@ -32,7 +32,7 @@ fi
 echo "== .venv: the four distributions (editable) and the pinned dev tools"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./stream_processor -e ./sink -e ".[dev]"
+  -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./emulator -e ./stream_processor -e ./sink -e ".[dev]"
 
 bash deploy/local/native.sh
 

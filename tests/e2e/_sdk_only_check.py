@@ -1,8 +1,8 @@
-"""Run inside a fresh virtualenv holding only ``tokenline-sdk[...]`` from the built wheels.
+"""Run inside a fresh virtualenv holding ``tokenline-sdk[...]`` and the emulator from wheels.
 
 Standard library, the SDK and what it installs only (no dev tools, nothing of this repository):
 ``python -I _sdk_only_check.py call`` wraps a real OpenAI client, makes one call against the
-SDK's own provider emulator, and reads the event back from Kafka with tokenline.schemas'
+provider emulator (tokenline-emulator), and reads the event back from Kafka with tokenline.schemas'
 AvroCodec; ``python -I _sdk_only_check.py config-error`` expects ``wrap`` to refuse the settings.
 Settings come from ``TOKENLINE_*`` as a user would give them; one JSON line is printed.
 """
@@ -22,8 +22,8 @@ import openai
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from tokenline import sdk
+from tokenline.emulator import ProviderEmulator
 from tokenline.schemas import AvroCodec
-from tokenline.sdk.emulator import ProviderEmulator
 
 READ_TIMEOUT_S = 120.0
 

@@ -3,9 +3,11 @@
 The tokenline-schemas and tokenline-sdk wheels (``deploy/local/sdk_wheels.sh``; CI builds them
 in a step of its own and names the directory in ``TOKENLINE_TEST_SDK_WHEELS``) go into fresh
 virtualenvs, their dependencies from PyPI: ``tokenline-sdk[openai]``, then
-``tokenline-sdk[openai,registry]``. Nothing of this repository's development install is
-visible there. In each, ``_sdk_only_check.py`` wraps a real OpenAI client, makes one call
-through the SDK's own emulator and reads the event back from the real Kafka.
+``tokenline-sdk[openai,registry]``, each with the tokenline-emulator wheel beside (a testing
+tool in a distribution of its own, which the SDK's wheel does not contain). Nothing of this
+repository's development install is visible there. In each, ``_sdk_only_check.py`` wraps a
+real OpenAI client, makes one call through the emulator and reads the event back from the
+real Kafka.
 
 Installing from PyPI takes a while: each step has a generous deadline of its own.
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +52,24 @@ def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> s
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The schemas and SDK wheels: CI's, or built here."""
+    """The schemas, SDK and emulator wheels: CI's, or built here."""
     given = os.environ.get("TOKENLINE_TEST_SDK_WHEELS")
     out = Path(given) if given else tmp_path_factory.mktemp("wheels")
     if not given:
         _run(["bash", str(ROOT / "deploy/local/sdk_wheels.sh"), str(out)], BUILD_TIMEOUT_S)
-    found = [sorted(out.glob(f"{name}-*.whl")) for name in ("tokenline_schemas", "tokenline_sdk")]
+    names = ("tokenline_schemas", "tokenline_sdk", "tokenline_emulator")
+    found = [sorted(out.glob(f"{name}-*.whl")) for name in names]
     assert all(len(f) == 1 for f in found), f"expected one wheel of each in {out}: {found}"
     return [f[0] for f in found]
+
+
+def test_the_sdk_wheel_holds_no_testing_tool(wheels: list[Path]) -> None:
+    """The emulator ships in a distribution of its own; the SDK's wheel is the SDK alone."""
+    _schemas, sdk_wheel, emulator = wheels
+    sdk_files = zipfile.ZipFile(sdk_wheel).namelist()
+    assert not [name for name in sdk_files if "emulator" in name]
+    assert any(name.startswith("tokenline/sdk/") for name in sdk_files)
+    assert "tokenline/emulator/_server.py" in zipfile.ZipFile(emulator).namelist()
 
 
 @pytest.fixture
@@ -85,11 +98,11 @@ def _venv(where: Path, extras: str, wheels: list[Path]) -> Path:
     """A fresh virtualenv with ``tokenline-sdk[extras]`` from the wheels, the rest from PyPI."""
     _run([sys.executable, "-m", "venv", str(where)], RUN_TIMEOUT_S)
     python = where / "bin" / "python"
-    schemas, sdk_wheel = wheels
+    schemas, sdk_wheel, emulator = wheels  # the emulator: the check's provider, a testing tool
     _run(
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
          "--quiet", "--constraint", str(_constraints(where)), f"{sdk_wheel}[{extras}]",
-         str(schemas)],
+         str(schemas), str(emulator)],
         INSTALL_TIMEOUT_S,
     )  # fmt: skip
     return python

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from tests.e2e._pipeline import running_pipeline, wait_rows
 from tokenline import sdk
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -21,7 +21,7 @@ PUBLIC = {
         "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
         "record_batch_results", "set_usage", "stats", "track", "uninstrument", "wrap",
     },
-    "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
+    "tokenline.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),
     "tokenline.sink": set(),
     "tokenline.sink.report": {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,7 +12,7 @@ import pytest_asyncio
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

@@ -14,7 +14,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

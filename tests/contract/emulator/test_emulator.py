@@ -11,8 +11,8 @@ from importlib.metadata import entry_points
 import pytest
 from click.testing import CliRunner
 
-from tokenline.sdk.emulator import Call, ProviderEmulator
-from tokenline.sdk.emulator.cli import emulator as emulator_command
+from tokenline.emulator import Call, ProviderEmulator
+from tokenline.emulator.cli import emulator as emulator_command
 
 pytestmark = pytest.mark.contract
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests._kafka import KafkaTap, new_topic
 from tokenline import sdk
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,7 +18,7 @@ from tokenline import sdk
 from tokenline.sdk.providers._anthropic import provider_of
 
 if TYPE_CHECKING:
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

@@ -19,7 +19,7 @@ from tokenline import sdk
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

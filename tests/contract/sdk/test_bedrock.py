@@ -22,7 +22,7 @@ from tokenline import sdk
 from tokenline.sdk.providers import _bedrock
 
 if TYPE_CHECKING:
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

@@ -15,12 +15,12 @@ from google.genai import errors, types
 
 from tests.contract.sdk.conftest import Session, reported
 from tokenline import sdk
-from tokenline.sdk.emulator._gemini import CACHED_CONTENT_TOKENS, TOOL_USE_PROMPT_TOKENS
+from tokenline.emulator._gemini import CACHED_CONTENT_TOKENS, TOOL_USE_PROMPT_TOKENS
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = [
     pytest.mark.contract,

@@ -16,12 +16,12 @@ from google.oauth2.credentials import Credentials
 
 from tests.contract.sdk.conftest import Session, reported
 from tokenline import sdk
-from tokenline.sdk.emulator._gemini import CACHED_CONTENT_TOKENS
+from tokenline.emulator._gemini import CACHED_CONTENT_TOKENS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = [
     pytest.mark.contract,

@@ -15,7 +15,7 @@ from tests.contract.sdk.conftest import Session, reported
 from tokenline import sdk
 
 if TYPE_CHECKING:
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 pytestmark = pytest.mark.contract
 

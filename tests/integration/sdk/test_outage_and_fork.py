@@ -14,7 +14,7 @@ import pytest
 from tests._kafka import new_topic, read_events
 from tokenline import sdk
 from tokenline.dev import kafka
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -34,7 +34,7 @@ from tokenline.dev.demo.services import (
     tokenline_command,
 )
 from tokenline.dev.demo.traffic import AZURE_DEPLOYMENTS, TENANTS, Traffic, drive, planned_calls
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

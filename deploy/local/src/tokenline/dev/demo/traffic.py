@@ -27,7 +27,7 @@ from tokenline import sdk
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tokenline.sdk.emulator import ProviderEmulator
+    from tokenline.emulator import ProviderEmulator
 
 __all__ = [
     "AZURE_DEPLOYMENTS",

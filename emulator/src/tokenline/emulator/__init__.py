@@ -4,7 +4,7 @@ Point the real SDK clients (openai, anthropic, boto3 bedrock-runtime, google-gen
 google-generativeai) at :attr:`ProviderEmulator.url` in tests and demos. Standard library only.
 """
 
-from tokenline.sdk.emulator._core import Call
-from tokenline.sdk.emulator._server import ProviderEmulator
+from tokenline.emulator._core import Call
+from tokenline.emulator._server import ProviderEmulator
 
 __all__ = ["Call", "ProviderEmulator"]

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tokenline.sdk.emulator import _anthropic, _bedrock, _gemini, _openai
-from tokenline.sdk.emulator._core import Call, EmulatorState, Reply, Request, RouteSpec
+from tokenline.emulator import _anthropic, _bedrock, _gemini, _openai
+from tokenline.emulator._core import Call, EmulatorState, Reply, Request, RouteSpec
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tokenline.sdk.emulator._server import ProviderEmulator
+from tokenline.emulator._server import ProviderEmulator
 
 
 @click.command()

@@ -21,7 +21,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from tokenline.sdk.emulator._core import (
+from tokenline.emulator._core import (
     JSONObject,
     Reply,
     Request,

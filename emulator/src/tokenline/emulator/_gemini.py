@@ -23,7 +23,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenline.sdk.emulator._core import (
+from tokenline.emulator._core import (
     THINKING_VOCABULARY,
     JSONObject,
     Reply,

@@ -25,7 +25,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from tokenline.sdk.emulator._core import (
+from tokenline.emulator._core import (
     THINKING_VOCABULARY,
     JSONObject,
     Reply,

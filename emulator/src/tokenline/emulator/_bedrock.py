@@ -25,8 +25,8 @@ import re
 import struct
 from typing import Any
 
-from tokenline.sdk.emulator import _anthropic
-from tokenline.sdk.emulator._core import (
+from tokenline.emulator import _anthropic
+from tokenline.emulator._core import (
     THINKING_VOCABULARY,
     JSONObject,
     Reply,
