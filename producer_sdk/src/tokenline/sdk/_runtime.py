@@ -27,7 +27,6 @@ from tokenline.sdk.emitters import (
     KafkaEmitter,
     SpoolingEmitter,
 )
-from tokenline.sdk.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -302,9 +301,3 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)  # once per process: at import
-
-
-def require_tenant(settings: Settings, tenant_id: str | None) -> None:
-    """Fail when no tenant is known for a client."""
-    if not (tenant_id or settings.tenant_id):
-        raise ConfigError(["tenant_id: required (wrap(..., tenant_id=...) or TOKENLINE_TENANT_ID)"])

@@ -233,10 +233,6 @@ class PriceEntry:
         scope = f"{region}/" if region else ""
         return f"{provider}/{scope}{model}@{valid_from.astimezone(UTC).date().isoformat()}"
 
-    def with_id(self, entry_id: str) -> PriceEntry:
-        """A copy with another id."""
-        return replace(self, entry_id=entry_id)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON form; every price is a decimal string."""
         out: dict[str, Any] = {
