@@ -4,6 +4,8 @@ One module world: fresh topics (2 partitions) and a fresh migrated database, a s
 subprocess, raw events of two tenants over six minutes (one model unknown to every table, one
 event sent twice). The first replay, with table A, plays the live processor and seeds the
 priced state; the next ones re-price with table B, where only Sonnet's output price differs.
+Each stage is a module fixture that the tests ask for (``seeded``, then ``repriced``), so the
+tests hold in any order and each runs what it needs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from tokenline.processor.windows import window_start
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tokenline.processor.replay import ReplayReport
+
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +58,24 @@ def world(
         yield handle
 
 
-def costs(url: str) -> dict[uuid.UUID, tuple[Any, ...]]:
+Costs = dict[uuid.UUID, tuple[Any, ...]]
+
+
+@pytest.fixture(scope="module")
+def seeded(world: env.World) -> tuple[ReplayReport, Costs]:
+    """The first replay, with table A (it seeds the priced state), and the costs it left."""
+    report = world.replay(world.prices["a"], wait_landed_s=60)
+    return report, costs(world.url)
+
+
+@pytest.fixture(scope="module")
+def repriced(world: env.World, seeded: tuple[ReplayReport, Costs]) -> tuple[Costs, ReplayReport]:
+    """The costs after the seeding, and the replay with table B that re-prices them."""
+    _report, before = seeded
+    return before, world.replay(world.prices["b"], wait_landed_s=60)
+
+
+def costs(url: str) -> Costs:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT event_id, cost_input, cost_cache_read, cost_cache_write, cost_output, "
@@ -68,8 +89,8 @@ def expected_total(event: Any, book: PriceBook) -> Decimal | None:
     return None if result.cost is None else result.cost["total"]
 
 
-def test_1_seed_with_table_a(world: env.World) -> None:
-    report = world.replay(world.prices["a"], wait_landed_s=60)
+def test_seed_with_table_a(world: env.World, seeded: tuple[ReplayReport, Costs]) -> None:
+    report, stored = seeded
 
     assert report.landed is True
     in_range = world.in_range()
@@ -77,16 +98,16 @@ def test_1_seed_with_table_a(world: env.World) -> None:
     assert report.counts.duplicates == 1
     assert sum(report.counts.dead_lettered.values()) == 0
     assert report.counts.unpriced == sum(e["request_model"] == "gpt-unknown-9" for e in in_range)
-    stored = costs(world.url)
     assert set(stored) == {e["event_id"] for e in in_range}  # nothing outside the range
     for event in in_range:
         assert stored[event["event_id"]][5] == expected_total(event, BOOK_A)
         assert stored[event["event_id"]][6] == BOOK_A.pricing_version
 
 
-def test_2_reprice_with_table_b_changes_exactly_sonnet(world: env.World) -> None:
-    before = costs(world.url)
-    report = world.replay(world.prices["b"], wait_landed_s=60)
+def test_reprice_with_table_b_changes_exactly_sonnet(
+    world: env.World, repriced: tuple[Costs, ReplayReport]
+) -> None:
+    before, report = repriced
 
     after = costs(world.url)
     changed = {k for k in after if after[k][:6] != before[k][:6]}
@@ -127,7 +148,8 @@ def test_2_reprice_with_table_b_changes_exactly_sonnet(world: env.World) -> None
     )
 
 
-def test_3_windows_match_the_events(world: env.World) -> None:
+@pytest.mark.usefixtures("repriced")
+def test_windows_match_the_events(world: env.World) -> None:
     exact = check_rollups(world.url)
     assert exact.exact, exact.differing[:5]
     with psycopg.connect(world.url) as conn:
@@ -157,7 +179,8 @@ def test_3_windows_match_the_events(world: env.World) -> None:
     assert {r[:4]: list(r[4:]) for r in rollups} == dict(expected)
 
 
-def test_4_the_same_replay_again_changes_nothing(world: env.World) -> None:
+@pytest.mark.usefixtures("repriced")
+def test_the_same_replay_again_changes_nothing(world: env.World) -> None:
     env.wait_caught_up(world.settings, world.group)
     first = env.snapshot(world.url)
     report = world.replay(world.prices["b"], wait_landed_s=60)
@@ -179,7 +202,8 @@ def test_the_raw_topic_keeps_dated_records_whatever_the_retention_timer(world: e
     assert future.result(timeout=30)["retention.ms"].value == "-1"
 
 
-def test_5_dry_run_sends_nothing_and_is_recorded(world: env.World) -> None:
+@pytest.mark.usefixtures("repriced")
+def test_dry_run_sends_nothing_and_is_recorded(world: env.World) -> None:
     env.wait_caught_up(world.settings, world.group)
     first = env.snapshot(world.url)
     topics = [world.settings.topic(t) for t in ("llm-usage.priced", "llm-usage.rollup-1m")]
