@@ -176,14 +176,23 @@ class HotPath:
             producer.flush(5)
 
     def _records(self, messages: Sequence[Message]) -> list[RawRecord]:
+        """The records of ``messages``: errors are logged, records of unowned partitions left.
+
+        A partition revoked (or lost) during the ``consume`` that fetched its records is no
+        longer this worker's: those records are its next owner's to read.
+        """
         records: list[RawRecord] = []
+        owned = self._owned
         for m in messages:
             err = m.error()
             if err is not None:
                 self._say(logging.WARNING, f"consume:{err.code()}", f"consuming: {err.str()}")
                 continue
+            partition = m.partition()
+            if partition not in owned:
+                continue
             _kind, timestamp = m.timestamp()
-            record = (m.key(), m.value(), m.topic(), m.partition(), m.offset(), timestamp or None)
+            record = (m.key(), m.value(), m.topic(), partition, m.offset(), timestamp or None)
             records.append(cast("RawRecord", record))  # a fetched message has all three
         return records
 
