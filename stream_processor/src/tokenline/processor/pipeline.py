@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from tokenline.processor.pricebook import PriceBook
+    from tokenline.processor.settings import ProcessorSettings
     from tokenline.schemas import DeadLetter, PricedUsageEvent, SourcePosition, UsageEvent
 
 __all__ = [
@@ -41,6 +42,22 @@ class PipelineConfig:
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     rules: Sequence[AttributionRule] = ()
     worker: str | None = None
+
+    @classmethod
+    def of(
+        cls, settings: ProcessorSettings, rules: Sequence[AttributionRule], worker: str
+    ) -> PipelineConfig:
+        """The configuration the processor's settings give (the worker and the replay)."""
+        return cls(
+            limits=ValidationLimits(
+                max_tokens_per_bucket=settings.max_tokens_per_bucket,
+                max_future=settings.max_future,
+                max_age=settings.max_age,
+                mismatch_tolerance=settings.mismatch_tolerance,
+            ),
+            rules=tuple(rules),
+            worker=worker,
+        )
 
 
 @dataclass(frozen=True, slots=True)

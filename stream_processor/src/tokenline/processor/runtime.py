@@ -29,7 +29,7 @@ from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PricingError
 from tokenline.processor.recent import RecentIds
 from tokenline.processor.splice import PricedEncoder
-from tokenline.processor.validate import ValidationLimits, validate_event
+from tokenline.processor.validate import validate_event
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
 from tokenline.schemas.ops.health import Health
@@ -95,16 +95,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.config = PipelineConfig(
-            limits=ValidationLimits(
-                max_tokens_per_bucket=s.max_tokens_per_bucket,
-                max_future=s.max_future,
-                max_age=s.max_age,
-                mismatch_tolerance=s.mismatch_tolerance,
-            ),
-            rules=tuple(self.rules),
-            worker=s.worker_id,
-        )
+        self.config = PipelineConfig.of(s, self.rules, s.worker_id)
         self.usage_codec: AvroCodec[UsageEvent] = AvroCodec("tokenline.UsageEvent")
         self.priced_encoder = PricedEncoder()
         self.rollup_codec: AvroCodec[UsageRollup] = AvroCodec("tokenline.UsageRollup")

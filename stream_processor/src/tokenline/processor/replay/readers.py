@@ -26,7 +26,6 @@ from tokenline.processor.replay.errors import ReplayError
 from tokenline.processor.replay.kafka import Sender, read_records
 from tokenline.processor.replay.state import PartialResult, Repricer, merge_results
 from tokenline.processor.splice import PricedEncoder
-from tokenline.processor.validate import ValidationLimits
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,16 +43,7 @@ _PROGRESS_EVERY = 20_000
 def pipeline_config(settings: ProcessorSettings) -> PipelineConfig:
     """The pipeline configuration the processor's runtime builds from the same settings."""
     rules = load_rules(settings.attribution_file) if settings.attribution_file else ()
-    return PipelineConfig(
-        limits=ValidationLimits(
-            max_tokens_per_bucket=settings.max_tokens_per_bucket,
-            max_future=settings.max_future,
-            max_age=settings.max_age,
-            mismatch_tolerance=settings.mismatch_tolerance,
-        ),
-        rules=tuple(rules),
-        worker="tokenline-replay",
-    )
+    return PipelineConfig.of(settings, rules, "tokenline-replay")
 
 
 @dataclass(frozen=True)
