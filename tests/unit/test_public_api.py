@@ -18,8 +18,9 @@ PUBLIC = {
     },
     "tokenline.sdk": {
         "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings", "Stats",
-        "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
-        "record_batch_results", "set_usage", "stats", "track", "uninstrument", "wrap",
+        "TokenlineError", "UnsupportedProviderVersion", "close", "configure", "context", "flush",
+        "instrument", "record", "record_batch_results", "set_usage", "stats", "track",
+        "uninstrument", "wrap",
     },
     "tokenline.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),

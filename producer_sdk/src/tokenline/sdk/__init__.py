@@ -32,6 +32,7 @@ from tokenline.sdk._settings import Settings
 from tokenline.sdk._stats import Stats
 from tokenline.sdk.emitters import Emitter, InMemoryEmitter, JsonLinesEmitter
 from tokenline.sdk.errors import ConfigError, TokenlineError
+from tokenline.sdk.providers._supported import UnsupportedProviderVersion
 
 __all__ = [
     "ConfigError",
@@ -41,6 +42,7 @@ __all__ = [
     "Settings",
     "Stats",
     "TokenlineError",
+    "UnsupportedProviderVersion",
     "close",
     "configure",
     "context",

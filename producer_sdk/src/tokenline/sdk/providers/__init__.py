@@ -12,6 +12,8 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tokenline.sdk.providers._supported import check_installed
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -69,8 +71,9 @@ def _load(module: str) -> Adapter:
 def adapter_for(client: Any) -> Adapter:
     """The adapter for ``client``'s SDK; TypeError naming the supported ones otherwise."""
     client_module = type(client).__module__
-    for prefix, (module, _package, _extra) in _ADAPTERS.items():
+    for prefix, (module, package, _extra) in _ADAPTERS.items():
         if client_module == prefix or client_module.startswith(prefix + "."):
+            check_installed(package)
             return _load(module)
     supported = ", ".join(sorted(_ADAPTERS))
     msg = (
@@ -89,6 +92,7 @@ def installed_adapters() -> list[Adapter]:
         except ModuleNotFoundError:
             present = False
         if present:
+            check_installed(package)
             try:
                 found.append(_load(module))
             except ModuleNotFoundError:  # the adapter for this SDK is not shipped yet
