@@ -15,6 +15,7 @@ PUBLIC = {
         "WrongMagic", "UnknownFingerprint", "UnknownSchemaId", "SchemaMismatch",
         "UsageEvent", "PricedUsageEvent", "UsageRollup", "DeadLetter", "Usage", "Host", "Cost",
         "SourcePosition", "Provider", "Operation", "UsageSource", "PricingStatus",
+        "Budget", "BudgetAlert", "BudgetStatus",
     },
     "tokenline.sdk": {
         "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings", "Stats",
