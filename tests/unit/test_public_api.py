@@ -21,6 +21,7 @@ PUBLIC = {
         "ConfigError", "Emitter", "InMemoryEmitter", "JsonLinesEmitter", "Settings", "Stats",
         "TokenlineError", "close", "configure", "context", "flush", "instrument", "record",
         "record_batch_results", "set_usage", "stats", "track", "uninstrument", "wrap",
+        "BudgetExceeded",
     },
     "tokenline.sdk.emulator": {"Call", "ProviderEmulator"},
     "tokenline.processor": set(),

@@ -160,4 +160,4 @@ def priced(
         event_id=uuid.UUID(int=n), tenant_id=tenant, occurred_at=at or datetime.now(UTC), **kw
     )
     total = {**factories.priced_event()["cost"], "total": Decimal(cost)}
-    return factories.priced_event(event=event, cost=total)
+    return factories.priced_event(event=event, cost=total, team=None)
