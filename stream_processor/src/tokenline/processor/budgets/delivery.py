@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, Producer
 
 from tokenline.processor.budgets import webhooks
 from tokenline.processor.budgets.codec import alert_codec
+from tokenline.processor.budgets.gauges import BudgetGauges
 from tokenline.schemas import DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
 
@@ -58,6 +59,7 @@ class AlertMetrics:
         self.dead_letters = Counter(
             f"{p}_dead_letters", "Alerts given up on for one webhook.", registry=r
         )
+        self.budgets = BudgetGauges(r)
 
 
 @dataclass
@@ -154,6 +156,7 @@ class Delivery:
         producer = Producer({**kafka, "acks": "all", "enable.idempotence": True})
         dlq = s.topic(s.alerts_dlq_topic)
         consumer.subscribe([s.topic(s.alerts_topic)])
+        self.metrics.budgets.follow(s, stop)
         try:
             while not stop.is_set():
                 m = consumer.poll(0.5)
