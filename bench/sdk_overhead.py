@@ -411,7 +411,8 @@ def main() -> None:
         f"(check() alone: {alone['free_ns']:.0f} ns for a tenant over no limit, "
         f"{alone['other_scope_ns']:.0f} ns for one limited on another team; over a whole "
         f"chat call, on against off: {checked['added_median']:.2f} µs "
-        f"[{checked['added_low']:.2f}, {checked['added_high']:.2f}])"
+        f"[{checked['added_low']:.2f}, {checked['added_high']:.2f}], caller CPU added "
+        f"{checked['cpu_added']:.2f} µs)"
     )
     print()
     rows = [("Tokenline", s, v, "") for s, v in ours.items()]
