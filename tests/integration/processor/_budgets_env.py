@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,13 +17,14 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests import factories
+from tests._db import drop_database
 from tests._kafka import KEEP
-from tests.integration.processor._replay_env import new_database, tokenline
+from tests.integration.processor._replay_env import new_database, stop, tokenline
 from tokenline.processor.budgets.follow import read_to_end, reader
 from tokenline.schemas import AvroCodec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 PARTITIONS = 2
@@ -81,12 +83,7 @@ class BudgetWorld:
     def stop(self) -> None:
         for proc in self.runs:
             if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop(proc)
 
     def log(self, n: int) -> str:
         return (self.tmp / f"budgets-{n}.log").read_text(errors="replace")
@@ -146,10 +143,16 @@ def create_priced_topic(world: BudgetWorld) -> None:
     admin.create_topics([NewTopic(name, PARTITIONS, 1, config=KEEP)])[name].result(30)
 
 
-def make_world(bootstrap: str, server_url: str, tmp: Path) -> BudgetWorld:
+@contextmanager
+def budget_world(bootstrap: str, server_url: str, tmp: Path) -> Iterator[BudgetWorld]:
+    """A fresh world; its evaluators stopped and its database dropped afterwards."""
     world = BudgetWorld(bootstrap, new_database(server_url), tmp)
     create_priced_topic(world)
-    return world
+    try:
+        yield world
+    finally:
+        world.stop()
+        drop_database(server_url, world.url.rsplit("/", 1)[-1])
 
 
 def priced(

@@ -16,8 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests import factories
-from tests._db import drop_database
-from tests.integration.processor._budgets_env import ALERT, BudgetWorld, make_world
+from tests.integration.processor._budgets_env import ALERT, BudgetWorld, budget_world
 from tests.integration.processor._replay_env import tokenline
 from tokenline.processor.budgets.follow import read_to_end, reader
 
@@ -61,11 +60,8 @@ class Receiver:
 
 @pytest.fixture
 def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[BudgetWorld]:
-    w = make_world(kafka_bootstrap, database_url, tmp_path)
-    try:
+    with budget_world(kafka_bootstrap, database_url, tmp_path) as w:
         yield w
-    finally:
-        drop_database(database_url, w.url.rsplit("/", 1)[-1])
 
 
 def test_signed_retried_and_dead_lettered(world: BudgetWorld) -> None:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests._db import drop_database
-from tests.integration.processor._budgets_env import BudgetWorld, make_world, priced
+from tests.integration.processor._budgets_env import BudgetWorld, budget_world, priced
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,12 +27,8 @@ KOLKATA = timedelta(hours=5, minutes=30)
 
 @pytest.fixture
 def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[BudgetWorld]:
-    w = make_world(kafka_bootstrap, database_url, tmp_path)
-    try:
+    with budget_world(kafka_bootstrap, database_url, tmp_path) as w:
         yield w
-    finally:
-        w.stop()
-        drop_database(database_url, w.url.rsplit("/", 1)[-1])
 
 
 def kolkata_day_start(at: datetime) -> datetime:
@@ -154,3 +149,28 @@ def test_repricing_moves_spend_and_sends_only_new_thresholds_once(world: BudgetW
         (80, Decimal(11)),
         (100, Decimal(11)),
     ]
+
+
+def test_alerts_exactly_once_across_a_rebalance_and_a_killed_worker(world: BudgetWorld) -> None:
+    fast = {"TOKENLINE_SESSION_TIMEOUT_MS": "6000", "TOKENLINE_TRANSACTION_TIMEOUT_MS": "10000"}
+    tenants = ("acme", "globex", "initech")
+    for tenant in tenants:
+        world.tenant(tenant, "UTC")
+        made = world.cli("budgets", "set", f"{tenant}-m", "--tenant", tenant, "--amount", "10")
+        assert made.returncode == 0, made.stderr
+    first = world.start(**fast)
+    world.send(*(priced(10 + i, "6", tenant=t) for i, t in enumerate(tenants)))  # 50%
+    for t in tenants:
+        world.wait_status(f"{t}-m", spent("6"))
+    world.start(TOKENLINE_WORKER_NAME="budgets-2", **fast)  # the partitions are shared out
+    world.send(*(priced(20 + i, "2.5", tenant=t) for i, t in enumerate(tenants)))  # 8.5: 80%
+    for t in tenants:
+        world.wait_status(f"{t}-m", spent("8.5"))
+    first.kill()  # its partitions go to the other worker after the session timeout
+    first.wait()
+    world.send(*(priced(30 + i, "2", tenant=t) for i, t in enumerate(tenants)))  # 10.5: 100%
+    world.send(*(priced(20 + i, "2.5", tenant=t) for i, t in enumerate(tenants)))  # again
+    for t in tenants:
+        world.wait_status(f"{t}-m", spent("10.5"), timeout_s=120)
+    counted = Counter((a["budget_id"], a["threshold_pct"]) for a in world.alerts())
+    assert counted == Counter({(f"{t}-m", p): 1 for t in tenants for p in (50, 80, 100)})

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from tests._db import drop_database
-from tests.integration.processor._budgets_env import BudgetWorld, make_world, priced
+from tests.integration.processor._budgets_env import BudgetWorld, budget_world, priced
 from tokenline import sdk
 from tokenline.sdk.emulator import ProviderEmulator
 
@@ -24,12 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[BudgetWorld]:
-    w = make_world(kafka_bootstrap, database_url, tmp_path)
-    try:
+    with budget_world(kafka_bootstrap, database_url, tmp_path) as w:
         yield w
-    finally:
-        w.stop()
-        drop_database(database_url, w.url.rsplit("/", 1)[-1])
 
 
 def until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> float:

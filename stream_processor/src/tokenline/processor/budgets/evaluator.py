@@ -154,28 +154,8 @@ class Evaluator:
     ) -> None:
         now = datetime.now(UTC)
         per_partition: dict[int, Changes] = {}
-        for budget in changed:
-            for partition, state in self.states.items():
-                changes = per_partition.setdefault(partition, Changes())
-                if isinstance(budget, str):  # deleted: SDKs forget its status
-                    changes.statuses.pop(budget, None)
-                else:
-                    state.rebudget(budget, now, changes)
-        offsets: dict[int, int] = {}
-        good = [m for m in messages if m.error() is None]
-        for m in messages:
-            if m.error() is not None:
-                self._say(logging.WARNING, "consume", f"consuming: {m.error()}")
-        decoded = self._codec.decode_many([m.value() or b"" for m in good])
-        for m, priced in zip(good, decoded, strict=True):
-            partition = m.partition() or 0
-            offsets[partition] = (m.offset() or 0) + 1
-            if isinstance(priced, DecodeError):
-                self._say(logging.WARNING, "decode", f"priced record not decoded: {priced}")
-                continue
-            owner = self.states.get(partition)
-            if owner is not None:
-                owner.apply(self.book, priced, now, per_partition.setdefault(partition, Changes()))
+        self._rebudget(changed, now, per_partition)
+        offsets = self._count(messages, now, per_partition)
         deleted = [b for b in changed if isinstance(b, str)]
         beat = time.monotonic() - self._beat_at >= self._settings.heartbeat_s
         if not (offsets or deleted or beat or any(per_partition.values())):
@@ -191,6 +171,40 @@ class Evaluator:
             self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
             self._step(producer.abort_transaction, _TXN_TIMEOUT_S)
             self._rewind(consumer)
+
+    def _rebudget(
+        self, changed: list[Budget | str], now: datetime, per_partition: dict[int, Changes]
+    ) -> None:
+        """Judge the spend held for each changed budget again (a deleted one: no status)."""
+        for budget in changed:
+            for partition, state in self.states.items():
+                changes = per_partition.setdefault(partition, Changes())
+                if isinstance(budget, str):
+                    changes.statuses.pop(budget, None)
+                else:
+                    state.rebudget(budget, now, changes)
+
+    def _count(
+        self, messages: list[Message], now: datetime, per_partition: dict[int, Changes]
+    ) -> dict[int, int]:
+        """Count the batch's priced events; return the offsets to commit per partition."""
+        offsets: dict[int, int] = {}
+        good = [m for m in messages if m.error() is None]
+        for m in messages:
+            if m.error() is not None:
+                self._say(logging.WARNING, "consume", f"consuming: {m.error()}")
+        decoded = self._codec.decode_many([m.value() or b"" for m in good])
+        for m, priced in zip(good, decoded, strict=True):
+            partition = m.partition() or 0
+            owner = self.states.get(partition)
+            if owner is None:  # revoked during this consume: its new owner reads it
+                continue
+            offsets[partition] = (m.offset() or 0) + 1
+            if isinstance(priced, DecodeError):
+                self._say(logging.WARNING, "decode", f"priced record not decoded: {priced}")
+            else:
+                owner.apply(self.book, priced, now, per_partition.setdefault(partition, Changes()))
+        return offsets
 
     def _transact(
         self,
