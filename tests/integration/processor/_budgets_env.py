@@ -53,6 +53,7 @@ class BudgetWorld:
             "TOKENLINE_WORKER_NAME": "budgets-1",
             "TOKENLINE_METRICS_PORT": "0",
             "TOKENLINE_HEARTBEAT_S": "1",
+            "TOKENLINE_BUDGETS_METRICS_PORT": "0",
             "TOKENLINE_BUDGETS_GROUP": f"{self.prefix}budgets",
             **more,
         }

@@ -7,6 +7,7 @@ written with the zone's fixed offset (Asia/Kolkata has no daylight saving time).
 
 from __future__ import annotations
 
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.integration.processor._budgets_env import BudgetWorld, budget_world, priced
+from tokenline.dev._proc import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -105,7 +107,8 @@ def test_periods_follow_the_tenants_timezone(world: BudgetWorld) -> None:
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     today = kolkata_day_start(datetime.now(UTC))
-    world.start()
+    port = free_port()
+    world.start(TOKENLINE_BUDGETS_METRICS_PORT=str(port))
     world.send(
         priced(1, "4", at=today - timedelta(microseconds=1)),  # 23:59:59.999999 yesterday
         priced(2, "4", at=today),  # 00:00 today
@@ -123,6 +126,11 @@ def test_periods_follow_the_tenants_timezone(world: BudgetWorld) -> None:
     yesterday = next(a for a in alerts if a["period_start"] != today)
     assert yesterday["spend"] == Decimal("5.5")
     assert yesterday["period_end"] == today
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/readyz", timeout=10) as ready:
+        assert b"budgets: 1 loaded" in ready.read()
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as metrics:
+        assert b"tokenline_budgets_alerts_total 2.0" in metrics.read()
 
 
 def test_repricing_moves_spend_and_sends_only_new_thresholds_once(world: BudgetWorld) -> None:

@@ -37,18 +37,18 @@ def alerts(check: bool) -> None:
         click.echo(f"settings ok: {delivery.info()}")
         delivery.close()
         return
-    from prometheus_client import start_http_server
-
     from tokenline.processor.budgets.publish import ensure_budget_topics
     from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.health import HealthServer
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka
 
     configure_logging(settings.log_level, settings.log_format, "alerts")
     check_kafka(librdkafka_config(settings))
     ensure_budget_topics(settings)
-    if settings.alerts_metrics_port:
-        start_http_server(settings.alerts_metrics_port, registry=delivery.metrics.registry)
+    port = settings.alerts_metrics_port
+    registry = delivery.metrics.registry
+    http = HealthServer(delivery.health, registry, port).start() if port else None
     stop = threading.Event()
 
     def stopping(_signum: int, _frame: Any) -> None:
@@ -56,4 +56,8 @@ def alerts(check: bool) -> None:
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
-    delivery.run(stop)
+    try:
+        delivery.run(stop)
+    finally:
+        if http is not None:
+            http.close()

@@ -181,6 +181,7 @@ def run() -> None:
     from tokenline.processor.budgets.evaluator import Evaluator
     from tokenline.processor.budgets.publish import ensure_budget_topics
     from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.health import HealthServer
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka
 
@@ -195,4 +196,13 @@ def run() -> None:
 
     signal.signal(signal.SIGTERM, stopping)
     signal.signal(signal.SIGINT, stopping)
-    Evaluator(settings).run(stop)
+    evaluator = Evaluator(settings)
+    port = settings.budgets_metrics_port
+    http = (
+        HealthServer(evaluator.health, evaluator.metrics.registry, port).start() if port else None
+    )
+    try:
+        evaluator.run(stop)
+    finally:
+        if http is not None:
+            http.close()

@@ -23,6 +23,7 @@ from tokenline.processor.budgets.codec import alert_codec
 from tokenline.processor.budgets.gauges import BudgetGauges
 from tokenline.schemas import DecodeError
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.ops.health import Health
 
 if TYPE_CHECKING:
     import threading
@@ -89,6 +90,10 @@ class Delivery:
         secret = settings.webhook_secret
         self._secret = secret.get_secret_value() if secret is not None else None
         self._http = httpx.Client(timeout=settings.webhook_timeout_s)
+        self.health = Health(
+            stall_after_s=120 + settings.webhook_attempts * settings.webhook_timeout_s
+        )
+        self.health.report("webhooks", ok=True, detail=f"{len(settings.webhook_urls)} configured")
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -159,6 +164,7 @@ class Delivery:
         self.metrics.budgets.follow(s, stop)
         try:
             while not stop.is_set():
+                self.health.beat()
                 m = consumer.poll(0.5)
                 if m is None:
                     continue

@@ -46,6 +46,7 @@ from tokenline.processor.budgets.model import Budget, BudgetBook
 from tokenline.processor.budgets.state import Changes, PartitionState
 from tokenline.schemas import AvroCodec, DecodeError, PricedUsageEvent
 from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.schemas.ops.health import Health
 from tokenline.schemas.ops.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -63,11 +64,30 @@ log = logging.getLogger(__name__)
 _TXN_TIMEOUT_S = 10.0
 
 
+class EvaluatorMetrics:
+    """Prometheus metrics of ``tokenline budgets run``."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge
+
+        from tokenline.schemas.ops.metrics import new_registry
+
+        self.registry = r = new_registry("budgets", "tokenline-processor")
+        p = "tokenline_budgets"
+        self.events = Counter(f"{p}_events", "Priced records read and committed.", registry=r)
+        self.alerts = Counter(f"{p}_alerts", "Alerts committed.", registry=r)
+        self.aborts = Counter(f"{p}_transactions_aborted", "Batches read again.", registry=r)
+        self.budgets = Gauge(f"{p}_known", "Budgets on the budgets topic.", registry=r)
+
+
 class Evaluator:
     """Consumes priced events and budgets; commits spend, alerts and statuses together."""
 
     def __init__(self, settings: BudgetSettings) -> None:
         self._settings = settings
+        self.health = Health()
+        self.health.expect("budgets", "partitions")
+        self.metrics = EvaluatorMetrics()
         self._priced = settings.topic(settings.priced_topic)
         self._budgets_topic = settings.topic(settings.budgets_topic)
         self._state_topic = settings.topic(settings.budget_state_topic)
@@ -124,6 +144,7 @@ class Evaluator:
         self._restorer = reader(self._kafka, f"{self._settings.worker_id}-budgets-restore")
         budgets = reader(self._kafka, f"{self._settings.worker_id}-budgets-follow")
         read_to_end(budgets, self._budgets_topic, [0], self._on_budget)
+        self.health.report("budgets", ok=True, detail=f"{len(self.book)} loaded")
         budgets.assign([TopicPartition(self._budgets_topic, 0, OFFSET_BEGINNING)])
         # The first read found every budget; following from the start again is idempotent
         # (a version already known is ignored).
@@ -134,6 +155,8 @@ class Evaluator:
         log.info("evaluating %d budgets from %s", len(self.book), self._priced)
         try:
             while not stop.is_set():
+                self.health.beat()
+                self.metrics.budgets.set(len(self.book))
                 changed = [b for m in budgets.consume(100, 0) if (b := self._budget_message(m))]
                 messages = consumer.consume(
                     self._settings.batch_max_events, self._settings.batch_max_ms / 1000
@@ -169,8 +192,11 @@ class Evaluator:
             if not err.txn_requires_abort():
                 raise
             self._say(logging.WARNING, "abort", f"transaction aborted, batch read again: {err}")
+            self.metrics.aborts.inc()
             self._step(producer.abort_transaction, _TXN_TIMEOUT_S)
             self._rewind(consumer)
+            return
+        self.metrics.events.inc(len(messages))
 
     def _rebudget(
         self, changed: list[Budget | str], now: datetime, per_partition: dict[int, Changes]
@@ -253,6 +279,7 @@ class Evaluator:
             self._maybe_die("before_commit")
         self._step(producer.commit_transaction, _TXN_TIMEOUT_S)
         if alerts:
+            self.metrics.alerts.inc(alerts)
             log.info("%d alerts committed", alerts)
             self._maybe_die("after_commit")
 
@@ -322,10 +349,17 @@ class Evaluator:
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._restore([p.partition for p in partitions])
+        self._report_partitions()
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for p in partitions:
             self.states.pop(p.partition, None)
+        self._report_partitions()
+
+    def _report_partitions(self) -> None:
+        owned = sorted(self.states)
+        detail = f"{len(owned)} assigned {owned}" if owned else "none assigned"
+        self.health.report("partitions", ok=bool(owned), detail=detail)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked(consumer, partitions)

@@ -50,6 +50,7 @@ class BudgetSettings(ProcessorSettings):
     webhook_backoff_ms: int = Field(default=500, ge=1, description="Doubling from this.")
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     alerts_metrics_port: int = Field(default=9110, ge=0, le=65535, description="0 disables.")
+    budgets_metrics_port: int = Field(default=9111, ge=0, le=65535, description="0 disables.")
     budgets_kill_at: str | None = Field(
         default=None,
         pattern=r"^(before_commit|after_commit):\d+$",
