@@ -176,3 +176,22 @@ def test_timestamps_in_alert_ids_are_the_periods() -> None:
     (alert,) = feed(state, book, event(1, "5")).alerts
     assert alert["alert_id"] == "b1/2026-11-01T00:00:00+00:00/50"
     assert alert["period_end"] - alert["period_start"] == timedelta(days=30)
+
+
+def test_pruning_forgets_ended_periods_and_their_events_for_good() -> None:
+    book = BudgetBook([budget(period="day")])
+    state = PartitionState()
+    old_day = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    written = feed(state, book, event(1, "6", at=old_day), event(2, "1"))
+    changes = Changes()
+    state.prune(datetime(2026, 10, 10, tzinfo=UTC), changes)
+    assert changes.state == {"s/b1/2026-10-01T00:00:00+00:00": None, f"e/{uuid.UUID(int=1)}": None}
+    assert [s.period_start for s in state.spends.values()] == [datetime(2026, 11, 15, tzinfo=UTC)]
+    # A replay of the old day counts nothing any more, and sends nothing.
+    assert not feed(state, book, event(1, "9", at=old_day), event(3, "9", at=old_day))
+    # Restoring from the records, tombstones included, gives the same state.
+    restored = PartitionState()
+    for key, value in [*written.state.items(), *changes.state.items()]:
+        restored.load(key.encode(), value)
+    assert restored.spends == state.spends
+    assert restored.events == state.events

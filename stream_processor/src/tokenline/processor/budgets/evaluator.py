@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import (
@@ -62,6 +62,7 @@ __all__ = ["Evaluator"]
 log = logging.getLogger(__name__)
 
 _TXN_TIMEOUT_S = 10.0
+_PRUNE_EVERY_S = 3600.0
 
 
 class EvaluatorMetrics:
@@ -99,6 +100,7 @@ class Evaluator:
         self.states: dict[int, PartitionState] = {}
         self._alerting_txns = 0
         self._beat_at = 0.0
+        self._pruned_at = 0.0
         self._kafka = librdkafka_config(settings)
         self._restorer: Consumer | None = None
 
@@ -178,6 +180,7 @@ class Evaluator:
         now = datetime.now(UTC)
         per_partition: dict[int, Changes] = {}
         self._rebudget(changed, now, per_partition)
+        self._prune(now, per_partition)
         offsets = self._count(messages, now, per_partition)
         deleted = [b for b in changed if isinstance(b, str)]
         beat = time.monotonic() - self._beat_at >= self._settings.heartbeat_s
@@ -197,6 +200,15 @@ class Evaluator:
             self._rewind(consumer)
             return
         self.metrics.events.inc(len(messages))
+
+    def _prune(self, now: datetime, per_partition: dict[int, Changes]) -> None:
+        """Hourly, and after a restore: forget the periods past the retention."""
+        if time.monotonic() - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        horizon = now - timedelta(days=self._settings.budget_retention_days)
+        for partition, state in self.states.items():
+            state.prune(horizon, per_partition.setdefault(partition, Changes()))
 
     def _rebudget(
         self, changed: list[Budget | str], now: datetime, per_partition: dict[int, Changes]
@@ -345,6 +357,7 @@ class Evaluator:
                 self.states[partition].load(key, value)
 
         read_to_end(self._restorer, self._state_topic, partitions, load)
+        self._pruned_at = 0.0  # the restored state is pruned on the next turn
         log.info("restored the budget state of partitions %s", partitions)
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

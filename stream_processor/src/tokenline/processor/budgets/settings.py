@@ -36,6 +36,12 @@ class BudgetSettings(ProcessorSettings):
     heartbeat_s: int = Field(
         default=5, ge=1, description="How often the evaluator says on the status topic it lives."
     )
+    budget_retention_days: int = Field(
+        default=35,
+        ge=1,
+        description="The evaluator forgets periods that ended this long ago (checked hourly); "
+        "an event of such a period counts nothing.",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL holding the budgets table (the CLI only)."
     )

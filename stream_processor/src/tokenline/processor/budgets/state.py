@@ -117,6 +117,8 @@ class PartitionState:
     def __init__(self) -> None:
         self.spends: dict[SpendKey, Spend] = {}
         self.events: dict[str, Counted] = {}
+        self.horizon: datetime | None = None
+        """Periods that ended at or before this are forgotten, and count nothing any more."""
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one state-topic record while restoring (in offset order)."""
@@ -126,9 +128,13 @@ class PartitionState:
                 self.events.pop(text[2:], None)
             else:
                 self.events[text[2:]] = Counted.decode(value)
-        elif text.startswith("s/") and value is not None:
-            spend = Spend.decode(value)
-            self.spends[spend.budget_id, spend.period_start] = spend
+        elif text.startswith("s/"):
+            if value is None:
+                budget_id, _, start = text[2:].rpartition("/")
+                self.spends.pop((budget_id, datetime.fromisoformat(start)), None)
+            else:
+                spend = Spend.decode(value)
+                self.spends[spend.budget_id, spend.period_start] = spend
 
     def apply(
         self, book: BudgetBook, priced: PricedUsageEvent, now: datetime, changes: Changes
@@ -137,11 +143,14 @@ class PartitionState:
         event = priced["event"]
         event_id = str(event["event_id"])
         cost = priced["cost"]["total"] if priced["cost"] is not None else None
-        matched = [b for b in book.matching(priced) if b.currency == priced["currency"]]
-        keys = tuple(
-            (b.budget_id, period_bounds(b.period, b.timezone, event["occurred_at"])[0])
-            for b in matched
-        )
+        at = event["occurred_at"]
+        matched = [
+            b
+            for b in book.matching(priced)
+            if b.currency == priced["currency"]
+            and (self.horizon is None or period_bounds(b.period, b.timezone, at)[1] > self.horizon)
+        ]
+        keys = tuple((b.budget_id, period_bounds(b.period, b.timezone, at)[0]) for b in matched)
         new = Counted(cost if cost is not None else _ZERO, keys)
         old = self.events.get(event_id)
         if old == new or (old is None and not keys):
@@ -178,12 +187,23 @@ class PartitionState:
             if before != (spend.alerted_pct, spend.hard_alerted):
                 changes.state[spend_key(budget_id, start)] = spend.encode()
 
-    def current(self, budget_id: str, now: datetime) -> Spend | None:
-        """The budget's spend in the period that holds ``now``, if any was counted."""
-        for (b, _start), spend in self.spends.items():
-            if b == budget_id and spend.period_start <= now < spend.period_end:
-                return spend
-        return None
+    def prune(self, horizon: datetime, changes: Changes) -> None:
+        """Forget the periods that ended at or before ``horizon`` and the events only in them.
+
+        Their alerts were sent; an event of such a period read later (a replay of an old
+        range) counts nothing, so the state does not grow without end.
+        """
+        self.horizon = horizon
+        old = {key for key, spend in self.spends.items() if spend.period_end <= horizon}
+        if not old:
+            return
+        for key in old:
+            del self.spends[key]
+            changes.state[spend_key(*key)] = None
+        for event_id, counted in list(self.events.items()):
+            if not any(key in self.spends for key in counted.keys):
+                del self.events[event_id]
+                changes.state[f"e/{event_id}"] = None
 
     @staticmethod
     def _judge(
