@@ -54,6 +54,7 @@ class BudgetWorld:
             "TOKENLINE_METRICS_PORT": "0",
             "TOKENLINE_HEARTBEAT_S": "1",
             "TOKENLINE_BUDGETS_METRICS_PORT": "0",
+            "TOKENLINE_SPEND_RATE_FACTOR": "0",  # on in its own test only
             "TOKENLINE_BUDGETS_GROUP": f"{self.prefix}budgets",
             **more,
         }

@@ -182,3 +182,22 @@ def test_alerts_exactly_once_across_a_rebalance_and_a_killed_worker(world: Budge
         world.wait_status(f"{t}-m", spent("10.5"), timeout_s=120)
     counted = Counter((a["budget_id"], a["threshold_pct"]) for a in world.alerts())
     assert counted == Counter({(f"{t}-m", p): 1 for t in tenants for p in (50, 80, 100)})
+
+
+def test_spend_rate_alerts_once_per_hour(world: BudgetWorld) -> None:
+    world.tenant("acme", "UTC")
+    made = world.cli("budgets", "set", "acme-m", "--tenant", "acme", "--amount", "100000")
+    assert made.returncode == 0, made.stderr
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    history = [priced(100 + h, "1", at=hour - timedelta(hours=h)) for h in range(1, 25)]
+    world.send(*history)  # a mean of 1 USD an hour
+    world.start(TOKENLINE_SPEND_RATE_FACTOR="3", TOKENLINE_SPEND_RATE_MIN="1")
+    now = [priced(1, "2", at=hour), priced(2, "1.5", at=hour)]  # 3.5 this hour
+    world.send(*now, *now, *history)  # everything again: redelivered
+    month = hour.replace(day=1, hour=0)
+    this_month = [e for e in history + now if e["event"]["occurred_at"] >= month]
+    world.wait_status("acme-m", spent(str(sum(e["cost"]["total"] for e in this_month))))
+    (alert,) = [a for a in world.alerts() if a["kind"] == "spend_rate"]
+    assert alert["spend"] == Decimal("3.5")
+    assert alert["budget_amount"] == Decimal(1)
+    assert alert["period_start"] == hour

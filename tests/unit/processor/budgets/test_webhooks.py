@@ -53,3 +53,10 @@ def test_what_is_retried(status: int | None, again: bool) -> None:
 
 def test_backoff_doubles() -> None:
     assert [webhooks.backoff_ms(250, a) for a in (1, 2, 3, 4)] == [250, 500, 1000, 2000]
+
+
+def test_spend_rate_text() -> None:
+    alert = factories.budget_alert(kind="spend_rate", threshold_pct=None, period="hour")
+    doc = json.loads(webhooks.body(alert, "slack"))  # type: ignore[arg-type]
+    assert "Spend rate of *acme*: 80.250000000000 USD in the hour" in doc["text"]
+    assert "against a mean of 100.000000000000 USD an hour" in doc["text"]

@@ -43,6 +43,7 @@ from tokenline.processor.budgets.codec import (
 )
 from tokenline.processor.budgets.follow import read_to_end, reader
 from tokenline.processor.budgets.model import Budget, BudgetBook
+from tokenline.processor.budgets.settings import rate_rule
 from tokenline.processor.budgets.state import Changes, PartitionState
 from tokenline.schemas import AvroCodec, DecodeError, PricedUsageEvent
 from tokenline.schemas.kafka_security import librdkafka_config
@@ -349,8 +350,9 @@ class Evaluator:
 
     def _restore(self, partitions: list[int]) -> None:
         assert self._restorer is not None
+        rate = rate_rule(self._settings)
         for p in partitions:
-            self.states[p] = PartitionState()
+            self.states[p] = PartitionState(rate)
 
         def load(partition: int, key: bytes | None, value: bytes | None) -> None:
             if key is not None:

@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from tokenline.schemas import Budget as BudgetRecord
     from tokenline.schemas import PricedUsageEvent
 
-__all__ = ["SCOPES", "Budget", "BudgetBook", "attribution_of"]
+__all__ = ["RATE_PREFIX", "SCOPES", "Budget", "BudgetBook", "RateRule", "attribution_of"]
+
+#: The budget id of a tenant's spend-rate buckets: ``~rate/{tenant}`` (never a real budget id).
+RATE_PREFIX = "~rate/"
 
 #: Scopes a budget can have, and the event attribute each one matches.
 SCOPES = ("tenant", "project", "team", "user")
@@ -58,6 +61,36 @@ class Budget:
     def exceeded(self, spend: Decimal) -> bool:
         """Whether ``spend`` is at or over the hard limit (never, without one)."""
         return self.hard_limit is not None and spend >= self.hard_limit
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """The spend-rate alert: a clock hour's spend against the mean of the hours before it.
+
+    It fires once per hour and tenant (a tenant with at least one budget) when the hour's
+    spend reaches ``factor`` times the mean of the ``baseline_hours`` before it (hours without
+    spend count 0), that mean is above 0, and the hour's spend is at least ``min_spend``.
+    """
+
+    factor: Decimal
+    min_spend: Decimal
+    baseline_hours: int = 24
+
+    def budget(self, tenant_id: str, currency: str) -> Budget:
+        """The pseudo-budget whose hourly periods hold the tenant's spend."""
+        return Budget(
+            budget_id=RATE_PREFIX + tenant_id,
+            tenant_id=tenant_id,
+            scope="tenant",
+            scope_value=None,
+            period="hour",
+            timezone="UTC",
+            amount=self.min_spend,
+            currency=currency,
+            thresholds_pct=(),
+            hard_limit=None,
+            version=0,
+        )
 
 
 def attribution_of(priced: PricedUsageEvent) -> dict[str, str | None]:

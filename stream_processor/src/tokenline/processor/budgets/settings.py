@@ -6,17 +6,19 @@ The Kafka connection, topic prefix and priced topic are the processor's (same
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.processor.budgets.model import RateRule
 from tokenline.processor.settings import ConfigError, ProcessorSettings
 from tokenline.processor.topics import TopicSpec
 from tokenline.schemas.kafka_security import KafkaSecurity
 from tokenline.schemas.ops import config
 
-__all__ = ["BudgetSettings", "budget_topic_specs", "load_budget_settings"]
+__all__ = ["BudgetSettings", "budget_topic_specs", "load_budget_settings", "rate_rule"]
 
 _COMPACT = {"cleanup.policy": "compact"}
 
@@ -35,6 +37,15 @@ class BudgetSettings(ProcessorSettings):
     alerts_group: str = Field(default="tokenline-alerts", pattern=r"^[\w.-]+$")
     heartbeat_s: int = Field(
         default=5, ge=1, description="How often the evaluator says on the status topic it lives."
+    )
+    spend_rate_factor: Decimal = Field(
+        default=Decimal(3),
+        ge=0,
+        description="Spend-rate alert: an hour at this many times the mean of the 24 before "
+        "it (0 disables).",
+    )
+    spend_rate_min: Decimal = Field(
+        default=Decimal(1), ge=0, description="...and at least this much spend in the hour."
     )
     budget_retention_days: int = Field(
         default=35,
@@ -85,3 +96,10 @@ def load_budget_settings(**overrides: Any) -> BudgetSettings:
     if settings is None:
         raise ConfigError(problems)
     return settings
+
+
+def rate_rule(settings: BudgetSettings) -> RateRule | None:
+    """The spend-rate rule, or None when ``spend_rate_factor`` is 0."""
+    if not settings.spend_rate_factor:
+        return None
+    return RateRule(settings.spend_rate_factor, settings.spend_rate_min)

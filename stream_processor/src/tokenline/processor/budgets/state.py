@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tokenline.processor.budgets.periods import period_bounds
 
 if TYPE_CHECKING:
-    from tokenline.processor.budgets.model import Budget, BudgetBook
+    from tokenline.processor.budgets.model import Budget, BudgetBook, RateRule
     from tokenline.schemas import BudgetAlert, BudgetStatus, PricedUsageEvent
 
 __all__ = ["Changes", "Counted", "PartitionState", "Spend", "SpendKey"]
@@ -114,7 +114,8 @@ def spend_key(budget_id: str, period_start: datetime) -> str:
 class PartitionState:
     """The spend state of one priced-topic partition."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: RateRule | None = None) -> None:
+        self.rate = rate
         self.spends: dict[SpendKey, Spend] = {}
         self.events: dict[str, Counted] = {}
         self.horizon: datetime | None = None
@@ -150,6 +151,8 @@ class PartitionState:
             if b.currency == priced["currency"]
             and (self.horizon is None or period_bounds(b.period, b.timezone, at)[1] > self.horizon)
         ]
+        if self.rate is not None and matched:
+            matched.append(self.rate.budget(event["tenant_id"], priced["currency"]))
         keys = tuple((b.budget_id, period_bounds(b.period, b.timezone, at)[0]) for b in matched)
         new = Counted(cost if cost is not None else _ZERO, keys)
         old = self.events.get(event_id)
@@ -162,6 +165,7 @@ class PartitionState:
                 if spend is not None:
                     spend.spend -= old.cost
                     touched.add(key)
+        by_id = {b.budget_id: b for b in matched}
         for budget, key in zip(matched, keys, strict=True):
             spend = self.spends.get(key)
             if spend is None:
@@ -172,7 +176,7 @@ class PartitionState:
         self.events[event_id] = new
         changes.state[f"e/{event_id}"] = new.encode()
         for key in sorted(touched, key=lambda k: (k[0], k[1])):
-            judged = book.get(key[0])
+            judged = book.get(key[0]) or by_id.get(key[0])
             if judged is not None:
                 self._judge(judged, self.spends[key], now, changes, event_id)
             changes.state[spend_key(*key)] = self.spends[key].encode()
@@ -205,10 +209,12 @@ class PartitionState:
                 del self.events[event_id]
                 changes.state[f"e/{event_id}"] = None
 
-    @staticmethod
     def _judge(
-        budget: Budget, spend: Spend, now: datetime, changes: Changes, event_id: str | None
+        self, budget: Budget, spend: Spend, now: datetime, changes: Changes, event_id: str | None
     ) -> None:
+        if budget.period == "hour":
+            self._judge_rate(budget, spend, now, changes, event_id)
+            return
         for pct in budget.thresholds_pct:
             line = budget.threshold_amount(pct)
             if pct not in spend.alerted_pct and spend.spend >= line:
@@ -220,6 +226,25 @@ class PartitionState:
             changes.alerts.append(_alert(budget, spend, now, None, hard, event_id))
         if spend.period_start <= now < spend.period_end:
             changes.statuses[budget.budget_id] = status_of(budget, spend, now)
+
+    def _judge_rate(
+        self, budget: Budget, spend: Spend, now: datetime, changes: Changes, event_id: str | None
+    ) -> None:
+        rate = self.rate
+        if rate is None or spend.alerted_pct or spend.spend < rate.min_spend:
+            return
+        earlier = (
+            self.spends.get((budget.budget_id, spend.period_start - timedelta(hours=h)))
+            for h in range(1, rate.baseline_hours + 1)
+        )
+        baseline = sum((s.spend for s in earlier if s is not None), _ZERO) / rate.baseline_hours
+        if baseline > 0 and spend.spend >= rate.factor * baseline:
+            spend.alerted_pct.add(0)
+            alert = _alert(budget, spend, now, None, rate.factor * baseline, event_id)
+            alert["kind"] = "spend_rate"
+            alert["alert_id"] = f"{budget.budget_id}/{spend.period_start.isoformat()}/rate"
+            alert["budget_amount"] = _money(baseline)
+            changes.alerts.append(alert)
 
 
 def _alert(  # noqa: PLR0917 - the alert's six facts, each named at the one call site

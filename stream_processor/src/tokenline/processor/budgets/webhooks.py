@@ -36,6 +36,13 @@ def _plain(alert: BudgetAlert) -> dict[str, Any]:
 
 
 def _text(alert: BudgetAlert) -> str:
+    if alert["kind"] == "spend_rate":
+        return (
+            f":chart_with_upwards_trend: Spend rate of *{alert['tenant_id']}*: "
+            f"{alert['spend']:f} {alert['currency']} in the hour from "
+            f"{alert['period_start'].isoformat()}, against a mean of "
+            f"{alert['budget_amount']:f} {alert['currency']} an hour before it."
+        )
     scope = alert["scope"] + (f" {alert['scope_value']}" if alert["scope_value"] else "")
     line = (
         f"hard limit {alert['threshold_amount']:f}"
