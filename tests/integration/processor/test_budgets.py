@@ -7,6 +7,7 @@ written with the zone's fixed offset (Asia/Kolkata has no daylight saving time).
 
 from __future__ import annotations
 
+import subprocess
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.integration.processor._budgets_env import BudgetWorld, budget_world, priced
+from tests.integration.processor._replay_env import tokenline
 from tokenline.dev._proc import free_port
 
 if TYPE_CHECKING:
@@ -201,3 +204,21 @@ def test_spend_rate_alerts_once_per_hour(world: BudgetWorld) -> None:
     assert alert["spend"] == Decimal("3.5")
     assert alert["budget_amount"] == Decimal(1)
     assert alert["period_start"] == hour
+
+
+def test_a_state_topic_with_too_few_partitions_is_refused(world: BudgetWorld) -> None:
+    name = world.topic("budget-state")
+    admin = AdminClient({"bootstrap.servers": world.bootstrap})
+    admin.create_topics([NewTopic(name, 1, 1, config={"cleanup.policy": "compact"})])[name].result(
+        30
+    )
+    done = subprocess.run(
+        [tokenline(), "budgets", "run"],
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{name} has 1 partitions, the priced topic 2" in done.stderr

@@ -179,7 +179,7 @@ def publish_budgets(database_url: str) -> None:
 def run() -> None:
     """Evaluate budgets from the priced topic until SIGTERM/SIGINT (settings: TOKENLINE_*)."""
     from tokenline.processor.budgets.evaluator import Evaluator
-    from tokenline.processor.budgets.publish import ensure_budget_topics
+    from tokenline.processor.budgets.publish import PublishError, ensure_budget_topics
     from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.health import HealthServer
     from tokenline.schemas.ops.logs import configure_logging
@@ -188,7 +188,10 @@ def run() -> None:
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format, "budgets")
     check_kafka(librdkafka_config(settings))
-    ensure_budget_topics(settings)
+    try:
+        ensure_budget_topics(settings)
+    except PublishError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
     stop = threading.Event()
 
     def stopping(_signum: int, _frame: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from tokenline.processor.budgets.codec import budget_codec
 from tokenline.processor.budgets.settings import budget_topic_specs
@@ -25,15 +26,39 @@ class PublishError(Exception):
 
 
 def ensure_budget_topics(settings: BudgetSettings, timeout_s: float = 30.0) -> None:
-    """Create the budget topics that are missing (the state topic as the priced one)."""
-    if not settings.create_topics:
-        return
-    ensure_topics(
-        settings.bootstrap_servers,
-        budget_topic_specs(settings, settings.topic_partitions),
-        timeout_s,
-        client_config=librdkafka_config(settings),
-    )
+    """Create the budget topics that are missing.
+
+    The state topic gets the priced topic's partitions (``TOKENLINE_TOPIC_PARTITIONS`` while
+    the priced topic does not exist yet). Raises :class:`PublishError` when an existing state
+    topic has fewer partitions than the priced topic: the state of a priced partition lives in
+    the state partition of its number.
+    """
+    partitions = _partitions(settings, settings.topic(settings.priced_topic), timeout_s)
+    if settings.create_topics:
+        ensure_topics(
+            settings.bootstrap_servers,
+            budget_topic_specs(settings, partitions or settings.topic_partitions),
+            timeout_s,
+            client_config=librdkafka_config(settings),
+        )
+    state_topic = settings.topic(settings.budget_state_topic)
+    held = _partitions(settings, state_topic, timeout_s)
+    if partitions and held is not None and held < partitions:
+        msg = (
+            f"{state_topic} has {held} partitions, the priced topic {partitions}: add "
+            f"partitions to it (kafka-topics --alter --partitions {partitions})"
+        )
+        raise PublishError(msg)
+
+
+def _partitions(settings: BudgetSettings, topic: str, timeout_s: float) -> int | None:
+    """How many partitions ``topic`` has, None when it does not exist."""
+    admin = AdminClient(librdkafka_config(settings))
+    # All topics, not this one: a metadata request naming it may create it on some brokers.
+    found = admin.list_topics(timeout=timeout_s).topics.get(topic)
+    if found is None or found.error is not None:
+        return None
+    return len(found.partitions)
 
 
 def publish(
