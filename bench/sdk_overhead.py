@@ -45,9 +45,13 @@ Broker down: Tokenline alone again, with the SDK pointed at a loopback port wher
 listens and ``message_timeout_ms=1000`` (the smallest allowed), so events go to the disk spool
 during the run; printed with the number of events found in the spool.
 
+Hard budget limits (``budget_limits=True``): the check a wrapped call makes, alone (median ns
+per ``check()``) and over a whole OpenAI chat call with the check on against off
+(``bench/sdk/budget_check.py``).
+
 Goals: Tokenline added median ≤ 20 µs for chat and Anthropic calls, ≤ 100 µs for a stream over
 the plain stream with ``include_usage``, and ≤ 1/3 of the best anchor's; broker-down added
-p99 ≤ 1 ms.
+p99 ≤ 1 ms; the hard-limit check ≤ 2 µs median.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "sdk"))
 
+import budget_check
 import measure
 import venvs
 from e2e_services import broker
@@ -370,6 +375,11 @@ def main() -> None:
         )
         sdk.close(1)
 
+        print("hard budget limits: the check ...", flush=True)
+        limits_up = {**up, "spool_dir": spool / "limits", "budget_status_topic": f"{topic}-st"}
+        alone = budget_check.check_alone(limits_up, args.calls)
+        check_times = budget_check.whole_call(url, limits_up, args)
+
         print("the stream's usage chunk, without any wrapper ...", flush=True)
         chunk = usage_chunk(url, args)
 
@@ -394,6 +404,16 @@ def main() -> None:
         if "problem" in result:
             print(f"{ANCHOR_TITLES[name]}: not measured: {result['problem']}")
     goals(ours, theirs, down)
+    checked = summarize(check_times, args.block)
+    verdict = "met" if max(alone.values()) / 1000 <= budget_check.GOAL_US else "MISSED"
+    print(
+        f"goal: hard-limit check ≤ {budget_check.GOAL_US:.0f} µs median: {verdict} "
+        f"(check() alone: {alone['free_ns']:.0f} ns for a tenant over no limit, "
+        f"{alone['other_scope_ns']:.0f} ns for one limited on another team; over a whole "
+        f"chat call, on against off: {checked['added_median']:.2f} µs "
+        f"[{checked['added_low']:.2f}, {checked['added_high']:.2f}], caller CPU added "
+        f"{checked['cpu_added']:.2f} µs)"
+    )
     print()
     rows = [("Tokenline", s, v, "") for s, v in ours.items()]
     rows.append(("Tokenline", "broker down (openai chat)", down, ""))

@@ -231,3 +231,68 @@ priced_events = st.fixed_dictionaries(
         ),
     }
 )
+
+
+def budget(**overrides: Any) -> dict[str, Any]:
+    """A Budget record: acme's team 'search' at 100 USD a month, 50/80/100%, hard limit 120."""
+    record: dict[str, Any] = {
+        "budget_id": "acme-search-monthly",
+        "tenant_id": "acme",
+        "scope": "team",
+        "scope_value": "search",
+        "period": "month",
+        "timezone": "Asia/Kolkata",
+        "amount": Decimal("100.000000000000"),
+        "currency": "USD",
+        "thresholds_pct": [50, 80, 100],
+        "hard_limit": Decimal("120.000000000000"),
+        "version": 3,
+        "updated_at": EPOCH,
+    }
+    record.update(overrides)
+    return record
+
+
+def budget_alert(**overrides: Any) -> dict[str, Any]:
+    """A BudgetAlert record: the 80% threshold of ``budget()`` crossed."""
+    record: dict[str, Any] = {
+        "alert_id": "acme-search-monthly/2026-10-31T18:30:00+00:00/80",
+        "kind": "threshold",
+        "budget_id": "acme-search-monthly",
+        "tenant_id": "acme",
+        "scope": "team",
+        "scope_value": "search",
+        "period": "month",
+        "timezone": "Asia/Kolkata",
+        "period_start": datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+        "period_end": datetime(2026, 11, 30, 18, 30, tzinfo=UTC),
+        "threshold_pct": 80,
+        "threshold_amount": Decimal("80.000000000000"),
+        "spend": Decimal("80.250000000000"),
+        "budget_amount": Decimal("100.000000000000"),
+        "currency": "USD",
+        "crossed_at": EPOCH,
+        "event_id": str(uuid.UUID(int=7)),
+    }
+    record.update(overrides)
+    return record
+
+
+def budget_status(**overrides: Any) -> dict[str, Any]:
+    """A BudgetStatus record for ``budget()``, over its hard limit."""
+    record: dict[str, Any] = {
+        "budget_id": "acme-search-monthly",
+        "tenant_id": "acme",
+        "scope": "team",
+        "scope_value": "search",
+        "period_start": datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+        "period_end": datetime(2026, 11, 30, 18, 30, tzinfo=UTC),
+        "spend": Decimal("121.500000000000"),
+        "amount": Decimal("100.000000000000"),
+        "hard_limit": Decimal("120.000000000000"),
+        "exceeded": True,
+        "currency": "USD",
+        "updated_at": EPOCH,
+    }
+    record.update(overrides)
+    return record

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -110,6 +113,13 @@ def _load(url: str) -> str:
         )
     )
     insert_rows(url, rows, tenants={TENANT: "America/New_York", "other": "UTC"})
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO budgets (budget_id, tenant_id, scope, scope_value, period, amount,"
+            " hard_limit) VALUES ('acme-all', %s, 'tenant', NULL, 'month', 5, NULL),"
+            " ('acme-core', %s, 'team', 'core', 'day', 0.01, 0.02)",
+            (TENANT, TENANT),
+        )
     return url
 
 
@@ -160,6 +170,31 @@ def test_cost_panel_matches_raw_events(loaded_plain: str) -> None:
             (TENANT, FROM, TO),
         ).fetchall()
     assert _run(loaded_plain, sql) == expected
+
+
+def test_budget_panel_matches_raw_events(loaded_plain: str) -> None:
+    """Per budget and local period, the panel's spend is the raw rows' sum, grouped here."""
+    sql = next(sql for ref, sql in QUERIES if ref.startswith("tenant-detail:Budgets"))
+    zone = ZoneInfo("America/New_York")
+    with psycopg.connect(loaded_plain) as conn:
+        rows = conn.execute(
+            "SELECT occurred_at, cost_total, COALESCE(attributed_team, team) FROM usage_events"
+            " WHERE tenant_id = %s AND occurred_at BETWEEN %s AND %s AND cost_total IS NOT NULL"
+            " AND currency = 'USD'",
+            (TENANT, FROM, TO),
+        ).fetchall()
+    expected: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
+    for at, cost, team in rows:
+        local = at.astimezone(zone)
+        expected["acme-all", local.replace(day=1, hour=0, minute=0, second=0, microsecond=0,
+                                           tzinfo=None)] += cost  # fmt: skip
+        if team == "core":
+            day = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+            expected["acme-core", day] += cost
+    shown = {(r[0], r[2]): r[3] for r in _run(loaded_plain, sql)}
+    assert shown == dict(expected)
+    crossed = {r[0]: r[6] for r in _run(loaded_plain, sql)}
+    assert crossed["acme-core"] == "50%, 80%, 100%"  # a cent a day: every day crosses all
 
 
 @pytest.mark.timescale

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokenline.processor.budgets.settings import BudgetSettings
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.sdk import Settings as SdkSettings
 from tokenline.sink.settings import SinkSettings
@@ -32,7 +33,7 @@ def _env_names(*models: type[Any]) -> set[str]:
     return {f"TOKENLINE_{name.upper()}" for model in models for name in model.model_fields}
 
 
-PROCESSOR_ENV = _env_names(ProcessorSettings)
+PROCESSOR_ENV = _env_names(ProcessorSettings, BudgetSettings)
 SINK_ENV = _env_names(SinkSettings)
 SDK_ENV = _env_names(SdkSettings)
 

@@ -87,10 +87,14 @@ def test_real_manifests_are_valid(resources: list[dict[str, Any]]) -> None:
             "CronJob",
             "Deployment",
             "Deployment",
+            "Deployment",
+            "Deployment",
             "HorizontalPodAutoscaler",
             "Job",
             "Namespace",
             "Secret",
+            "Service",
+            "Service",
             "Service",
             "Service",
         ]
@@ -196,7 +200,16 @@ def test_containers_are_locked_down(resources: list[dict[str, Any]]) -> None:
 
 
 def test_deployments_probe_their_metrics_port(resources: list[dict[str, Any]]) -> None:
-    ports = {"tokenline-processor": 9108, "tokenline-sink": 9109}
+    ports = {
+        "tokenline-processor": 9108,
+        "tokenline-sink": 9109,
+        "tokenline-alerts": 9110,
+        "tokenline-budgets": 9111,
+    }
+    port_variable = {
+        "tokenline-alerts": "TOKENLINE_ALERTS_METRICS_PORT",
+        "tokenline-budgets": "TOKENLINE_BUDGETS_METRICS_PORT",
+    }
     deployments = _by_kind(resources, "Deployment")
     assert set(deployments) == set(ports)
     services = {
@@ -206,7 +219,7 @@ def test_deployments_probe_their_metrics_port(resources: list[dict[str, Any]]) -
     for name, deployment in deployments.items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["TOKENLINE_METRICS_PORT"] == str(ports[name])
+        assert env[port_variable.get(name, "TOKENLINE_METRICS_PORT")] == str(ports[name])
         assert container["ports"] == [
             {"name": "metrics", "containerPort": ports[name], "protocol": "TCP"}
         ]
@@ -250,6 +263,8 @@ def test_commands_exist(resources: list[dict[str, Any]]) -> None:
     expected = {
         "Deployment/tokenline-processor": ["processor"],
         "Deployment/tokenline-sink": ["sink", "run"],
+        "Deployment/tokenline-budgets": ["budgets", "run"],
+        "Deployment/tokenline-alerts": ["alerts"],
         "Job/tokenline-migrate": ["sink", "migrate"],
         # A shell line, run by tests/integration/test_deploy_jobs.py:
         "CronJob/tokenline-prices-refresh": None,

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.unit.deploy._deploy import DEPLOY
+from tokenline.processor.budgets.delivery import AlertMetrics
 from tokenline.processor.metrics import Metrics
 from tokenline.sink.metrics import SinkMetrics
 
@@ -23,7 +24,7 @@ PROMETHEUS_RULE = DEPLOY / "kubernetes" / "monitoring" / "prometheus-rule.yaml"
 
 def _exported() -> set[str]:
     names: set[str] = set()
-    for registry in (Metrics().registry, SinkMetrics().registry):
+    for registry in (Metrics().registry, SinkMetrics().registry, AlertMetrics().registry):
         for metric in registry.collect():
             names.update(sample.name for sample in metric.samples)
             suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}

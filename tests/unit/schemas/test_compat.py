@@ -30,6 +30,9 @@ SAMPLES: dict[str, Any] = {
         "failed_at": factories.EPOCH,
         "worker": "processor-1",
     },
+    "tokenline.Budget": factories.budget,
+    "tokenline.BudgetAlert": factories.budget_alert,
+    "tokenline.BudgetStatus": factories.budget_status,
 }
 
 VERSIONS = [(name, shipped.version) for name in RECORD_NAMES for shipped in catalog().history(name)]

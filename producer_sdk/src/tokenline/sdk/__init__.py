@@ -31,10 +31,11 @@ from tokenline.sdk._context import context
 from tokenline.sdk._settings import Settings
 from tokenline.sdk._stats import Stats
 from tokenline.sdk.emitters import Emitter, InMemoryEmitter, JsonLinesEmitter
-from tokenline.sdk.errors import ConfigError, TokenlineError
+from tokenline.sdk.errors import BudgetExceeded, ConfigError, TokenlineError
 from tokenline.sdk.providers._supported import UnsupportedProviderVersion
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigError",
     "Emitter",
     "InMemoryEmitter",

@@ -18,6 +18,7 @@ from tokenline.sdk import _exit, _metrics
 from tokenline.sdk._call import ProducerIdentity, build_event
 from tokenline.sdk._context import current_attribution
 from tokenline.sdk._host import HostDetector
+from tokenline.sdk._limits import BudgetLimits
 from tokenline.sdk._settings import Settings, kafka_config, load_settings
 from tokenline.sdk._stats import Stats, snapshot
 from tokenline.sdk.emitters import (
@@ -92,6 +93,15 @@ class Runtime:
         self.errors = 0
         self._guards: dict[str, _Guard] = {}
         self._base: dict[str, Any] = {"tenant_id": settings.tenant_id, "project": settings.project}
+        self.limits = self._limits()
+
+    def _limits(self) -> BudgetLimits | None:
+        """The hard-limit follower when ``budget_limits`` is on (started here)."""
+        if not self.settings.budget_limits:
+            return None
+        limits = BudgetLimits(self.settings)
+        limits.start()
+        return limits
 
     def attribution(self, wrap_attribution: Mapping[str, Any]) -> Mapping[str, Any]:
         """Settings, then ``wrap()`` keywords, then the ``context()`` in force (innermost wins)."""
@@ -178,17 +188,22 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        if self.limits is not None:
+            self.limits.close()
         with _exit.closing():
             self.emitter.close(timeout)
 
     def stats(self) -> Stats:
         """A snapshot of what happened to this runtime's events."""
-        return snapshot(self.counters, self.emitter)
+        budget = self.limits.stats() if self.limits is not None else {"status": "off"}
+        return snapshot(self.counters, self.emitter, budget)
 
     def after_fork(self) -> None:
         """In a forked child: a new producer identity, fresh sender and spool state."""
         self.identity.after_fork()
         self.counters.reset()
+        if self.limits is not None:  # the follower thread did not survive the fork
+            self.limits = self._limits()
         after_fork = getattr(self.emitter, "after_fork", None)
         if after_fork is not None:
             after_fork()

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenline.sdk.errors import ConfigError
 
-__all__ = ["Settings", "kafka_config", "load_settings"]
+__all__ = ["Settings", "connection_config", "kafka_config", "load_settings"]
 
 _COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     """Run the exit path on SIGTERM (then end as SIGTERM would) when the application left
     SIGTERM at its default; Python's own default ends the process without running it."""
     max_tags: int = Field(default=32, ge=0, le=64)  # the processor refuses more than 64
+    budget_limits: bool = False
+    """Refuse calls over a hard budget limit (``BudgetExceeded``), following the budget-status
+    topic in the background; fails open when the status is unknown or stale."""
+    budget_status_topic: str = "llm-usage.budget-status"
+    budget_stale_s: float = Field(default=30.0, gt=0)
+    """Without an evaluator heartbeat for this long, hard limits fail open."""
 
     @field_validator("compression")
     @classmethod
@@ -102,6 +108,29 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(problems) from exc
 
 
+def connection_config(settings: Settings) -> dict[str, Any]:
+    """Where Kafka is and how to reach it (no producer properties): for the SDK's consumer."""
+    if not settings.bootstrap_servers:
+        raise ConfigError(["bootstrap_servers: required for budget limits"])
+    producer_only = {"acks", "linger.ms", "compression.type", "enable.idempotence"}
+    conf = {"bootstrap.servers": settings.bootstrap_servers}
+    conf.update({k: v for k, v in _security(settings).items() if v is not None})
+    conf.update({k: v for k, v in settings.kafka_config.items() if k not in producer_only})
+    return conf
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    return {
+        "security.protocol": settings.security_protocol,
+        "sasl.mechanism": settings.sasl_mechanism,
+        "sasl.username": settings.sasl_username,
+        "sasl.password": settings.sasl_password.get_secret_value()
+        if settings.sasl_password
+        else None,
+        "ssl.ca.location": settings.ssl_ca_location,
+    }
+
+
 def kafka_config(settings: Settings) -> dict[str, Any]:
     """The librdkafka producer configuration: idempotent, acks=all, batched, capped."""
     if not settings.bootstrap_servers:
@@ -121,15 +150,6 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
         # Java, aiokafka and so Faust hash keys with murmur2: tenants land where Faust expects.
         "partitioner": "murmur2_random",
     }
-    optional = {
-        "security.protocol": settings.security_protocol,
-        "sasl.mechanism": settings.sasl_mechanism,
-        "sasl.username": settings.sasl_username,
-        "sasl.password": settings.sasl_password.get_secret_value()
-        if settings.sasl_password
-        else None,
-        "ssl.ca.location": settings.ssl_ca_location,
-    }
-    conf.update({k: v for k, v in optional.items() if v is not None})
+    conf.update({k: v for k, v in _security(settings).items() if v is not None})
     conf.update(settings.kafka_config)
     return conf

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +50,17 @@ class Stats:
     """Records in the Kafka client's queue or in flight now."""
     spool_bytes: int
     """Bytes on disk in the spool directory, as this process knows it."""
+    budget: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"status": "off"}))
+    """Hard budget limits: ``status`` (``off``; ``unknown`` before the first evaluator
+    heartbeat, ``stale`` without one for ``budget_stale_s``, ``live``: only then are calls
+    refused), ``exceeded`` (budgets over their hard limit now), ``refused`` (calls refused),
+    ``failed_open`` (calls let through over a limit because the status was not live)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain values (``dropped`` as a dict), e.g. for JSON."""
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["dropped"] = dict(self.dropped)
+        out["budget"] = dict(self.budget)
         return out
 
     @classmethod
@@ -63,7 +69,9 @@ class Stats:
         return cls(0, 0, 0, 0, MappingProxyType(dict.fromkeys(DROP_REASONS, 0)), 0, 0, 0, 0)
 
 
-def snapshot(counters: Counters, emitter: Emitter) -> Stats:
+def snapshot(
+    counters: Counters, emitter: Emitter, budget: Mapping[str, Any] | None = None
+) -> Stats:
     """The counters and the emitter chain's current backlog, as a ``Stats``."""
     in_queue = 0
     inner: object = emitter
@@ -85,4 +93,5 @@ def snapshot(counters: Counters, emitter: Emitter) -> Stats:
         in_queue=in_queue,
         in_kafka=in_kafka,
         spool_bytes=spool_bytes,
+        budget=MappingProxyType(dict(budget or {"status": "off"})),
     )

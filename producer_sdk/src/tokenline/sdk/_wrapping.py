@@ -101,6 +101,9 @@ class Metered:
             if not runtime.swallowed("reading a request", exc):
                 raise
             return None
+        limits = runtime.limits
+        if limits is not None:  # hard budget limits: one dict lookup, or BudgetExceeded
+            limits.check(call.attribution)
         return runtime, call, new_args, new_kwargs
 
     @staticmethod

@@ -20,6 +20,9 @@ from tokenline.schemas.errors import (
     WrongMagic,
 )
 from tokenline.schemas.records import (
+    Budget,
+    BudgetAlert,
+    BudgetStatus,
     Cost,
     DeadLetter,
     Host,
@@ -37,6 +40,9 @@ from tokenline.schemas.records import (
 __all__ = [
     "RECORD_NAMES",
     "AvroCodec",
+    "Budget",
+    "BudgetAlert",
+    "BudgetStatus",
     "Cost",
     "DeadLetter",
     "DecodeError",

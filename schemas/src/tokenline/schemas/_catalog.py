@@ -27,6 +27,9 @@ RECORD_NAMES = (
     "tokenline.PricedUsageEvent",
     "tokenline.UsageRollup",
     "tokenline.DeadLetter",
+    "tokenline.Budget",
+    "tokenline.BudgetAlert",
+    "tokenline.BudgetStatus",
 )
 
 

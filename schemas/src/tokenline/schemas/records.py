@@ -11,6 +11,9 @@ from typing import Literal, TypedDict
 from uuid import UUID  # noqa: TC003
 
 __all__ = [
+    "Budget",
+    "BudgetAlert",
+    "BudgetStatus",
     "Cost",
     "DeadLetter",
     "Host",
@@ -196,3 +199,71 @@ class DeadLetter(TypedDict):
     value: bytes | None
     failed_at: datetime
     worker: str | None
+
+
+class Budget(TypedDict):
+    """A spending budget.
+
+    Published on the compacted budgets topic (key = budget_id; a null value deletes it). Spend
+    of the events whose attribution matches the scope is summed per period in the tenant's
+    timezone.
+    """
+
+    budget_id: str
+    tenant_id: str
+    scope: str
+    scope_value: str | None
+    period: str
+    timezone: str
+    amount: Decimal
+    currency: str
+    thresholds_pct: list[int]
+    hard_limit: Decimal | None
+    version: int
+    updated_at: datetime
+
+
+class BudgetAlert(TypedDict):
+    """A budget threshold crossed: exactly one per budget, period and threshold.
+
+    Produced in Kafka transactions with the evaluator's state; read it read_committed.
+    """
+
+    alert_id: str
+    kind: str
+    budget_id: str
+    tenant_id: str
+    scope: str
+    scope_value: str | None
+    period: str
+    timezone: str
+    period_start: datetime
+    period_end: datetime
+    threshold_pct: int | None
+    threshold_amount: Decimal
+    spend: Decimal
+    budget_amount: Decimal
+    currency: str
+    crossed_at: datetime
+    event_id: str | None
+
+
+class BudgetStatus(TypedDict):
+    """A budget's spend in its current period.
+
+    On the compacted budget-status topic (key = budget_id). SDKs that enforce hard limits follow
+    it; a record with budget_id empty is an evaluator's heartbeat.
+    """
+
+    budget_id: str
+    tenant_id: str
+    scope: str
+    scope_value: str | None
+    period_start: datetime
+    period_end: datetime
+    spend: Decimal
+    amount: Decimal
+    hard_limit: Decimal | None
+    exceeded: bool
+    currency: str
+    updated_at: datetime

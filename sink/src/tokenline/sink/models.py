@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -34,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "Budget",
     "RepricingRun",
     "Tenant",
     "TokenlineMeta",
@@ -253,6 +255,35 @@ class Tenant(Base):
     timezone: Mapped[str] = mapped_column(server_default=text("'UTC'"))
     monthly_budget: Mapped[Decimal | None]
     budget_currency: Mapped[str] = mapped_column(server_default=text("'USD'"))
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class Budget(Base):
+    """A spending budget of a tenant, or of one project, team or user of it (revision 0005)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        CheckConstraint("scope IN ('tenant', 'project', 'team', 'user')", name="scope_known"),
+        CheckConstraint("(scope = 'tenant') = (scope_value IS NULL)", name="scope_value_given"),
+        CheckConstraint("period IN ('day', 'month')", name="period_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("hard_limit IS NULL OR hard_limit > 0", name="hard_limit_positive"),
+        Index("ix_budgets_tenant_id", "tenant_id"),
+    )
+
+    budget_id: Mapped[str] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"))
+    scope: Mapped[str]
+    scope_value: Mapped[str | None]
+    period: Mapped[str]
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(server_default=text("'USD'"))
+    thresholds_pct: Mapped[list[int]] = mapped_column(
+        ARRAY(Integer), server_default=text("'{50,80,100}'")
+    )
+    hard_limit: Mapped[Decimal | None]
+    version: Mapped[int] = mapped_column(server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
 

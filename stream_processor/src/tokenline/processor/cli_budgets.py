@@ -1,0 +1,211 @@
+"""``tokenline budgets``: manage budgets (database + compacted topic) and run the evaluator."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tokenline.processor.settings import ConfigError
+from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+
+if TYPE_CHECKING:
+    from tokenline.processor.budgets.settings import BudgetSettings
+
+__all__ = ["budgets"]
+
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_DB_OPTION = click.option(
+    "--database-url",
+    envvar="TOKENLINE_DATABASE_URL",
+    required=True,
+    help="PostgreSQL with the sink's schema (TOKENLINE_DATABASE_URL).",
+)
+
+
+def _settings() -> BudgetSettings:
+    from tokenline.processor.budgets.settings import load_budget_settings
+
+    try:
+        return load_budget_settings()
+    except ConfigError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
+
+
+def _money(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise click.BadParameter(f"{text!r} is not a decimal amount", param_hint=what) from None
+    if not value.is_finite() or value <= 0:
+        raise click.BadParameter(f"{text!r} must be above 0", param_hint=what)
+    return value
+
+
+@click.group()
+def budgets() -> None:
+    """Spending budgets per tenant, project, team or user, and their evaluator."""
+
+
+@budgets.command("set")
+@click.argument("budget_id")
+@click.option("--tenant", required=True, help="The tenant (its timezone sets the periods).")
+@click.option(
+    "--scope",
+    default="tenant",
+    show_default=True,
+    help="tenant, or project:NAME, team:NAME, user:ID.",
+)
+@click.option("--period", type=click.Choice(["day", "month"]), default="month", show_default=True)
+@click.option("--amount", required=True, help="The budget, e.g. 1000.")
+@click.option("--currency", default="USD", show_default=True)
+@click.option(
+    "--thresholds", default="50,80,100", show_default=True, help="Alert at these % of amount."
+)
+@click.option("--hard-limit", help="Refuse calls (SDKs that enforce it) at this spend.")
+@_DB_OPTION
+def set_budget(
+    *,
+    budget_id: str,
+    tenant: str,
+    scope: str,
+    period: str,
+    amount: str,
+    currency: str,
+    thresholds: str,
+    hard_limit: str | None,
+    database_url: str,
+) -> None:
+    """Create or change BUDGET_ID and publish it to the budgets topic."""
+    from tokenline.processor.budgets import store
+    from tokenline.processor.budgets.model import SCOPES
+    from tokenline.processor.budgets.publish import PublishError, publish
+
+    if not _ID.match(budget_id):
+        raise click.BadParameter("letters, digits, '.', '_' and '-' only", param_hint="BUDGET_ID")
+    kind, _, value = scope.partition(":")
+    if kind not in SCOPES or (kind == "tenant") != (value == ""):
+        raise click.BadParameter(f"{scope!r}: tenant, project:NAME, team:NAME or user:ID")
+    try:
+        pcts = tuple(sorted({int(p) for p in thresholds.split(",") if p.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"{thresholds!r}: percents like 50,80,100") from None
+    if any(p <= 0 for p in pcts):
+        raise click.BadParameter("thresholds must be above 0", param_hint="--thresholds")
+    row = store.BudgetRow(
+        budget_id=budget_id,
+        tenant_id=tenant,
+        scope=kind,
+        scope_value=value or None,
+        period=period,
+        amount=_money(amount, "--amount"),
+        currency=currency,
+        thresholds_pct=pcts,
+        hard_limit=_money(hard_limit, "--hard-limit") if hard_limit is not None else None,
+    )
+    settings = _settings()
+    with store.connect(database_url) as conn:
+        try:
+            record = store.upsert(conn, row)
+        except store.StoreError as exc:
+            raise CommandFailed(str(exc), ExitCode.NOT_FOUND) from exc
+    try:
+        publish(settings, [record])
+    except PublishError as exc:
+        raise CommandFailed(f"{exc} (stored; `tokenline budgets publish` retries)") from exc
+    click.echo(f"budget {budget_id} version {record['version']} stored and published")
+
+
+@budgets.command("list")
+@click.option("--tenant", help="Only this tenant's.")
+@_DB_OPTION
+def list_budgets(tenant: str | None, database_url: str) -> None:
+    """The stored budgets."""
+    from tokenline.processor.budgets import store
+
+    with store.connect(database_url) as conn:
+        rows = store.records(conn, tenant_id=tenant)
+    for r in rows:
+        scope = r["scope"] + (f":{r['scope_value']}" if r["scope_value"] else "")
+        hard = f" hard {r['hard_limit']:f}" if r["hard_limit"] is not None else ""
+        pcts = ",".join(str(p) for p in r["thresholds_pct"])
+        click.echo(
+            f"{r['budget_id']}\t{r['tenant_id']}\t{scope}\t{r['period']} ({r['timezone']})\t"
+            f"{r['amount']:f} {r['currency']}\t{pcts}%{hard}\tv{r['version']}"
+        )
+
+
+@budgets.command("remove")
+@click.argument("budget_id")
+@_DB_OPTION
+def remove_budget(budget_id: str, database_url: str) -> None:
+    """Delete BUDGET_ID and publish its deletion."""
+    from tokenline.processor.budgets import store
+    from tokenline.processor.budgets.publish import PublishError, publish
+
+    settings = _settings()
+    with store.connect(database_url) as conn:
+        if not store.delete(conn, budget_id):
+            raise CommandFailed(f"no budget {budget_id!r}", ExitCode.NOT_FOUND)
+    try:
+        publish(settings, [], [budget_id])
+    except PublishError as exc:
+        raise CommandFailed(str(exc)) from exc
+    click.echo(f"budget {budget_id} removed")
+
+
+@budgets.command("publish")
+@_DB_OPTION
+def publish_budgets(database_url: str) -> None:
+    """Publish every stored budget again (after a failed publish, or to a new cluster)."""
+    from tokenline.processor.budgets import store
+    from tokenline.processor.budgets.publish import PublishError, publish
+
+    settings = _settings()
+    with store.connect(database_url) as conn:
+        rows = store.records(conn)
+    try:
+        publish(settings, rows)
+    except PublishError as exc:
+        raise CommandFailed(str(exc)) from exc
+    click.echo(f"{len(rows)} budgets published")
+
+
+@budgets.command("run")
+def run() -> None:
+    """Evaluate budgets from the priced topic until SIGTERM/SIGINT (settings: TOKENLINE_*)."""
+    from tokenline.processor.budgets.evaluator import Evaluator
+    from tokenline.processor.budgets.publish import PublishError, ensure_budget_topics
+    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.schemas.ops.health import HealthServer
+    from tokenline.schemas.ops.logs import configure_logging
+    from tokenline.schemas.ops.preflight import check_kafka
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format, "budgets")
+    check_kafka(librdkafka_config(settings))
+    try:
+        ensure_budget_topics(settings)
+    except PublishError as exc:
+        raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
+    stop = threading.Event()
+
+    def stopping(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+    evaluator = Evaluator(settings)
+    port = settings.budgets_metrics_port
+    http = (
+        HealthServer(evaluator.health, evaluator.metrics.registry, port).start() if port else None
+    )
+    try:
+        evaluator.run(stop)
+    finally:
+        if http is not None:
+            http.close()
