@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.processor._budgets_env import BudgetWorld, budget_world, priced
 from tokenline import sdk
-from tokenline.sdk.emulator import ProviderEmulator
+from tokenline.emulator import ProviderEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
