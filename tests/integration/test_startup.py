@@ -90,9 +90,10 @@ RANGE = ["--from", "2026-01-01", "--to", "2026-01-02"]
 # ------------------------------------------------------------------ Kafka does not answer
 @pytest.mark.parametrize(
     "args",
-    [["processor"], ["sink", "run"], ["replay", *RANGE], ["prices", "publish", "{tmp}/p.yaml"]],
-    ids=["processor", "sink-run", "replay", "prices-publish"],
-)
+    [["processor"], ["sink", "run"], ["replay", *RANGE], ["prices", "publish", "{tmp}/p.yaml"],
+     ["budgets", "run"], ["alerts"]],
+    ids=["processor", "sink-run", "replay", "prices-publish", "budgets-run", "alerts"],
+)  # fmt: skip
 def test_no_kafka_exits_3_naming_the_address_and_the_variable(
     args: list[str], database_url: str, tmp_path: Path
 ) -> None:
@@ -102,6 +103,7 @@ def test_no_kafka_exits_3_naming_the_address_and_the_variable(
             "TOKENLINE_BOOTSTRAP_SERVERS": DEAD_KAFKA,
             "TOKENLINE_DATABASE_URL": database_url,
             "TOKENLINE_METRICS_PORT": "0",
+            "TOKENLINE_WEBHOOK_URLS": '["http://127.0.0.1:9/hook"]',  # tokenline alerts needs one
         },
         3,
         [f"Kafka at {DEAD_KAFKA} did not answer within 10 s", "TOKENLINE_BOOTSTRAP_SERVERS"],
