@@ -179,7 +179,7 @@ export class Sender {
   /** Wait up to `timeoutMs` for queued calls to be sent or spooled; how many remain. */
   async flush(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
-    while (this.pending() > 0 || this.running !== null) {
+    while (this.pending() > 0 || this.running !== null || this.timer !== null) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       if (this.timer !== null) {
