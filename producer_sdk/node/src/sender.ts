@@ -4,8 +4,18 @@
  * acks=all, one request in flight, keyed by tenant with the Java-compatible murmur2
  * partitioner). A batch Kafka refuses or does not answer goes to the disk spool; the spool is
  * re-sent when Kafka answers again.
+ *
+ * The broker connections never keep the process alive (their sockets are unref'd and kafkajs's
+ * per-connection request-timeout interval is off, as the Python SDK's sender thread is a
+ * daemon): a script ends when its own work is done. A send in flight holds the process open
+ * with its own timer, which also bounds it: past `requestTimeoutMs` the batch goes to the
+ * spool and the producer is replaced (a late acknowledgement then means a duplicate, which the
+ * pipeline's upsert by event_id absorbs).
  */
-import { CompressionTypes, Kafka, logLevel, type Producer } from "kafkajs";
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { CompressionTypes, Kafka, type ISocketFactory, logLevel, type Producer } from "kafkajs";
+import { fixKafkajsTimerLoop } from "./kafkajs-fix.js";
 import type { Settings } from "./settings.js";
 import { DiskSpool, type SpoolRecord } from "./spool.js";
 
@@ -22,6 +32,16 @@ export interface Counters {
 export type Pending = () => SpoolRecord | null;
 
 const RESEND_BATCH = 500;
+
+/** kafkajs's own socket factory, with each socket unref'd. */
+const unrefSockets: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl
+    ? tlsConnect({ host, port, servername: host, ...(typeof ssl === "object" ? ssl : {}) }, onConnect)
+    : netConnect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  socket.unref();
+  return socket;
+};
 
 export class Sender {
   readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0 };
@@ -143,12 +163,15 @@ export class Sender {
     if (this.connected === null) {
       const s = this.settings;
       if (!s.bootstrapServers) throw new Error("bootstrapServers: required (TOKENLINE_BOOTSTRAP_SERVERS)");
+      fixKafkajsTimerLoop();
       const kafka = new Kafka({
         clientId: `tokenline-sdk-node-${s.serviceName ?? "app"}`,
         brokers: s.bootstrapServers.split(","),
         logLevel: logLevel.NOTHING,
+        socketFactory: unrefSockets,
         connectionTimeout: Math.min(s.requestTimeoutMs, 3_000),
         requestTimeout: s.requestTimeoutMs,
+        enforceRequestTimeout: false, // its interval would keep the process alive; send() times out
         retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
       });
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -164,6 +187,29 @@ export class Sender {
   }
 
   private async send(records: SpoolRecord[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("Kafka did not answer in time")), this.settings.requestTimeoutMs);
+    });
+    try {
+      await Promise.race([this.sendNow(records), timeout]);
+    } catch (err) {
+      this.reset();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Drop the producer (after a failure): the next send connects afresh. */
+  private reset(): void {
+    const producer = this.producer;
+    this.producer = null;
+    this.connected = null;
+    if (producer !== null) void producer.disconnect().catch(() => undefined);
+  }
+
+  private async sendNow(records: SpoolRecord[]): Promise<void> {
     await this.connect();
     const producer = this.producer as Producer;
     await producer.send({
@@ -204,6 +250,15 @@ export class Sender {
    */
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
+    const keepAlive = setInterval(() => undefined, 1_000); // the sockets alone would not
+    try {
+      await this.closeWithin(timeoutMs);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async closeWithin(timeoutMs: number): Promise<void> {
     await this.flush(timeoutMs);
     this.closed = true;
     this.spoolNow();

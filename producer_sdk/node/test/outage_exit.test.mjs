@@ -62,7 +62,7 @@ describe("outage and exit", { skip: NO_KAFKA }, () => {
     });
   }
 
-  test("the event loop empties: beforeExit sends every event", async () => {
+  test("the event loop empties: beforeExit sends every event; the connection keeps nothing alive", { timeout: 90_000 }, async () => {
     const topic = newTopic("node-exit");
     const spoolDir = tempDir();
     assert.deepEqual(await child("return", topic, spoolDir, randomUUID()), { code: 0, signal: null });
