@@ -119,7 +119,11 @@ function observe(rt: Runtime, method: Method, started: Started, result: unknown)
   }
 }
 
-/** Replace the stream object's iterator with one that reads each chunk on its way through. */
+/**
+ * Replace the stream object's iterator with one that reads each chunk on its way through. A
+ * plain iterator object (not an async generator) adds no promise hop per chunk; `return()`
+ * (a `break` in the caller's loop) and `throw()` reach the inner iterator.
+ */
 function meterStream(rt: Runtime, call: Call, spec: StreamSpec, stream: unknown): void {
   const target = stream as { iterator?: () => AsyncIterator<unknown> };
   if (typeof target.iterator !== "function") {
@@ -128,26 +132,46 @@ function meterStream(rt: Runtime, call: Call, spec: StreamSpec, stream: unknown)
     return;
   }
   const inner = target.iterator;
-  target.iterator = async function* (this: unknown): AsyncGenerator<unknown> {
-    let error: unknown = null;
-    let failed = false;
-    try {
-      for await (const chunk of { [Symbol.asyncIterator]: () => inner.call(this) }) {
-        call.firstToken();
-        const show = guarded(rt, true, () => spec.onChunk(call, chunk));
-        if (show) yield chunk;
-      }
-    } catch (err) {
-      failed = true;
-      error = err;
-      throw err;
-    } finally {
+  target.iterator = function (this: unknown): AsyncIterator<unknown> {
+    const it = inner.call(this);
+    let ended = false;
+    const end = (error?: { error: unknown }): void => {
+      if (ended) return;
+      ended = true;
       guarded(rt, undefined, () => {
         call.end();
-        if (failed) call.failed(error);
+        if (error) call.failed(error.error);
         spec.onEnd?.(call);
         rt.finish(call);
       });
-    }
+    };
+    const failed = (error: unknown): never => {
+      end({ error });
+      throw error;
+    };
+    const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+      if (result.done) {
+        end();
+        return result;
+      }
+      call.firstToken();
+      if (guarded(rt, true, () => spec.onChunk(call, result.value))) return result;
+      return it.next().then(step, failed); // a chunk hidden from the caller: the next one
+    };
+    const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
+      next: () => it.next().then(step, failed),
+      return: (value?: unknown) => {
+        end();
+        return it.return ? it.return(value) : Promise.resolve({ done: true, value });
+      },
+      throw: (error?: unknown) => {
+        end({ error });
+        return it.throw ? it.throw(error) : Promise.reject(error);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator;
   };
 }

@@ -10,7 +10,7 @@ import { close, configure, flush, stats, withContext, wrap } from "../dist/esm/i
 import { BOOTSTRAP, NO_KAFKA, newTopic, readEvents, startEmulator, tempDir } from "./helpers.mjs";
 
 /** Events the scenarios below produce: one per wrapped call. */
-const EXPECTED = 16;
+const EXPECTED = 17;
 const runs = new Map(); // scenario name → { session, ...what the caller saw }
 let events = [];
 let emulator;
@@ -89,6 +89,13 @@ describe("wrapped clients against the emulator, events from Kafka", { skip: NO_K
         await openai.chat.completions.create({ ...chat, stream: true, stream_options: { include_usage: true } }),
       );
       return { chunks };
+    });
+    await scenario("openai stream left early", async () => {
+      let seen = 0;
+      for await (const _chunk of await openai.chat.completions.create({ ...chat, stream: true })) {
+        if (++seen === 2) break;
+      }
+      return { seen };
     });
     await scenario("openai stream helper", async () => {
       const runner = openai.chat.completions.stream({ ...chat });
@@ -226,6 +233,16 @@ describe("wrapped clients against the emulator, events from Kafka", { skip: NO_K
     const usage = chunks.at(-1).usage;
     assert.ok(usage);
     assert.equal(only("openai stream asked usage").usage.provider_total_tokens, usage.total_tokens);
+  });
+
+  test("openai stream the caller leaves early: one event, usage never reported", () => {
+    assert.equal(runs.get("openai stream left early").seen, 2);
+    const e = only("openai stream left early");
+    assert.equal(e.streamed, true);
+    assert.equal(e.success, true);
+    assert.equal(e.usage_source, "none");
+    assert.equal(e.usage.input_tokens, 0);
+    assert.ok(e.time_to_first_token_ms !== null);
   });
 
   test("openai: the .stream() helper is metered once, as a stream", () => {
