@@ -44,4 +44,9 @@ echo "== Kafka broker jars (Maven, cached in ~/.cache/tokenline)"
 echo "== Node.js SDK: npm ci (package-lock.json) and build"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || { echo "the Node.js SDK needs Node.js 20 or newer; found $(node --version)" >&2; exit 1; }
-(cd producer_sdk/node && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+(
+  cd producer_sdk/node
+  [[ node_modules/.package-lock.json -nt package-lock.json ]] \
+    || npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent build
+)
