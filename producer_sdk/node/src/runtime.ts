@@ -16,7 +16,7 @@ import { buildEvent, type Call, ProducerIdentity } from "./call.js";
 import type { Attribution } from "./context.js";
 import { localHost } from "./host.js";
 import { Sender, type Counters } from "./sender.js";
-import { loadSettings, type Options, type Settings } from "./settings.js";
+import { ConfigError, loadSettings, type Options, type Settings } from "./settings.js";
 import type { Host } from "./types.js";
 
 export class Runtime {
@@ -29,6 +29,9 @@ export class Runtime {
   lastError: unknown = null;
 
   constructor(readonly settings: Settings) {
+    if (!settings.bootstrapServers) {
+      throw new ConfigError(["bootstrapServers: required to send to Kafka (TOKENLINE_BOOTSTRAP_SERVERS)"]);
+    }
     this.host = localHost(process.env, settings.serviceName, settings.detectHost);
     this.sender = new Sender(settings);
     const base: Attribution = {};
@@ -73,13 +76,22 @@ export async function configure(options: Options = {}): Promise<Runtime> {
   return next;
 }
 
-/** The runtime in force, configured from `TOKENLINE_*` on first use; null if that fails. */
+let warned = false;
+
+/**
+ * The runtime in force, configured from `TOKENLINE_*` on first use; null (the call goes on
+ * unmetered, with one process warning) while the SDK cannot be configured.
+ */
 export function currentRuntime(): Runtime | null {
   if (runtime === null) {
     try {
       runtime = new Runtime(loadSettings());
       installHooks();
-    } catch {
+    } catch (err) {
+      if (!warned) {
+        warned = true;
+        process.emitWarning(`tokenline: calls go unmetered: ${(err as Error).message}`, "TokenlineWarning");
+      }
       return null;
     }
   }
