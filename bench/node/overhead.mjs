@@ -12,7 +12,10 @@
 // unwrapped calls alternate in blocks of --block calls, the order of each pair of blocks drawn
 // at random. Reported in µs: median of each side, added median = median(wrapped) -
 // median(unwrapped), paired = median of the differences of the i-th calls of neighbouring
-// blocks, added p99; ratio = OpenLLMetry's added median / Tokenline's. "stream vs +usage":
+// blocks, added p99, and CPU added = the difference of the per-block medians of the process's
+// CPU time per call (all its threads; the sender's and exporter's work included): a figure
+// scheduling noise on a shared machine does not inflate. Ratio = OpenLLMetry's added median /
+// Tokenline's. "stream vs +usage":
 // Tokenline's stream against an unwrapped stream that also asks for the usage chunk.
 // The Anthropic client is 0.71.0 here (the tests use 1.x): OpenLLMetry's Anthropic
 // instrumentation 0.27.0 patches `Anthropic.Completions`, which 1.x no longer has.
@@ -71,8 +74,9 @@ const median = (xs) => {
 };
 const p99 = (xs) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))];
 
-function summarize({ wrapped, plain }) {
+function summarize({ wrapped, plain, wrappedCpu, plainCpu }) {
   return {
+    cpu: median(wrappedCpu) - median(plainCpu),
     plain: median(plain) / 1000,
     added: (median(wrapped) - median(plain)) / 1000,
     paired: median(wrapped.map((w, i) => w - plain[i])) / 1000,
@@ -106,5 +110,10 @@ for (const name of Object.keys(ours)) {
   const ratio = a.added > 0 ? `${(b.added / a.added).toFixed(1)}x` : "ours ≤ 0 (noise)";
   if (!(a.added <= b.added / 10)) met = false;
   console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ ${f(b.added)} ${f(b.paired)} ${f(b.addedP99)} │ ${ratio}`);
+}
+console.log("process CPU added per call (µs), Tokenline / OpenLLMetry:");
+for (const name of Object.keys(ours)) {
+  const b = name in theirs ? summarize(theirs[name]).cpu.toFixed(1) : "-";
+  console.log(`  ${name.padEnd(20)} ${summarize(ours[name]).cpu.toFixed(1).padStart(8)} / ${b.padStart(8)}`);
 }
 console.log(`goal: Tokenline added median ≤ 1/10 of OpenLLMetry's in every scenario: ${met ? "met" : "NOT met"}`);

@@ -85,12 +85,15 @@ for (const [name, fn] of Object.entries(scenarios)) {
     await fn(wrapped);
     await fn(plain);
   }
-  const times = { wrapped: [], plain: [] };
+  const times = { wrapped: [], plain: [], wrappedCpu: [], plainCpu: [] };
   for (let done = 0; done < calls; done += block) {
     const order = Math.random() < 0.5 ? ["wrapped", "plain"] : ["plain", "wrapped"];
     for (const side of order) {
       const client = side === "wrapped" ? wrapped : plain;
+      const cpu = process.cpuUsage();
       for (let i = 0; i < block; i++) times[side].push(await timed(fn, client));
+      const used = process.cpuUsage(cpu);
+      times[`${side}Cpu`].push((used.user + used.system) / block); // µs of the process per call
     }
   }
   results[name] = times;
