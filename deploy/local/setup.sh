@@ -2,7 +2,8 @@
 # Sets up a development machine: Debian packages (PostgreSQL, Java, Maven) when missing,
 # the .venv with all four distributions editable and the pinned dev tools, the native batch
 # decoder built from native/ (Rust; deploy/local/native.sh), and the Kafka broker jars
-# (resolved by Maven into ~/.cache/tokenline, outside the repository).
+# (resolved by Maven into ~/.cache/tokenline, outside the repository), and the Node.js SDK
+# (producer_sdk/node: its locked dependencies from the npm registry, then built and type-checked).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,7 @@ command -v mvn >/dev/null || need_apt+=(maven)
 command -v stress-ng >/dev/null || need_apt+=(stress-ng)            # CI's run under load
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)        # checks the VM units
 command -v promtool >/dev/null || need_apt+=(prometheus)            # runs the dashboards' queries
+command -v npm >/dev/null || need_apt+=(nodejs npm)                 # the Node.js SDK (Node >= 20)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing Debian packages: ${need_apt[*]} (run as root, or: sudo apt-get install ${need_apt[*]})" >&2
@@ -38,3 +40,13 @@ bash deploy/local/native.sh
 
 echo "== Kafka broker jars (Maven, cached in ~/.cache/tokenline)"
 .venv/bin/tokenline dev jars
+
+echo "== Node.js SDK: npm ci (package-lock.json) and build"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || { echo "the Node.js SDK needs Node.js 20 or newer; found $(node --version)" >&2; exit 1; }
+(
+  cd producer_sdk/node
+  [[ node_modules/.package-lock.json -nt package-lock.json ]] \
+    || npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent build
+)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need and runs them: bash deploy/local/test.sh [pytest args]
+# Without arguments it runs every tier and then the Node.js SDK's tests (node --test); with
+# arguments, only pytest with them.
 #
 # Services come from TOKENLINE_TEST_KAFKA_BOOTSTRAP / TOKENLINE_TEST_DATABASE_URL when set;
 # otherwise the test fixtures use a Docker engine if one answers, else the local stack
@@ -17,4 +19,10 @@ if [[ -z "${TOKENLINE_TEST_KAFKA_BOOTSTRAP:-}" && -z "${TOKENLINE_TEST_DATABASE_
   export TOKENLINE_TEST_KAFKA_BOOTSTRAP TOKENLINE_TEST_DATABASE_URL
 fi
 
-.venv/bin/pytest "$@"
+status=0
+.venv/bin/pytest "$@" || status=$?
+if (($# == 0)); then
+  echo "== Node.js SDK tests (producer_sdk/node)"
+  (cd producer_sdk/node && npm test --silent) || status=$?
+fi
+exit "$status"

@@ -1,0 +1,118 @@
+/** One metered call, as the wrappers fill it in, and how it becomes a UsageEvent. */
+import { randomBytes } from "node:crypto";
+import type { Attribution } from "./context.js";
+import { emptyUsage } from "./usage.js";
+import type { Host, Operation, Provider, Usage, UsageEvent, UsageSource } from "./types.js";
+
+const ERROR_MESSAGE_MAX = 500;
+const TAG_KEY_MAX = 128;
+const TAG_VALUE_MAX = 512;
+
+/** A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74 random bits. */
+export function uuid7(nowMs: number = Date.now()): string {
+  const bytes = randomBytes(16);
+  bytes.writeUIntBE(nowMs, 0, 6);
+  bytes[6] = 0x70 | ((bytes[6] as number) & 0x0f);
+  bytes[8] = 0x80 | ((bytes[8] as number) & 0x3f);
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const now = (): bigint => process.hrtime.bigint();
+
+/** What a wrapper learned about one call. Times are `process.hrtime.bigint()` readings. */
+export class Call {
+  requestModel: string | null = null;
+  responseModel: string | null = null;
+  deployment: string | null = null;
+  region: string | null = null;
+  batch = false;
+  streamed = false;
+  usage: Usage | null = null;
+  usageSource: UsageSource = "none";
+  /** Microseconds since the epoch when the call started. */
+  occurredAtUs: number = Date.now() * 1000;
+  readonly startedNs: bigint = now();
+  endedNs: bigint | null = null;
+  firstTokenNs: bigint | null = null;
+  success = true;
+  errorType: string | null = null;
+  errorMessage: string | null = null;
+  httpStatus: number | null = null;
+  providerRequestId: string | null = null;
+
+  constructor(
+    public provider: Provider,
+    public operation: Operation,
+    public attribution: Attribution,
+  ) {}
+
+  end(): void {
+    if (this.endedNs === null) this.endedNs = now();
+  }
+
+  firstToken(): void {
+    if (this.firstTokenNs === null) this.firstTokenNs = now();
+  }
+
+  /** Record a provider error (the error itself reaches the caller unchanged). */
+  failed(error: unknown): void {
+    this.success = false;
+    const err = error as { name?: unknown; message?: unknown; status?: unknown; constructor?: { name?: string } };
+    this.errorType = (error instanceof Error ? error.constructor.name : null) ?? typeof error;
+    const message = error instanceof Error ? error.message : String(error);
+    this.errorMessage = message ? message.slice(0, ERROR_MESSAGE_MAX) : null;
+    const status = err?.status;
+    this.httpStatus = Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 599 ? (status as number) : null;
+  }
+}
+
+/** producer_id (one per process) and producer_seq (from 0, no gaps). */
+export class ProducerIdentity {
+  readonly producerId = uuid7();
+  private seq = 0;
+
+  nextSeq(): number {
+    return this.seq++;
+  }
+}
+
+const ms = (from: bigint, to: bigint): number => Math.max(0, Number((to - from) / 1_000_000n));
+
+export function buildEvent(call: Call, identity: ProducerIdentity, host: Host, maxTags: number): UsageEvent {
+  const a = call.attribution;
+  if (!a.tenantId) throw new Error("tenant_id: required (wrap(client, { tenantId }) or TOKENLINE_TENANT_ID)");
+  let tags = Object.entries(a.tags ?? {});
+  if (tags.length > maxTags) tags = tags.sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).slice(0, maxTags);
+  const ended = call.endedNs ?? now();
+  return {
+    event_id: uuid7(),
+    producer_id: identity.producerId,
+    producer_seq: identity.nextSeq(),
+    occurred_at: call.occurredAtUs,
+    tenant_id: a.tenantId,
+    project: a.project ?? null,
+    user_id: a.userId ?? null,
+    session_id: a.sessionId ?? null,
+    team: a.team ?? null,
+    tags: Object.fromEntries(tags.map(([k, v]) => [String(k).slice(0, TAG_KEY_MAX), String(v).slice(0, TAG_VALUE_MAX)])),
+    provider: call.provider,
+    operation: call.operation,
+    request_model: call.requestModel,
+    response_model: call.responseModel,
+    deployment: call.deployment,
+    region: call.region,
+    batch: call.batch,
+    usage: call.usage ?? emptyUsage(),
+    usage_source: call.usage !== null ? call.usageSource : "none",
+    streamed: call.streamed,
+    latency_ms: ms(call.startedNs, ended),
+    time_to_first_token_ms: call.firstTokenNs !== null ? ms(call.startedNs, call.firstTokenNs) : null,
+    success: call.success,
+    error_type: call.errorType,
+    error_message: call.errorMessage,
+    http_status: call.httpStatus,
+    provider_request_id: call.providerRequestId,
+    host,
+  };
+}

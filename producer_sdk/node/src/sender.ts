@@ -1,0 +1,287 @@
+/**
+ * The background sender: calls queued by the wrappers are built into events, encoded and sent
+ * to Kafka on a timer, off the caller's path. Kafka through kafkajs (idempotent producer,
+ * acks=all, one request in flight, keyed by tenant with the Java-compatible murmur2
+ * partitioner). A batch Kafka refuses or does not answer goes to the disk spool; the spool is
+ * re-sent when Kafka answers again.
+ *
+ * The broker connections never keep the process alive (their sockets are unref'd and kafkajs's
+ * per-connection request-timeout interval is off, as the Python SDK's sender thread is a
+ * daemon): a script ends when its own work is done. A send in flight holds the process open
+ * with its own timer, which also bounds it: past `requestTimeoutMs` the batch goes to the
+ * spool and the producer is replaced (a late acknowledgement then means a duplicate, which the
+ * pipeline's upsert by event_id absorbs).
+ */
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { CompressionTypes, Kafka, type ISocketFactory, logLevel, type Producer } from "kafkajs";
+import { fixKafkajsTimerLoop } from "./kafkajs-fix.js";
+import type { Settings } from "./settings.js";
+import { DiskSpool, type SpoolRecord } from "./spool.js";
+
+export interface Counters {
+  queued: number;
+  sent: number;
+  spooled: number;
+  resent: number;
+  dropped: number;
+  buildFailed: number;
+}
+
+/** A queued call: builds its encoded record, or null when building failed (counted). */
+export type Pending = () => SpoolRecord | null;
+
+const RESEND_BATCH = 500;
+
+/** kafkajs's own socket factory, with each socket unref'd. */
+const unrefSockets: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+  const socket = ssl
+    ? tlsConnect({ host, port, servername: host, ...(typeof ssl === "object" ? ssl : {}) }, onConnect)
+    : netConnect({ host, port }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  socket.unref();
+  return socket;
+};
+
+export class Sender {
+  readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0 };
+  private queue: Pending[] = [];
+  private inFlight: SpoolRecord[] = [];
+  private producer: Producer | null = null;
+  private connected: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private kafkaUp = false;
+  readonly spool: DiskSpool | null;
+  closed = false;
+
+  constructor(readonly settings: Settings) {
+    this.spool = settings.spoolEnabled ? new DiskSpool(settings.spoolDir, settings.spoolMaxBytes) : null;
+    if (this.spool?.backlog()) this.schedule(0); // an earlier process's records: re-send now
+  }
+
+  /** Queue a call (never blocks; past the bound the call is dropped and counted). */
+  enqueue(pending: Pending): void {
+    if (this.queue.length >= this.settings.queueMaxMessages) {
+      this.counters.dropped++;
+      return;
+    }
+    this.queue.push(pending);
+    this.counters.queued++;
+    this.schedule(this.settings.sendIntervalMs);
+  }
+
+  /** Calls queued or in Kafka's hands, not yet acknowledged nor spooled. */
+  pending(): number {
+    return this.queue.length + this.inFlight.length;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer !== null || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.run();
+    }, delayMs);
+    this.timer.unref(); // a pending send never keeps the process alive; beforeExit flushes
+  }
+
+  /** One pass: send what is queued, then the spool's backlog if Kafka answers. */
+  private run(): Promise<void> {
+    if (this.running === null) {
+      this.running = this.pass().finally(() => {
+        this.running = null;
+        if (this.queue.length > 0) this.schedule(this.settings.sendIntervalMs);
+      });
+    }
+    return this.running;
+  }
+
+  private build(): SpoolRecord[] {
+    const taken = this.queue;
+    this.queue = [];
+    const records: SpoolRecord[] = [];
+    for (const pending of taken) {
+      const record = pending();
+      if (record === null) this.counters.buildFailed++;
+      else records.push(record);
+    }
+    return records;
+  }
+
+  private async pass(): Promise<void> {
+    const records = this.build();
+    if (records.length > 0) {
+      this.inFlight = records;
+      try {
+        await this.send(records);
+        this.counters.sent += records.length;
+      } catch {
+        this.toSpool(records);
+      } finally {
+        this.inFlight = [];
+      }
+    }
+    if (this.kafkaUp && this.spool?.backlog()) await this.resend();
+    else if (!this.kafkaUp && this.spool?.backlog() && records.length === 0) await this.probe();
+  }
+
+  private async probe(): Promise<void> {
+    try {
+      await this.connect();
+      this.kafkaUp = true;
+      await this.resend();
+    } catch {
+      // still away: the next queued call tries again
+    }
+  }
+
+  private async resend(): Promise<void> {
+    const spool = this.spool;
+    if (spool === null) return;
+    for (let path = spool.claim(); path !== null; path = spool.claim()) {
+      const records = spool.read(path);
+      for (let i = 0; i < records.length; i += RESEND_BATCH) {
+        await this.send(records.slice(i, i + RESEND_BATCH)); // throws: the claim stays for later
+      }
+      spool.done(path);
+      this.counters.resent += records.length;
+    }
+  }
+
+  private toSpool(records: SpoolRecord[]): void {
+    this.kafkaUp = false;
+    if (this.spool === null) {
+      this.counters.dropped += records.length;
+      return;
+    }
+    const kept = this.spool.append(records);
+    this.counters.spooled += kept;
+    this.counters.dropped += records.length - kept;
+  }
+
+  private connect(): Promise<void> {
+    if (this.connected === null) {
+      const s = this.settings;
+      if (!s.bootstrapServers) throw new Error("bootstrapServers: required (TOKENLINE_BOOTSTRAP_SERVERS)");
+      fixKafkajsTimerLoop();
+      const kafka = new Kafka({
+        clientId: `tokenline-sdk-node-${s.serviceName ?? "app"}`,
+        brokers: s.bootstrapServers.split(","),
+        logLevel: logLevel.NOTHING,
+        socketFactory: unrefSockets,
+        connectionTimeout: Math.min(s.requestTimeoutMs, 3_000),
+        requestTimeout: s.requestTimeoutMs,
+        enforceRequestTimeout: false, // its interval would keep the process alive; send() times out
+        retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+      });
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      this.producer = producer;
+      this.connected = producer.connect().catch((err: unknown) => {
+        this.connected = null;
+        this.producer = null;
+        void producer.disconnect().catch(() => undefined);
+        throw err;
+      });
+    }
+    return this.connected;
+  }
+
+  private async send(records: SpoolRecord[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("Kafka did not answer in time")), this.settings.requestTimeoutMs);
+    });
+    try {
+      await Promise.race([this.sendNow(records), timeout]);
+    } catch (err) {
+      this.reset();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Drop the producer (after a failure): the next send connects afresh. */
+  private reset(): void {
+    const producer = this.producer;
+    this.producer = null;
+    this.connected = null;
+    if (producer !== null) void producer.disconnect().catch(() => undefined);
+  }
+
+  private async sendNow(records: SpoolRecord[]): Promise<void> {
+    await this.connect();
+    const producer = this.producer as Producer;
+    await producer.send({
+      topic: this.settings.topic,
+      acks: -1,
+      timeout: this.settings.requestTimeoutMs,
+      compression: this.settings.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
+      messages: records.map((r) => ({ key: r.key, value: r.value })),
+    });
+    this.kafkaUp = true;
+  }
+
+  /** Wait up to `timeoutMs` for queued calls to be sent or spooled; how many remain. */
+  async flush(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending() > 0 || this.running !== null || this.timer !== null) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+      let timeout: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.run(),
+        new Promise((resolve) => {
+          timeout = setTimeout(resolve, left);
+        }),
+      ]);
+      clearTimeout(timeout);
+    }
+    return this.pending();
+  }
+
+  /**
+   * Within `timeoutMs`, what Kafka acknowledges is sent; the rest (queued or in flight) goes
+   * to the spool for the next process. Idempotent.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    const keepAlive = setInterval(() => undefined, 1_000); // the sockets alone would not
+    try {
+      await this.closeWithin(timeoutMs);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async closeWithin(timeoutMs: number): Promise<void> {
+    await this.flush(timeoutMs);
+    this.closed = true;
+    this.spoolNow();
+    const producer = this.producer;
+    this.producer = null;
+    this.connected = null;
+    if (producer !== null) {
+      await Promise.race([producer.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    }
+  }
+
+  /**
+   * Synchronously: everything not acknowledged goes to the spool (the last resort of
+   * `process.on("exit")`, where nothing asynchronous runs). A batch in flight may then be
+   * sent twice; the processor deduplicates by event_id.
+   */
+  spoolNow(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const records = [...this.inFlight, ...this.build()];
+    this.inFlight = [];
+    this.toSpool(records);
+  }
+}

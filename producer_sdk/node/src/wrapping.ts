@@ -1,0 +1,177 @@
+/**
+ * How a provider method is metered without changing what it returns or throws.
+ *
+ * The wrapped method returns the very object the original returned (the SDKs' `APIPromise`,
+ * with `.withResponse()` and `.asResponse()` intact). The outcome is observed through the
+ * promise's own `parse()` (so nothing is parsed that the caller did not ask for), and a stream
+ * result's iterator is replaced on the stream object itself, before the caller sees it: the
+ * caller's chunks pass through (less any the SDK asked for and the caller did not). Every
+ * SDK step runs inside a guard: its failure is counted and the call goes on untouched.
+ */
+import { Call } from "./call.js";
+import { type Attribution, merged } from "./context.js";
+import { currentRuntime, type Runtime } from "./runtime.js";
+import type { Operation, Provider } from "./types.js";
+
+/** What one stream run learns; `onChunk` returns false to hide a chunk from the caller. */
+export interface StreamSpec {
+  onChunk(call: Call, chunk: unknown): boolean;
+  onEnd?(call: Call): void;
+}
+
+export interface Method {
+  operation: Operation;
+  /** Read the request (may return a changed copy of the body, never changing the caller's). */
+  begin?(call: Call, body: Record<string, unknown>): Record<string, unknown>;
+  /** Read a plain result (runs off the caller's path, on the sender's timer). */
+  finish(call: Call, result: unknown): void;
+  /** For a streamed request: how its chunks are read. */
+  stream?(call: Call, body: Record<string, unknown>, result: unknown): StreamSpec | null;
+}
+
+type Fn = (this: unknown, ...args: unknown[]) => unknown;
+
+function guarded<T>(rt: Runtime, fallback: T, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    rt.swallowed(err);
+    return fallback;
+  }
+}
+
+/** Replace `owner[name]` (an instance property shadowing the prototype's method). */
+export function patch(
+  owner: Record<string, unknown> | undefined,
+  name: string,
+  method: Method,
+  provider: Provider,
+  attribution: Attribution,
+): void {
+  if (owner === undefined || owner === null) return;
+  const original = owner[name];
+  if (typeof original !== "function" || (original as { __tokenline?: boolean }).__tokenline) return;
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    const rt = currentRuntime();
+    if (rt === null) return (original as Fn).apply(this, args);
+    const started = guarded(rt, null, () => start(rt, method, provider, attribution, args));
+    const result = (original as Fn).apply(this, started?.args ?? args);
+    if (started !== null) guarded(rt, undefined, () => observe(rt, method, started, result));
+    return result;
+  };
+  Object.defineProperty(wrapped, "__tokenline", { value: true });
+  Object.defineProperty(wrapped, "name", { value: (original as Fn).name });
+  owner[name] = wrapped;
+}
+
+interface Started {
+  call: Call;
+  body: Record<string, unknown>;
+  args: unknown[];
+}
+
+function start(rt: Runtime, method: Method, provider: Provider, attribution: Attribution, args: unknown[]): Started {
+  const call = new Call(provider, method.operation, merged({ ...rt.base, ...attribution, tags: { ...attribution.tags } }));
+  const given = args[0];
+  const body = given !== null && typeof given === "object" ? (given as Record<string, unknown>) : {};
+  const sent = method.begin ? method.begin(call, body) : body;
+  return { call, body, args: sent === body ? args : [sent, ...args.slice(1)] };
+}
+
+function observe(rt: Runtime, method: Method, started: Started, result: unknown): void {
+  const { call, body } = started;
+  const ok = (value: unknown): void => {
+    guarded(rt, undefined, () => {
+      const spec = body.stream === true && method.stream ? method.stream(call, body, value) : null;
+      if (spec !== null) {
+        call.streamed = true;
+        meterStream(rt, call, spec, value);
+      } else {
+        call.end();
+        rt.finish(call, () => method.finish(call, value));
+      }
+    });
+  };
+  const failed = (err: unknown): void => {
+    guarded(rt, undefined, () => {
+      call.end();
+      call.failed(err);
+      rt.finish(call);
+    });
+  };
+  const promise = result as { parse?: () => Promise<unknown>; then?: unknown };
+  if (promise !== null && typeof promise === "object" && typeof promise.parse === "function") {
+    // The SDKs' APIPromise: parse() is what then/catch/finally/withResponse all go through.
+    const parse = promise.parse;
+    let seen = false;
+    promise.parse = function (this: unknown): Promise<unknown> {
+      const parsed = parse.call(this);
+      if (!seen) {
+        seen = true;
+        parsed.then(ok, failed);
+      }
+      return parsed;
+    };
+  } else if (promise !== null && typeof promise === "object" && typeof promise.then === "function") {
+    (promise as Promise<unknown>).then(ok, failed);
+  } else {
+    ok(result);
+  }
+}
+
+/**
+ * Replace the stream object's iterator with one that reads each chunk on its way through. A
+ * plain iterator object (not an async generator) adds no promise hop per chunk; `return()`
+ * (a `break` in the caller's loop) and `throw()` reach the inner iterator.
+ */
+function meterStream(rt: Runtime, call: Call, spec: StreamSpec, stream: unknown): void {
+  const target = stream as { iterator?: () => AsyncIterator<unknown> };
+  if (typeof target.iterator !== "function") {
+    call.end();
+    rt.finish(call);
+    return;
+  }
+  const inner = target.iterator;
+  target.iterator = function (this: unknown): AsyncIterator<unknown> {
+    const it = inner.call(this);
+    let ended = false;
+    const end = (error?: { error: unknown }): void => {
+      if (ended) return;
+      ended = true;
+      guarded(rt, undefined, () => {
+        call.end();
+        if (error) call.failed(error.error);
+        spec.onEnd?.(call);
+        rt.finish(call);
+      });
+    };
+    const failed = (error: unknown): never => {
+      end({ error });
+      throw error;
+    };
+    const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+      if (result.done) {
+        end();
+        return result;
+      }
+      call.firstToken();
+      if (guarded(rt, true, () => spec.onChunk(call, result.value))) return result;
+      return it.next().then(step, failed); // a chunk hidden from the caller: the next one
+    };
+    const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
+      next: () => it.next().then(step, failed),
+      return: (value?: unknown) => {
+        end();
+        return it.return ? it.return(value) : Promise.resolve({ done: true, value });
+      },
+      throw: (error?: unknown) => {
+        end({ error });
+        return it.throw ? it.throw(error) : Promise.reject(error);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator;
+  };
+}

@@ -1,0 +1,109 @@
+// Unit: the usage vector's checks, attribution blocks, the spool format (against the Python
+// SDK's spool), track(), and metering failures kept away from the caller.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, truncateSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import { configure, currentAttribution, flush, stats, track, withContext, wrap } from "../dist/esm/index.js";
+import { DiskSpool, decode } from "../dist/esm/spool.js";
+import { UNFINISHED, usageVector } from "../dist/esm/usage.js";
+import { PYTHON, REPO, startEmulator, tempDir } from "./helpers.mjs";
+
+describe("usage vector", () => {
+  test("consistent counts: no mismatch", () => {
+    const u = usageVector({ inputTokens: 10, cacheRead: 5, outputTokens: 3, reasoningTokens: 2, providerTotal: 20 });
+    assert.equal(u.mismatch, null);
+  });
+  test("a TTL split that does not add up, a short total and a negative bucket are all reported", () => {
+    const u = usageVector({ inputTokens: -1, cacheWrite: 10, cacheWrite5m: 4, cacheWrite1h: 5, providerTotal: 100 });
+    assert.equal(u.mismatch, "input_tokens=-1 < 0; cache write split 9 != cache writes 10; buckets sum to 9, provider total is 100");
+  });
+  test("the unfinished-stream note is the Python SDK's", () => {
+    const py = spawnSync(PYTHON, ["-c", "from tokenline.sdk.providers._usage import UNFINISHED; print(UNFINISHED)"], { encoding: "utf8" });
+    assert.equal(py.stdout.trim(), UNFINISHED);
+  });
+});
+
+describe("attribution", () => {
+  test("nested blocks merge, tags too; awaited work keeps the block's attribution", async () => {
+    await withContext({ userId: "u-1", tags: { a: "1" } }, async () => {
+      await withContext({ sessionId: "s-1", tags: { b: "2" } }, async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        assert.deepEqual({ ...currentAttribution() }, { userId: "u-1", sessionId: "s-1", tags: { a: "1", b: "2" } });
+      });
+      assert.deepEqual({ ...currentAttribution() }, { userId: "u-1", tags: { a: "1" } });
+    });
+    assert.equal(currentAttribution(), undefined);
+  });
+});
+
+describe("disk spool", () => {
+  test("reads segments the Python SDK's spool wrote (same record format)", () => {
+    const dir = tempDir();
+    const code = `
+import sys
+from pathlib import Path
+from tokenline.sdk.emitters import DiskSpool
+spool = DiskSpool(Path(sys.argv[1]), 1 << 20)
+spool.append(b"tenant-a", b"\\xc3\\x01value-1")
+spool.append(None, b"value-2")
+spool.close()
+`;
+    const run = spawnSync(PYTHON, ["-c", code, dir], { cwd: REPO, encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    const files = readdirSync(dir).filter((f) => f.endsWith(".seg"));
+    assert.equal(files.length, 1);
+    const records = decode(readFileSync(join(dir, files[0])));
+    assert.deepEqual(records.map((r) => [r.key?.toString(), r.value.toString("latin1")]), [
+      ["tenant-a", "\xc3\x01value-1"],
+      [undefined, "value-2"],
+    ]);
+  });
+
+  test("a torn last record is skipped; past the bound records are dropped and counted", () => {
+    const dir = tempDir();
+    const spool = new DiskSpool(dir, 200);
+    const rec = (i) => ({ key: Buffer.from("k"), value: Buffer.alloc(40, i) });
+    assert.equal(spool.append([rec(1), rec(2), rec(3)]), 3); // 3 × 53 bytes
+    assert.equal(spool.append([rec(4)]), 0); // 212 > 200
+    assert.equal(spool.dropped, 1);
+    const path = spool.claim();
+    truncateSync(path, statSync(path).size - 5);
+    assert.deepEqual(spool.read(path).map((r) => r.value[0]), [1, 2]);
+  });
+});
+
+describe("never in the caller's way", () => {
+  test("track returns what fn returns and throws what it throws", async () => {
+    await configure({ tenantId: "t", bootstrapServers: "127.0.0.1:1", spoolEnabled: false, detectHost: false });
+    const value = { ok: true };
+    assert.equal(track({ extractor: () => ({ input_tokens: 1 }) }, () => value), value);
+    const promise = Promise.resolve(7);
+    assert.equal(track({}, () => promise), promise);
+    const error = new RangeError("boom");
+    assert.throws(() => track({}, () => { throw error; }), (e) => e === error);
+    await assert.rejects(track({}, () => Promise.reject(error)), (e) => e === error);
+  });
+
+  test("with no tenant configured, wrapped calls and streams work and the failure is counted", async () => {
+    const emulator = await startEmulator();
+    try {
+      await configure({ bootstrapServers: "127.0.0.1:1", spoolEnabled: false, detectHost: false });
+      const client = wrap(new OpenAI({ baseURL: `${emulator.url}/v1`, apiKey: "k", maxRetries: 0 }));
+      const body = { model: "gpt-4o", messages: [{ role: "user", content: "hi" }] };
+      const result = await client.chat.completions.create(body);
+      assert.equal(result.object, "chat.completion");
+      let chunks = 0;
+      for await (const _ of await client.chat.completions.create({ ...body, stream: true })) chunks++;
+      assert.ok(chunks > 0);
+      await flush(10_000);
+      const s = stats();
+      assert.equal(s.buildFailed, 2);
+      assert.equal(s.sent, 0);
+    } finally {
+      emulator.stop();
+    }
+  });
+});
