@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a development machine: Debian packages (PostgreSQL, Java, Maven) when missing,
-# the .venv with all four distributions editable and the pinned dev tools, the native batch
+# the .venv with the five distributions editable and the pinned dev tools, the native batch
 # decoder built from native/ (Rust; deploy/local/native.sh), and the Kafka broker jars
 # (resolved by Maven into ~/.cache/tokenline, outside the repository), and the Node.js SDK
 # (producer_sdk/node: its locked dependencies from the npm registry, then built and type-checked).
