@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.integration.sink import _flow
 from tests.integration.sink.conftest import settings_for
@@ -93,6 +94,9 @@ def test_sigkill_five_times_while_events_flow_loses_and_doubles_nothing(
     rollups = check_rollups(url)
     assert rollups.exact, rollups.differing[:5]
     assert rollups.rollup_requests == CRASH_EVENTS
+    daily = check_daily(url)
+    assert daily.exact, daily.differing[:3]
+    assert daily.events == CRASH_EVENTS
 
 
 class _Proxy:
