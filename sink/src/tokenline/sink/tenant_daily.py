@@ -115,6 +115,17 @@ def _add(acc: list[Any], row: Mapping[str, Any], sign: int) -> None:
         acc[15] = row["latency_ms"]
 
 
+def _reprice(acc: list[Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Add what a re-pricing that keeps the key changes: the unpriced count and the costs."""
+    acc[2] += (new["pricing_status"] == "unpriced") - (old["pricing_status"] == "unpriced")
+    for i, name in enumerate(_COSTS, 8):
+        before, after = old[name], new[name]
+        if before is not None:
+            acc[i] -= before
+        if after is not None:
+            acc[i] += after
+
+
 def _zero() -> list[Any]:
     return [0] * 8 + [Decimal(0)] * 6 + [0, 0]
 
@@ -136,6 +147,13 @@ def deltas(
             acc = out[key] = _zero()
         _add(acc, row, 1)
     for old, new in repriced:
+        if old["canonical_model"] == new["canonical_model"] and old["currency"] == new["currency"]:
+            # The key stays (a re-pricing changes only pricing columns): the cost difference.
+            acc = out.get(key := quarter_key(new))
+            if acc is None:
+                acc = out[key] = _zero()
+            _reprice(acc, old, new)
+            continue
         for row, sign in ((old, -1), (new, 1)):
             _add(out.setdefault(quarter_key(row), _zero()), row, sign)
     return {key: acc for key, acc in out.items() if any(acc[:15])}
