@@ -36,7 +36,11 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from tokenline.sink.migrations.versions.rev_0002_aggregates import functions_sql
+from tokenline.sink.migrations.versions.rev_0002_aggregates import (
+    _TOTALS_COLUMNS,
+    _TOTALS_MEASURES,
+    functions_sql,
+)
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -156,38 +160,15 @@ CREATE TRIGGER tenants_timezone_rebuilds_daily AFTER INSERT OR UPDATE OR DELETE 
     FOR EACH ROW EXECUTE FUNCTION tokenline_tenant_timezone_changed();
 """
 
-_TOTALS = """
-    d.currency,
-    sum(d.requests)::bigint,
-    sum(d.failures)::bigint,
-    sum(d.unpriced_count)::bigint,
-    sum(d.input_tokens)::bigint,
-    sum(d.cache_read_input_tokens)::bigint,
-    sum(d.cache_write_input_tokens)::bigint,
-    sum(d.output_tokens)::bigint,
-    sum(d.reasoning_tokens)::bigint,
-    sum(d.cost_total)::numeric(38,12)"""
-_TOTALS_COLUMNS = """
-    currency text,
-    requests bigint,
-    failures bigint,
-    unpriced_count bigint,
-    input_tokens bigint,
-    cache_read_input_tokens bigint,
-    cache_write_input_tokens bigint,
-    output_tokens bigint,
-    reasoning_tokens bigint,
-    cost_total numeric(38,12)"""
-
 
 def _totals_function(name: str, unit: str) -> str:
-    period = "d.day" if unit == "day" else "date_trunc('month', d.day)::date"
+    period = "u.day" if unit == "day" else "date_trunc('month', u.day)::date"
     return f"""CREATE FUNCTION {name}(tenant text, from_day date, to_day date)
 RETURNS TABLE ({unit} date,{_TOTALS_COLUMNS})
 LANGUAGE sql STABLE AS $fn$
-    SELECT {period},{_TOTALS}
-    FROM usage_tenant_daily d
-    WHERE d.tenant_id = tenant AND d.day >= from_day AND d.day < to_day
+    SELECT {period},{_TOTALS_MEASURES}
+    FROM usage_tenant_daily u
+    WHERE u.tenant_id = tenant AND u.day >= from_day AND u.day < to_day
     GROUP BY 1, 2
     ORDER BY 1, 2
 $fn$"""
