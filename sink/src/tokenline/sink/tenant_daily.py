@@ -15,7 +15,7 @@ key, may change), an event stored already with the same pricing adds nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +85,10 @@ def _first(*values: Any) -> Any:
 
 def quarter_key(row: Mapping[str, Any]) -> QuarterKey:
     """The staging key of an event row (model and team as the aggregates of 0002 take them)."""
-    moment = row["occurred_at"].astimezone(UTC)
-    quarter = moment - timedelta(
-        minutes=moment.minute % 15, seconds=moment.second, microseconds=moment.microsecond
-    )
+    moment = row["occurred_at"]
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
     return (
         row["tenant_id"],
         quarter,
@@ -100,19 +100,26 @@ def quarter_key(row: Mapping[str, Any]) -> QuarterKey:
     )
 
 
+_TOKEN_AT = tuple(enumerate(_TOKENS, 3))
+_COST_AT = tuple(enumerate(_COSTS, 8))
+
+
 def _add(acc: list[Any], row: Mapping[str, Any], sign: int) -> None:
     acc[0] += sign
-    acc[1] += 0 if row["success"] else sign
-    acc[2] += sign if row["pricing_status"] == "unpriced" else 0
-    for i, name in enumerate(_TOKENS, 3):
+    if not row["success"]:
+        acc[1] += sign
+    if row["pricing_status"] == "unpriced":
+        acc[2] += sign
+    for i, name in _TOKEN_AT:
         acc[i] += sign * row[name]
-    for i, name in enumerate(_COSTS, 8):
+    for i, name in _COST_AT:
         value = row[name]
         if value is not None:
             acc[i] += sign * value
-    acc[14] += sign * row["latency_ms"]
-    if sign > 0 and row["latency_ms"] > acc[15]:
-        acc[15] = row["latency_ms"]
+    latency = row["latency_ms"]
+    acc[14] += sign * latency
+    if sign > 0 and latency > acc[15]:
+        acc[15] = latency
 
 
 def _reprice(acc: list[Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
