@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
 from tests._daily_truth import check_daily
@@ -36,10 +37,26 @@ CRASH_EVENTS = int(os.environ.get("TOKENLINE_TEST_SINK_CRASH_EVENTS", "200000"))
 TOKENLINE = Path(sys.executable).parent / "tokenline"
 
 
+# Billing timezones of the flow's tenants (t6 has no row: UTC), for the tenant-local days.
+ZONES = {
+    "t0": "Asia/Kathmandu",
+    "t1": "Asia/Kolkata",
+    "t2": "America/New_York",
+    "t3": "Pacific/Chatham",
+    "t4": "Australia/Lord_Howe",
+    "t5": "UTC",
+}
+
+
 @pytest.fixture
 def url(new_database: Callable[[], str]) -> str:
     made = new_database()
     upgrade(settings_for(made, "postgresql"))
+    with psycopg.connect(made) as conn:
+        for tenant, zone in ZONES.items():
+            conn.execute(
+                "INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, zone)
+            )
     return made
 
 
