@@ -182,6 +182,7 @@ RELATIONS: dict[str, dict[str, str]] = {
         "currency": "text",
         **{c: "bigint" for c in _AGGREGATE if _AGGREGATE[c] == "bigint"},
         **{c: "numeric" for c in _AGGREGATE if _AGGREGATE[c] == "numeric"},
+        "key_digest": "text",
     },
     "usage_15m": _AGGREGATE,
     "usage_hourly": _AGGREGATE,

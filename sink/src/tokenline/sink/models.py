@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     DateTime,
     Identity,
@@ -249,22 +250,14 @@ class UsageRollup1m(Base):
 class UsageTenantDaily(Base):
     """A tenant's totals per local day (its timezone) and low-cardinality key; the sink adds to it.
 
-    No primary key: ``model``, ``project`` and ``team`` may be NULL, and the unique key treats
-    NULLs as equal. See migration 0005 and ``tokenline.sink.tenant_daily``.
+    No primary key: ``model``, ``project`` and ``team`` may be NULL; the unique key holds them
+    as ``key_digest``. See migration 0005 and ``tokenline.sink.tenant_daily``.
     """
 
     __tablename__ = "usage_tenant_daily"
     __table_args__ = (
         UniqueConstraint(
-            "tenant_id",
-            "day",
-            "provider",
-            "model",
-            "project",
-            "team",
-            "currency",
-            name="uq_usage_tenant_daily",
-            postgresql_nulls_not_distinct=True,
+            "tenant_id", "day", "provider", "currency", "key_digest", name="uq_usage_tenant_daily"
         ),
     )
     __mapper_args__ = {  # noqa: RUF012 - SQLAlchemy reads it on the class
@@ -294,6 +287,14 @@ class UsageTenantDaily(Base):
     cost_total: Mapped[Decimal]
     latency_ms_sum: Mapped[int]
     latency_ms_max: Mapped[int]
+    key_digest: Mapped[str] = mapped_column(
+        Computed(
+            "md5(coalesce(length(model)::text || ':' || model, '-') || '/' "
+            "|| coalesce(length(project)::text || ':' || project, '-') || '/' "
+            "|| coalesce(length(team)::text || ':' || team, '-'))",
+            persisted=True,
+        )
+    )
 
 
 class Tenant(Base):

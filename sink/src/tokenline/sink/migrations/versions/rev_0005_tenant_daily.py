@@ -11,6 +11,9 @@ currency): a low-cardinality table, the same plain table on both storage paths. 
 date of ``occurred_at`` in ``tenants.timezone`` (UTC for a tenant without a row), so a local
 month is the sum of its days: exact for every offset (+05:30, +05:45, DST) with no 15-minute
 buckets at query time. The unique key's index leads with ``(tenant_id, day)``: the tenant index.
+Model, project and team enter it as ``key_digest``, an MD5 of their length-prefixed values (NULL
+apart from ''): the contract lets each be 256 characters of 4 bytes, more together than a
+B-tree entry may hold.
 
 The sink adds to it in the transaction that lands the events (``tokenline.sink.tenant_daily``),
 the way it keeps ``usage_rollup_1m``: new events add, re-priced events move their old
@@ -94,8 +97,11 @@ CREATE TABLE usage_tenant_daily (
     cost_total               numeric(38,12) NOT NULL,
     latency_ms_sum           bigint         NOT NULL,
     latency_ms_max           bigint         NOT NULL,
-    CONSTRAINT uq_usage_tenant_daily
-        UNIQUE NULLS NOT DISTINCT (tenant_id, day, provider, model, project, team, currency)
+    key_digest               text           NOT NULL GENERATED ALWAYS AS (md5(
+        coalesce(length(model)::text || ':' || model, '-') || '/'
+        || coalesce(length(project)::text || ':' || project, '-') || '/'
+        || coalesce(length(team)::text || ':' || team, '-'))) STORED,
+    CONSTRAINT uq_usage_tenant_daily UNIQUE (tenant_id, day, provider, currency, key_digest)
 )"""
 
 # The same expressions as the aggregates of revision 0002 (model and team as reports see them).
