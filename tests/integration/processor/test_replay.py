@@ -22,6 +22,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.integration.processor import _replay_env as env
 from tokenline.processor.pricebook import PriceBook
@@ -152,6 +153,8 @@ def test_reprice_with_table_b_changes_exactly_sonnet(
 def test_windows_match_the_events(world: env.World) -> None:
     exact = check_rollups(world.url)
     assert exact.exact, exact.differing[:5]
+    daily = check_daily(world.url)  # the re-priced events' tenant-local days too
+    assert daily.exact, daily.differing[:3]
     with psycopg.connect(world.url) as conn:
         rollups = conn.execute(
             "SELECT tenant_id, window_start, provider, model, requests, cost_total, "

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import create_engine, insert, pool
+from sqlalchemy import create_engine, insert, pool, text
 
 from tokenline.sink.models import Tenant, UsageEvent
 from tokenline.sink.settings import sqlalchemy_url
@@ -93,7 +93,11 @@ class EventFactory:
 def insert_rows(
     url: str, rows: list[dict[str, Any]], tenants: dict[str, str] | None = None
 ) -> None:
-    """Insert usage_events rows and tenants (id -> timezone) through the models."""
+    """Insert usage_events rows and tenants (id -> timezone) through the models.
+
+    The rows bypass the sink, which keeps ``usage_tenant_daily``: it is rebuilt from the
+    events afterwards (``tokenline_rebuild_tenant_daily``), as a migration would.
+    """
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
         with engine.begin() as conn:
@@ -104,6 +108,7 @@ def insert_rows(
                 )
             if rows:
                 conn.execute(insert(UsageEvent), rows)
+                conn.execute(text("SELECT tokenline_rebuild_tenant_daily(NULL)"))
     finally:
         engine.dispose()
 

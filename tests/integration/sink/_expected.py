@@ -186,6 +186,18 @@ RELATIONS: dict[str, dict[str, str]] = {
         "source_offset": "bigint",
         "refused_at": TSTZ,
     },
+    "usage_tenant_daily": {
+        "tenant_id": "text",
+        "day": "date",
+        "provider": "text",
+        "model": "text",
+        "project": "text",
+        "team": "text",
+        "currency": "text",
+        **{c: "bigint" for c in _AGGREGATE if _AGGREGATE[c] == "bigint"},
+        **{c: "numeric" for c in _AGGREGATE if _AGGREGATE[c] == "numeric"},
+        "key_digest": "text",
+    },
     "usage_15m": _AGGREGATE,
     "usage_hourly": _AGGREGATE,
     "usage_daily": _AGGREGATE,
@@ -205,6 +217,8 @@ FUNCTIONS = {
     "tokenline_check_tenant_timezone",
     "tenant_daily_totals",
     "tenant_monthly_totals",
+    "tokenline_rebuild_tenant_daily",
+    "tokenline_tenant_timezone_changed",
 }
 
 COLUMNS_QUERY = """

@@ -21,6 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests._avro_fields import leaves
+from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.factories import priced_event, usage_event
 from tests.unit.processor.test_pipeline import BOOK
@@ -142,3 +143,7 @@ def test_the_widest_valid_event_lands_whole_with_its_rollup(plain_url: str) -> N
     check = check_rollups(plain_url)
     assert check.exact
     assert check.windows == 1
+    # ... and its tenant-local day, whose key holds the tenant, model, project and team.
+    daily = check_daily(plain_url)
+    assert daily.exact, daily.differing
+    assert daily.rows == 1

@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
+from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.integration.sink import _flow
 from tests.integration.sink.conftest import settings_for
@@ -35,10 +37,26 @@ CRASH_EVENTS = int(os.environ.get("TOKENLINE_TEST_SINK_CRASH_EVENTS", "200000"))
 TOKENLINE = Path(sys.executable).parent / "tokenline"
 
 
+# Billing timezones of the flow's tenants (t6 has no row: UTC), for the tenant-local days.
+ZONES = {
+    "t0": "Asia/Kathmandu",
+    "t1": "Asia/Kolkata",
+    "t2": "America/New_York",
+    "t3": "Pacific/Chatham",
+    "t4": "Australia/Lord_Howe",
+    "t5": "UTC",
+}
+
+
 @pytest.fixture
 def url(new_database: Callable[[], str]) -> str:
     made = new_database()
     upgrade(settings_for(made, "postgresql"))
+    with psycopg.connect(made) as conn:
+        for tenant, zone in ZONES.items():
+            conn.execute(
+                "INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, zone)
+            )
     return made
 
 
@@ -93,6 +111,9 @@ def test_sigkill_five_times_while_events_flow_loses_and_doubles_nothing(
     rollups = check_rollups(url)
     assert rollups.exact, rollups.differing[:5]
     assert rollups.rollup_requests == CRASH_EVENTS
+    daily = check_daily(url)
+    assert daily.exact, daily.differing[:3]
+    assert daily.events == CRASH_EVENTS
 
 
 class _Proxy:

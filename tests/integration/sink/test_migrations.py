@@ -54,7 +54,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     url = new_database()
     settings = settings_for(url, "postgresql")
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0005"
+    assert migrate.current_revision(settings) == "0006"
     assert migrate.storage_path(settings) == "postgresql"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
     assert _names(url, OWN_FUNCTIONS) == FUNCTIONS
@@ -70,7 +70,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     assert _names(url, OWN_FUNCTIONS) == set()
 
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0005"
+    assert migrate.current_revision(settings) == "0006"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
 
 
@@ -98,6 +98,7 @@ def test_views_on_plain_path(plain_url: str) -> None:
         "usage_rollup_1m": "r",
         "usage_event_ids": "r",
         "usage_event_duplicates": "r",
+        "usage_tenant_daily": "r",
         "usage_15m": "v",
         "usage_hourly": "v",
         "usage_daily": "v",
@@ -154,7 +155,7 @@ def test_cli_migrate_and_downgrade(new_database: Callable[[], str]) -> None:
         sink, ["migrate", "--database-url", url, "--storage", "postgresql"], env={}
     )
     assert result.exit_code == 0, result.output
-    assert "revision 0005; storage path postgresql" in result.output
+    assert "revision 0006; storage path postgresql" in result.output
     result = runner.invoke(sink, ["migrate", "--database-url", url, "--downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert "revision base" in result.output

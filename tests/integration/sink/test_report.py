@@ -29,6 +29,7 @@ from tokenline.sink.report import (
     write_export,
 )
 from tokenline.sink.report.queries import EXPORT_COLUMNS
+from tokenline.sink.report.selection import AGGREGATE_DIMENSIONS
 
 if TYPE_CHECKING:
     from tokenline.sink.report.model import Report
@@ -119,7 +120,9 @@ def test_every_grouping_equals_brute_force(
 ) -> None:
     spec = ReportSpec(Selection.build(TENANTS, start="2026-10-01", end="2026-11-01"), group_by)
     report = _report(plain_url, spec)
-    assert report.source == "usage_events"  # plain PostgreSQL reads raw rows
+    # Local dates and aggregate dimensions: the tenant-local days; else the raw rows.
+    daily = set(group_by) <= AGGREGATE_DIMENSIONS
+    assert report.source == ("usage_tenant_daily" if daily else "usage_events")
     expected = brute_force(rows, TIMEZONES, group_by, _october)
     assert _as_dict(report) == expected
     assert sum(t.requests for t in expected.values()) > 800
@@ -305,7 +308,7 @@ def test_cli_report_json_and_csv(plain_url: str, rows: list[dict[str, Any]]) -> 
         for r in document["rows"]
     }
     assert got == {k: v.cost_total for k, v in expected.items()}
-    assert document["source"] == "usage_events"
+    assert document["source"] == "usage_tenant_daily"
     assert document["group_by"] == ["model", "day"]
 
     result = runner.invoke(report_command, [*base, "--by", "user", "--format", "csv"])
@@ -322,7 +325,7 @@ def test_cli_report_json_and_csv(plain_url: str, rows: list[dict[str, Any]]) -> 
     result = runner.invoke(report_command, [*base, "--by", "provider"])
     assert result.exit_code == 0, result.output
     assert "TOTAL" in result.output
-    assert "source: usage_events" in result.output
+    assert "source: usage_tenant_daily" in result.output
 
 
 def test_cli_export_and_billing_to_files(
@@ -365,7 +368,7 @@ def test_cli_errors_are_clean(plain_url: str) -> None:
          "--database-url", plain_url],
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "usage_15m cannot serve this report: --by user" in result.output
+    assert "the aggregates cannot serve this report: --by user" in result.output
     result = runner.invoke(
         report_command, ["--tenant", "x", "--from", "2026-11-01", "--to", "2026-10-01"]
     )

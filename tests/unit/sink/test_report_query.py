@@ -93,8 +93,18 @@ def test_alignment_to_the_15_minute_grid() -> None:
 
 def test_source_choice() -> None:
     on = "timescaledb"
-    assert choose_source(ReportSpec(_selection(), ("model", "day")), on) == "usage_15m"
-    assert choose_source(ReportSpec(_selection(), ("model",)), "postgresql") == "usage_events"
+    daily = "usage_tenant_daily"
+    # Local dates and months, aggregate dimensions: the tenant-local days, on both paths.
+    assert choose_source(ReportSpec(_selection(), ("model", "day")), on) == daily
+    assert choose_source(ReportSpec(_selection(), ("model",)), "postgresql") == daily
+    assert choose_source(ReportSpec(_selection(start=None, end=None)), "postgresql") == daily
+    assert choose_source(ReportSpec(_selection(start="2026-10-01T00:00")), on) == daily
+    # On the 15-minute grid but not at local midnights: usage_15m on TimescaleDB only.
+    quarter = _selection(start="2026-10-01T09:45")
+    assert choose_source(ReportSpec(quarter, ("model",)), on) == "usage_15m"
+    assert choose_source(ReportSpec(quarter, ("model",)), "postgresql") == "usage_events"
+    instant = _selection(start="2026-10-01T00:00Z")
+    assert choose_source(ReportSpec(instant, ("model",)), on) == "usage_15m"
     assert choose_source(ReportSpec(_selection(), ("user",)), on) == "usage_events"
     assert choose_source(ReportSpec(_selection(success=True)), on) == "usage_events"
     assert choose_source(ReportSpec(_selection(filters={"host": ("a",)})), on) == "usage_events"
@@ -102,10 +112,23 @@ def test_source_choice() -> None:
     assert choose_source(ReportSpec(_selection(), source="events"), on) == "usage_events"
     assert (
         choose_source(ReportSpec(_selection(), ("team",), source="aggregate"), "postgresql")
-        == "usage_15m"
+        == daily
     )
+    assert choose_source(ReportSpec(quarter, ("team",), source="aggregate"), on) == "usage_15m"
     with pytest.raises(ReportError, match="--by session; --success/--failed filter"):
         choose_source(ReportSpec(_selection(success=False), ("session",), "aggregate"), on)
+
+
+def test_daily_source_cuts_by_local_date() -> None:
+    query = report_query(ReportSpec(_selection(), ("day", "month")), "usage_tenant_daily")
+    text = query.text()
+    assert "FROM usage_tenant_daily u" in text
+    assert "u.day >= %(lo)s::timestamp::date" in text
+    assert 'u.day AS "day"' in text
+    assert "date_trunc('month', u.day)::date AS \"month\"" in text
+    assert query.params["lo_wide"] == date(2026, 9, 30)
+    with pytest.raises(ReportError, match="usage_tenant_daily has no user column"):
+        report_query(ReportSpec(_selection(), ("user",)), "usage_tenant_daily")
 
 
 def test_values_are_parameters_never_sql() -> None:

@@ -117,3 +117,26 @@ def run(database_url: str | None, metrics_port: int | None) -> None:
         worker.run()
     except SinkError as exc:
         raise _failed(exc) from exc
+
+
+@sink.command("set-timezone")
+@click.argument("tenant")
+@click.argument("zone")
+@click.option(
+    "--database-url", metavar="URL", help="PostgreSQL URL; default TOKENLINE_DATABASE_URL."
+)
+def set_timezone(tenant: str, zone: str, database_url: str | None) -> None:
+    """Set TENANT's billing timezone to ZONE (an IANA name) and rebuild its daily totals.
+
+    One transaction: the tenant's row is written (created when missing) and its rows of
+    usage_tenant_daily are rebuilt from its events in the new zone. Sinks keep running; their
+    writes wait for it.
+    """
+    from tokenline.sink.timezones import set_tenant_timezone
+
+    settings = _settings(database_url=database_url)
+    try:
+        rows = set_tenant_timezone(settings.database_url.get_secret_value(), tenant, zone)
+    except SinkError as exc:
+        raise _failed(exc) from exc
+    click.echo(f"tenant {tenant}: timezone {zone}; {rows} daily rows rebuilt")

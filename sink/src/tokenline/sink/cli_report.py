@@ -209,7 +209,10 @@ def report() -> None:
     type=click.Choice(["auto", "aggregate", "events"]),
     default="auto",
     show_default=True,
-    help="auto: usage_15m when it can serve the report on TimescaleDB, else usage_events.",
+    help=(
+        "auto: usage_tenant_daily for local dates and months, else usage_15m when it can serve "
+        "the report on TimescaleDB, else usage_events; aggregate: the first two only."
+    ),
 )
 def totals(
     group_by: tuple[str, ...], fmt: str, output: str | None, source: str, **options: Any

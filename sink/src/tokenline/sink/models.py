@@ -12,7 +12,7 @@ are ``BIGINT``, every timestamp is ``TIMESTAMPTZ``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -43,6 +46,7 @@ __all__ = [
     "UsageEventDuplicate",
     "UsageEventId",
     "UsageRollup1m",
+    "UsageTenantDaily",
 ]
 
 MONEY = Numeric(38, 12, asdecimal=True)
@@ -243,6 +247,56 @@ class UsageRollup1m(Base):
     source_partition: Mapped[int] = mapped_column(Integer, server_default=text("-1"))
     max_source_offset: Mapped[int] = mapped_column(server_default=text("-1"))
     updated_at: Mapped[datetime]
+
+
+class UsageTenantDaily(Base):
+    """A tenant's totals per local day (its timezone) and low-cardinality key; the sink adds to it.
+
+    No primary key: ``model``, ``project`` and ``team`` may be NULL; the unique key holds them
+    as ``key_digest``. See migration 0006 and ``tokenline.sink.tenant_daily``.
+    """
+
+    __tablename__ = "usage_tenant_daily"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "day", "provider", "currency", "key_digest", name="uq_usage_tenant_daily"
+        ),
+    )
+    __mapper_args__ = {  # noqa: RUF012 - SQLAlchemy reads it on the class
+        "primary_key": ["tenant_id", "day", "provider", "model", "project", "team", "currency"]
+    }
+
+    tenant_id: Mapped[str]
+    day: Mapped[date] = mapped_column(Date)
+    provider: Mapped[str]
+    model: Mapped[str | None]
+    project: Mapped[str | None]
+    team: Mapped[str | None]
+    currency: Mapped[str]
+    requests: Mapped[int]
+    failures: Mapped[int]
+    unpriced_count: Mapped[int]
+    input_tokens: Mapped[int]
+    cache_read_input_tokens: Mapped[int]
+    cache_write_input_tokens: Mapped[int]
+    output_tokens: Mapped[int]
+    reasoning_tokens: Mapped[int]
+    cost_input: Mapped[Decimal]
+    cost_cache_read: Mapped[Decimal]
+    cost_cache_write: Mapped[Decimal]
+    cost_output: Mapped[Decimal]
+    cost_reasoning: Mapped[Decimal]
+    cost_total: Mapped[Decimal]
+    latency_ms_sum: Mapped[int]
+    latency_ms_max: Mapped[int]
+    key_digest: Mapped[str] = mapped_column(
+        Computed(
+            "md5(coalesce(length(model)::text || ':' || model, '-') || '/' "
+            "|| coalesce(length(project)::text || ':' || project, '-') || '/' "
+            "|| coalesce(length(team)::text || ':' || team, '-'))",
+            persisted=True,
+        )
+    )
 
 
 class Tenant(Base):

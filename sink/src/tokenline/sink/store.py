@@ -30,6 +30,9 @@
   and so on. An event stored already with the same pricing adds nothing, so a redelivered
   batch, a duplicate event or a crash before the commit never counts twice; a window is
   never replaced, so a late event adds to it whenever it comes.
+- **Tenant-local days** (``usage_tenant_daily``) are added to the same way, in the same
+  transaction: :mod:`tokenline.sink.tenant_daily` sums the changes per UTC quarter-hour and one
+  ``INSERT ... SELECT`` joined with ``tenants`` adds them to each tenant's local day.
 - **Errors** are sorted by :mod:`tokenline.sink.faults`: one about a row (a check, a value out
   of range, an index row too large, a value the client cannot convert) or of an unknown kind
   is isolated by bisecting the batch inside the transaction with savepoints (events and their
@@ -57,6 +60,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from tokenline.sink import store_sql as q
+from tokenline.sink import tenant_daily
 from tokenline.sink.batch import (
     EVENT_COLUMNS,
     ROLLUP_COLUMNS,
@@ -67,8 +71,8 @@ from tokenline.sink.batch import (
 )
 from tokenline.sink.errors import DatabaseUnavailable
 from tokenline.sink.faults import Fault, classify, describe, reason_code
-from tokenline.sink.rollups import SOURCE_COLUMNS, WINDOW_SECONDS, Delta, RollupKey, deltas
-from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
+from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
+from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS, SOURCE_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -188,6 +192,7 @@ class PostgresUsageStore:
                         )
                         self._types[table] = self._column_types(conn, table, columns)
                     conn.execute(q.CREATE_PRICING)
+                    conn.execute(q.CREATE_DAILY_STAGING)
                     events = dict(zip(EVENT_COLUMNS, self._types[q.EVENTS.table], strict=True))
                     self._types[q.PRICING] = [
                         "int4",
@@ -276,6 +281,7 @@ class PostgresUsageStore:
             with conn.transaction():
                 landed = self._land_events(conn, list(rows))
                 self._add_rollups(conn, deltas(landed.inserted, landed.repriced))
+                self._add_daily(conn, tenant_daily.deltas(landed.inserted, landed.repriced))
         except Exception as exc:
             if classify(exc) is Fault.TRANSIENT:
                 raise
@@ -447,6 +453,27 @@ class PostgresUsageStore:
         if any(delta.requests < 0 for delta in found.values()):
             conn.execute(q.REMAX_ROLLUPS)
             conn.execute(q.DROP_EMPTY_ROLLUPS)
+
+    def _add_daily(
+        self, conn: psycopg.Connection[Any], found: dict[tenant_daily.QuarterKey, list[Any]]
+    ) -> None:
+        """Add the quarter-hour sums to ``usage_tenant_daily`` by each tenant's local day."""
+        if not found:
+            return
+        conn.execute(q.LOCK_DAILY)
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.DAILY_STAGING)))
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(q.DAILY_STAGING),
+            sql.SQL(", ").join(map(sql.Identifier, tenant_daily.COLUMNS)),
+        )
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.set_types(q.DAILY_STAGING_TYPES)
+            for key, sums in found.items():
+                copy.write_row((*key, *sums))
+        conn.execute(q.ADD_TENANT_DAILY)
+        if any(sums[0] < 0 for sums in found.values()):
+            conn.execute(q.REMAX_DAILY)
+            conn.execute(q.DROP_EMPTY_DAILY)
 
     @staticmethod
     def _copy(

@@ -11,17 +11,23 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from tokenline.schemas.rollup import ROLLUP_SUMS
+from tokenline.sink import rollups, tenant_daily
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY, ROLLUP_COLUMNS, ROLLUP_KEY
-from tokenline.sink.rollups import SOURCE_COLUMNS
 
 __all__ = [
     "ADD_ROLLUPS",
+    "ADD_TENANT_DAILY",
+    "CREATE_DAILY_STAGING",
     "CREATE_PRICING",
+    "DAILY_STAGING",
+    "DAILY_STAGING_TYPES",
     "DELTA_SUMS",
+    "DROP_EMPTY_DAILY",
     "DROP_EMPTY_ROLLUPS",
     "DUPLICATE_COLUMNS",
     "EVENTS",
     "GUARD_COLUMNS",
+    "LOCK_DAILY",
     "MISSING",
     "NESTED_LOOP_ONLY",
     "PRICED_VALUE_COLUMNS",
@@ -30,14 +36,20 @@ __all__ = [
     "PRICING_STAGING_COLUMNS",
     "PROBE",
     "RECORD_DUPLICATE",
+    "REMAX_DAILY",
     "REMAX_ROLLUPS",
     "ROLLUP_STAGING",
+    "SOURCE_COLUMNS",
     "Target",
     "claim",
     "lock",
     "refuse",
     "reprice",
 ]
+
+#: The columns of a stored event its rollup and daily contributions are computed from (what the
+#: re-pricing and upsert paths return for the events they change).
+SOURCE_COLUMNS = tuple(dict.fromkeys((*rollups.SOURCE_COLUMNS, *tenant_daily.SOURCE_COLUMNS)))
 
 #: Columns a newer pricing of the same event replaces.
 PRICING_COLUMNS = (
@@ -240,3 +252,76 @@ DROP_EMPTY_ROLLUPS = sql.SQL(
     "DELETE FROM usage_rollup_1m AS r USING {staging} AS s "
     "WHERE {same} AND s.requests < 0 AND r.requests = 0"
 ).format(staging=sql.Identifier(ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
+
+# ---------------------------------------------------------------- usage_tenant_daily
+#: Per-batch sums by UTC quarter-hour (see tokenline.sink.tenant_daily), turned into local days
+#: by the statement that adds them.
+DAILY_STAGING = "tl_staging_tenant_daily"
+_DAILY_TYPES = {"quarter": "timestamptz"} | dict.fromkeys(
+    ("tenant_id", "provider", "model", "project", "team", "currency"), "text"
+)
+DAILY_STAGING_TYPES = [
+    _DAILY_TYPES.get(c, "numeric" if c.startswith("cost_") else "int8")
+    for c in tenant_daily.COLUMNS
+]
+CREATE_DAILY_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(
+    sql.Identifier(DAILY_STAGING),
+    sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+        for c, t in zip(tenant_daily.COLUMNS, DAILY_STAGING_TYPES, strict=True)
+    ),
+)
+#: Taken before the tenants' timezones are read: a rebuild (SHARE ROW EXCLUSIVE, migration
+#: 0006) then either sees this transaction's events committed or runs before it reads a zone.
+LOCK_DAILY = "LOCK TABLE usage_tenant_daily IN ROW EXCLUSIVE MODE"
+_DAY_KEY = ("tenant_id", "day", "provider", "model", "project", "team", "currency")
+_LOCAL_KEYS = sql.SQL(
+    "s.tenant_id, (s.quarter AT TIME ZONE coalesce(t.timezone, 'UTC'))::date, s.provider, "
+    "s.model, s.project, s.team, s.currency"
+)
+ADD_TENANT_DAILY = sql.SQL(
+    "INSERT INTO usage_tenant_daily ({cols}) SELECT {keys}, {sums}, max(s.latency_ms_max) "
+    "FROM {staging} AS s LEFT JOIN tenants AS t ON t.tenant_id = s.tenant_id "
+    "GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 "
+    "ON CONFLICT ON CONSTRAINT uq_usage_tenant_daily DO UPDATE SET {adds}, "
+    "latency_ms_max = greatest(usage_tenant_daily.latency_ms_max, EXCLUDED.latency_ms_max)"
+).format(
+    cols=sql.SQL(", ").join(map(sql.Identifier, (*_DAY_KEY, *tenant_daily.SUMS, "latency_ms_max"))),
+    keys=_LOCAL_KEYS,
+    sums=sql.SQL(", ").join(
+        sql.SQL("sum(s.{})").format(sql.Identifier(c)) for c in tenant_daily.SUMS
+    ),
+    staging=sql.Identifier(DAILY_STAGING),
+    adds=sql.SQL(", ").join(
+        sql.SQL("{0} = usage_tenant_daily.{0} + EXCLUDED.{0}").format(sql.Identifier(c))
+        for c in tenant_daily.SUMS
+    ),
+)
+# The keys that lost events (a re-pricing moved them to another model or currency), with the
+# tenant's zone: their maximum latency is recomputed from the events of that local day, and a
+# row left with none is removed.
+_LOST = sql.SQL(
+    "WITH k (tenant_id, day, provider, model, project, team, currency, tz) AS ("
+    "SELECT DISTINCT {keys}, coalesce(t.timezone, 'UTC') FROM {staging} AS s "
+    "LEFT JOIN tenants AS t ON t.tenant_id = s.tenant_id WHERE s.requests < 0) "
+).format(keys=_LOCAL_KEYS, staging=sql.Identifier(DAILY_STAGING))
+_SAME_DAY = sql.SQL(
+    "d.tenant_id = k.tenant_id AND d.day = k.day AND d.provider = k.provider "
+    "AND d.model IS NOT DISTINCT FROM k.model AND d.project IS NOT DISTINCT FROM k.project "
+    "AND d.team IS NOT DISTINCT FROM k.team AND d.currency = k.currency"
+)
+REMAX_DAILY = sql.SQL(
+    "{lost}UPDATE usage_tenant_daily AS d SET latency_ms_max = coalesce(("
+    "SELECT max(e.latency_ms) FROM usage_events AS e WHERE e.tenant_id = d.tenant_id "
+    "AND e.occurred_at >= (d.day::timestamp AT TIME ZONE k.tz) "
+    "AND e.occurred_at < ((d.day + 1)::timestamp AT TIME ZONE k.tz) "
+    "AND e.provider = d.provider "
+    "AND coalesce(e.canonical_model, e.response_model, e.request_model) "
+    "IS NOT DISTINCT FROM d.model "
+    "AND e.project IS NOT DISTINCT FROM d.project "
+    "AND coalesce(e.attributed_team, e.team) IS NOT DISTINCT FROM d.team "
+    "AND e.currency = d.currency), 0) FROM k WHERE {same}"
+).format(lost=_LOST, same=_SAME_DAY)
+DROP_EMPTY_DAILY = sql.SQL(
+    "{lost}DELETE FROM usage_tenant_daily AS d USING k WHERE {same} AND d.requests = 0"
+).format(lost=_LOST, same=_SAME_DAY)

@@ -124,6 +124,33 @@ def remove(home: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+#: Databases with TimescaleDB the dev stack expects at once (the tests make one per module).
+TIMESCALE_DATABASES = 16
+#: Jobs (refresh, compression, retention policies) allowed to run at the same moment.
+CONCURRENT_JOBS = 16
+
+
+def worker_settings(
+    databases: int = TIMESCALE_DATABASES,
+    concurrent_jobs: int = CONCURRENT_JOBS,
+    parallel_workers: int = 8,
+) -> dict[str, int]:
+    """Size PostgreSQL's background workers for TimescaleDB's scheduler and jobs.
+
+    Every database with the extension runs a scheduler, and every job that runs takes a worker:
+    both count against ``timescaledb.max_background_workers``. All background workers, those
+    and the parallel query workers and TimescaleDB's launcher, count against
+    ``max_worker_processes`` (8 by default: policies falling due together failed with "failed
+    to start a background worker").
+    """
+    timescale = databases + concurrent_jobs
+    return {
+        "timescaledb.max_background_workers": timescale,
+        "max_parallel_workers": parallel_workers,
+        "max_worker_processes": timescale + 1 + parallel_workers,
+    }
+
+
 def start(home: Path) -> PostgresCluster:
     """Create a fresh cluster for ``home``, start it and create the ``tokenline`` database."""
     bin_dir = find_bin_dir()
@@ -148,6 +175,7 @@ def start(home: Path) -> PostgresCluster:
         settings += [
             "shared_preload_libraries = 'timescaledb'",
             "timescaledb.telemetry_level = off",
+            *(f"{name} = {value}" for name, value in worker_settings().items()),
         ]
     conf = data / "postgresql.conf"
     with conf.open("a", encoding="utf-8") as out:

@@ -1,19 +1,21 @@
 """SQL of reports and exports, built from fixed fragments; every value is a parameter.
 
-Where a report reads from:
+Where a report reads from, the first that can serve it:
 
-- ``usage_15m`` (the 15-minute continuous aggregate) when the grouping and filters need only
-  the columns it keeps (tenant, provider, model, project, team, and tenant-local day or month),
-  the range ends fall on the 15-minute grid, and the database took the TimescaleDB path. Every
-  UTC offset in use is a multiple of 15 minutes, so every 15-minute bucket lies inside one local
-  day of every tenant: summing buckets by local date is exact (the same argument as
-  ``tenant_daily_totals``). The coarser aggregates are not used: an hourly bucket straddles a
-  local midnight at +05:30.
+- ``usage_tenant_daily`` (kept by the sink, both storage paths) when the grouping and filters
+  need only the columns it keeps (tenant, provider, model, project, team, tenant-local day or
+  month) and both range ends are tenant-local midnights (dates, months, or ``T00:00``). Its
+  days are each tenant's own, so such a report reads a few rows per tenant and day.
+- ``usage_15m`` (the 15-minute continuous aggregate) on the TimescaleDB path when the range ends
+  fall on the 15-minute grid. Every UTC offset in use is a multiple of 15 minutes, so every
+  15-minute bucket lies inside one local day of every tenant: summing buckets by local date is
+  exact. The coarser aggregates are not used: an hourly bucket straddles a local midnight at
+  +05:30.
 - ``usage_events`` otherwise: a user, session, host, service, cloud or operation grouping or
   filter, a success filter, a range end off the grid, or plain PostgreSQL, where ``usage_15m`` is
   a view over ``usage_events`` that cannot use the ``(tenant_id, occurred_at)`` index.
 
-Both sources give the same columns. Identifiers come from the allow-lists below only.
+All sources give the same columns. Identifiers come from the allow-lists below only.
 """
 
 # Every fragment joined here is a constant of this module; values go as parameters:
@@ -22,6 +24,7 @@ Both sources give the same columns. Identifiers come from the allow-lists below 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg import sql
@@ -42,11 +45,14 @@ __all__ = [
     "timezones_query",
 ]
 
-Source = Literal["usage_15m", "usage_events"]
+Source = Literal["usage_tenant_daily", "usage_15m", "usage_events"]
 
 # The tenant's billing timezone; UTC for a tenant without a row.
 _TZ = "coalesce(tn.timezone, 'UTC')"
 _MODEL = "coalesce(u.canonical_model, u.response_model, u.request_model)"
+
+# Over usage_tenant_daily: the aggregate columns, and the tenant-local day stored as such.
+_DAILY_SQL = {"day": "u.day", "month": "date_trunc('month', u.day)::date"}
 
 # dimension -> (expression over usage_events, expression over usage_15m or None)
 _DIMENSION_SQL: dict[str, tuple[str, str | None]] = {
@@ -194,44 +200,55 @@ class Query:
 def choose_source(spec: ReportSpec, storage_path: str) -> Source:
     """Return the relation a report reads (see the module docstring for the rule)."""
     blockers = spec.aggregate_blockers()
+    daily = not blockers and spec.selection.aligned_day
     if spec.source == "events":
         return "usage_events"
     if spec.source == "aggregate":
         if blockers:
-            msg = f"usage_15m cannot serve this report: {'; '.join(blockers)}"
+            msg = f"the aggregates cannot serve this report: {'; '.join(blockers)}"
             raise ReportError(msg)
-        return "usage_15m"
+        return "usage_tenant_daily" if daily else "usage_15m"
+    if daily:
+        return "usage_tenant_daily"
     if blockers or storage_path != "timescaledb":
         return "usage_events"
     return "usage_15m"
 
 
-def _bound_sql(bound: Bound, name: str, params: dict[str, Any]) -> str:
-    """Return the instant of ``bound`` in the row's tenant timezone, as SQL."""
+def _bound_sql(bound: Bound, name: str, params: dict[str, Any], source: Source) -> str:
+    """Return the instant of ``bound`` in the row's tenant timezone (its local day), as SQL."""
     params[name] = bound.value
     if bound.kind == "instant":
         return f"%({name})s::timestamptz"
     if bound.kind == "month":
-        return (
-            f"((date_trunc('month', %({name})s::timestamptz AT TIME ZONE {_TZ})"
-            f" + INTERVAL '1 month' * {int(bound.months)}) AT TIME ZONE {_TZ})"
+        start = (
+            f"(date_trunc('month', %({name})s::timestamptz AT TIME ZONE {_TZ})"
+            f" + INTERVAL '1 month' * {int(bound.months)})"
         )
+        return (
+            f"{start}::date" if source == "usage_tenant_daily" else f"({start} AT TIME ZONE {_TZ})"
+        )
+    if source == "usage_tenant_daily":
+        return f"%({name})s::timestamp::date"
     return f"(%({name})s::timestamp AT TIME ZONE {_TZ})"
 
 
 def _where(selection: Selection, source: Source, params: dict[str, Any]) -> list[str]:
-    time = "u.occurred_at" if source == "usage_events" else "u.bucket"
+    time = {"usage_events": "u.occurred_at", "usage_15m": "u.bucket"}.get(source, "u.day")
+    daily = source == "usage_tenant_daily"
     conditions = []
     if selection.tenants is not None:
         params["tenants"] = list(selection.tenants)
         conditions.append("u.tenant_id = ANY(%(tenants)s)")
-    params["lo_wide"] = selection.start.widened("lower")
+    lower = selection.start.widened("lower")
+    params["lo_wide"] = lower.date() if daily else lower
     conditions.append(f"{time} >= %(lo_wide)s")
-    conditions.append(f"{time} >= {_bound_sql(selection.start, 'lo', params)}")
+    conditions.append(f"{time} >= {_bound_sql(selection.start, 'lo', params, source)}")
     if selection.end is not None:
-        params["hi_wide"] = selection.end.widened("upper")
+        upper = selection.end.widened("upper")
+        params["hi_wide"] = upper.date() + timedelta(days=1) if daily else upper
         conditions.append(f"{time} < %(hi_wide)s")
-        conditions.append(f"{time} < {_bound_sql(selection.end, 'hi', params)}")
+        conditions.append(f"{time} < {_bound_sql(selection.end, 'hi', params, source)}")
     for name, values in selection.filters:
         expression = _expression(name, source)
         params[f"f_{name}"] = list(values)
@@ -247,8 +264,10 @@ def _expression(dimension: str, source: Source) -> str:
     if source == "usage_events":
         return on_events
     if on_aggregate is None:
-        msg = f"usage_15m has no {dimension} column"
+        msg = f"{source} has no {dimension} column"
         raise ReportError(msg)
+    if source == "usage_tenant_daily":
+        return _DAILY_SQL.get(dimension, on_aggregate)
     return on_aggregate
 
 
@@ -260,7 +279,7 @@ def report_query(spec: ReportSpec, source: Source) -> Query:
     dimensions first, then by cost (largest first).
     """
     params: dict[str, Any] = {}
-    relation = "usage_events" if source == "usage_events" else "usage_15m"
+    relation = source
     keys = [f'{_expression(name, source)} AS "{name}"' for name in spec.group_by]
     keys.append("u.currency AS currency")
     measures = _EVENT_MEASURES if source == "usage_events" else _AGGREGATE_MEASURES

@@ -96,6 +96,14 @@ class Bound:
         v = self.value
         return v.minute % 15 == 0 and v.second == 0 and v.microsecond == 0
 
+    @property
+    def aligned_day(self) -> bool:
+        """Whether the bound is a local midnight in every timezone (a date, a month start)."""
+        if self.kind in ("date", "month"):
+            return True
+        v = self.value
+        return self.kind == "local" and v.time() == datetime.min.time()
+
     def widened(self, side: Literal["lower", "upper"]) -> datetime:
         """Return an instant sure to lie at or outside the bound, whatever the tenant's zone.
 
@@ -221,6 +229,11 @@ class Selection:
     def aligned_15m(self) -> bool:
         """Whether both ends fall on 15-minute boundaries (the aggregates can serve the range)."""
         return self.start.aligned_15m and (self.end is None or self.end.aligned_15m)
+
+    @property
+    def aligned_day(self) -> bool:
+        """Whether both ends are tenant-local midnights (usage_tenant_daily can serve the range)."""
+        return self.start.aligned_day and (self.end is None or self.end.aligned_day)
 
     def describe_range(self) -> str:
         """Return ``[from, to)`` as a user reads it."""
