@@ -19,8 +19,14 @@ def test_revisions_form_one_line_from_base_to_head() -> None:
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0004"]
-    assert [s.revision for s in scripts.walk_revisions()] == ["0004", "0003", "0002", "0001"]
+    assert scripts.get_heads() == ["0005"]
+    assert [s.revision for s in scripts.walk_revisions()] == [
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        "0001",
+    ]
 
 
 def test_migrations_ship_inside_the_package() -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "Source",
     "choose_source",
     "export_query",
+    "latency_query",
     "report_query",
     "timezones_query",
 ]
@@ -291,6 +292,33 @@ def export_query(selection: Selection) -> Query:
         "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
         f"WHERE {' AND '.join(conditions)}\n"
         "ORDER BY u.occurred_at, u.event_id"
+    )
+    return Query(sql.Composed([sql.SQL(text)]), params)
+
+
+def latency_query(selection: Selection) -> Query:
+    """Return the latency and time-to-first-token distribution of ``selection``'s calls.
+
+    Percentiles are ``percentile_disc``: a latency some call really had (whole milliseconds),
+    the smallest whose share of calls at or below it reaches p. They need every call's value,
+    so they read ``usage_events`` whatever the grouping. Calls without a time to first token
+    (not streamed) are left out of its figures.
+    """
+    params: dict[str, Any] = {}
+    conditions = _where(selection, "usage_events", params)
+    text = (
+        "SELECT count(*)::bigint AS requests,\n"
+        "  percentile_disc(0.5) WITHIN GROUP (ORDER BY u.latency_ms)::bigint AS latency_ms_p50,\n"
+        "  percentile_disc(0.95) WITHIN GROUP (ORDER BY u.latency_ms)::bigint AS latency_ms_p95,\n"
+        "  count(u.time_to_first_token_ms)::bigint AS ttft_count,\n"
+        "  sum(u.time_to_first_token_ms)::bigint AS ttft_ms_sum,\n"
+        "  percentile_disc(0.5) WITHIN GROUP (ORDER BY u.time_to_first_token_ms)::bigint"
+        " AS ttft_ms_p50,\n"
+        "  percentile_disc(0.95) WITHIN GROUP (ORDER BY u.time_to_first_token_ms)::bigint"
+        " AS ttft_ms_p95\n"
+        "FROM usage_events u\n"
+        "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
+        f"WHERE {' AND '.join(conditions)}"
     )
     return Query(sql.Composed([sql.SQL(text)]), params)
 
