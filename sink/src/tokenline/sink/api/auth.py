@@ -1,8 +1,9 @@
 """Who is asking: the bearer key, its rate limit, and its right to a tenant's data.
 
-Every route that names a tenant in its path depends on :func:`tenant_reader` (or
-:func:`tenant_ingester`), so a key of another tenant is refused before any query runs; a test
-enumerates the routes to keep it so.
+The key is looked up in a worker thread (a database read, so a revoked key is refused at
+once); the scope checks are plain and run on the event loop. Every route that names a tenant
+in its path depends on :func:`tenant_reader`, so a key of another tenant is refused before any
+query runs; a test enumerates the routes to keep it so.
 """
 
 import time
@@ -52,7 +53,7 @@ def current_key(
     return key
 
 
-def tenant_reader(
+async def tenant_reader(
     tenant_id: Annotated[str, TENANT_PATH], key: Annotated[ApiKey, Depends(current_key)]
 ) -> str:
     """The path's tenant, when the key may read it (403 otherwise)."""
@@ -61,14 +62,14 @@ def tenant_reader(
     return tenant_id
 
 
-def ingest_key(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+async def ingest_key(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
     """A key with the ingest scope (403 otherwise); each event's tenant is checked too."""
     if "ingest" not in key.scopes:
         raise HTTPException(403, "this key may not ingest")
     return key
 
 
-def admin_key(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+async def admin_key(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
     """An administration key (403 otherwise)."""
     if not key.admin:
         raise HTTPException(403, "an admin key is required")

@@ -58,6 +58,13 @@ class ReportCache:
                 self._flights.pop(key, None)
             return value
 
+    def peek(self, key: Hashable) -> Any:
+        """The fresh cached value of ``key``, or None (never computes, never waits long)."""
+        if self._ttl_s <= 0:
+            return None
+        found = self._fresh(key)
+        return None if found is None else found[1]
+
     def _fresh(self, key: Hashable) -> tuple[float, Any] | None:
         with self._lock:
             found = self._entries.get(key)

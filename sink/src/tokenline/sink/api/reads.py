@@ -11,16 +11,18 @@ import contextlib
 import hashlib
 import io
 import re
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Hashable, Iterator
+from typing import Annotated, Any, Literal, TypeVar
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from tokenline.sink.api.auth import state_of, tenant_reader
 from tokenline.sink.api.models import ErrorOut, Invalid, ReportOut, report_out
+from tokenline.sink.api.state import ApiState
 from tokenline.sink.errors import ReportError
 from tokenline.sink.report.billing import billing_spec, write_billing_csv
 from tokenline.sink.report.export import export_chunks
@@ -30,6 +32,7 @@ from tokenline.sink.report.selection import ReportSpec, Selection
 
 __all__ = ["StatsOut", "router"]
 
+T = TypeVar("T")
 SummaryDimension = Literal["provider", "model", "project", "team", "user", "cloud", "host"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the If-None-Match ETag is current."},
@@ -95,7 +98,9 @@ def _selection(
         return Selection.build((tenant,), start=start, end=end, filters=given, success=success)
 
 
-def _report(request: Request, tenant: str, spec: ReportSpec, limit: int, offset: int) -> Response:
+async def _report(
+    request: Request, tenant: str, spec: ReportSpec, limit: int, offset: int
+) -> Response:
     state = state_of(request)
 
     def compute() -> Report:
@@ -103,8 +108,16 @@ def _report(request: Request, tenant: str, spec: ReportSpec, limit: int, offset:
             return run_report(conn, spec)
 
     with _bad_request():
-        report = state.reports.get(spec, compute)
+        report = await _cached_result(state, spec, compute)
     return cached(request, report_out(tenant, report, limit, offset))
+
+
+async def _cached_result(state: ApiState, key: Hashable, compute: Callable[[], T]) -> T:
+    """A fresh cached result without leaving the event loop, else computed in a worker thread."""
+    found: T | None = state.reports.peek(key)
+    if found is not None:
+        return found
+    return await run_in_threadpool(state.reports.get, key, compute)
 
 
 def cached(request: Request, model: BaseModel) -> Response:
@@ -123,7 +136,7 @@ def cached(request: Request, model: BaseModel) -> Response:
 
 
 @router.get("/summary", response_model=ReportOut)
-def summary(
+async def summary(
     request: Request,
     *,
     tenant: Tenant,
@@ -136,11 +149,11 @@ def summary(
     """The tenant's totals grouped by the given dimensions (in order), largest cost first."""
     group = tuple(dict.fromkeys(by))
     spec = ReportSpec(_selection(tenant, start, end), group_by=group)
-    return _report(request, tenant, spec, limit, offset)
+    return await _report(request, tenant, spec, limit, offset)
 
 
 @router.get("/daily", response_model=ReportOut)
-def daily(
+async def daily(
     request: Request,
     *,
     tenant: Tenant,
@@ -151,11 +164,11 @@ def daily(
 ) -> Response:
     """Totals per tenant-local day (the tenant's billing timezone), oldest first."""
     spec = ReportSpec(_selection(tenant, start, end), group_by=("day",))
-    return _report(request, tenant, spec, limit, offset)
+    return await _report(request, tenant, spec, limit, offset)
 
 
 @router.get("/monthly", response_model=ReportOut)
-def monthly(
+async def monthly(
     request: Request,
     *,
     tenant: Tenant,
@@ -166,11 +179,11 @@ def monthly(
 ) -> Response:
     """Totals per tenant-local month, oldest first."""
     spec = ReportSpec(_selection(tenant, start, end), group_by=("month",))
-    return _report(request, tenant, spec, limit, offset)
+    return await _report(request, tenant, spec, limit, offset)
 
 
 @router.get("/stats", response_model=StatsOut)
-def stats(
+async def stats(
     request: Request,
     *,
     tenant: Tenant,
@@ -199,7 +212,7 @@ def stats(
             return run_report(conn, ReportSpec(selection)), run_latency(conn, selection)
 
     with _bad_request():
-        report, latency = state.reports.get(("stats", selection), compute)
+        report, latency = await _cached_result(state, ("stats", selection), compute)
     out = StatsOut(
         report=report_out(tenant, report, 1_000, 0),
         latency_ms_p50=latency.latency_ms_p50,
@@ -212,7 +225,7 @@ def stats(
 
 
 @router.get("/top/{dimension}", response_model=ReportOut)
-def top(
+async def top(
     request: Request,
     *,
     tenant: Tenant,
@@ -224,7 +237,7 @@ def top(
     """The tenant's largest users, models, projects or teams by cost, then requests."""
     name = {"users": "user", "models": "model", "projects": "project", "teams": "team"}
     spec = ReportSpec(_selection(tenant, start, end), group_by=(name[dimension],))
-    return _report(request, tenant, spec, limit, 0)
+    return await _report(request, tenant, spec, limit, 0)
 
 
 @router.get(
@@ -244,7 +257,7 @@ def export(
     pool = state_of(request).pool
 
     def chunks() -> Iterator[bytes]:
-        with pool.connection() as conn:
+        with pool.connection() as conn, conn.transaction():  # the cursor lives in it
             for chunk in export_chunks(iter_events(conn, selection), fmt):
                 yield chunk.encode()
 

@@ -25,7 +25,6 @@ class ApiSettings(config.PartSettings):
     database_url: SecretStr = Field(description="libpq URL of the sink's database.")
     api_host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     api_port: int = Field(default=8000, ge=1, le=65_535)
-    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     api_db_pool_size: int = Field(default=8, ge=1, le=200)
     api_rate_limit_per_minute: int = Field(
         default=600, ge=1, description="Requests a key may make per minute (unless it has its own)."

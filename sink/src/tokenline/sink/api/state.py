@@ -25,13 +25,16 @@ __all__ = ["ApiState", "open_pool"]
 
 
 def _configure(conn: psycopg.Connection[DictRow]) -> None:
-    conn.read_only = True
+    # One round trip a statement (no BEGIN and COMMIT around each); read-only all the same:
+    # the session refuses writes (default_transaction_read_only).
+    conn.autocommit = True
 
 
 def open_pool(settings: ApiSettings) -> ConnectionPool[psycopg.Connection[DictRow]]:
     """A pool of read connections made like :func:`tokenline.sink.report.run.connect`.
 
-    No server-side prepared statements (``prepare_threshold=None``), a UTC session, dict rows.
+    No server-side prepared statements (``prepare_threshold=None``), a UTC, read-only session,
+    dict rows, autocommit (a server-side cursor opens its own transaction).
     """
     return ConnectionPool(
         settings.database_url.get_secret_value(),
@@ -40,7 +43,7 @@ def open_pool(settings: ApiSettings) -> ConnectionPool[psycopg.Connection[DictRo
             "prepare_threshold": None,
             "row_factory": dict_row,
             "connect_timeout": settings.db_connect_timeout_s,
-            "options": "-c TimeZone=UTC",
+            "options": "-c TimeZone=UTC -c default_transaction_read_only=on",
         },
         configure=_configure,
         min_size=1,
