@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -286,3 +287,28 @@ def test_a_bad_range_is_a_400_with_the_reason(client: TestClient) -> None:
     response = client.get(f"/v1/tenants/{TENANT}/summary", params={"from": "October"})
     assert response.status_code == 400
     assert "not a date" in response.json()["detail"]
+
+
+def test_unpriced_by_reason(client: TestClient, plain_url: str, rows: list[dict[str, Any]]) -> None:
+    api = _api_report(client, "unpriced", **{"from": RANGE[0], "to": RANGE[1]})
+    cli = _cli_report(
+        plain_url,
+        ["--tenant", TENANT, "--by", "unpriced_reason", "--from", RANGE[0], "--to", RANGE[1]],
+    )
+    reasons = [r for r in cli["rows"] if r["unpriced_reason"] is not None]
+    assert _by_key(api["rows"], ["unpriced_reason"]) == _by_key(reasons, ["unpriced_reason"])
+    zone = ZoneInfo(TIMEZONES[TENANT])
+    unpriced = Counter(
+        r["unpriced_reason"]
+        for r in rows
+        if r["tenant_id"] == TENANT
+        and r["pricing_status"] == "unpriced"
+        and OCT <= r["occurred_at"].astimezone(zone).replace(tzinfo=None) < NOV
+    )
+    by_reason = Counter()
+    for row in api["rows"]:
+        assert row["totals"]["cost_total"] == "0.000000000000"  # no cost, counted as unpriced
+        assert row["totals"]["unpriced_requests"] == row["totals"]["requests"]
+        by_reason[row["group"]["unpriced_reason"]] += row["totals"]["requests"]
+    assert by_reason == unpriced
+    assert sum(unpriced.values()) > 20

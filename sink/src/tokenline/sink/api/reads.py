@@ -12,6 +12,7 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import replace
 from typing import Annotated, Any, Literal, TypeVar
 
 import psycopg
@@ -26,7 +27,7 @@ from tokenline.sink.api.state import ApiState
 from tokenline.sink.errors import ReportError
 from tokenline.sink.report.billing import billing_spec, write_billing_csv
 from tokenline.sink.report.export import export_chunks
-from tokenline.sink.report.model import Latency, Report
+from tokenline.sink.report.model import Latency, Report, ReportRow
 from tokenline.sink.report.run import iter_events, run_latency, run_report, tenant_timezones
 from tokenline.sink.report.selection import ReportSpec, Selection
 
@@ -99,7 +100,13 @@ def _selection(
 
 
 async def _report(
-    request: Request, tenant: str, spec: ReportSpec, limit: int, offset: int
+    request: Request,
+    tenant: str,
+    spec: ReportSpec,
+    limit: int,
+    offset: int,
+    *,
+    keep: Callable[[ReportRow], bool] | None = None,
 ) -> Response:
     state = state_of(request)
 
@@ -109,6 +116,8 @@ async def _report(
 
     with _bad_request():
         report = await _cached_result(state, spec, compute)
+    if keep is not None:  # some groups only; the totals are the report's sums of those
+        report = replace(report, rows=tuple(row for row in report.rows if keep(row)))
     return cached(request, report_out(tenant, report, limit, offset))
 
 
@@ -238,6 +247,23 @@ async def top(
     name = {"users": "user", "models": "model", "projects": "project", "teams": "team"}
     spec = ReportSpec(_selection(tenant, start, end), group_by=(name[dimension],))
     return await _report(request, tenant, spec, limit, 0)
+
+
+@router.get("/unpriced", response_model=ReportOut)
+async def unpriced(
+    request: Request,
+    *,
+    tenant: Tenant,
+    start: Start = None,
+    end: End = None,
+) -> Response:
+    """Calls without a cost, by reason (unknown_model, no_price_at_date, ...), most first.
+
+    The rows of the report grouped by ``unpriced_reason``, less the group of priced calls
+    (no reason); a later replay prices them.
+    """
+    spec = ReportSpec(_selection(tenant, start, end), group_by=("unpriced_reason",))
+    return await _report(request, tenant, spec, 1_000, 0, keep=lambda row: row.keys[0] is not None)
 
 
 @router.get(

@@ -9,9 +9,10 @@ Where a report reads from:
   day of every tenant: summing buckets by local date is exact (the same argument as
   ``tenant_daily_totals``). The coarser aggregates are not used: an hourly bucket straddles a
   local midnight at +05:30.
-- ``usage_events`` otherwise: a user, session, host, service, cloud or operation grouping or
-  filter, a success filter, a range end off the grid, or plain PostgreSQL, where ``usage_15m`` is
-  a view over ``usage_events`` that cannot use the ``(tenant_id, occurred_at)`` index.
+- ``usage_events`` otherwise: a user, session, host, service, cloud, operation or unpriced
+  reason grouping or filter, a success filter, a range end off the grid, or plain PostgreSQL,
+  where ``usage_15m`` is a view over ``usage_events`` that cannot use the ``(tenant_id,
+  occurred_at)`` index.
 
 Both sources give the same columns. Identifiers come from the allow-lists below only.
 """
@@ -62,6 +63,7 @@ _DIMENSION_SQL: dict[str, tuple[str, str | None]] = {
     "service": ("coalesce(u.attributed_service, u.host_service_name)", None),
     "cloud": ("coalesce(u.attributed_cloud, u.host_cloud)", None),
     "operation": ("u.operation", None),
+    "unpriced_reason": ("u.unpriced_reason", None),
     "day": (f"(u.occurred_at AT TIME ZONE {_TZ})::date", f"(u.bucket AT TIME ZONE {_TZ})::date"),
     "month": (
         f"date_trunc('month', u.occurred_at AT TIME ZONE {_TZ})::date",
