@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ from tests.integration.sink._api import (
     landed_rows,
     make_keys,
 )
-from tests.integration.sink._data import insert_rows
+from tests.integration.sink._data import EventFactory, insert_rows
 from tests.integration.sink._report_truth import brute_force
 from tokenline.sink.api.app import create_app
 from tokenline.sink.api.models import totals_out
@@ -312,3 +312,23 @@ def test_unpriced_by_reason(client: TestClient, plain_url: str, rows: list[dict[
         by_reason[row["group"]["unpriced_reason"]] += row["totals"]["requests"]
     assert by_reason == unpriced
     assert sum(unpriced.values()) > 20
+
+
+def test_the_report_cache_serves_the_same_question_until_it_expires(
+    plain_url: str, keys: Keys
+) -> None:
+    """The default range (this local month) is one question: a new call is seen only after
+    the cache entry expires; with the cache off, at once."""
+    path = f"/v1/tenants/{TENANT}/summary"
+    kept = api_settings(plain_url, api_report_cache_s=3600)
+    fresh = api_settings(plain_url, api_report_cache_s=0)
+    with TestClient(create_app(kept)) as cached, TestClient(create_app(fresh)) as uncached:
+        for test_client in (cached, uncached):
+            test_client.headers.update(bearer(keys.kolkata))
+        before = cached.get(path).json()["totals"]
+        now = datetime.now(UTC)
+        insert_rows(plain_url, [EventFactory(seed=99).row(TENANT, now, currency="USD")])
+        assert cached.get(path).json()["totals"] == before
+        after = uncached.get(path).json()["totals"]
+    usd = before.get("USD", {"requests": 0})["requests"]
+    assert after["USD"]["requests"] == usd + 1

@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import psycopg
@@ -94,9 +95,14 @@ def _selection(
     filters: dict[str, list[str] | None] | None = None,
     success: bool | None = None,
 ) -> Selection:
+    # "now" to the minute: the default range (the current local month) is then the same
+    # question, and the same cache entry, for a minute at a time.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     with _bad_request():
         given = {k: tuple(v) for k, v in (filters or {}).items() if v}
-        return Selection.build((tenant,), start=start, end=end, filters=given, success=success)
+        return Selection.build(
+            (tenant,), start=start, end=end, filters=given, success=success, now=now
+        )
 
 
 async def _report(
