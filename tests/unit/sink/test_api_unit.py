@@ -131,3 +131,25 @@ def test_concurrent_misses_compute_once() -> None:
     waiter.join(10)
     assert results == ["report"]
     assert calls == [1]
+
+
+def test_an_expired_value_is_served_while_another_request_refreshes_it() -> None:
+    now = [0.0]
+    cache = ReportCache(5.0, clock=lambda: now[0])
+    assert cache.get("k", lambda: "old") == "old"
+    now[0] = 6.0
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "new"
+
+    refresher = threading.Thread(target=lambda: cache.get("k", slow))
+    refresher.start()
+    started.wait(10)
+    assert cache.peek("k") == "old"  # the refresh is under way: no one waits for it
+    assert cache.get("k", lambda: "other") == "old"
+    release.set()
+    refresher.join(10)
+    assert cache.peek("k") == "new"
