@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tests.unit.deploy._deploy import PROCESSOR_ENV, SINK_ENV, settings_kwargs
 from tokenline.cli import main
 from tokenline.processor.settings import ProcessorSettings
+from tokenline.sink.api.settings import ApiSettings
 from tokenline.sink.settings import SinkSettings
 
 pytestmark = pytest.mark.unit
@@ -193,6 +194,26 @@ def test_pipeline_settings(compose: dict[str, Any]) -> None:
         services["migrate"]["environment"]["TOKENLINE_DATABASE_URL"]
         == sink.database_url.get_secret_value()
     )
+
+
+def test_api_service(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["command"] == ["api", "serve"]
+    assert CliRunner().invoke(main, ["api", "serve", "--help"]).exit_code == 0
+    assert _depends(api) == {
+        "kafka": "service_healthy",
+        "migrate": "service_completed_successfully",
+    }
+    settings = ApiSettings.model_validate(settings_kwargs(api["environment"]))
+    assert f"{settings.api_port}:{settings.api_port}" in api["ports"]
+    assert f"localhost:{settings.api_port}/readyz" in _healthcheck(api)
+    assert (
+        settings.database_url
+        == SinkSettings.model_validate(
+            settings_kwargs(compose["services"]["sink"]["environment"])
+        ).database_url
+    )
+    assert api["read_only"] is True
 
 
 def test_grafana_provisioning_mounted(compose: dict[str, Any]) -> None:

@@ -175,6 +175,17 @@ RELATIONS: dict[str, dict[str, str]] = {
         "error": "text",
     },
     "tokenline_meta": {"key": "text", "value": "text", "updated_at": TSTZ},
+    "api_keys": {
+        "key_id": "text",
+        "secret_hash": "text",
+        "tenant_id": "text",
+        "scopes": "ARRAY",
+        "name": "text",
+        "rate_limit_per_minute": "integer",
+        "created_at": TSTZ,
+        "revoked_at": TSTZ,
+        "rotated_from": "text",
+    },
     "usage_event_ids": {"event_id": "uuid", "occurred_at": TSTZ},
     "usage_event_duplicates": {
         "event_id": "uuid",

@@ -29,6 +29,7 @@ def dimension(row: Row, name: str, tz: str) -> Any:
         "service": lambda: row.get("attributed_service") or row.get("host_service_name"),
         "cloud": lambda: row.get("attributed_cloud") or row.get("host_cloud"),
         "operation": lambda: row["operation"],
+        "unpriced_reason": lambda: row.get("unpriced_reason"),
         "day": local.date,
         "month": lambda: date(local.year, local.month, 1),
     }[name]()

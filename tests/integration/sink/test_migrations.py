@@ -54,7 +54,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     url = new_database()
     settings = settings_for(url, "postgresql")
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0006"
+    assert migrate.current_revision(settings) == "0007"
     assert migrate.storage_path(settings) == "postgresql"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
     assert _names(url, OWN_FUNCTIONS) == FUNCTIONS
@@ -70,7 +70,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     assert _names(url, OWN_FUNCTIONS) == set()
 
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0006"
+    assert migrate.current_revision(settings) == "0007"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
 
 
@@ -94,6 +94,7 @@ def test_views_on_plain_path(plain_url: str) -> None:
         "budgets": "r",
         "repricing_runs": "r",
         "tokenline_meta": "r",
+        "api_keys": "r",
         "usage_events": "r",
         "usage_rollup_1m": "r",
         "usage_event_ids": "r",
@@ -155,7 +156,7 @@ def test_cli_migrate_and_downgrade(new_database: Callable[[], str]) -> None:
         sink, ["migrate", "--database-url", url, "--storage", "postgresql"], env={}
     )
     assert result.exit_code == 0, result.output
-    assert "revision 0006; storage path postgresql" in result.output
+    assert "revision 0007; storage path postgresql" in result.output
     result = runner.invoke(sink, ["migrate", "--database-url", url, "--downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert "revision base" in result.output

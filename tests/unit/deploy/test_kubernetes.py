@@ -19,6 +19,7 @@ from tokenline.cli import main as tokenline
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.schemas.kafka_security import KafkaSecurity
+from tokenline.sink.api.settings import ApiSettings
 from tokenline.sink.settings import SinkSettings
 
 if TYPE_CHECKING:
@@ -89,10 +90,12 @@ def test_real_manifests_are_valid(resources: list[dict[str, Any]]) -> None:
             "Deployment",
             "Deployment",
             "Deployment",
+            "Deployment",
             "HorizontalPodAutoscaler",
             "Job",
             "Namespace",
             "Secret",
+            "Service",
             "Service",
             "Service",
             "Service",
@@ -211,7 +214,8 @@ def test_deployments_probe_their_metrics_port(resources: list[dict[str, Any]]) -
         "tokenline-budgets": "TOKENLINE_BUDGETS_METRICS_PORT",
     }
     deployments = _by_kind(resources, "Deployment")
-    assert set(deployments) == set(ports)
+    assert set(deployments) == {*ports, "tokenline-api"}
+    deployments.pop("tokenline-api")  # serves HTTP, not metrics: test_api_deployment
     services = {
         s["spec"]["selector"]["app.kubernetes.io/name"]: s
         for s in _by_kind(resources, "Service").values()
@@ -265,6 +269,7 @@ def test_commands_exist(resources: list[dict[str, Any]]) -> None:
         "Deployment/tokenline-sink": ["sink", "run"],
         "Deployment/tokenline-budgets": ["budgets", "run"],
         "Deployment/tokenline-alerts": ["alerts"],
+        "Deployment/tokenline-api": ["api", "serve"],
         "Job/tokenline-migrate": ["sink", "migrate"],
         # A shell line, run by tests/integration/test_deploy_jobs.py:
         "CronJob/tokenline-prices-refresh": None,
@@ -315,6 +320,26 @@ def test_settings_validate(resources: list[dict[str, Any]]) -> None:
         settings = model.model_validate(settings_kwargs(env))
         assert settings.metrics_port == int(env["TOKENLINE_METRICS_PORT"])
         assert settings.bootstrap_servers == config["TOKENLINE_BOOTSTRAP_SERVERS"]
+
+
+def test_api_deployment(resources: list[dict[str, Any]]) -> None:
+    """The API listens where its probes and Service look, with settings that validate."""
+    deployment = _by_kind(resources, "Deployment")["tokenline-api"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    config = _by_kind(resources, "ConfigMap")["tokenline-config"]["data"]
+    secret = _by_kind(resources, "Secret")["tokenline-secrets"]["stringData"]
+    settings = ApiSettings.model_validate(settings_kwargs({**config, **secret, **env}))
+    assert settings.api_host == "0.0.0.0"
+    assert container["ports"] == [
+        {"name": "http", "containerPort": settings.api_port, "protocol": "TCP"}
+    ]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    service = _by_kind(resources, "Service")["tokenline-api"]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "tokenline-api"}
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert settings.bootstrap_servers == config["TOKENLINE_BOOTSTRAP_SERVERS"]
 
 
 def test_migrate_job(resources: list[dict[str, Any]]) -> None:

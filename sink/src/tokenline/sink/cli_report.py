@@ -37,6 +37,7 @@ _FILTER_OPTIONS = {
     "service": "Only this service (repeat for several).",
     "cloud": "Only this cloud (repeat for several).",
     "operation": "Only this operation: chat, embedding, ... (repeat for several).",
+    "unpriced_reason": "Only calls unpriced for this reason: unknown_model, ... (repeat).",
 }
 
 
@@ -74,7 +75,13 @@ def _selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="End, exclusive; same forms as --from. Default with --from: open-ended.",
         ),
         *[
-            click.option(f"--{name}", f"filter_{name}", multiple=True, metavar="V", help=text)
+            click.option(
+                f"--{name.replace('_', '-')}",
+                f"filter_{name}",
+                multiple=True,
+                metavar="V",
+                help=text,
+            )
             for name, text in _FILTER_OPTIONS.items()
         ],
         click.option(

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Budget",
     "RepricingRun",
@@ -365,6 +366,39 @@ class RepricingRun(Base):
     dry_run: Mapped[bool] = mapped_column(server_default=text("false"))
     status: Mapped[str] = mapped_column(server_default=text("'running'"))
     error: Mapped[str | None]
+
+
+class ApiKey(Base):
+    """A key of ``tokenline api``: only the Argon2id hash of its secret is stored.
+
+    A tenant key has ``tenant_id`` and the scopes ``read`` and/or ``ingest``; an administration
+    key has no tenant and the scope ``admin``.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(
+            "scopes <@ ARRAY['read', 'ingest', 'admin']::text[] AND cardinality(scopes) > 0",
+            name="scopes_known",
+        ),
+        CheckConstraint(
+            "(tenant_id IS NULL) = ('admin' = ANY(scopes))", name="admin_has_no_tenant"
+        ),
+        CheckConstraint(
+            "rate_limit_per_minute IS NULL OR rate_limit_per_minute > 0", name="rate_positive"
+        ),
+        Index("ix_api_keys_tenant_id", "tenant_id"),
+    )
+
+    key_id: Mapped[str] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str]
+    tenant_id: Mapped[str | None]
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    name: Mapped[str | None]
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    revoked_at: Mapped[datetime | None]
+    rotated_from: Mapped[str | None]
 
 
 class TokenlineMeta(Base):

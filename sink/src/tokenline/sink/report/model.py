@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from tokenline.sink.report.selection import ReportSpec
 
-__all__ = ["COST_QUANTUM", "GroupKey", "Report", "ReportRow", "Totals"]
+__all__ = ["COST_QUANTUM", "GroupKey", "Latency", "Report", "ReportRow", "Totals"]
 
 COST_QUANTUM = Decimal("0.000000000001")  # the scale of NUMERIC(38,12)
 GroupKey = str | date | None
@@ -98,6 +98,36 @@ class Totals:
         if self.requests == 0:
             return None
         mean = Decimal(self.latency_ms_sum) / self.requests
+        return int(mean.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency and time-to-first-token figures of a set of calls, in whole milliseconds.
+
+    Percentiles are values some call had (``percentile_disc``); None without calls (or, for
+    time to first token, without a call that reported one).
+    """
+
+    requests: int = 0
+    latency_ms_p50: int | None = None
+    latency_ms_p95: int | None = None
+    ttft_count: int = 0
+    ttft_ms_sum: int | None = None
+    ttft_ms_p50: int | None = None
+    ttft_ms_p95: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Latency:
+        """Build from a :func:`~tokenline.sink.report.queries.latency_query` row."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @property
+    def avg_ttft_ms(self) -> int | None:
+        """Mean time to first token over the calls that reported one (half-even)."""
+        if not self.ttft_count or self.ttft_ms_sum is None:
+            return None
+        mean = Decimal(self.ttft_ms_sum) / self.ttft_count
         return int(mean.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 

@@ -11,9 +11,10 @@ Where a report reads from, the first that can serve it:
   15-minute bucket lies inside one local day of every tenant: summing buckets by local date is
   exact. The coarser aggregates are not used: an hourly bucket straddles a local midnight at
   +05:30.
-- ``usage_events`` otherwise: a user, session, host, service, cloud or operation grouping or
-  filter, a success filter, a range end off the grid, or plain PostgreSQL, where ``usage_15m`` is
-  a view over ``usage_events`` that cannot use the ``(tenant_id, occurred_at)`` index.
+- ``usage_events`` otherwise: a user, session, host, service, cloud, operation or unpriced
+  reason grouping or filter, a success filter, a range end off the grid, or plain PostgreSQL,
+  where ``usage_15m`` is a view over ``usage_events`` that cannot use the ``(tenant_id,
+  occurred_at)`` index.
 
 All sources give the same columns. Identifiers come from the allow-lists below only.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "Source",
     "choose_source",
     "export_query",
+    "latency_query",
     "report_query",
     "timezones_query",
 ]
@@ -67,6 +69,7 @@ _DIMENSION_SQL: dict[str, tuple[str, str | None]] = {
     "service": ("coalesce(u.attributed_service, u.host_service_name)", None),
     "cloud": ("coalesce(u.attributed_cloud, u.host_cloud)", None),
     "operation": ("u.operation", None),
+    "unpriced_reason": ("u.unpriced_reason", None),
     "day": (f"(u.occurred_at AT TIME ZONE {_TZ})::date", f"(u.bucket AT TIME ZONE {_TZ})::date"),
     "month": (
         f"date_trunc('month', u.occurred_at AT TIME ZONE {_TZ})::date",
@@ -310,6 +313,33 @@ def export_query(selection: Selection) -> Query:
         "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
         f"WHERE {' AND '.join(conditions)}\n"
         "ORDER BY u.occurred_at, u.event_id"
+    )
+    return Query(sql.Composed([sql.SQL(text)]), params)
+
+
+def latency_query(selection: Selection) -> Query:
+    """Return the latency and time-to-first-token distribution of ``selection``'s calls.
+
+    Percentiles are ``percentile_disc``: a latency some call really had (whole milliseconds),
+    the smallest whose share of calls at or below it reaches p. They need every call's value,
+    so they read ``usage_events`` whatever the grouping. Calls without a time to first token
+    (not streamed) are left out of its figures.
+    """
+    params: dict[str, Any] = {}
+    conditions = _where(selection, "usage_events", params)
+    text = (
+        "SELECT count(*)::bigint AS requests,\n"
+        "  percentile_disc(0.5) WITHIN GROUP (ORDER BY u.latency_ms)::bigint AS latency_ms_p50,\n"
+        "  percentile_disc(0.95) WITHIN GROUP (ORDER BY u.latency_ms)::bigint AS latency_ms_p95,\n"
+        "  count(u.time_to_first_token_ms)::bigint AS ttft_count,\n"
+        "  sum(u.time_to_first_token_ms)::bigint AS ttft_ms_sum,\n"
+        "  percentile_disc(0.5) WITHIN GROUP (ORDER BY u.time_to_first_token_ms)::bigint"
+        " AS ttft_ms_p50,\n"
+        "  percentile_disc(0.95) WITHIN GROUP (ORDER BY u.time_to_first_token_ms)::bigint"
+        " AS ttft_ms_p95\n"
+        "FROM usage_events u\n"
+        "LEFT JOIN tenants tn ON tn.tenant_id = u.tenant_id\n"
+        f"WHERE {' AND '.join(conditions)}"
     )
     return Query(sql.Composed([sql.SQL(text)]), params)
 

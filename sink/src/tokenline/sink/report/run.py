@@ -17,10 +17,11 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 
 from tokenline.sink.errors import DatabaseUnavailable, ReportError
-from tokenline.sink.report.model import Report, ReportRow, Totals, keys_of
+from tokenline.sink.report.model import Latency, Report, ReportRow, Totals, keys_of
 from tokenline.sink.report.queries import (
     choose_source,
     export_query,
+    latency_query,
     report_query,
     timezones_query,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "connect",
     "iter_events",
     "localize_default_range",
+    "run_latency",
     "run_report",
     "storage_path",
     "tenant_timezones",
@@ -126,6 +128,14 @@ def run_report(conn: ReportConnection, spec: ReportSpec) -> Report:
             for row in rows
         ),
     )
+
+
+def run_latency(conn: ReportConnection, selection: Selection) -> Latency:
+    """Return the latency figures of ``selection``'s calls (raw events; see the query)."""
+    selection = localize_default_range(conn, selection)
+    query = latency_query(selection)
+    row = conn.execute(query.statement, query.params).fetchone()
+    return Latency.from_row(row) if row is not None else Latency()
 
 
 def iter_events(

@@ -46,6 +46,7 @@ DIMENSIONS = (
     "service",
     "cloud",
     "operation",
+    "unpriced_reason",
     "day",
     "month",
 )

@@ -1,0 +1,279 @@
+"""HTTP API benchmark: tenant summary latency at a fixed request rate, and ingest throughput.
+
+    source /tmp/devenv.sh   # or: eval "$(.venv/bin/tokenline dev up --env)"
+    .venv/bin/python bench/api.py [--rows 1000000] [--rate 200] [--seconds 30]
+                                  [--ingest-events 50000] [--batch 500] [--clients 8]
+
+Summary: a fresh database (TimescaleDB when the server has it, else plain PostgreSQL) loaded
+with N events exactly as ``bench/queries.py`` loads them (50 skewed tenants, four months,
+15 models), then ``tokenline api serve`` (one uvicorn process) in its own process on loopback.
+Requests for the largest tenant's October by provider, one every 1/rate s on a fixed schedule
+(open loop: a slow answer does not delay the next request, and latency is measured from the
+scheduled send time, so queueing counts). The first second is warm-up and not counted.
+Printed: p50, p90, p99, max, the status codes, and the goal (p99 ≤ 50 ms at 200 requests/s).
+``--report-cache-s`` sets the server's report cache (default 5 s, as shipped; 0 runs the query
+for every request, which measures the database instead).
+Checked: every answer is 200 and its USD total equals ``tokenline report``'s.
+
+Ingest: M events in batches of B sent by C concurrent clients to one API process, producing to
+a fresh raw topic of the real broker; events/s from the first send to the last 202 (each 202
+means Kafka acknowledged). Then the topic is read to its end offsets and every event id must be
+there exactly once (goal ≥ 5,000 events/s per API process).
+
+Timings never gate tests: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+import psycopg
+from psycopg.rows import dict_row
+from queries import (  # bench/queries.py: the same data as the query benchmark
+    _connect,
+    _drop_database,
+    _fresh_database,
+    _load,
+    _pause_policies,
+    _refresh,
+    _timescale_available,
+)
+
+from tests._kafka import new_topic
+from tests.integration.sink.test_api_ingest import _read_all
+from tokenline.sink.api.keys import KeyStore
+from tokenline.sink.report import ReportSpec, Selection, connect, run_report
+
+ROOT = Path(__file__).resolve().parents[1]
+TENANT = "t00"
+IN_FLIGHT = 64
+PARAMS = {"by": "provider", "from": "2026-10-01", "to": "2026-11-01"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(
+    url: str, port: int, bootstrap: str, topic: str, cache_s: float
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TOKENLINE_DATABASE_URL": url,
+        "TOKENLINE_API_PORT": str(port),
+        "TOKENLINE_API_RATE_LIMIT_PER_MINUTE": "10000000",
+        "TOKENLINE_BOOTSTRAP_SERVERS": bootstrap,
+        "TOKENLINE_RAW_TOPIC": topic,
+        "TOKENLINE_LOG_LEVEL": "warning",
+        "TOKENLINE_API_REPORT_CACHE_S": str(cache_s),
+    }
+    process = subprocess.Popen([str(ROOT / ".venv/bin/tokenline"), "api", "serve"], env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("tokenline api serve did not answer in 30 s")
+
+
+def _key(url: str, scopes: tuple[str, ...], tenant: str = TENANT) -> str:
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        return KeyStore().create(conn, tenant_id=tenant, scopes=scopes).text
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p * len(ordered)) - 1))]
+
+
+async def _open_loop(
+    base: str, key: str, rate: int, seconds: int
+) -> tuple[list[float], Counter[int], set[str]]:
+    latencies: list[float] = []
+    codes: Counter[int] = Counter()
+    totals: set[str] = set()
+    # At most IN_FLIGHT requests open at once (httpcore's pool turns slow with thousands of
+    # waiters); a request that waits for a slot still counts its latency from its schedule.
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        start = time.perf_counter() + 0.2
+        warmup = rate  # the first second
+
+        async def one(n: int) -> None:
+            scheduled = start + n / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            async with slots:
+                response = await client.get(
+                    f"/v1/tenants/{TENANT}/summary", params=PARAMS, headers=headers
+                )
+            elapsed = time.perf_counter() - scheduled
+            if n >= warmup:
+                latencies.append(elapsed * 1000)
+                codes[response.status_code] += 1
+                if response.status_code == 200:
+                    totals.add(response.json()["totals"]["USD"]["cost_total"])
+
+        await asyncio.gather(*(one(n) for n in range(rate * (seconds + 1))))
+    return latencies, codes, totals
+
+
+def _summary_bench(url: str, base: str, rate: int, seconds: int) -> None:
+    key = _key(url, ("read",))
+    with connect(url) as conn:
+        spec = ReportSpec(
+            Selection.build((TENANT,), start=PARAMS["from"], end=PARAMS["to"]), ("provider",)
+        )
+        report = run_report(conn, spec)
+    expected = str(report.totals["USD"].cost_total)
+    print(
+        f"  report source: {report.source}; {TENANT}'s October requests: "
+        f"{sum(t.requests for t in report.totals.values()):,}"
+    )
+    latencies, codes, totals = asyncio.run(_open_loop(base, key, rate, seconds))
+    p50, p90, p99 = (_percentile(latencies, p) for p in (0.5, 0.9, 0.99))
+    print(
+        f"  summary at {rate}/s for {seconds} s: {len(latencies):,} requests, codes {dict(codes)}"
+    )
+    print(
+        f"  latency ms: p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  max {max(latencies):.1f}"
+        f"  mean {statistics.fmean(latencies):.1f}   goal p99 <= 50 ms: "
+        f"{'met' if p99 <= 50 else 'NOT met'}"
+    )
+    assert totals == {expected}, f"API totals {totals} != report {expected}"
+    print(f"  every answer's USD total equals tokenline report's: {expected}")
+
+
+def _event(n: int) -> dict[str, Any]:
+    return {
+        "tenant_id": "t-ingest",
+        "occurred_at": "2026-12-01T10:00:00Z",
+        "provider": "openai",
+        "operation": "chat",
+        "request_model": "gpt-4o",
+        "usage": {"input_tokens": 100 + n % 50, "output_tokens": 20},
+        "usage_source": "reported",
+        "latency_ms": 300,
+        "success": True,
+        "host": {"hostname": "bench"},
+    }
+
+
+async def _ingest(
+    base: str, key: str, events: int, batch: int, clients: int
+) -> tuple[float, list[str]]:
+    ids: list[str] = []
+    batches = [
+        [_event(n) for n in range(i, min(i + batch, events))] for i in range(0, events, batch)
+    ]
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = queue.get_nowait()
+                response = await client.post("/v1/usage", json=body, headers=headers)
+                assert response.status_code == 202, response.text
+                ids.extend(response.json()["event_ids"])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - start, ids
+
+
+def _ingest_bench(
+    url: str, base: str, bootstrap: str, topic: str, args: argparse.Namespace
+) -> None:
+    key = _key(url, ("ingest",), "t-ingest")
+    asyncio.run(
+        _ingest(
+            base, key, min(args.batch * args.clients, args.ingest_events), args.batch, args.clients
+        )
+    )
+    before = len(_read_all(bootstrap, topic))  # the warm-up's
+    seconds, ids = asyncio.run(_ingest(base, key, args.ingest_events, args.batch, args.clients))
+    rate = len(ids) / seconds
+    print(
+        f"  ingest: {len(ids):,} events in {seconds:.2f} s = {rate:,.0f} events/s "
+        f"(batches of {args.batch}, {args.clients} clients; goal >= 5,000: "
+        f"{'met' if rate >= 5000 else 'NOT met'})"
+    )
+    landed = _read_all(bootstrap, topic)[before:]
+    counts = Counter(str(event["event_id"]) for _, event in landed)
+    once = counts == Counter(ids)
+    print(f"  on the raw topic: {len(landed):,} records; every event exactly once: {once}")
+    assert once
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--ingest-events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--report-cache-s",
+        type=float,
+        default=5.0,
+        help="TOKENLINE_API_REPORT_CACHE_S of the server (0: every request runs the query)",
+    )
+    parser.add_argument("--database-url", default=os.environ.get("TOKENLINE_TEST_DATABASE_URL"))
+    parser.add_argument("--bootstrap", default=os.environ.get("TOKENLINE_TEST_KAFKA_BOOTSTRAP"))
+    args = parser.parse_args()
+    if not args.database_url or not args.bootstrap:
+        raise SystemExit("give --database-url and --bootstrap (or the TOKENLINE_TEST_* variables)")
+    storage = "timescaledb" if _timescale_available(args.database_url) else "postgresql"
+    print(f"[{storage}] {args.rows:,} events")
+    url = _fresh_database(args.database_url, storage)  # type: ignore[arg-type]
+    server = None
+    try:
+        with _connect(url) as conn:
+            if storage == "timescaledb":
+                _pause_policies(conn)
+            load_s = _load(conn, args.rows)
+            if storage == "timescaledb":
+                _refresh(conn)
+            conn.execute("VACUUM ANALYZE")
+        print(f"  loaded in {load_s:.0f} s")
+        topic = new_topic(args.bootstrap, "bench-api-raw", partitions=4)
+        port = _free_port()
+        server = _serve(url, port, args.bootstrap, topic, args.report_cache_s)
+        print(f"  tokenline api serve: 1 process, report cache {args.report_cache_s} s")
+        base = f"http://127.0.0.1:{port}"
+        _summary_bench(url, base, args.rate, args.seconds)
+        _ingest_bench(url, base, args.bootstrap, topic, args)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        _drop_database(args.database_url, url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The FastAPI application of ``tokenline api``: wiring only; the work is in the modules."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from psycopg_pool import PoolTimeout
+
+from tokenline.sink.api import reads, runs, usage
+from tokenline.sink.api.ingest import EventSender, KafkaEventSender
+from tokenline.sink.api.models import ErrorOut
+from tokenline.sink.api.settings import ApiSettings
+from tokenline.sink.api.state import ApiState, open_pool
+
+__all__ = ["PUBLIC_PATHS", "ROUTERS", "api_routes", "create_app", "openapi_document"]
+
+#: Routes that need no key.
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+VERSION = "1.0.0"
+#: Every router the app serves (a test walks their routes for the tenant check).
+ROUTERS = (reads.router, usage.router, runs.router)
+
+
+def create_app(
+    settings: ApiSettings, make_sender: Callable[[], EventSender] | None = None
+) -> FastAPI:
+    """Build the app; the database pool opens when it starts (uvicorn or a test client)."""
+    state = ApiState(
+        settings=settings,
+        pool=open_pool(settings),
+        make_sender=make_sender or (lambda: KafkaEventSender(settings)),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.pool.open(wait=False)
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="Tokenline API",
+        version=VERSION,
+        summary="LLM usage, cost and ingest, per tenant.",
+        description="Every number is the one `tokenline report` gives on the same data. Money "
+        "is decimal text, never a float. Keys: `tokenline api keys create`.",
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=True, tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"model": ErrorOut, "description": "The database does not answer."}},
+    )
+    def readyz(request: Request) -> dict[str, str]:
+        """Readiness: the database answers (within its connect timeout)."""
+        current = request.app.state.api
+        try:
+            with current.pool.connection(timeout=current.settings.db_connect_timeout_s) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise HTTPException(503, "the database does not answer") from exc
+        return {"status": "ready"}
+
+    return app
+
+
+async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Parameters or a body that do not match the document: every problem, one line each."""
+    problems = []
+    for error in exc.errors():
+        where = "$." + ".".join(str(part) for part in error.get("loc", ()))
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return JSONResponse({"detail": f"{len(problems)} problems", "problems": problems}, 422)
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every endpoint of ``app``: those of :data:`ROUTERS` and those declared on the app."""
+    found = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    return found + [r for r in app.routes if isinstance(r, APIRoute)]
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of ``app`` (what ``sink/openapi.json`` holds)."""
+    return app.openapi()

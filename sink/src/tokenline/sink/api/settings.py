@@ -1,0 +1,88 @@
+"""Typed, frozen settings of ``tokenline api`` (environment prefix ``TOKENLINE_``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.schemas.ops import config
+from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
+from tokenline.sink.errors import SinkConfigError
+
+__all__ = ["ApiSettings", "load_api_settings"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+class ApiSettings(config.PartSettings):
+    """What ``tokenline api`` is configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
+
+    database_url: SecretStr = Field(description="libpq URL of the sink's database.")
+    api_host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    api_port: int = Field(default=8000, ge=1, le=65_535)
+    api_db_pool_size: int = Field(default=8, ge=1, le=200)
+    api_rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests a key may make per minute (unless it has its own)."
+    )
+    api_cache_max_age_s: int = Field(
+        default=60, ge=0, description="Cache-Control max-age of report responses."
+    )
+    api_report_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a report result is reused for the same question (0: never).",
+    )
+    api_max_batch: int = Field(default=5_000, ge=1, le=100_000, description="Events per POST.")
+    api_ingest_timeout_ms: int = Field(
+        default=10_000, ge=100, description="How long an ingest waits for Kafka's acknowledgement."
+    )
+    db_connect_timeout_s: int = Field(default=5, ge=1)
+
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
+    raw_topic: str = Field(default="llm-usage.raw", min_length=1)
+
+    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+    log_format: LogFormat = Field(default="text")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(_SCHEMES):
+            msg = "must be a PostgreSQL URL (postgresql://...)"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def raw_topic_name(self) -> str:
+        """The raw topic with the prefix."""
+        return f"{self.topic_prefix}{self.raw_topic}"
+
+
+def _consistency(settings: ApiSettings) -> list[str]:
+    return KafkaSecurity.of(settings).problems()
+
+
+def load_api_settings(**overrides: Any) -> ApiSettings:
+    """Read settings from the environment with ``overrides`` on top; list every problem."""
+    settings, problems = config.load(
+        ApiSettings,
+        overrides,
+        placeholders={"database_url": "postgresql://placeholder/tokenline"},
+        checks=_consistency,
+        cli={"database_url": "--database-url", "api_port": "--port", "api_host": "--host"},
+    )
+    if settings is None:
+        raise SinkConfigError(problems)
+    return settings

@@ -1,0 +1,86 @@
+"""What the request handlers share: the database pool, keys, limits, converter and sender."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from tokenline.sink.api.cache import ReportCache
+from tokenline.sink.api.events import EventConverter
+from tokenline.sink.api.keys import KeyStore
+from tokenline.sink.api.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tokenline.sink.api.ingest import EventSender
+    from tokenline.sink.api.settings import ApiSettings
+
+__all__ = ["ApiState", "open_pool"]
+
+
+def _configure(conn: psycopg.Connection[DictRow]) -> None:
+    # One round trip a statement (no BEGIN and COMMIT around each); read-only all the same:
+    # the session refuses writes (default_transaction_read_only).
+    conn.autocommit = True
+
+
+def open_pool(settings: ApiSettings) -> ConnectionPool[psycopg.Connection[DictRow]]:
+    """A pool of read connections made like :func:`tokenline.sink.report.run.connect`.
+
+    No server-side prepared statements (``prepare_threshold=None``), a UTC, read-only session,
+    dict rows, autocommit (a server-side cursor opens its own transaction).
+    """
+    return ConnectionPool(
+        settings.database_url.get_secret_value(),
+        connection_class=psycopg.Connection[DictRow],
+        kwargs={
+            "prepare_threshold": None,
+            "row_factory": dict_row,
+            "connect_timeout": settings.db_connect_timeout_s,
+            "options": "-c TimeZone=UTC -c default_transaction_read_only=on",
+        },
+        configure=_configure,
+        min_size=1,
+        max_size=settings.api_db_pool_size,
+        open=False,
+        name="tokenline-api",
+    )
+
+
+@dataclass
+class ApiState:
+    """Shared by every request of one API process."""
+
+    settings: ApiSettings
+    pool: ConnectionPool[psycopg.Connection[DictRow]]
+    make_sender: Callable[[], EventSender]
+    keys: KeyStore = field(default_factory=KeyStore)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    converter: EventConverter = field(default_factory=EventConverter)
+    reports: ReportCache = field(init=False)
+    _sender: EventSender | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.reports = ReportCache(self.settings.api_report_cache_s)
+
+    def sender(self) -> EventSender:
+        """The Kafka sender, made on the first ingest (a read-only API never connects)."""
+        with self._lock:
+            if self._sender is None:
+                self._sender = self.make_sender()
+            return self._sender
+
+    def close(self) -> None:
+        """Flush the sender and close the pool."""
+        with self._lock:
+            if self._sender is not None:
+                self._sender.close()
+                self._sender = None
+        self.pool.close()

@@ -1,0 +1,82 @@
+"""Property-based fuzz of every operation in the OpenAPI document, on the real database.
+
+schemathesis generates requests from ``openapi.json`` (valid and invalid parameters and
+bodies) and checks every response: no 5xx, a documented status code and content type, and a
+body that matches the documented schema. Reads go with an administration key, so fuzzed
+tenant ids reach the queries; ingest goes with a tenant key to a fresh topic of the real
+broker. Examples per operation are few (``MAX_EXAMPLES``) to keep CI cheap, and derandomized
+so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests._kafka import new_topic
+from tests.integration.sink._api import TIMEZONES, api_settings, bearer, landed_rows, make_keys
+from tests.integration.sink._data import insert_rows
+from tokenline.sink.api.app import create_app
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+pytestmark = pytest.mark.integration
+
+MAX_EXAMPLES = 25
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@asynccontextmanager
+async def _lifespan_of_the_fixture(_app: Any) -> AsyncIterator[None]:
+    yield
+
+
+# The app the schema is read from and the requests go to. Its database and broker are the
+# test's: the fixture gives it the state of an app made with the real settings.
+# schemathesis runs the app's lifespan around every call; the fixture owns the pool instead.
+APP = create_app(api_settings("postgresql://placeholder/tokenline"))
+APP.router.lifespan_context = _lifespan_of_the_fixture
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@pytest.fixture(scope="module")
+def fuzzed(plain_url: str, kafka_bootstrap: str) -> Iterator[dict[str, str]]:
+    insert_rows(plain_url, landed_rows()[:200], tenants=TIMEZONES)
+    keys = make_keys(plain_url)
+    topic = new_topic(kafka_bootstrap, "api-fuzz", partitions=1)
+    real = create_app(api_settings(plain_url, bootstrap_servers=kafka_bootstrap, raw_topic=topic))
+    APP.state.api = real.state.api
+    APP.state.api.pool.open()
+    try:
+        yield {"read": keys.admin, "ingest": keys.kolkata}
+    finally:
+        APP.state.api.close()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_5xx_and_every_response_matches_the_schema(case: Any, fuzzed: dict[str, str]) -> None:
+    keys = fuzzed
+    key = keys["ingest"] if case.method.upper() == "POST" else keys["read"]
+    case.call_and_validate(headers=bearer(key), checks=CHECKS)
