@@ -115,9 +115,10 @@ def test_no_kafka_exits_3_naming_the_address_and_the_variable(
 # ------------------------------------------------------------------ the database
 @pytest.mark.parametrize(
     "args",
-    [["sink", "run"], ["sink", "migrate"], ["replay", *RANGE], ["report", "--all-tenants"]],
-    ids=["sink-run", "sink-migrate", "replay", "report"],
-)
+    [["sink", "run"], ["sink", "migrate"], ["replay", *RANGE], ["report", "--all-tenants"],
+     ["api", "serve"]],
+    ids=["sink-run", "sink-migrate", "replay", "report", "api-serve"],
+)  # fmt: skip
 def test_no_database_exits_4_naming_the_address_and_the_variable(
     args: list[str], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -136,8 +137,8 @@ def test_no_database_exits_4_naming_the_address_and_the_variable(
 
 @pytest.mark.parametrize(
     "args",
-    [["sink", "run"], ["replay", *RANGE], ["report", "--all-tenants"]],
-    ids=["sink-run", "replay", "report"],
+    [["sink", "run"], ["replay", *RANGE], ["report", "--all-tenants"], ["api", "serve"]],
+    ids=["sink-run", "replay", "report", "api-serve"],
 )
 def test_an_unmigrated_database_exits_5_saying_to_migrate(
     args: list[str], kafka_bootstrap: str, unmigrated: str, tmp_path: Path
