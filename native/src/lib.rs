@@ -1,4 +1,4 @@
-//! Tokenline's batch Avro decoder.
+//! Tokenline's batch Avro decoder and body writer.
 //!
 //! `BatchDecoder(writers)` takes the writer schemas it may read, as `(fingerprint, schema
 //! JSON)` pairs (the 8-byte CRC-64-AVRO fingerprint in single-object order). Its
