@@ -1,4 +1,4 @@
-//! Tokenline's batch Avro decoder.
+//! Tokenline's batch Avro decoder and body writer.
 //!
 //! `BatchDecoder(writers)` takes the writer schemas it may read, as `(fingerprint, schema
 //! JSON)` pairs (the 8-byte CRC-64-AVRO fingerprint in single-object order). Its
@@ -7,9 +7,14 @@
 //! decoder refuses it. It refuses whatever it cannot read exactly as tokenline.schemas'
 //! Python reader does (see `read`), including every malformed body: the caller reads those
 //! with Python, which either reads them or raises the error it always raised.
+//!
+//! `BodyWriter(schema_json)` is the other direction: its `write(record)` returns the Avro
+//! binary body of `record`, or `None` where it refuses the value (see `write`): the caller
+//! writes those with Python, which writes them or raises the error it always raised.
 
 mod read;
 mod schema;
+mod write;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -107,8 +112,45 @@ impl BatchDecoder {
     }
 }
 
+/// Writes records of one schema as Avro binary bodies (no header).
+#[pyclass(frozen, module = "tokenline_native")]
+struct BodyWriter {
+    root: schema::Node,
+    ctx: write::Context,
+}
+
+#[pymethods]
+impl BodyWriter {
+    /// `schema_json`: one self-contained schema (named types defined where first used);
+    /// raises ValueError for a schema using a type this writer does not cover.
+    #[new]
+    fn new(py: Python<'_>, schema_json: &str) -> PyResult<Self> {
+        let parsed = py.import("json")?.getattr("loads")?.call1((schema_json,))?;
+        let program = schema::compile(&parsed)
+            .and_then(|program| write::check(&program.root).map(|()| program))
+            .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
+        Ok(Self {
+            root: program.root,
+            ctx: write::Context::new(py)?,
+        })
+    }
+
+    /// The body of `record`, or `None` where the writer refuses it.
+    fn write<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'py, PyAny>,
+    ) -> Option<Bound<'py, PyBytes>> {
+        let mut writer = write::Writer::new(py, &self.ctx);
+        writer.value(&self.root, record).ok()?;
+        Some(PyBytes::new(py, &writer.out))
+    }
+}
+
 #[pymodule]
 mod tokenline_native {
     #[pymodule_export]
     use super::BatchDecoder;
+    #[pymodule_export]
+    use super::BodyWriter;
 }

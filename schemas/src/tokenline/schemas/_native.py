@@ -12,6 +12,13 @@ The decoder is given the writer schemas it may read: the reader's own, and each 
 version that Avro schema resolution reads as written (the same schema but for enums that gained
 symbols, as v1 ``Provider`` before ``vertex_ai``). Bodies of any other writer are left to
 fastavro's resolution.
+
+Its ``BodyWriter`` writes the other way: :func:`body_writer` gives one for a parsed schema,
+whose ``write(record)`` returns the Avro binary body the compiled Python writer
+(:func:`~tokenline.schemas._compiled_writer.compile_writer`) would, or ``None`` where it
+refuses the value (anything not of the exact types that writer was made for, a decimal its
+scale does not hold exactly...): the caller then writes that record with Python, which writes
+it or raises the error it always raised.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ import logging
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from fastavro.schema import expand_schema
+
 if TYPE_CHECKING:
     from types import ModuleType
 
     from tokenline.schemas._catalog import SchemaCatalog, ShippedSchema
 
-__all__ = ["BatchDecoder", "batch_decoder", "reads_as_written"]
+__all__ = ["BatchDecoder", "NativeBodyWriter", "batch_decoder", "body_writer", "reads_as_written"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,13 @@ class BatchDecoder(Protocol):
 
     def refusal(self, value: bytes, /) -> str | None:
         """Why ``decode`` refuses ``value``, or ``None`` if it reads it."""
+
+
+class NativeBodyWriter(Protocol):
+    """``tokenline_native.BodyWriter``: what its users call."""
+
+    def write(self, record: Any, /) -> bytes | None:
+        """The Avro binary body of ``record``, or ``None`` where the writer refuses it."""
 
 
 @cache
@@ -67,6 +83,31 @@ def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | No
     except ValueError as exc:  # a schema it does not cover
         log.debug("no native decoder for %s: %s", record_name, exc)
         return None
+
+
+def body_writer(parsed: dict[str, Any]) -> NativeBodyWriter | None:
+    """A native writer of bodies of the fastavro-parsed ``parsed``, or ``None``.
+
+    ``None`` when the module is not installed or the schema has a type it does not write.
+    """
+    module = _module()
+    if module is None:
+        return None
+    schema = json.dumps(_plain(expand_schema(parsed)))
+    try:
+        return cast("NativeBodyWriter", module.BodyWriter(schema))
+    except ValueError as exc:  # a schema it does not cover
+        log.debug("no native writer for %s: %s", parsed.get("name"), exc)
+        return None
+
+
+def _plain(schema: Any) -> Any:
+    """``schema`` without fastavro's bookkeeping keys (``__fastavro_parsed``...)."""
+    if isinstance(schema, dict):
+        return {k: _plain(v) for k, v in schema.items() if not k.startswith("__")}
+    if isinstance(schema, list):
+        return [_plain(v) for v in schema]
+    return schema
 
 
 def reads_as_written(writer: ShippedSchema, reader: ShippedSchema) -> bool:
