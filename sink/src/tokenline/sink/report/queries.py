@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from psycopg import sql
 
 from tokenline.sink.errors import ReportError
+from tokenline.sink.tenant_daily import SUMS
 
 if TYPE_CHECKING:
     from tokenline.sink.report.selection import Bound, ReportSpec, Selection
@@ -77,25 +78,9 @@ _DIMENSION_SQL: dict[str, tuple[str, str | None]] = {
     ),
 }
 
-# The measures, in output order, and their SQL over each source (bigint counts, NUMERIC money).
-MEASURES = (
-    "requests",
-    "failures",
-    "unpriced_count",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
-    "latency_ms_sum",
-    "latency_ms_max",
-)
+# The measures, in output order, and their SQL over each source (bigint counts, NUMERIC money):
+# usage_tenant_daily's, which keeps every one of them.
+MEASURES = (*SUMS, "latency_ms_max")
 _TOKENS = MEASURES[3:8]
 _COSTS = MEASURES[8:14]
 _EVENT_MEASURES = [
