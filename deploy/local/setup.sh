@@ -31,7 +31,7 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "== creating .venv (the first setup installs everything: a few minutes)"
   python3 -m venv .venv
 fi
-echo "== .venv: the four distributions (editable) and the pinned dev tools"
+echo "== .venv: the five distributions (editable) and the pinned dev tools"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./emulator -e ./stream_processor -e ./sink -e ".[dev]"
