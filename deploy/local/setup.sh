@@ -31,9 +31,9 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "== creating .venv (the first setup installs everything: a few minutes)"
   python3 -m venv .venv
 fi
-echo "== .venv: the five distributions (editable) and the pinned dev tools"
+echo "== .venv: the five distributions (editable), every dependency at deploy/local/pins.txt"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
-.venv/bin/python -m pip install -q --disable-pip-version-check \
+.venv/bin/python -m pip install -q --disable-pip-version-check -c deploy/local/pins.txt \
   -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./emulator -e ./stream_processor -e ./sink -e ".[dev]"
 
 bash deploy/local/native.sh
