@@ -5,12 +5,13 @@ Usage::
     .venv/bin/python deploy/docker/lock.py --check     # the lock matches the workspace
     .venv/bin/python deploy/docker/lock.py --write     # regenerate (needs `uv` on PATH)
 
-The set is the runtime dependency closure of tokenline-schemas, tokenline-processor and
-tokenline-sink (extras included where a part asks for them) at the versions the development
-workspace has installed, i.e. the versions the tests ran with. ``--write`` hands those pins to
-``uv pip compile --generate-hashes`` (hashes of every file of each version on PyPI, so the
-image builds on any platform pip supports) and writes ``requirements.lock``; the Dockerfile
-installs it with ``pip install --require-hashes``, then the three parts with ``--no-deps``.
+The set is the runtime dependency closure of tokenline-common, tokenline-schemas,
+tokenline-processor and tokenline-sink (extras included where a part asks for them) at the
+versions the development workspace has installed, i.e. the versions the tests ran with.
+``--write`` hands those pins to ``uv pip compile --generate-hashes`` (hashes of every file of
+each version on PyPI, so the image builds on any platform pip supports) and writes
+``requirements.lock``; the Dockerfile installs it with ``pip install --require-hashes``, then
+our four distributions with ``--no-deps``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOTS = ("tokenline-schemas", "tokenline-processor", "tokenline-sink")
+ROOTS = ("tokenline-common", "tokenline-schemas", "tokenline-processor", "tokenline-sink")
 LOCK = Path(__file__).resolve().parent / "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 

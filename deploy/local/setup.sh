@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a development machine: Debian packages (PostgreSQL, Java, Maven) when missing,
-# the .venv with the five distributions editable and the pinned dev tools, the native batch
+# the .venv with the six distributions editable and the pinned dev tools, the native batch
 # decoder built from native/ (Rust; deploy/local/native.sh), and the Kafka broker jars
 # (resolved by Maven into ~/.cache/tokenline, outside the repository), and the Node.js SDK
 # (producer_sdk/node: its locked dependencies from the npm registry, then built and type-checked).
@@ -31,10 +31,10 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "== creating .venv (the first setup installs everything: a few minutes)"
   python3 -m venv .venv
 fi
-echo "== .venv: the five distributions (editable), every dependency at deploy/local/pins.txt"
+echo "== .venv: the six distributions (editable), every dependency at deploy/local/pins.txt"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 .venv/bin/python -m pip install -q --disable-pip-version-check -c deploy/local/pins.txt \
-  -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./emulator -e ./stream_processor -e ./sink -e ".[dev]"
+  -e ./common -e "./schemas[registry]" -e "./producer_sdk[all]" -e ./emulator -e ./stream_processor -e ./sink -e ".[dev]"
 
 bash deploy/local/native.sh
 

@@ -1,8 +1,8 @@
 """The SDK installed alone, as a user gets it: built wheels, a fresh virtualenv, PyPI.
 
-The tokenline-schemas and tokenline-sdk wheels (``deploy/local/sdk_wheels.sh``; CI builds them
-in a step of its own and names the directory in ``TOKENLINE_TEST_SDK_WHEELS``) go into fresh
-virtualenvs, their dependencies from PyPI: ``tokenline-sdk[openai]``, then
+The tokenline-common, tokenline-schemas and tokenline-sdk wheels (``deploy/local/sdk_wheels.sh``;
+CI builds them in a step of its own and names the directory in ``TOKENLINE_TEST_SDK_WHEELS``)
+go into fresh virtualenvs, their dependencies from PyPI: ``tokenline-sdk[openai]``, then
 ``tokenline-sdk[openai,registry]``, each with the tokenline-emulator wheel beside (a testing
 tool in a distribution of its own, which the SDK's wheel does not contain). Nothing of this
 repository's development install is visible there. In each, ``_sdk_only_check.py`` wraps a
@@ -52,12 +52,12 @@ def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> s
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The schemas, SDK and emulator wheels: CI's, or built here."""
+    """The common, schemas, SDK and emulator wheels: CI's, or built here."""
     given = os.environ.get("TOKENLINE_TEST_SDK_WHEELS")
     out = Path(given) if given else tmp_path_factory.mktemp("wheels")
     if not given:
         _run(["bash", str(ROOT / "deploy/local/sdk_wheels.sh"), str(out)], BUILD_TIMEOUT_S)
-    names = ("tokenline_schemas", "tokenline_sdk", "tokenline_emulator")
+    names = ("tokenline_common", "tokenline_schemas", "tokenline_sdk", "tokenline_emulator")
     found = [sorted(out.glob(f"{name}-*.whl")) for name in names]
     assert all(len(f) == 1 for f in found), f"expected one wheel of each in {out}: {found}"
     return [f[0] for f in found]
@@ -65,7 +65,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_the_sdk_wheel_holds_no_testing_tool(wheels: list[Path]) -> None:
     """The emulator ships in a distribution of its own; the SDK's wheel is the SDK alone."""
-    _schemas, sdk_wheel, emulator = wheels
+    _common, _schemas, sdk_wheel, emulator = wheels
     sdk_files = zipfile.ZipFile(sdk_wheel).namelist()
     assert not [name for name in sdk_files if "emulator" in name]
     assert any(name.startswith("tokenline/sdk/") for name in sdk_files)
@@ -98,11 +98,12 @@ def _venv(where: Path, extras: str, wheels: list[Path]) -> Path:
     """A fresh virtualenv with ``tokenline-sdk[extras]`` from the wheels, the rest from PyPI."""
     _run([sys.executable, "-m", "venv", str(where)], RUN_TIMEOUT_S)
     python = where / "bin" / "python"
-    schemas, sdk_wheel, emulator = wheels  # the emulator: the check's provider, a testing tool
+    # the emulator: the check's provider, a testing tool
+    common, schemas, sdk_wheel, emulator = wheels
     _run(
         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
          "--quiet", "--constraint", str(_constraints(where)), f"{sdk_wheel}[{extras}]",
-         str(schemas), str(emulator)],
+         str(common), str(schemas), str(emulator)],
         INSTALL_TIMEOUT_S,
     )  # fmt: skip
     return python
@@ -137,7 +138,8 @@ def _assert_one_metered_call(result: dict[str, Any], venv: Path, tenant: str) ->
     # the SDK came from the wheel inside the fresh virtualenv, without the dev install
     assert Path(result["sdk_file"]).is_relative_to(venv)
     assert not NOT_EXPECTED & set(result["installed"])
-    assert {"tokenline-sdk", "tokenline-schemas", "openai"} <= set(result["installed"])
+    ours = {"tokenline-sdk", "tokenline-schemas", "tokenline-common"}
+    assert ours | {"openai"} <= set(result["installed"])
 
 
 def test_sdk_with_openai_only(wheels: list[Path], kafka_bootstrap: str, where: Path) -> None:

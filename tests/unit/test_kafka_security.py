@@ -6,11 +6,10 @@ import ssl
 
 import pytest
 
+from tokenline.common.errors import ConfigError
 from tokenline.processor.app import broker_credentials
-from tokenline.processor.settings import ConfigError
 from tokenline.processor.settings import load_settings as processor_settings
 from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
-from tokenline.sink.errors import SinkConfigError
 from tokenline.sink.settings import load_settings as sink_settings
 from tokenline.sink.worker import consumer_config, producer_config
 
@@ -88,7 +87,7 @@ def test_a_half_configured_sasl_fails_at_startup(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TOKENLINE_DATABASE_URL", "postgresql://db/x")
     with pytest.raises(ConfigError) as processor_error:
         processor_settings()
-    with pytest.raises(SinkConfigError) as sink_error:
+    with pytest.raises(ConfigError) as sink_error:
         sink_settings()
     for caught in (processor_error.value, sink_error.value):
         assert [p.split(":")[0] for p in caught.problems] == ["sasl_username", "sasl_password"]

@@ -69,7 +69,7 @@ def test_installs_the_locked_distributions_by_hash_then_the_three_parts() -> Non
     installs = [rest for rest in _all("RUN") if "pip install" in rest and "./" in rest]
     assert len(installs) == 1
     words = shlex.split(installs[0])
-    assert {"./schemas", "./stream_processor", "./sink"} <= set(words)
+    assert {"./common", "./schemas", "./stream_processor", "./sink"} <= set(words)
     assert "./producer_sdk" not in words
     assert "--no-deps" in words
     assert "pip check" in installs[0]
@@ -107,7 +107,8 @@ def test_dockerignore_keeps_the_context_small_but_complete() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {"**/.venv", "**/.git", "**/__pycache__", "tests"} <= patterns
-    for needed in ("schemas", "stream_processor", "sink", "pyproject.toml", "deploy/docker"):
+    sources = ("common", "schemas", "stream_processor", "sink", "pyproject.toml", "deploy/docker")
+    for needed in sources:
         assert needed not in patterns, needed
         assert not any(needed.startswith(p.rstrip("/") + "/") for p in patterns), needed
 

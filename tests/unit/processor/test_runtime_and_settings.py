@@ -11,12 +11,13 @@ from click.testing import CliRunner
 
 from tests.factories import usage_event
 from tests.unit.processor.test_pipeline import BOOK, SONNET
+from tokenline.common.errors import ConfigError
 from tokenline.processor.cli_processor import processor
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PriceTable
 from tokenline.processor.runtime import Runtime
-from tokenline.processor.settings import ConfigError, ProcessorSettings, load_settings
+from tokenline.processor.settings import ProcessorSettings, load_settings
 from tokenline.processor.topics import topic_specs
 from tokenline.schemas import AvroCodec
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tokenline.common.errors import ConfigError as CommonConfigError
+from tokenline.sdk import TokenlineError
 from tokenline.sdk._runtime import default_emitter
 from tokenline.sdk._settings import kafka_config, load_settings
 from tokenline.sdk.emitters import BackgroundEmitter
@@ -68,3 +70,20 @@ def test_the_send_interval_reaches_the_background_sender(monkeypatch: pytest.Mon
     assert load_settings().send_interval_ms == 250
     with pytest.raises(ConfigError, match="send_interval_ms"):
         load_settings(send_interval_ms=0)
+
+
+def test_unparsable_json_is_listed_with_the_rest_as_the_common_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOKENLINE_KAFKA_CONFIG", "{not json")
+    with pytest.raises(CommonConfigError) as info:
+        load_settings(linger_ms=-1, lingr_ms=5)
+    problems = info.value.problems
+    assert [p.split(" ")[0] for p in problems] == [
+        "TOKENLINE_KAFKA_CONFIG",
+        "TOKENLINE_LINGER_MS",
+        "lingr_ms:",
+    ], problems
+    assert "(keyword 'linger_ms')" in problems[1]
+    assert isinstance(info.value, TokenlineError)
+    assert str(info.value).startswith("invalid Tokenline settings (3 problems):\n  - ")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenline.sink.errors import SinkConfigError, SinkError
+from tokenline.common.errors import ConfigError
 from tokenline.sink.settings import load_settings, sqlalchemy_url
 
 pytestmark = pytest.mark.unit
@@ -26,22 +26,22 @@ def test_overrides_win_and_none_is_ignored(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_every_problem_is_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOKENLINE_DATABASE_URL", raising=False)
-    with pytest.raises(SinkConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(storage="oracle", compress_after_days=0, refresh_lookback_days=-1)
     problems = "\n".join(caught.value.problems)
     for field in ("database_url", "storage", "compress_after_days", "refresh_lookback_days"):
         assert f"TOKENLINE_{field.upper()}" in problems
     assert len(caught.value.problems) == 4
-    assert isinstance(caught.value, SinkError)
+    assert str(caught.value).startswith("invalid sink settings (4 problems):\n  - TOKENLINE_")
 
 
 def test_non_postgres_url_is_refused() -> None:
-    with pytest.raises(SinkConfigError, match="PostgreSQL URL"):
+    with pytest.raises(ConfigError, match="PostgreSQL URL"):
         load_settings(database_url="mysql://db/x")
 
 
 def test_retention_must_outlive_the_refresh_window() -> None:
-    with pytest.raises(SinkConfigError, match="TOKENLINE_RAW_RETENTION_DAYS"):
+    with pytest.raises(ConfigError, match="TOKENLINE_RAW_RETENTION_DAYS"):
         load_settings(database_url="postgresql://db/x", raw_retention_days=7)
     assert load_settings(database_url="postgresql://db/x", raw_retention_days=8)
 
@@ -66,7 +66,7 @@ def test_sqlalchemy_url(given: str, expected: str) -> None:
 
 def test_worker_settings_problems_are_all_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOKENLINE_DATABASE_URL", raising=False)
-    with pytest.raises(SinkConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(batch_max_rows=0, metrics_port=70_000, group_id="bad group", batch_max_ms=0)
     problems = "\n".join(caught.value.problems)
     for field in ("database_url", "batch_max_rows", "metrics_port", "group_id", "batch_max_ms"):
@@ -74,5 +74,5 @@ def test_worker_settings_problems_are_all_listed(monkeypatch: pytest.MonkeyPatch
 
 
 def test_retry_cap_must_not_be_below_the_first_wait() -> None:
-    with pytest.raises(SinkConfigError, match="TOKENLINE_RETRY_MAX_MS"):
+    with pytest.raises(ConfigError, match="TOKENLINE_RETRY_MAX_MS"):
         load_settings(database_url="postgresql://db/x", retry_initial_ms=500, retry_max_ms=100)

@@ -9,17 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from tokenline.sdk.errors import ConfigError
+from tokenline.common import settings as config
+from tokenline.common.errors import ConfigError
 
 __all__ = ["Settings", "connection_config", "kafka_config", "load_settings"]
 
 _COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
 
 
-class Settings(BaseSettings):
+class Settings(config.PartSettings):
     """Everything the SDK can be told; validated once, frozen afterwards."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="forbid")
@@ -94,18 +95,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from ``overrides`` over the environment; every problem in one error."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            env = f"TOKENLINE_{where.upper()}" if err["loc"] else ""
-            hint = f" (keyword {where!r} or {env})" if env else ""
-            problems.append(f"{where}: {err['msg']}{hint}")
-        raise ConfigError(problems) from exc
+    """Build settings from ``overrides`` over the environment; every problem in one error.
+
+    Each problem names the environment variable and the keyword (``TOKENLINE_LINGER_MS
+    (keyword 'linger_ms'): ...``).
+    """
+    keywords = {name: f"keyword {name!r}" for name in Settings.model_fields}
+    return config.load_or_raise(Settings, overrides, part="Tokenline", cli=keywords)
 
 
 def connection_config(settings: Settings) -> dict[str, Any]:

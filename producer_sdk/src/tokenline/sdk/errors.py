@@ -9,29 +9,22 @@
 Nothing else is ever raised into the caller's code: a failure while metering a call is
 logged and counted, and the caller's LLM call goes on untouched. ``BudgetExceeded`` is
 raised before the provider is called, and only when the application asked for hard limits.
+
+``TokenlineError`` and ``ConfigError`` are every Tokenline part's
+(:mod:`tokenline.common.errors`): a bad setting is the same error in the SDK, the processor and
+the sink.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tokenline.common.errors import ConfigError, TokenlineError
+
 if TYPE_CHECKING:
     from tokenline.schemas import BudgetStatus
 
 __all__ = ["BudgetExceeded", "ConfigError", "TokenlineError"]
-
-
-class TokenlineError(Exception):
-    """Root of the SDK's errors."""
-
-
-class ConfigError(TokenlineError):
-    """Settings are missing or invalid; ``problems`` lists each one."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        listed = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid Tokenline settings ({len(problems)} problem(s)):\n{listed}")
 
 
 class BudgetExceeded(TokenlineError):

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tokenline.common.errors import ConfigError
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 from tokenline.sink.errors import (
     DatabaseUnavailable,
-    SinkConfigError,
     SinkError,
     StorageUnavailable,
 )
@@ -25,13 +25,13 @@ REQUIRED_RELATIONS = ("usage_events", "usage_rollup_1m", "tenants")
 def _settings(**overrides: Any) -> SinkSettings:
     try:
         return load_settings(**overrides)
-    except SinkConfigError as exc:
+    except ConfigError as exc:
         raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
 
 
 def _failed(exc: SinkError) -> CommandFailed:
     """The exit code of a sink error (README: "Exit codes")."""
-    if isinstance(exc, SinkConfigError | StorageUnavailable):
+    if isinstance(exc, StorageUnavailable):
         return CommandFailed(str(exc), ExitCode.CONFIG)
     if isinstance(exc, DatabaseUnavailable):
         return CommandFailed(str(exc), ExitCode.DATABASE)

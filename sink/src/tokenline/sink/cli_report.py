@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tokenline.common.errors import ConfigError
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
-from tokenline.sink.errors import SinkConfigError, SinkError
+from tokenline.sink.errors import SinkError
 from tokenline.sink.report.export import EXPORT_FORMATS
 from tokenline.sink.report.render import FORMATS
 from tokenline.sink.report.selection import DIMENSIONS, FILTER_DIMENSIONS
@@ -171,7 +172,7 @@ def _errors() -> Iterator[None]:
 
     try:
         yield
-    except SinkConfigError as exc:
+    except ConfigError as exc:
         raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
     except SinkError as exc:
         raise CommandFailed(str(exc)) from exc

@@ -3,12 +3,14 @@
 Every exception the sink raises on purpose derives from :class:`SinkError`::
 
     SinkError
-    ├── SinkConfigError      settings are invalid; ``problems`` lists every one of them
     ├── MigrationError       a schema migration failed or was asked for something impossible
     │   └── StorageUnavailable   TimescaleDB was required but cannot be created
     ├── DatabaseUnavailable  the database cannot be reached now (transient: retry, never DLQ)
     ├── DeadLetterError      the dead-letter topic did not take a record (offsets stay put)
     └── ReportError          a report or export was asked for something it cannot give
+
+Invalid settings are a :class:`tokenline.common.errors.ConfigError` (``problems`` lists every
+one), as in every part.
 
 A row the database refuses is not an exception: ``UsageStore.write`` returns it as a
 :class:`~tokenline.sink.store.Rejected`, with the record, so the worker can dead-letter it.
@@ -16,24 +18,9 @@ A row the database refuses is not an exception: ``UsageStore.write`` returns it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
 
 class SinkError(Exception):
     """Root of the sink's exceptions."""
-
-
-class SinkConfigError(SinkError):
-    """The sink's settings are invalid; every problem found is listed, not only the first."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
-        super().__init__(f"invalid sink settings ({count}):\n{lines}")
 
 
 class MigrationError(SinkError):

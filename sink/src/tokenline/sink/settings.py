@@ -1,7 +1,7 @@
 """Typed, frozen settings of the sink (environment prefix ``TOKENLINE_``).
 
 ``TOKENLINE_DATABASE_URL`` is the only one without a default. :func:`load_settings` validates
-everything at once and raises :class:`~tokenline.sink.errors.SinkConfigError` listing every
+everything at once and raises :class:`~tokenline.common.errors.ConfigError` listing every
 problem.
 """
 
@@ -12,10 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.common import settings as config
 from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
-from tokenline.schemas.ops import config
 from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
-from tokenline.sink.errors import SinkConfigError
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
 
@@ -139,16 +138,14 @@ def load_settings(**overrides: Any) -> SinkSettings:
 
     Every problem is found in one pass, each named by its ``TOKENLINE_*`` variable.
     """
-    settings, problems = config.load(
+    return config.load_or_raise(
         SinkSettings,
         overrides,
+        part="sink",
         placeholders={"database_url": "postgresql://placeholder/tokenline"},
         checks=_consistency,
         cli=_CLI,
     )
-    if settings is None:
-        raise SinkConfigError(problems)
-    return settings
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tokenline.processor.settings import ConfigError
+from tokenline.common.errors import ConfigError
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 __all__ = ["alerts"]

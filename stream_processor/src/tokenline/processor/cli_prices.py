@@ -177,9 +177,10 @@ def publish(
     tenant terms and model maps) or a JSON price-table document. The published document
     replaces the live one whole: overrides in force that FILE does not repeat are dropped.
     """
+    from tokenline.common.errors import ConfigError
     from tokenline.processor.pricebook import load_price_book
     from tokenline.processor.publish import PublishError, publish_price_book
-    from tokenline.processor.settings import ConfigError, load_settings
+    from tokenline.processor.settings import load_settings
     from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tokenline.processor.settings import ConfigError, load_settings
+from tokenline.common.errors import ConfigError
+from tokenline.processor.settings import load_settings
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 __all__ = ["processor"]

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tokenline.processor.settings import ConfigError, load_settings
+from tokenline.common.errors import ConfigError
+from tokenline.processor.settings import load_settings
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:

@@ -1,7 +1,8 @@
 """Typed, frozen settings of the processor (environment prefix ``TOKENLINE_``).
 
-:func:`load_settings` validates everything at once and raises :class:`ConfigError` listing
-every problem, including unreadable attribution-rule and overrides files.
+:func:`load_settings` validates everything at once and raises
+:class:`~tokenline.common.errors.ConfigError` listing every problem, including unreadable
+attribution-rule and overrides files.
 """
 
 from __future__ import annotations
@@ -15,20 +16,11 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.common import settings as config
 from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
-from tokenline.schemas.ops import config
 from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
-__all__ = ["ConfigError", "ProcessorSettings", "load_settings"]
-
-
-class ConfigError(Exception):
-    """The processor's settings are invalid; ``problems`` lists every one."""
-
-    def __init__(self, problems: list[str]) -> None:
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"invalid processor settings ({count}):\n  " + "\n  ".join(problems))
-        self.problems = problems
+__all__ = ["ProcessorSettings", "load_settings"]
 
 
 class ProcessorSettings(config.PartSettings):
@@ -178,15 +170,13 @@ def _file_problems(settings: ProcessorSettings) -> list[str]:
 def load_settings(cli: dict[str, str] | None = None, **overrides: Any) -> ProcessorSettings:
     """Read settings from the environment, ``overrides`` (None ignored) on top; check files.
 
-    Every problem is found in one pass (:func:`tokenline.schemas.ops.config.load`), each named
+    Every problem is found in one pass (:func:`tokenline.common.settings.load`), each named
     by its ``TOKENLINE_*`` variable (and its option in ``cli``, field to option name).
     """
-    settings, problems = config.load(
+    return config.load_or_raise(
         ProcessorSettings,
         overrides,
+        part="processor",
         checks=lambda s: KafkaSecurity.of(s).problems() + _file_problems(s),
         cli=cli,
     )
-    if settings is None:
-        raise ConfigError(problems)
-    return settings

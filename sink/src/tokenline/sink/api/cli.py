@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tokenline.common.errors import ConfigError
 from tokenline.schemas.ops.exits import CommandFailed, ExitCode
-from tokenline.sink.errors import SinkConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,7 +30,7 @@ def _settings(**overrides: Any) -> ApiSettings:
 
     try:
         return load_api_settings(**overrides)
-    except SinkConfigError as exc:
+    except ConfigError as exc:
         raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
 
 

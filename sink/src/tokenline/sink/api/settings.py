@@ -7,10 +7,9 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.common import settings as config
 from tokenline.schemas.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
-from tokenline.schemas.ops import config
 from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
-from tokenline.sink.errors import SinkConfigError
 
 __all__ = ["ApiSettings", "load_api_settings"]
 
@@ -76,13 +75,11 @@ def _consistency(settings: ApiSettings) -> list[str]:
 
 def load_api_settings(**overrides: Any) -> ApiSettings:
     """Read settings from the environment with ``overrides`` on top; list every problem."""
-    settings, problems = config.load(
+    return config.load_or_raise(
         ApiSettings,
         overrides,
+        part="sink",
         placeholders={"database_url": "postgresql://placeholder/tokenline"},
         checks=_consistency,
         cli={"database_url": "--database-url", "api_port": "--port", "api_host": "--host"},
     )
-    if settings is None:
-        raise SinkConfigError(problems)
-    return settings

@@ -12,11 +12,11 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.common import settings as config
 from tokenline.processor.budgets.model import RateRule
-from tokenline.processor.settings import ConfigError, ProcessorSettings
+from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.topics import TopicSpec
 from tokenline.schemas.kafka_security import KafkaSecurity
-from tokenline.schemas.ops import config
 
 __all__ = ["BudgetSettings", "budget_topic_specs", "load_budget_settings", "rate_rule"]
 
@@ -90,12 +90,9 @@ def budget_topic_specs(settings: BudgetSettings, partitions: int) -> list[TopicS
 
 def load_budget_settings(**overrides: Any) -> BudgetSettings:
     """Read the settings from the environment (``overrides`` on top); every problem at once."""
-    settings, problems = config.load(
-        BudgetSettings, overrides, checks=lambda s: KafkaSecurity.of(s).problems()
+    return config.load_or_raise(
+        BudgetSettings, overrides, part="processor", checks=lambda s: KafkaSecurity.of(s).problems()
     )
-    if settings is None:
-        raise ConfigError(problems)
-    return settings
 
 
 def rate_rule(settings: BudgetSettings) -> RateRule | None:

@@ -1,4 +1,4 @@
-"""Loading a part's pydantic settings with every problem found in one pass.
+"""How a part's ``TOKENLINE_*`` settings are read: every problem found in one pass.
 
 pydantic reports every invalid field at once, but stops at the first value it cannot even
 parse (bad JSON in ``TOKENLINE_KAFKA_CONFIG`` is a ``SettingsError``, not a validation error),
@@ -6,6 +6,7 @@ and a model validator or a file check runs only once the fields are valid. :func
 keeps going: a field that cannot be parsed or is invalid is reported and replaced by its
 default (or a placeholder), and the settings are built again, so the checks that need the
 whole object run too. Each problem names the environment variable to set.
+:func:`load_or_raise` raises the problems as one :class:`~tokenline.common.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, EnvSettingsSource
 
+from tokenline.common.errors import ConfigError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from pydantic.fields import FieldInfo
     from pydantic_settings import PydanticBaseSettingsSource
 
-__all__ = ["PartSettings", "env_name", "load"]
+__all__ = ["PartSettings", "env_name", "load", "load_or_raise"]
 
 _UNPARSED: ContextVar[dict[str, str] | None] = ContextVar("tokenline_unparsed", default=None)
 
@@ -79,7 +82,7 @@ def env_name(cls: type[BaseSettings], field: str) -> str:
 
 def _label(cls: type[BaseSettings], field: str, cli: Mapping[str, str]) -> str:
     if field not in cls.model_fields:
-        return "settings"
+        return field or "settings"
     name = env_name(cls, field)
     return f"{name} ({cli[field]})" if field in cli else name
 
@@ -109,6 +112,22 @@ def load(
         return _load(cls, values, problems, unparsed, placeholders, checks=checks, cli=cli)
     finally:
         _UNPARSED.reset(token)
+
+
+def load_or_raise(
+    cls: type[S],
+    given: Mapping[str, Any],
+    *,
+    part: str,
+    placeholders: Mapping[str, Any] | None = None,
+    checks: Callable[[S], list[str]] | None = None,
+    cli: Mapping[str, str] | None = None,
+) -> S:
+    """:func:`load`, raising every problem as one :class:`ConfigError` of ``part``."""
+    settings, problems = load(cls, given, placeholders=placeholders, checks=checks, cli=cli)
+    if settings is None:
+        raise ConfigError(problems, part=part)
+    return settings
 
 
 def _load(
@@ -179,9 +198,9 @@ def _stand_in(
     values: dict[str, Any],
     placeholders: Mapping[str, Any] | None,
 ) -> bool:
-    """Replace ``field`` by its default or placeholder; False when there is neither."""
+    """Replace ``field`` by its default or placeholder (drop an unknown one); False: neither."""
     if field not in cls.model_fields:
-        return False
+        return values.pop(field, None) is not None
     if placeholders and field in placeholders:
         values[field] = placeholders[field]
         return True
