@@ -7,9 +7,11 @@ import ssl
 import pytest
 
 from tokenline.common.errors import ConfigError
-from tokenline.processor.app import broker_credentials
+from tokenline.common.kafka_security import KafkaSecurity, librdkafka_config
 from tokenline.processor.settings import load_settings as processor_settings
-from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
+from tokenline.sdk._settings import connection_config as sdk_connection
+from tokenline.sdk._settings import kafka_config as sdk_producer
+from tokenline.sdk._settings import load_settings as sdk_settings
 from tokenline.sink.settings import load_settings as sink_settings
 from tokenline.sink.worker import consumer_config, producer_config
 
@@ -70,16 +72,34 @@ def test_the_sink_passes_security_to_both_clients(monkeypatch: pytest.MonkeyPatc
     assert "pw" not in repr(settings)
 
 
+def test_the_sdk_passes_security_to_its_producer_and_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in SASL_ENV.items():
+        monkeypatch.setenv(name, value)
+    settings = sdk_settings(tenant_id="acme", bootstrap_servers="broker:9093")
+    for config in (sdk_producer(settings), sdk_connection(settings)):
+        assert config["security.protocol"] == "SASL_SSL"
+        assert config["sasl.mechanism"] == "SCRAM-SHA-512"
+        assert (config["sasl.username"], config["sasl.password"]) == ("svc", "pw")
+        assert config["client.rack"] == "use1-az1"
+    for name in SASL_ENV:
+        monkeypatch.delenv(name)
+    plain = sdk_producer(sdk_settings(tenant_id="acme", bootstrap_servers="broker:9092"))
+    assert plain["security.protocol"] == "PLAINTEXT"
+    assert not [key for key in plain if key.startswith(("sasl.", "ssl."))]
+
+
 def test_the_processor_passes_security_to_faust(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SASL_ENV.items():
         monkeypatch.setenv(name, value)
     settings = processor_settings()
     assert librdkafka_config(settings)["sasl.username"] == "svc"
-    credentials = broker_credentials(KafkaSecurity.of(settings))
+    credentials = KafkaSecurity.of(settings).faust()
     assert credentials.username == "svc"
     assert credentials.mechanism.value == "SCRAM-SHA-512"
     assert credentials.protocol.value == "SASL_SSL"
-    assert broker_credentials(KafkaSecurity()) is None
+    assert KafkaSecurity().faust() is None
 
 
 def test_a_half_configured_sasl_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,5 +109,7 @@ def test_a_half_configured_sasl_fails_at_startup(monkeypatch: pytest.MonkeyPatch
         processor_settings()
     with pytest.raises(ConfigError) as sink_error:
         sink_settings()
-    for caught in (processor_error.value, sink_error.value):
+    with pytest.raises(ConfigError) as sdk_error:
+        sdk_settings(tenant_id="acme")
+    for caught in (processor_error.value, sink_error.value, sdk_error.value):
         assert [p.split(":")[0] for p in caught.problems] == ["sasl_username", "sasl_password"]

@@ -16,9 +16,9 @@ from tests.unit.deploy._deploy import (
     settings_kwargs,
 )
 from tokenline.cli import main as tokenline
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.settings import ProcessorSettings
-from tokenline.schemas.kafka_security import KafkaSecurity
 from tokenline.sink.api.settings import ApiSettings
 from tokenline.sink.settings import SinkSettings
 

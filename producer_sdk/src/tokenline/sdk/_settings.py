@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.errors import ConfigError
+from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
 
 __all__ = ["Settings", "connection_config", "kafka_config", "load_settings"]
 
@@ -33,8 +34,8 @@ class Settings(config.PartSettings):
     bootstrap_servers: str | None = None
     topic: str = "llm-usage.raw"
     schema_registry_url: str | None = None
-    security_protocol: str | None = None
-    sasl_mechanism: str | None = None
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
@@ -101,7 +102,13 @@ def load_settings(**overrides: Any) -> Settings:
     (keyword 'linger_ms'): ...``).
     """
     keywords = {name: f"keyword {name!r}" for name in Settings.model_fields}
-    return config.load_or_raise(Settings, overrides, part="Tokenline", cli=keywords)
+    return config.load_or_raise(
+        Settings,
+        overrides,
+        part="Tokenline",
+        checks=lambda s: KafkaSecurity.of(s).problems(),
+        cli=keywords,
+    )
 
 
 def connection_config(settings: Settings) -> dict[str, Any]:
@@ -110,21 +117,9 @@ def connection_config(settings: Settings) -> dict[str, Any]:
         raise ConfigError(["bootstrap_servers: required for budget limits"])
     producer_only = {"acks", "linger.ms", "compression.type", "enable.idempotence"}
     conf = {"bootstrap.servers": settings.bootstrap_servers}
-    conf.update({k: v for k, v in _security(settings).items() if v is not None})
+    conf.update(KafkaSecurity.of(settings).librdkafka())
     conf.update({k: v for k, v in settings.kafka_config.items() if k not in producer_only})
     return conf
-
-
-def _security(settings: Settings) -> dict[str, Any]:
-    return {
-        "security.protocol": settings.security_protocol,
-        "sasl.mechanism": settings.sasl_mechanism,
-        "sasl.username": settings.sasl_username,
-        "sasl.password": settings.sasl_password.get_secret_value()
-        if settings.sasl_password
-        else None,
-        "ssl.ca.location": settings.ssl_ca_location,
-    }
 
 
 def kafka_config(settings: Settings) -> dict[str, Any]:
@@ -146,6 +141,6 @@ def kafka_config(settings: Settings) -> dict[str, Any]:
         # Java, aiokafka and so Faust hash keys with murmur2: tenants land where Faust expects.
         "partitioner": "murmur2_random",
     }
-    conf.update({k: v for k, v in _security(settings).items() if v is not None})
+    conf.update(KafkaSecurity.of(settings).librdkafka())
     conf.update(settings.kafka_config)
     return conf

@@ -101,7 +101,7 @@ def run(database_url: str | None, metrics_port: int | None) -> None:
     """
     import signal
 
-    from tokenline.schemas.kafka_security import librdkafka_config
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_database, check_kafka
     from tokenline.sink.worker import SinkWorker

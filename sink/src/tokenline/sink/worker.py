@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.schemas import AvroCodec, DeadLetter, DecodeError
-from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.schemas.ops.health import Health, HealthServer
 from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
 from tokenline.schemas.ops.preflight import database_problem, kafka_problem

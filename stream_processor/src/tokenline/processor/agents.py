@@ -20,8 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.processor.hotpath import HotPath
-from tokenline.schemas.kafka_security import KafkaSecurity
 from tokenline.schemas.ops.ratelog import limit_handlers
 
 if TYPE_CHECKING:

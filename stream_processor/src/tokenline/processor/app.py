@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tokenline.common.kafka_security import KafkaSecurity, librdkafka_config
 from tokenline.processor.agents import wire
 from tokenline.processor.enrich import load_rules
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import load_price_book
 from tokenline.processor.runtime import Runtime
 from tokenline.processor.topics import ensure_topics, topic_specs
-from tokenline.schemas.kafka_security import KafkaSecurity, librdkafka_config
 from tokenline.schemas.ops.health import Health, HealthServer
 from tokenline.schemas.ops.preflight import kafka_problem
 
@@ -67,26 +67,10 @@ def create_app(
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         processing_guarantee="at_least_once",
-        broker_credentials=broker_credentials(KafkaSecurity.of(settings)),
+        broker_credentials=KafkaSecurity.of(settings).faust(),
     )
     wire(app, settings, runtime)
     return app, runtime
-
-
-def broker_credentials(security: KafkaSecurity) -> Any:
-    """Faust's credentials for ``security``; None for PLAINTEXT."""
-    import faust
-
-    if security.sasl:
-        return faust.SASLCredentials(
-            username=security.username,
-            password=security.password,
-            mechanism=security.mechanism or "PLAIN",
-            ssl_context=security.ssl_context() if security.tls else None,
-        )
-    if security.tls:
-        return faust.SSLCredentials(security.ssl_context())
-    return None
 
 
 def readiness(settings: ProcessorSettings) -> Health:

@@ -37,8 +37,8 @@ def alerts(check: bool) -> None:
         click.echo(f"settings ok: {delivery.info()}")
         delivery.close()
         return
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.processor.budgets.publish import ensure_budget_topics
-    from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.health import HealthServer
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka

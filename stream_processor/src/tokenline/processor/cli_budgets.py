@@ -178,9 +178,9 @@ def publish_budgets(database_url: str) -> None:
 @budgets.command("run")
 def run() -> None:
     """Evaluate budgets from the priced topic until SIGTERM/SIGINT (settings: TOKENLINE_*)."""
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.processor.budgets.evaluator import Evaluator
     from tokenline.processor.budgets.publish import PublishError, ensure_budget_topics
-    from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.health import HealthServer
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka

@@ -178,10 +178,10 @@ def publish(
     replaces the live one whole: overrides in force that FILE does not repeat are dropped.
     """
     from tokenline.common.errors import ConfigError
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.processor.pricebook import load_price_book
     from tokenline.processor.publish import PublishError, publish_price_book
     from tokenline.processor.settings import load_settings
-    from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka
 

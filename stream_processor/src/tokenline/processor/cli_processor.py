@@ -29,8 +29,8 @@ def processor(check: bool) -> None:
             f"{settings.topic(settings.raw_topic)} -> {settings.topic(settings.priced_topic)}"
         )
         return
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.processor.app import run_worker
-    from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_kafka
 

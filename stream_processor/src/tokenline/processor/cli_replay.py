@@ -103,6 +103,7 @@ def replay(
     """
     from rich.console import Console
 
+    from tokenline.common.kafka_security import librdkafka_config
     from tokenline.processor.replay import (
         LandingTimeout,
         ReplayError,
@@ -111,7 +112,6 @@ def replay(
         run_replay,
     )
     from tokenline.processor.replay.progress import BarProgress
-    from tokenline.schemas.kafka_security import librdkafka_config
     from tokenline.schemas.ops.logs import configure_logging
     from tokenline.schemas.ops.preflight import check_database, check_kafka
 

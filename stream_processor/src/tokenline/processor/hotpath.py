@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from tokenline.schemas.kafka_security import librdkafka_config
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
 from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 

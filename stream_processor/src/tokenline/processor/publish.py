@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException, Producer
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.topics import ensure_topics, topic_specs
-from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from tokenline.processor.pricebook import PriceBook

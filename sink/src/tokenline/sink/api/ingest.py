@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from confluent_kafka import KafkaError, Producer
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.schemas import AvroCodec
-from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.sink.errors import SinkError
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.budgets import webhooks
 from tokenline.processor.budgets.codec import alert_codec
 from tokenline.processor.budgets.gauges import BudgetGauges
 from tokenline.schemas import DecodeError
-from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.schemas.ops.health import Health
 
 if TYPE_CHECKING:

@@ -34,6 +34,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.budgets.codec import (
     HEARTBEAT_PREFIX,
     alert_codec,
@@ -46,7 +47,6 @@ from tokenline.processor.budgets.model import Budget, BudgetBook
 from tokenline.processor.budgets.settings import rate_rule
 from tokenline.processor.budgets.state import Changes, PartitionState
 from tokenline.schemas import AvroCodec, DecodeError, PricedUsageEvent
-from tokenline.schemas.kafka_security import librdkafka_config
 from tokenline.schemas.ops.health import Health
 from tokenline.schemas.ops.ratelog import RateLimitedLog
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.budgets.codec import HEARTBEAT_PREFIX, status_codec
 from tokenline.processor.budgets.follow import reader
 from tokenline.schemas import DecodeError
-from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

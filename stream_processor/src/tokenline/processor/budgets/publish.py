@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.budgets.codec import budget_codec
 from tokenline.processor.budgets.settings import budget_topic_specs
 from tokenline.processor.topics import ensure_topics
-from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,10 +13,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.processor.budgets.model import RateRule
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.topics import TopicSpec
-from tokenline.schemas.kafka_security import KafkaSecurity
 
 __all__ = ["BudgetSettings", "budget_topic_specs", "load_budget_settings", "rate_rule"]
 

@@ -20,9 +20,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.processor.replay.errors import DeliveryError, ReplayError
 from tokenline.processor.replay.scope import truncated_partitions
-from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
+from tokenline.common.kafka_security import librdkafka_config
 from tokenline.dev._proc import free_port
 from tokenline.processor.settings import load_settings
 from tokenline.processor.topics import ensure_topics, topic_specs
-from tokenline.schemas.kafka_security import librdkafka_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

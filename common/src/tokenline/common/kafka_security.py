@@ -1,10 +1,11 @@
 """How every Tokenline part authenticates to Kafka: one description, each client's dialect.
 
-The processor (Faust and aiokafka, plus confluent-kafka for admin and replay) and the sink
-(confluent-kafka) read the same ``TOKENLINE_SECURITY_PROTOCOL``, ``TOKENLINE_SASL_MECHANISM``,
-``TOKENLINE_SASL_USERNAME``, ``TOKENLINE_SASL_PASSWORD`` and ``TOKENLINE_SSL_CA_LOCATION``
-settings as the SDK, and turn them into a :class:`KafkaSecurity`; it gives the librdkafka
-properties or the aiokafka keyword arguments for the same connection.
+The SDK (confluent-kafka), the processor (Faust and aiokafka, plus confluent-kafka for admin
+and replay) and the sink (confluent-kafka) read the same ``TOKENLINE_SECURITY_PROTOCOL``,
+``TOKENLINE_SASL_MECHANISM``, ``TOKENLINE_SASL_USERNAME``, ``TOKENLINE_SASL_PASSWORD`` and
+``TOKENLINE_SSL_CA_LOCATION`` settings and turn them into a :class:`KafkaSecurity`; it gives
+the librdkafka properties, the aiokafka keyword arguments (which Faust takes too, see
+``processor/app.py``) or the problems of the same connection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "KafkaSecurity",
+    "KafkaSecuritySettings",
     "KafkaSettings",
     "Mechanism",
     "SecurityProtocol",
@@ -24,15 +26,20 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class KafkaSettings(Protocol):
-    """What a part's settings declare to reach Kafka (the ``TOKENLINE_*`` names)."""
+class KafkaSecuritySettings(Protocol):
+    """How a part's settings declare Kafka's security (the ``TOKENLINE_*`` names)."""
 
-    bootstrap_servers: str
     security_protocol: SecurityProtocol
     sasl_mechanism: Mechanism | None
     sasl_username: str | None
     sasl_password: Any  # pydantic SecretStr or None: read with get_secret_value()
     ssl_ca_location: str | None
+
+
+class KafkaSettings(KafkaSecuritySettings, Protocol):
+    """What a part's settings declare to reach Kafka: where it is, its security, the rest."""
+
+    bootstrap_servers: str
     kafka_config: dict[str, str]
 
 
@@ -57,7 +64,7 @@ class KafkaSecurity:
     """A CA bundle to verify the brokers with; None: the system's trust store."""
 
     @classmethod
-    def of(cls, settings: KafkaSettings) -> KafkaSecurity:
+    def of(cls, settings: KafkaSecuritySettings) -> KafkaSecurity:
         """The security a part's settings describe."""
         password = settings.sasl_password
         return cls(
@@ -118,6 +125,24 @@ class KafkaSecurity:
         if self.tls:
             kwargs["ssl_context"] = self.ssl_context()
         return kwargs
+
+    def faust(self) -> Any:
+        """Faust's ``broker_credentials`` (it passes them to aiokafka); None for PLAINTEXT.
+
+        Faust is imported here only: the processor, the one part that runs it, calls this.
+        """
+        import faust
+
+        if self.sasl:
+            return faust.SASLCredentials(
+                username=self.username,
+                password=self.password,
+                mechanism=self.mechanism or "PLAIN",
+                ssl_context=self.ssl_context() if self.tls else None,
+            )
+        if self.tls:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
 
     def ssl_context(self) -> Any:
         """A verifying TLS context with the configured CA (or the system's)."""
