@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenline.schemas.ops.exits import ExitCode
+from tokenline.common.ops.exits import ExitCode
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +22,7 @@ def test_the_readme_table_lists_every_exit_code_once() -> None:
 
 
 def test_the_module_docstring_table_matches_too() -> None:
-    from tokenline.schemas.ops import exits
+    from tokenline.common.ops import exits
 
     assert exits.__doc__ is not None
     codes = [int(m) for m in re.findall(r"^(\d)\s{4,}", exits.__doc__, flags=re.MULTILINE)]

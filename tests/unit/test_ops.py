@@ -1,4 +1,4 @@
-"""The operations plumbing every part shares (tokenline.schemas.ops), without services."""
+"""The operations plumbing every part shares (tokenline.common.ops), without services."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from tokenline.common.ops.health import Health, HealthServer
+from tokenline.common.ops.logs import JsonFormatter
+from tokenline.common.ops.metrics import new_registry
+from tokenline.common.ops.preflight import safe_url
+from tokenline.common.ops.ratelog import KafkaClientLog, RateLimitedLog
 from tokenline.dev._proc import free_port
-from tokenline.schemas.ops.health import Health, HealthServer
-from tokenline.schemas.ops.logs import JsonFormatter
-from tokenline.schemas.ops.metrics import new_registry
-from tokenline.schemas.ops.preflight import safe_url
-from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,7 @@ def test_every_registry_has_process_metrics_and_build_info() -> None:
 
 
 def test_lag_of_every_assigned_partition_from_librdkafka_statistics() -> None:
-    from tokenline.schemas.ops.kafkastats import assigned_lags
+    from tokenline.common.ops.kafkastats import assigned_lags
 
     def part(state: str, ls: int, app: int, nxt: int) -> dict[str, object]:
         return {"fetch_state": state, "ls_offset": ls, "app_offset": app, "next_offset": nxt}

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from tokenline.common.ops.ratelog import RateLimitedLog
 from tokenline.processor.recent import RecentIds
-from tokenline.schemas.ops.ratelog import RateLimitedLog
 
 pytestmark = pytest.mark.unit
 

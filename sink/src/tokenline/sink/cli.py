@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenline.common.errors import ConfigError
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 from tokenline.sink.errors import (
     DatabaseUnavailable,
     SinkError,
@@ -62,8 +62,8 @@ def sink() -> None:
 )
 def migrate(database_url: str | None, downgrade_to: str | None, storage: str | None) -> None:
     """Create or update the sink's schema (up to the newest revision unless --downgrade)."""
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_database
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_database
     from tokenline.sink import migrate as migrations
 
     settings = _settings(database_url=database_url, storage=storage)
@@ -102,8 +102,8 @@ def run(database_url: str | None, metrics_port: int | None) -> None:
     import signal
 
     from tokenline.common.kafka_security import librdkafka_config
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_database, check_kafka
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_database, check_kafka
     from tokenline.sink.worker import SinkWorker
 
     settings = _settings(database_url=database_url, metrics_port=metrics_port)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenline.common.errors import ConfigError
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 from tokenline.sink.errors import SinkError
 from tokenline.sink.report.export import EXPORT_FORMATS
 from tokenline.sink.report.render import FORMATS
@@ -128,7 +128,7 @@ def _tenants(tenants: tuple[str, ...], all_tenants: bool) -> tuple[str, ...] | N
 
 @contextlib.contextmanager
 def _database(database_url: str | None) -> Iterator[ReportConnection]:
-    from tokenline.schemas.ops.preflight import check_database
+    from tokenline.common.ops.preflight import check_database
     from tokenline.sink.report.run import connect
     from tokenline.sink.settings import load_settings
 

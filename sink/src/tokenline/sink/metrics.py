@@ -3,7 +3,7 @@
 Each worker gets its own :class:`SinkMetrics` on its own registry (tests run several workers in
 one process), with the process, platform and GC collectors and ``tokenline_build_info``;
 the worker serves it with ``/healthz`` and ``/readyz``
-(:class:`~tokenline.schemas.ops.health.HealthServer`), :func:`serve` alone.
+(:class:`~tokenline.common.ops.health.HealthServer`), :func:`serve` alone.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from tokenline.schemas.ops.metrics import new_registry
+from tokenline.common.ops.metrics import new_registry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -14,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
-from tokenline.schemas.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
+from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tokenline.common.kafka_security import librdkafka_config
+from tokenline.common.ops.health import Health, HealthServer
+from tokenline.common.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
+from tokenline.common.ops.preflight import database_problem, kafka_problem
+from tokenline.common.ops.ratelog import KafkaClientLog, RateLimitedLog
 from tokenline.schemas import AvroCodec, DeadLetter, DecodeError
-from tokenline.schemas.ops.health import Health, HealthServer
-from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
-from tokenline.schemas.ops.preflight import database_problem, kafka_problem
-from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
 from tokenline.schemas.oversize import fit_dead_letter
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError

@@ -21,8 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tokenline.common.kafka_security import KafkaSecurity
+from tokenline.common.ops.ratelog import limit_handlers
 from tokenline.processor.hotpath import HotPath
-from tokenline.schemas.ops.ratelog import limit_handlers
 
 if TYPE_CHECKING:
     from tokenline.processor.runtime import Runtime

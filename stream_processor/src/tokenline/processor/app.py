@@ -6,14 +6,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tokenline.common.kafka_security import KafkaSecurity, librdkafka_config
+from tokenline.common.ops.health import Health, HealthServer
+from tokenline.common.ops.preflight import kafka_problem
 from tokenline.processor.agents import wire
 from tokenline.processor.enrich import load_rules
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import load_price_book
 from tokenline.processor.runtime import Runtime
 from tokenline.processor.topics import ensure_topics, topic_specs
-from tokenline.schemas.ops.health import Health, HealthServer
-from tokenline.schemas.ops.preflight import kafka_problem
 
 if TYPE_CHECKING:
     from tokenline.processor.settings import ProcessorSettings

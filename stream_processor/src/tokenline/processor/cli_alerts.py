@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from tokenline.common.errors import ConfigError
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 
 __all__ = ["alerts"]
 
@@ -38,10 +38,10 @@ def alerts(check: bool) -> None:
         delivery.close()
         return
     from tokenline.common.kafka_security import librdkafka_config
+    from tokenline.common.ops.health import HealthServer
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_kafka
     from tokenline.processor.budgets.publish import ensure_budget_topics
-    from tokenline.schemas.ops.health import HealthServer
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_kafka
 
     configure_logging(settings.log_level, settings.log_format, "alerts")
     check_kafka(librdkafka_config(settings))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenline.common.errors import ConfigError
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from tokenline.processor.budgets.settings import BudgetSettings
@@ -179,11 +179,11 @@ def publish_budgets(database_url: str) -> None:
 def run() -> None:
     """Evaluate budgets from the priced topic until SIGTERM/SIGINT (settings: TOKENLINE_*)."""
     from tokenline.common.kafka_security import librdkafka_config
+    from tokenline.common.ops.health import HealthServer
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_kafka
     from tokenline.processor.budgets.evaluator import Evaluator
     from tokenline.processor.budgets.publish import PublishError, ensure_budget_topics
-    from tokenline.schemas.ops.health import HealthServer
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_kafka
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format, "budgets")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 from tokenline.processor.pricing import (
     OverridesError,
     PricingError,
@@ -17,7 +18,6 @@ from tokenline.processor.pricing import (
     load_overrides,
     read_source,
 )
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from tokenline.processor.pricebook import PriceBook
@@ -179,11 +179,11 @@ def publish(
     """
     from tokenline.common.errors import ConfigError
     from tokenline.common.kafka_security import librdkafka_config
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_kafka
     from tokenline.processor.pricebook import load_price_book
     from tokenline.processor.publish import PublishError, publish_price_book
     from tokenline.processor.settings import load_settings
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_kafka
 
     problems: list[str] = []
     try:

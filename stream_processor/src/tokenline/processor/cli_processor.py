@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from tokenline.common.errors import ConfigError
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 from tokenline.processor.settings import load_settings
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 __all__ = ["processor"]
 
@@ -30,9 +30,9 @@ def processor(check: bool) -> None:
         )
         return
     from tokenline.common.kafka_security import librdkafka_config
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_kafka
     from tokenline.processor.app import run_worker
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_kafka
 
     configure_logging(settings.log_level, settings.log_format, "processor")
     check_kafka(librdkafka_config(settings))

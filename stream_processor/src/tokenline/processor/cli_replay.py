@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenline.common.errors import ConfigError
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 from tokenline.processor.settings import load_settings
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from typing import TextIO
@@ -104,6 +104,8 @@ def replay(
     from rich.console import Console
 
     from tokenline.common.kafka_security import librdkafka_config
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_database, check_kafka
     from tokenline.processor.replay import (
         LandingTimeout,
         ReplayError,
@@ -112,8 +114,6 @@ def replay(
         run_replay,
     )
     from tokenline.processor.replay.progress import BarProgress
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_database, check_kafka
 
     try:
         settings = load_settings()

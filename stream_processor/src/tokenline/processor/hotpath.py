@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from tokenline.common.kafka_security import librdkafka_config
-from tokenline.schemas.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
-from tokenline.schemas.ops.ratelog import KafkaClientLog, RateLimitedLog
+from tokenline.common.ops.kafkastats import STATS_INTERVAL_MS, assigned_lags
+from tokenline.common.ops.ratelog import KafkaClientLog, RateLimitedLog
 
 if TYPE_CHECKING:
     import threading

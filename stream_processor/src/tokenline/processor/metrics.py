@@ -1,14 +1,14 @@
 """Prometheus metrics of the processor, on their own registry (so tests can build many).
 
 The registry also has the process, platform and GC collectors and ``tokenline_build_info``
-(:func:`tokenline.schemas.ops.metrics.new_registry`).
+(:func:`tokenline.common.ops.metrics.new_registry`).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, start_http_server
 
-from tokenline.schemas.ops.metrics import new_registry
+from tokenline.common.ops.metrics import new_registry
 
 __all__ = ["Metrics"]
 

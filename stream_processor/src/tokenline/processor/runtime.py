@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tokenline.common.ops.health import Health
 from tokenline.processor.completeness import SequenceTracker
 from tokenline.processor.pipeline import (
     DeadLettered,
@@ -32,7 +33,6 @@ from tokenline.processor.splice import PricedEncoder
 from tokenline.processor.validate import validate_event
 from tokenline.processor.windows import Deltas, model_of, rollup_key
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
-from tokenline.schemas.ops.health import Health
 from tokenline.schemas.oversize import RECORD_OVERHEAD, fit_dead_letter, oversized
 
 if TYPE_CHECKING:

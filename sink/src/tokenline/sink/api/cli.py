@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tokenline.common.errors import ConfigError
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +39,7 @@ def _keys_db(database_url: str | None) -> Iterator[psycopg.Connection[DictRow]]:
     import psycopg
     from psycopg.rows import dict_row
 
-    from tokenline.schemas.ops.preflight import check_database
+    from tokenline.common.ops.preflight import check_database
 
     settings = _settings(database_url=database_url)
     url = settings.database_url.get_secret_value()
@@ -61,8 +61,8 @@ def serve(database_url: str | None, host: str | None, port: int | None) -> None:
     """Serve the API with uvicorn until SIGTERM or SIGINT (exit 4/5 without a migrated database)."""
     import uvicorn
 
-    from tokenline.schemas.ops.logs import configure_logging
-    from tokenline.schemas.ops.preflight import check_database
+    from tokenline.common.ops.logs import configure_logging
+    from tokenline.common.ops.preflight import check_database
     from tokenline.sink.api.app import create_app
 
     settings = _settings(database_url=database_url, api_host=host, api_port=port)

@@ -19,11 +19,11 @@ import httpx
 from confluent_kafka import Consumer, Producer
 
 from tokenline.common.kafka_security import librdkafka_config
+from tokenline.common.ops.health import Health
 from tokenline.processor.budgets import webhooks
 from tokenline.processor.budgets.codec import alert_codec
 from tokenline.processor.budgets.gauges import BudgetGauges
 from tokenline.schemas import DecodeError
-from tokenline.schemas.ops.health import Health
 
 if TYPE_CHECKING:
     import threading
@@ -45,7 +45,7 @@ class AlertMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         from prometheus_client import Counter
 
-        from tokenline.schemas.ops.metrics import new_registry
+        from tokenline.common.ops.metrics import new_registry
 
         self.registry = registry or new_registry("alerts", "tokenline-processor")
         r, p = self.registry, "tokenline_alerts"

@@ -35,6 +35,8 @@ from confluent_kafka import (
 )
 
 from tokenline.common.kafka_security import librdkafka_config
+from tokenline.common.ops.health import Health
+from tokenline.common.ops.ratelog import RateLimitedLog
 from tokenline.processor.budgets.codec import (
     HEARTBEAT_PREFIX,
     alert_codec,
@@ -47,8 +49,6 @@ from tokenline.processor.budgets.model import Budget, BudgetBook
 from tokenline.processor.budgets.settings import rate_rule
 from tokenline.processor.budgets.state import Changes, PartitionState
 from tokenline.schemas import AvroCodec, DecodeError, PricedUsageEvent
-from tokenline.schemas.ops.health import Health
-from tokenline.schemas.ops.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
     import threading
@@ -72,7 +72,7 @@ class EvaluatorMetrics:
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge
 
-        from tokenline.schemas.ops.metrics import new_registry
+        from tokenline.common.ops.metrics import new_registry
 
         self.registry = r = new_registry("budgets", "tokenline-processor")
         p = "tokenline_budgets"

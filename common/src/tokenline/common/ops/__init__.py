@@ -4,7 +4,7 @@ Exit codes, startup checks, configuration problems named by their environment va
 (text or JSON), rate-limited client noise, health and readiness, and the default metrics.
 
 The processor and the sink are independent of each other and both build on
-``tokenline.schemas``, so this plumbing lives here. Nothing in it is imported by the codecs; it
-imports confluent-kafka, psycopg and prometheus-client only inside the functions that need
-them (the parts that call those functions install them).
+``tokenline.common``, so this plumbing lives here. It imports confluent-kafka, psycopg and
+prometheus-client only inside the functions that need them (the parts that call those
+functions install them).
 """

@@ -37,6 +37,6 @@ class _EntryPointGroup(click.Group):
 
 
 @click.group(cls=_EntryPointGroup)
-@click.version_option(package_name="tokenline-schemas", prog_name="tokenline")
+@click.version_option(package_name="tokenline-common", prog_name="tokenline")
 def main() -> None:
     """Tokenline: LLM usage metering on Kafka and TimescaleDB."""

@@ -1,8 +1,8 @@
 """Startup checks: does Kafka answer, does the database answer and hold the schema.
 
 Each check is bounded (``timeout_s``, 10 s by default) and raises
-:class:`~tokenline.schemas.ops.exits.CommandFailed` with one line that names the address, the
-setting to change and the exit code of the table in :mod:`~tokenline.schemas.ops.exits`. The
+:class:`~tokenline.common.ops.exits.CommandFailed` with one line that names the address, the
+setting to change and the exit code of the table in :mod:`~tokenline.common.ops.exits`. The
 clients' own retry noise is kept out of the log.
 """
 
@@ -14,7 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tokenline.schemas.ops.exits import CommandFailed, ExitCode
+from tokenline.common.ops.exits import CommandFailed, ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
