@@ -24,7 +24,7 @@ and consumer group is new and named after the run; the topics are deleted at the
    * Quix Streams (pinned below, in a venv of its own under ``~/.cache/tokenline/bench-venvs/``
      with this checkout's ``tokenline-schemas`` and ``tokenline-processor`` installed
      editable) and a plain confluent-kafka batch loop, doing the same job: for each record
-     the processor's ``Runtime.handle``, the priced event (or dead letter) produced, and
+     the processor's ``ProcessorRuntime.handle``, the priced event (or dead letter) produced, and
      one-minute sums per (tenant, provider, model) produced as ``UsageRollup`` records (how
      each does it: ``bench/proc/runner.py``).
 

@@ -12,11 +12,11 @@ what was produced.
 
 * ``consume``: ``Consumer.consume`` in batches, nothing else (the ceiling of reading);
 * ``decode``: the same, plus ``AvroCodec("tokenline.UsageEvent").decode`` of each value;
-* ``plain``: the processor's job in a plain confluent-kafka loop: ``Runtime.handle`` per
+* ``plain``: the processor's job in a plain confluent-kafka loop: ``ProcessorRuntime.handle`` per
   record, the priced value (or the dead letter) produced, the batch's window sums kept in a
   dict and produced as one ``UsageRollup`` delta per window and batch, ``flush()``, then the
   offsets committed (at least once, no transactions);
-* ``quix``: the same job in Quix Streams (run in its own venv): ``Runtime.handle`` in
+* ``quix``: the same job in Quix Streams (run in its own venv): ``ProcessorRuntime.handle`` in
   ``apply``, the output routed by ``to_topic`` to the priced topic or the DLQ, the record's
   timestamp set to ``occurred_at``, a one-minute tumbling window (grace as the processor's,
   10 min) per message key (the tenant: the raw topic is keyed by tenant, so no repartition is

@@ -4,9 +4,9 @@ Imported by ``runner.py`` in the project's ``.venv`` (the plain confluent-kafka 
 the Quix Streams venv (where ``tokenline-schemas`` and ``tokenline-processor`` are installed
 editable from this checkout), so both run the processor's own per-record work:
 
-* :func:`make_runtime` builds a :class:`~tokenline.processor.runtime.Runtime` the way
+* :func:`make_runtime` builds a :class:`~tokenline.processor.runtime.ProcessorRuntime` the way
   ``tokenline.processor.app.create_app`` does, without Faust;
-* :func:`handle` is ``Runtime.handle`` for one Kafka record, with the source position and
+* :func:`handle` is ``ProcessorRuntime.handle`` for one Kafka record, with the source position and
   ``now`` the processor's agent passes;
 * :func:`contribution` turns a priced event into the integer measures of its window
   (``cost_total`` in units of 10^-12, the scale of the Avro decimal), :func:`add` sums them
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import load_price_book
-from tokenline.processor.runtime import Handled, Runtime
+from tokenline.processor.runtime import Handled, ProcessorRuntime
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.windows import parse_key
 from tokenline.schemas import AvroCodec
@@ -53,14 +53,16 @@ _EXACT = Context(prec=80, traps=[Inexact, Rounded])
 _ROLLUP: AvroCodec[UsageRollup] = AvroCodec("tokenline.UsageRollup")
 
 
-def make_runtime(bootstrap: str, worker: str) -> Runtime:
+def make_runtime(bootstrap: str, worker: str) -> ProcessorRuntime:
     """A runtime with the processor's default settings and the shipped price snapshot."""
     settings = ProcessorSettings(bootstrap_servers=bootstrap, metrics_port=0, worker_name=worker)
-    return Runtime(settings=settings, metrics=Metrics(), book=load_price_book(settings.prices_file))
+    return ProcessorRuntime(
+        settings=settings, metrics=Metrics(), book=load_price_book(settings.prices_file)
+    )
 
 
 def handle(
-    runtime: Runtime,
+    runtime: ProcessorRuntime,
     value: bytes | None,
     key: bytes | None,
     topic: str,
@@ -68,7 +70,7 @@ def handle(
     offset: int,
     timestamp_ms: int | None,
 ) -> Handled:
-    """``Runtime.handle`` of one raw record, as the processor's agent calls it."""
+    """``ProcessorRuntime.handle`` of one raw record, as the processor's agent calls it."""
     return runtime.handle(
         value or b"",
         key=key,

@@ -16,7 +16,7 @@ from tokenline.processor.cli_processor import processor
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import PriceTable
-from tokenline.processor.runtime import Runtime
+from tokenline.processor.runtime import ProcessorRuntime
 from tokenline.processor.settings import ProcessorSettings, load_settings
 from tokenline.processor.topics import topic_specs
 from tokenline.schemas import AvroCodec
@@ -30,11 +30,13 @@ ROLLUP = AvroCodec[Any]("tokenline.UsageRollup")
 SOURCE: Any = {"topic": "llm-usage.raw", "partition": 1, "offset": 5}
 
 
-def runtime() -> Runtime:
-    return Runtime(settings=ProcessorSettings(worker_name="w"), metrics=Metrics(), book=BOOK)
+def runtime() -> ProcessorRuntime:
+    return ProcessorRuntime(
+        settings=ProcessorSettings(worker_name="w"), metrics=Metrics(), book=BOOK
+    )
 
 
-def sample(rt: Runtime, name: str, labels: dict[str, str] | None = None) -> float | None:
+def sample(rt: ProcessorRuntime, name: str, labels: dict[str, str] | None = None) -> float | None:
     return rt.metrics.registry.get_sample_value(name, labels or {})
 
 

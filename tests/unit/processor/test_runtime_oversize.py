@@ -17,7 +17,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from tests.factories import usage_event
 from tests.unit.processor.test_pipeline import BOOK
 from tokenline.processor.metrics import Metrics
-from tokenline.processor.runtime import Runtime
+from tokenline.processor.runtime import ProcessorRuntime
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.schemas import AvroCodec
 
@@ -29,9 +29,9 @@ DLQ = AvroCodec[Any]("tokenline.DeadLetter")
 SOURCE: Any = {"topic": "llm-usage.raw", "partition": 2, "offset": 4242}
 
 
-def _runtime(max_message_bytes: int = 1_000_000) -> Runtime:
+def _runtime(max_message_bytes: int = 1_000_000) -> ProcessorRuntime:
     settings = ProcessorSettings(worker_name="w", max_message_bytes=max_message_bytes)
-    return Runtime(settings=settings, metrics=Metrics(), book=BOOK)
+    return ProcessorRuntime(settings=settings, metrics=Metrics(), book=BOOK)
 
 
 def _fits(key: bytes | None, value: bytes, limit: int) -> bool:

@@ -25,7 +25,7 @@ from tokenline.common.ops.ratelog import limit_handlers
 from tokenline.processor.hotpath import HotPath
 
 if TYPE_CHECKING:
-    from tokenline.processor.runtime import Runtime
+    from tokenline.processor.runtime import ProcessorRuntime
     from tokenline.processor.settings import ProcessorSettings
 
 __all__ = ["EXIT_STUCK", "wire"]
@@ -37,7 +37,7 @@ EXIT_STUCK = 75
 """The exit status when the raw topic's consumer is stuck (EX_TEMPFAIL: restart me)."""
 
 
-def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
+def wire(app: Any, settings: ProcessorSettings, runtime: ProcessorRuntime) -> None:
     """Register the raw-topic service and the prices task."""
     import mode
 
@@ -106,7 +106,7 @@ def wire(app: Any, settings: ProcessorSettings, runtime: Runtime) -> None:
     app.task(follow_prices)
 
 
-async def _follow_prices(settings: ProcessorSettings, runtime: Runtime) -> None:
+async def _follow_prices(settings: ProcessorSettings, runtime: ProcessorRuntime) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.topic(settings.prices_topic)
@@ -139,7 +139,7 @@ async def _follow_prices(settings: ProcessorSettings, runtime: Runtime) -> None:
 
 
 async def _wait_for_partitions(
-    consumer: Any, topic: str, runtime: Runtime, topic_partition: Any
+    consumer: Any, topic: str, runtime: ProcessorRuntime, topic_partition: Any
 ) -> list[Any]:
     """The prices topic's partitions; after a few tries, process with the initial prices."""
     attempt = 0

@@ -12,7 +12,7 @@ from tokenline.processor.agents import wire
 from tokenline.processor.enrich import load_rules
 from tokenline.processor.metrics import Metrics
 from tokenline.processor.pricebook import load_price_book
-from tokenline.processor.runtime import Runtime
+from tokenline.processor.runtime import ProcessorRuntime
 from tokenline.processor.topics import ensure_topics, topic_specs
 
 if TYPE_CHECKING:
@@ -28,12 +28,12 @@ _PROBE_TIMEOUT_S = 3.0
 
 def create_app(
     settings: ProcessorSettings, metrics: Metrics | None = None, health: Health | None = None
-) -> tuple[Any, Runtime]:
+) -> tuple[Any, ProcessorRuntime]:
     """A configured faust.App with every agent wired, and the runtime state it shares."""
     import faust
 
     rules = load_rules(settings.attribution_file) if settings.attribution_file else ()
-    runtime = Runtime(
+    runtime = ProcessorRuntime(
         settings=settings,
         metrics=metrics or Metrics(),
         book=load_price_book(settings.prices_file),

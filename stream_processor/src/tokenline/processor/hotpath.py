@@ -3,7 +3,7 @@
 Runs on a thread of its own inside the Faust worker (see ``agents``). Each turn:
 
 1. take up to ``batch_max_events`` raw records (waiting at most ``batch_max_ms``);
-2. price them and sum their windows (:meth:`Runtime.handle_batch`, no Kafka there);
+2. price them and sum their windows (:meth:`ProcessorRuntime.handle_batch`, no Kafka there);
 3. in one transaction: produce the priced events, the dead letters and the window deltas, add
    the batch's consumer offsets to it, commit. Either all of it is visible to
    ``read_committed`` consumers (the sink, anyone reading the rollup feed) and the offsets
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from confluent_kafka import Message
 
-    from tokenline.processor.runtime import Batch, RawRecord, Runtime
+    from tokenline.processor.runtime import Batch, ProcessorRuntime, RawRecord
     from tokenline.processor.settings import ProcessorSettings
 
 __all__ = ["HotPath", "consumer_config", "producer_config"]
@@ -84,7 +84,7 @@ def producer_config(settings: ProcessorSettings) -> dict[str, Any]:
         "linger.ms": settings.producer_linger_ms,
         "compression.type": settings.producer_compression,
         "queue.buffering.max.messages": 1_000_000,
-        # Runtime hands over nothing larger (it dead-letters or cuts it): the two agree.
+        # ProcessorRuntime hands over nothing larger (it dead-letters or cuts it): the two agree.
         "message.max.bytes": settings.max_message_bytes,
     }
 
@@ -101,7 +101,7 @@ class _InFlight:
 class HotPath:
     """Consumes the raw topic in batches and commits each batch's outputs transactionally."""
 
-    def __init__(self, settings: ProcessorSettings, runtime: Runtime) -> None:
+    def __init__(self, settings: ProcessorSettings, runtime: ProcessorRuntime) -> None:
         self._settings = settings
         self._runtime = runtime
         self._raw = settings.topic(settings.raw_topic)

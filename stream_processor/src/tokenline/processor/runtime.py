@@ -1,10 +1,10 @@
 """State the processor's consumer shares inside one worker process, and the per-record work.
 
 Nothing here imports Faust or Kafka: the consumer hands each batch of raw records to
-:meth:`Runtime.handle_batch`, which decodes the batch in one call (``decode_many``: the native
-decoder when it is installed), runs the pure pipeline on each, sums the windows, accounts
+:meth:`ProcessorRuntime.handle_batch`, which decodes the batch in one call (``decode_many``:
+the native decoder when it is installed), runs the pure pipeline on each, sums the windows, accounts
 producer sequences and metrics once per batch, and returns the encoded records to produce.
-:meth:`Runtime.handle` does the same for one record (the replay, the tests).
+:meth:`ProcessorRuntime.handle` does the same for one record (the replay, the tests).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         UsageRollup,
     )
 
-__all__ = ["Batch", "Handled", "RawRecord", "Runtime"]
+__all__ = ["Batch", "Handled", "ProcessorRuntime", "RawRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Handled:
 
 
 @dataclass
-class Runtime:
+class ProcessorRuntime:
     """The worker's mutable state: current prices, sequence accounting, recent event ids."""
 
     settings: ProcessorSettings
