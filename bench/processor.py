@@ -22,7 +22,7 @@ and consumer group is new and named after the run; the topics are deleted at the
      every bad record and its window results add up to every backlog event (read as below;
      the closing events' windows may stay open); then it is stopped;
    * Quix Streams (pinned below, in a venv of its own under ``~/.cache/tokenline/bench-venvs/``
-     with this checkout's ``tokenline-schemas`` and ``tokenline-processor`` installed
+     with this checkout's ``tokenline-common``, ``-schemas`` and ``-processor`` installed
      editable) and a plain confluent-kafka batch loop, doing the same job: for each record
      the processor's ``ProcessorRuntime.handle``, the priced event (or dead letter) produced, and
      one-minute sums per (tenant, provider, model) produced as ``UsageRollup`` records (how
@@ -153,12 +153,13 @@ def delete_topics(bootstrap: str, run_id: str) -> None:
 
 
 def quix_venv() -> venvs.Venv:
-    """Quix Streams with this checkout's schemas and processor, and the project's pins of the
-    libraries on the per-record path."""
+    """Quix Streams with this checkout's common, schemas and processor, and the project's pins
+    of the libraries on the per-record path."""
     pins = [f"{n}=={version(n)}" for n in ("fastavro", "prometheus-client", "pydantic",
                                            "pydantic-settings")]  # fmt: skip
-    editable = ["-e", str(ROOT / "schemas"), "-e", str(ROOT / "stream_processor")]
-    keys = [ROOT / "schemas" / "pyproject.toml", ROOT / "stream_processor" / "pyproject.toml"]
+    ours = ("common", "schemas", "stream_processor")
+    editable = [arg for name in ours for arg in ("-e", str(ROOT / name))]
+    keys = [ROOT / name / "pyproject.toml" for name in ours]
     return venvs.ensure_with("quixstreams", [QUIX, *pins, *editable], kafka.cache_root(), keys)
 
 

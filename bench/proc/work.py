@@ -1,7 +1,7 @@
 """The job every processing contender of ``bench/processor.py`` does, in one place.
 
 Imported by ``runner.py`` in the project's ``.venv`` (the plain confluent-kafka loop) and in
-the Quix Streams venv (where ``tokenline-schemas`` and ``tokenline-processor`` are installed
+the Quix Streams venv (where ``tokenline-common``, ``-schemas`` and ``-processor`` are installed
 editable from this checkout), so both run the processor's own per-record work:
 
 * :func:`make_runtime` builds a :class:`~tokenline.processor.runtime.ProcessorRuntime` the way
