@@ -10,8 +10,8 @@ from tokenline.common.errors import ConfigError
 from tokenline.common.kafka_security import KafkaSecurity, librdkafka_config
 from tokenline.processor.settings import load_settings as processor_settings
 from tokenline.sdk._settings import connection_config as sdk_connection
-from tokenline.sdk._settings import kafka_config as sdk_producer
 from tokenline.sdk._settings import load_settings as sdk_settings
+from tokenline.sdk._settings import producer_config as sdk_producer
 from tokenline.sink.settings import load_settings as sink_settings
 from tokenline.sink.worker import consumer_config, producer_config
 

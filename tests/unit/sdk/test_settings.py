@@ -7,7 +7,7 @@ import pytest
 from tokenline.common.errors import ConfigError as CommonConfigError
 from tokenline.sdk import TokenlineError
 from tokenline.sdk._runtime import default_emitter
-from tokenline.sdk._settings import kafka_config, load_settings
+from tokenline.sdk._settings import load_settings, producer_config
 from tokenline.sdk.emitters import BackgroundEmitter
 from tokenline.sdk.errors import ConfigError
 
@@ -33,10 +33,10 @@ def test_environment_is_read_and_keywords_win(monkeypatch: pytest.MonkeyPatch) -
     settings = load_settings(project="kw-project", bootstrap_servers="127.0.0.1:9")
     assert settings.tenant_id == "from-env"
     assert settings.project == "kw-project"
-    assert kafka_config(settings)["socket.timeout.ms"] == "5000"
+    assert producer_config(settings)["socket.timeout.ms"] == "5000"
 
 
-def test_kafka_config_is_idempotent_acks_all_murmur2_and_passes_security_through() -> None:
+def test_producer_config_is_idempotent_acks_all_murmur2_and_passes_security_through() -> None:
     settings = load_settings(
         tenant_id="acme",
         bootstrap_servers="broker:9093",
@@ -45,7 +45,7 @@ def test_kafka_config_is_idempotent_acks_all_murmur2_and_passes_security_through
         sasl_username="svc",
         sasl_password="s3cret",
     )
-    conf = kafka_config(settings)
+    conf = producer_config(settings)
     assert conf["enable.idempotence"] is True
     assert conf["acks"] == "all"
     assert conf["partitioner"] == "murmur2_random"
@@ -54,9 +54,9 @@ def test_kafka_config_is_idempotent_acks_all_murmur2_and_passes_security_through
     assert "s3cret" not in repr(settings)
 
 
-def test_kafka_config_without_servers_is_a_config_error() -> None:
+def test_producer_config_without_servers_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="bootstrap_servers"):
-        kafka_config(load_settings(tenant_id="acme"))
+        producer_config(load_settings(tenant_id="acme"))
 
 
 def test_the_send_interval_reaches_the_background_sender(monkeypatch: pytest.MonkeyPatch) -> None:

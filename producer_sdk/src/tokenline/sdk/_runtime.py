@@ -19,7 +19,7 @@ from tokenline.sdk._call import ProducerIdentity, build_event
 from tokenline.sdk._context import current_attribution
 from tokenline.sdk._host import HostDetector
 from tokenline.sdk._limits import BudgetLimits
-from tokenline.sdk._settings import Settings, kafka_config, load_settings
+from tokenline.sdk._settings import Settings, load_settings, producer_config
 from tokenline.sdk._stats import Stats, snapshot
 from tokenline.sdk.emitters import (
     BackgroundEmitter,
@@ -47,7 +47,7 @@ def default_emitter(settings: Settings, counters: Counters | None = None) -> Emi
     When the spool holds records of an earlier process, the sender starts at once to re-send
     them, even if this process never records anything.
     """
-    kafka_config(settings)  # fails early, listing the problem, when Kafka is not configured
+    producer_config(settings)  # fails early, listing the problem, when Kafka is not configured
     counters = counters if counters is not None else Counters()
     kafka = KafkaEmitter(settings, counters)
     inner: Emitter = kafka

@@ -1,7 +1,8 @@
 """SDK settings: keyword arguments or ``TOKENLINE_*`` environment variables.
 
 Components receive a ``Settings`` object and never read ``os.environ`` themselves. The
-librdkafka configuration is built in one place, ``kafka_config``.
+librdkafka configuration is built in one place, ``producer_config`` (the ``kafka_config``
+setting is what it passes through).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tokenline.common import settings as config
 from tokenline.common.errors import ConfigError
 from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
 
-__all__ = ["Settings", "connection_config", "kafka_config", "load_settings"]
+__all__ = ["Settings", "connection_config", "load_settings", "producer_config"]
 
 _COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -122,7 +123,7 @@ def connection_config(settings: Settings) -> dict[str, Any]:
     return conf
 
 
-def kafka_config(settings: Settings) -> dict[str, Any]:
+def producer_config(settings: Settings) -> dict[str, Any]:
     """The librdkafka producer configuration: idempotent, acks=all, batched, capped."""
     if not settings.bootstrap_servers:
         raise ConfigError(

@@ -26,14 +26,14 @@ if TYPE_CHECKING:
     from tokenline.schemas import Operation, Provider
     from tokenline.sdk._runtime import Runtime
 
-__all__ = ["set_usage", "track"]
+__all__ = ["Track", "set_usage", "track"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
 Started: TypeAlias = tuple["Runtime", Call] | None
 """A tracked call under way and the runtime it reports to; None when it goes unmetered."""
 
 #: The ``with track(...)`` blocks open in this thread or task, innermost last.
-_open: ContextVar[tuple[tuple[track, Call, Started], ...]] = ContextVar(
+_open: ContextVar[tuple[tuple[Track, Call, Started], ...]] = ContextVar(
     "tokenline_open_tracks", default=()
 )
 
@@ -46,7 +46,7 @@ def set_usage(call: Call, **counts: int) -> None:
     call.usage_source = "reported"
 
 
-class track:  # noqa: N801 - used like a function
+class Track:
     """Meter any call: as a decorator, or as ``with track(...) as call:`` / ``async with``.
 
     ``extractor(result) -> dict`` turns what the decorated function produced into token counts
@@ -247,7 +247,7 @@ class _Stream:
 
     __slots__ = ("_last", "_seen", "_started", "_track")
 
-    def __init__(self, tracker: track, started: Started) -> None:
+    def __init__(self, tracker: Track, started: Started) -> None:
         self._track = tracker
         self._started = started
         self._seen = False
@@ -280,3 +280,8 @@ def _kind(fn: Callable[..., Any]) -> str:
         if any(t is not None and check(t) for t in targets):
             return kind
     return "function"
+
+
+track = Track
+"""The public name of :class:`Track` (``tokenline.sdk.track``), spelled as the function it is
+used like: ``@track(...)``, ``with track(...) as call:``."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tokenline.schemas import AvroCodec
-from tokenline.sdk._settings import kafka_config
+from tokenline.sdk._settings import producer_config
 from tokenline.sdk.emitters._counters import Counters
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class KafkaEmitter:
     """Produces Avro usage events keyed by tenant; undeliverable ones go to ``on_undelivered``."""
 
     def __init__(self, settings: Settings, counters: Counters | None = None) -> None:
-        self._conf = kafka_config(settings)
+        self._conf = producer_config(settings)
         self._conf["error_cb"] = self._on_error
         self._conf["logger"] = logging.getLogger("tokenline.sdk.librdkafka")  # not stderr
         self.topic = settings.topic
