@@ -15,11 +15,12 @@ import re
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_core import PydanticUndefined
-from pydantic_settings import BaseSettings, EnvSettingsSource
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from tokenline.common.errors import ConfigError
+from tokenline.common.kafka_security import Mechanism, SecurityProtocol  # noqa: TC001 - pydantic
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
     from pydantic_settings import PydanticBaseSettingsSource
 
-__all__ = ["PartSettings", "env_name", "load", "load_or_raise"]
+__all__ = ["KafkaPartSettings", "PartSettings", "env_name", "load", "load_or_raise"]
 
 _UNPARSED: ContextVar[dict[str, str] | None] = ContextVar("tokenline_unparsed", default=None)
 
@@ -66,6 +67,28 @@ class PartSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The usual sources, with an environment source that tolerates bad JSON."""
         return init_settings, _TolerantEnv(settings_cls), dotenv_settings, file_secret_settings
+
+
+class KafkaPartSettings(PartSettings):
+    """Base of the settings of a part that reaches Kafka: where it is, how to authenticate.
+
+    The processor, the sink and the API read the same ``TOKENLINE_*`` names with the same
+    defaults; :class:`~tokenline.common.kafka_security.KafkaSecurity` maps them to each client.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
+
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
+    JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
+    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
+    """Put before every topic name (one Kafka cluster, several pipelines)."""
 
 
 S = TypeVar("S", bound="BaseSettings")

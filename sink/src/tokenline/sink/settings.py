@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
-from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
@@ -23,7 +23,7 @@ StorageChoice = Literal["auto", "timescaledb", "postgresql"]
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
-class SinkSettings(config.PartSettings):
+class SinkSettings(config.KafkaPartSettings):
     """What the sink's schema and workers are configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -53,17 +53,8 @@ class SinkSettings(config.PartSettings):
     )
 
     # ------------------------------------------------------------------ the worker
-    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: Mechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
-    kafka_config: dict[str, str] = Field(default_factory=dict)
-    """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
-    JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
+    # (Kafka's connection and topic_prefix: the base class)
     group_id: str = Field(default="tokenline-sink", min_length=1, pattern=r"^[\w.-]+$")
-    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     priced_topic: str = Field(default="llm-usage.priced", min_length=1)
     dlq_topic: str = Field(default="llm-usage.dlq", min_length=1)
     batch_max_rows: int = Field(default=5_000, ge=1, le=1_000_000)

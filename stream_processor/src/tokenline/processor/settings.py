@@ -13,32 +13,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
-from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["ProcessorSettings", "load_settings"]
 
 
-class ProcessorSettings(config.PartSettings):
-    """What the processor is configured with."""
+class ProcessorSettings(config.KafkaPartSettings):
+    """What the processor is configured with (Kafka's connection: the base class)."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
 
-    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: Mechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
-    kafka_config: dict[str, str] = Field(default_factory=dict)
-    """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
-    JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
     app_id: str = Field(default="tokenline-processor", min_length=1, pattern=r"^[\w.-]+$")
-    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     raw_topic: str = "llm-usage.raw"
     priced_topic: str = "llm-usage.priced"
     rollup_topic: str = "llm-usage.rollup-1m"

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
-from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.common.kafka_security import KafkaSecurity
 from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["ApiSettings", "load_api_settings"]
@@ -16,7 +16,7 @@ __all__ = ["ApiSettings", "load_api_settings"]
 _SCHEMES = ("postgresql://", "postgres://")
 
 
-class ApiSettings(config.PartSettings):
+class ApiSettings(config.KafkaPartSettings):
     """What ``tokenline api`` is configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -42,14 +42,7 @@ class ApiSettings(config.PartSettings):
     )
     db_connect_timeout_s: int = Field(default=5, ge=1)
 
-    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: Mechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
-    kafka_config: dict[str, str] = Field(default_factory=dict)
-    topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
+    # Kafka's connection and topic_prefix: the base class
     raw_topic: str = Field(default="llm-usage.raw", min_length=1)
 
     log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
