@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
     from pydantic_settings import PydanticBaseSettingsSource
 
-__all__ = ["KafkaPartSettings", "PartSettings", "env_name", "load", "load_or_raise"]
+__all__ = [
+    "KafkaClientSettings",
+    "KafkaPartSettings",
+    "PartSettings",
+    "env_name",
+    "load",
+    "load_or_raise",
+]
 
 _UNPARSED: ContextVar[dict[str, str] | None] = ContextVar("tokenline_unparsed", default=None)
 
@@ -69,16 +76,16 @@ class PartSettings(BaseSettings):
         return init_settings, _TolerantEnv(settings_cls), dotenv_settings, file_secret_settings
 
 
-class KafkaPartSettings(PartSettings):
-    """Base of the settings of a part that reaches Kafka: where it is, how to authenticate.
+class KafkaClientSettings(PartSettings):
+    """Base of the settings of every part that talks to Kafka, the SDK too.
 
-    The processor, the sink and the API read the same ``TOKENLINE_*`` names with the same
-    defaults; :class:`~tokenline.common.kafka_security.KafkaSecurity` maps them to each client.
+    How it authenticates, and the librdkafka properties passed through. Every part reads the
+    same ``TOKENLINE_*`` names with the same defaults;
+    :class:`~tokenline.common.kafka_security.KafkaSecurity` maps them to each client.
     """
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
 
-    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: Mechanism | None = None
     sasl_username: str | None = None
@@ -87,6 +94,16 @@ class KafkaPartSettings(PartSettings):
     kafka_config: dict[str, str] = Field(default_factory=dict)
     """Other librdkafka properties for the confluent-kafka clients (``TOKENLINE_KAFKA_CONFIG``,
     JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
+
+
+class KafkaPartSettings(KafkaClientSettings):
+    """Base of the processor's, the sink's and the API's settings.
+
+    Kafka's security, where the brokers are (``localhost:9092`` unless told) and the prefix of
+    every topic name.
+    """
+
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
     topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     """Put before every topic name (one Kafka cluster, several pipelines)."""
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.errors import ConfigError
-from tokenline.common.kafka_security import KafkaSecurity, Mechanism, SecurityProtocol
+from tokenline.common.kafka_security import KafkaSecurity
 
 __all__ = ["Settings", "connection_config", "load_settings", "producer_config"]
 
 _COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
 
 
-class Settings(config.PartSettings):
+class Settings(config.KafkaClientSettings):
     """Everything the SDK can be told; validated once, frozen afterwards."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="forbid")
@@ -35,13 +35,7 @@ class Settings(config.PartSettings):
     bootstrap_servers: str | None = None
     topic: str = "llm-usage.raw"
     schema_registry_url: str | None = None
-    security_protocol: SecurityProtocol = "PLAINTEXT"
-    sasl_mechanism: Mechanism | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
-    kafka_config: dict[str, str] = Field(default_factory=dict)
-    """Any other librdkafka setting, passed through as is (``TOKENLINE_KAFKA_CONFIG`` as JSON)."""
+    # Kafka's security and kafka_config (other librdkafka properties): the base class
 
     compression: str = "zstd"
     linger_ms: int = Field(default=20, ge=0, le=60_000)
