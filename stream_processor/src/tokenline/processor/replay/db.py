@@ -1,5 +1,10 @@
 """The replay's own small SQL against the sink's tables (it never imports the sink).
 
+The sink owns those tables (its migrations create them); what the replay reads and writes of
+them is declared once, :data:`SINK_SCHEMA`, and a contract test holds it to the sink's models
+and this module's SQL to it (``tests/unit/processor/test_sink_contract.py``), so a change on
+either side fails there instead of in a replay.
+
 Reads what the database holds for the range before anything is sent (costs per tenant and
 model, pricing versions, stored windows, the copies of events the sink refused), records the
 ``repricing_runs`` row, and tells how many re-priced events and windows have landed
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
     from tokenline.processor.replay.scope import ReplayScope
 
 __all__ = [
+    "MODEL_OF_SQL",
+    "SINK_SCHEMA",
     "AbandonedRun",
     "before_costs",
     "close_abandoned",
@@ -45,8 +52,42 @@ __all__ = [
     "stored_rollups",
 ]
 
-#: ``windows.model_of`` in SQL: the first non-empty of the event's model names.
-_MODEL = (
+#: The sink's relations and the columns of each that this module names in its SQL.
+SINK_SCHEMA: dict[str, tuple[str, ...]] = {
+    "usage_events": (
+        "event_id",
+        "occurred_at",
+        "tenant_id",
+        "canonical_model",
+        "response_model",
+        "request_model",
+        "deployment",
+        "cost_total",
+        "pricing_version",
+    ),
+    "usage_rollup_1m": ("tenant_id", "window_start", "provider", "model"),
+    "usage_event_duplicates": ("event_id", "occurred_at", "tenant_id"),
+    "repricing_runs": (
+        "id",
+        "range_from",
+        "range_to",
+        "tenants",
+        "new_pricing_version",
+        "old_pricing_versions",
+        "dry_run",
+        "status",
+        "started_at",
+        "finished_at",
+        "cost_before",
+        "cost_after",
+        "events_count",
+        "error",
+    ),
+}
+
+#: ``windows.model_of`` in SQL: the first non-empty of the event's model names (a test,
+#: ``tests/integration/processor/test_replay_model_sql.py``, evaluates both on the same rows).
+MODEL_OF_SQL = (
     "COALESCE(NULLIF(canonical_model, ''), NULLIF(response_model, ''), "
     "NULLIF(request_model, ''), NULLIF(deployment, ''), 'unknown')"
 )
@@ -78,7 +119,7 @@ def before_costs(
     """Stored events of the range per (tenant, model), and the pricing versions they carry."""
     where, params = _where(scope, "occurred_at")
     query = sql.SQL(
-        "SELECT tenant_id, " + _MODEL + ", count(*), COALESCE(sum(cost_total), 0), "
+        "SELECT tenant_id, " + MODEL_OF_SQL + ", count(*), COALESCE(sum(cost_total), 0), "
         "count(*) FILTER (WHERE cost_total IS NULL), array_agg(DISTINCT pricing_version) "
         "FROM usage_events WHERE {} GROUP BY 1, 2"
     ).format(where)
