@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tokenline.sink.columns import TOKEN_COLUMNS
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -49,11 +51,7 @@ SOURCE_COLUMNS = (
     "request_model",
     "deployment",
     "success",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
+    *TOKEN_COLUMNS,
     "pricing_status",
     "cost_total",
     "currency",

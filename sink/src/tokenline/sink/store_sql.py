@@ -13,6 +13,7 @@ from psycopg import sql
 from tokenline.schemas.rollup import ROLLUP_SUMS
 from tokenline.sink import rollups, tenant_daily
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY, ROLLUP_COLUMNS, ROLLUP_KEY
+from tokenline.sink.columns import COST_COLUMNS
 
 __all__ = [
     "ADD_ROLLUPS",
@@ -56,12 +57,7 @@ PRICING_COLUMNS = (
     "canonical_model",
     "pricing_status",
     "unpriced_reason",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
+    *COST_COLUMNS,
     "currency",
     "price_entry_id",
     "pricing_version",

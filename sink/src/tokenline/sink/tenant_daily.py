@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tokenline.sink.columns import COST_COLUMNS, TOKEN_COLUMNS
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -39,17 +41,8 @@ SUMS = (
     "requests",
     "failures",
     "unpriced_count",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
+    *TOKEN_COLUMNS,
+    *COST_COLUMNS,
     "latency_ms_sum",
 )
 COLUMNS = (*KEY, *SUMS, "latency_ms_max")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from typing import TYPE_CHECKING
 
+from tokenline.sink.columns import COST_COLUMNS, TOKEN_COLUMNS
 from tokenline.sink.report.selection import ReportSpec, Selection, month_bounds
 from tokenline.sink.report.values import csv_value
 
@@ -33,17 +34,8 @@ BILLING_COLUMNS = (
     "requests",
     "failed",
     "unpriced_requests",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
+    *TOKEN_COLUMNS,
+    *COST_COLUMNS,
 )
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg import sql
 
+from tokenline.sink.columns import COST_COLUMNS
 from tokenline.sink.errors import ReportError
 from tokenline.sink.tenant_daily import SUMS
 
@@ -152,12 +153,7 @@ EXPORT_COLUMNS = (
     "producer_seq",
     "pricing_status",
     "unpriced_reason",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
+    *COST_COLUMNS,
     "currency",
     "price_entry_id",
     "pricing_version",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rich.console import Console
 from rich.table import Table
 
+from tokenline.sink.columns import COST_COLUMNS, TOKEN_COLUMNS
 from tokenline.sink.report.model import Totals
 from tokenline.sink.report.values import csv_value, decimal_text, json_value
 
@@ -37,18 +38,9 @@ MEASURE_FIELDS = (
     "succeeded",
     "failed",
     "unpriced_requests",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_write_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
+    *TOKEN_COLUMNS,
     "total_tokens",
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
+    *COST_COLUMNS,
     "avg_cost_per_request",
     "latency_ms_sum",
     "avg_latency_ms",
