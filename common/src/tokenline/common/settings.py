@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 
 from tokenline.common.errors import ConfigError
 from tokenline.common.kafka_security import Mechanism, SecurityProtocol  # noqa: TC001 - pydantic
+from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KafkaClientSettings",
-    "KafkaPartSettings",
     "PartSettings",
+    "ServiceSettings",
     "env_name",
     "load",
     "load_or_raise",
@@ -96,16 +97,20 @@ class KafkaClientSettings(PartSettings):
     JSON), e.g. ``{"ssl.endpoint.identification.algorithm": "none"}``."""
 
 
-class KafkaPartSettings(KafkaClientSettings):
-    """Base of the processor's, the sink's and the API's settings.
+class ServiceSettings(KafkaClientSettings):
+    """Base of the settings of the long-running services: the processor, the sink, the API.
 
-    Kafka's security, where the brokers are (``localhost:9092`` unless told) and the prefix of
-    every topic name.
+    Kafka's security, where the brokers are (``localhost:9092`` unless told), the prefix of
+    every topic name, and how the service logs.
     """
 
     bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
     topic_prefix: str = Field(default="", pattern=r"^[\w.-]*$")
     """Put before every topic name (one Kafka cluster, several pipelines)."""
+    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
+    log_format: LogFormat = Field(
+        default="text", description="text, or json: one JSON object per line."
+    )
 
 
 S = TypeVar("S", bound="BaseSettings")

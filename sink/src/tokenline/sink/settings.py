@@ -14,7 +14,6 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity
-from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
 
@@ -23,7 +22,7 @@ StorageChoice = Literal["auto", "timescaledb", "postgresql"]
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
-class SinkSettings(config.KafkaPartSettings):
+class SinkSettings(config.ServiceSettings):
     """What the sink's schema and workers are configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -53,7 +52,7 @@ class SinkSettings(config.KafkaPartSettings):
     )
 
     # ------------------------------------------------------------------ the worker
-    # (Kafka's connection and topic_prefix: the base class)
+    # (Kafka's connection, topic_prefix and logs: the base class, ServiceSettings)
     group_id: str = Field(default="tokenline-sink", min_length=1, pattern=r"^[\w.-]+$")
     priced_topic: str = Field(default="llm-usage.priced", min_length=1)
     dlq_topic: str = Field(default="llm-usage.dlq", min_length=1)
@@ -81,10 +80,6 @@ class SinkSettings(config.KafkaPartSettings):
         ge=0,
         description="/readyz fails while the lag of the assigned partitions is above this; 0 "
         "leaves lag out of readiness.",
-    )
-    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
-    log_format: LogFormat = Field(
-        default="text", description="text, or json: one JSON object per line."
     )
 
     @field_validator("database_url")

@@ -18,13 +18,12 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity
-from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["ProcessorSettings", "load_settings"]
 
 
-class ProcessorSettings(config.KafkaPartSettings):
-    """What the processor is configured with (Kafka's connection: the base class)."""
+class ProcessorSettings(config.ServiceSettings):
+    """What the processor is configured with (Kafka's connection and logs: the base class)."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
 
@@ -106,10 +105,6 @@ class ProcessorSettings(config.KafkaPartSettings):
             "Unique per worker and stable across its restarts (default: the host name): its "
             "static group membership and its transactional id."
         ),
-    )
-    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
-    log_format: LogFormat = Field(
-        default="text", description="text, or json: one JSON object per line."
     )
     ready_max_lag: int = Field(
         default=1_000_000,

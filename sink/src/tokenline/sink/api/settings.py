@@ -9,14 +9,13 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity
-from tokenline.common.ops.logs import LogFormat  # noqa: TC001 - pydantic reads it
 
 __all__ = ["ApiSettings", "load_api_settings"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 
 
-class ApiSettings(config.KafkaPartSettings):
+class ApiSettings(config.ServiceSettings):
     """What ``tokenline api`` is configured with."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
@@ -42,11 +41,8 @@ class ApiSettings(config.KafkaPartSettings):
     )
     db_connect_timeout_s: int = Field(default=5, ge=1)
 
-    # Kafka's connection and topic_prefix: the base class
+    # Kafka's connection, topic_prefix and logs: the base class (ServiceSettings)
     raw_topic: str = Field(default="llm-usage.raw", min_length=1)
-
-    log_level: str = Field(default="info", pattern=r"^(?i)(debug|info|warning|error|critical)$")
-    log_format: LogFormat = Field(default="text")
 
     @field_validator("database_url")
     @classmethod
