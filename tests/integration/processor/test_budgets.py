@@ -222,3 +222,48 @@ def test_a_state_topic_with_too_few_partitions_is_refused(world: BudgetWorld) ->
     )
     assert done.returncode == 2, done.stderr
     assert f"{name} has 1 partitions, the priced topic 2" in done.stderr
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_days_of_a_daylight_saving_change_are_25_and_23_hours(world: BudgetWorld) -> None:
+    """New York's 2026-11-01 runs from 04:00 UTC (EDT) to 05:00 UTC the next day (EST);
+    2027-03-14 from 05:00 UTC to 04:00 UTC the next day. The evaluator's now is the stream's
+    (``TOKENLINE_BUDGETS_CLOCK=events``), so these days are judged as they happen."""
+    world.tenant("acme", "America/New_York")
+    created = world.cli(
+        "budgets", "set", "acme-d", "--tenant", "acme", "--period", "day", "--amount", "10",
+        "--thresholds", "50",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    # Periods are kept for 400 days after their end, as the stream's clock goes.
+    world.start(TOKENLINE_BUDGETS_CLOCK="events", TOKENLINE_BUDGET_RETENTION_DAYS="400")
+    world.send(
+        priced(1, "3", at=utc(2026, 11, 1, 4)),  # 00:00 EDT
+        priced(2, "3", at=utc(2026, 11, 2, 4, 59)),  # 23:59 EST, the 25th hour
+        priced(3, "5", at=utc(2026, 11, 2, 5)),  # 00:00 EST, the next day
+    )
+    status = world.wait_status("acme-d", spent("5"))
+    assert (status["period_start"], status["period_end"]) == (
+        utc(2026, 11, 2, 5), utc(2026, 11, 3, 5)
+    )  # fmt: skip
+    world.send(
+        priced(4, "3", at=utc(2027, 3, 14, 4, 59)),  # 23:59 EST, the day before
+        priced(5, "3", at=utc(2027, 3, 14, 5)),  # 00:00 EST
+        priced(6, "3", at=utc(2027, 3, 15, 3, 59)),  # 23:59 EDT, the 23rd hour
+    )
+    status = world.wait_status("acme-d", spent("6"))
+    assert (status["period_start"], status["period_end"]) == (
+        utc(2027, 3, 14, 5), utc(2027, 3, 15, 4)
+    )  # fmt: skip
+    world.send(priced(7, "1", at=utc(2027, 3, 15, 4)))  # 00:00 EDT: a new day, a new status
+    status = world.wait_status("acme-d", spent("1"))
+    assert status["period_start"] == utc(2027, 3, 15, 4)
+    bounds = sorted((a["period_start"], a["period_end"], a["spend"]) for a in world.alerts())
+    assert bounds == [
+        (utc(2026, 11, 1, 4), utc(2026, 11, 2, 5), Decimal(6)),
+        (utc(2026, 11, 2, 5), utc(2026, 11, 3, 5), Decimal(5)),
+        (utc(2027, 3, 14, 5), utc(2027, 3, 15, 4), Decimal(6)),
+    ]
