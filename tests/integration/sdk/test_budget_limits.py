@@ -5,6 +5,7 @@ period, lets them through again."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,29 @@ def refuses(client: Any) -> bool:
     return False
 
 
+@contextmanager
+def limited_sdk(world: BudgetWorld) -> Iterator[tuple[ProviderEmulator, Any, Any]]:
+    """The SDK with hard limits on, once it follows a live evaluator; the emulator it calls
+    and OpenAI clients of acme's teams search and ads."""
+    sdk.configure(
+        tenant_id="acme",
+        bootstrap_servers=world.bootstrap,
+        emitter=sdk.InMemoryEmitter(),
+        budget_limits=True,
+        budget_status_topic=world.topic("budget-status"),
+        detect_host=False,
+    )
+    try:
+        with (
+            ProviderEmulator() as emulator,
+            openai.OpenAI(base_url=f"{emulator.url}/v1", api_key="k", max_retries=0) as raw,
+        ):
+            until(lambda: sdk.stats().budget["status"] == "live")
+            yield emulator, sdk.wrap(raw, team="search"), sdk.wrap(raw, team="ads")
+    finally:
+        sdk.close(5)
+
+
 def until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> float:
     """Seconds until ``predicate`` held (fails after ``timeout_s``)."""
     started = time.monotonic()
@@ -63,40 +87,24 @@ def test_refused_within_seconds_and_let_through_when_raised(
     done = world.cli(*set_budget, "--amount", "10", "--hard-limit", "10")
     assert done.returncode == 0, done.stderr
     world.start()
-    sdk.configure(
-        tenant_id="acme",
-        bootstrap_servers=world.bootstrap,
-        emitter=sdk.InMemoryEmitter(),
-        budget_limits=True,
-        budget_status_topic=world.topic("budget-status"),
-        detect_host=False,
-    )
-    try:
-        with (
-            ProviderEmulator() as emulator,
-            openai.OpenAI(base_url=f"{emulator.url}/v1", api_key="k", max_retries=0) as raw,
-        ):
-            search, ads = sdk.wrap(raw, team="search"), sdk.wrap(raw, team="ads")
+    with limited_sdk(world) as (emulator, search, ads):
 
-            def refused() -> bool:
-                return refuses(search)
+        def refused() -> bool:
+            return refuses(search)
 
-            until(lambda: sdk.stats().budget["status"] == "live")
-            assert not refused()
-            world.send(priced(1, "6", team="search"), priced(2, "4.5", team="search"))
-            took = until(refused)
-            served = len(emulator.calls)
-            with pytest.raises(sdk.BudgetExceeded, match="acme-m"):
-                chat(search)
-            assert len(emulator.calls) == served  # refused before the provider was called
-            chat(ads)  # another team is not in the budget's scope
-            assert sdk.stats().budget["refused"] >= 2
-            summary_line(f"SDK refused a call {took:.2f} s after the crossing events were sent")
-            raised = world.cli(*set_budget, "--amount", "100", "--hard-limit", "100")
-            assert raised.returncode == 0, raised.stderr
-            until(lambda: not refused())
-    finally:
-        sdk.close(5)
+        assert not refused()
+        world.send(priced(1, "6", team="search"), priced(2, "4.5", team="search"))
+        took = until(refused)
+        served = len(emulator.calls)
+        with pytest.raises(sdk.BudgetExceeded, match="acme-m"):
+            chat(search)
+        assert len(emulator.calls) == served  # refused before the provider was called
+        chat(ads)  # another team is not in the budget's scope
+        assert sdk.stats().budget["refused"] >= 2
+        summary_line(f"SDK refused a call {took:.2f} s after the crossing events were sent")
+        raised = world.cli(*set_budget, "--amount", "100", "--hard-limit", "100")
+        assert raised.returncode == 0, raised.stderr
+        until(lambda: not refused())
 
 
 def kathmandu_month_after_next(now: datetime) -> datetime:
@@ -122,49 +130,33 @@ def test_the_next_period_lets_calls_through_again(world: BudgetWorld) -> None:
         assert done.returncode == 0, done.stderr
     boundary = kathmandu_month_after_next(datetime.now(UTC))
     world.start(TOKENLINE_BUDGETS_CLOCK="events")
-    sdk.configure(
-        tenant_id="acme",
-        bootstrap_servers=world.bootstrap,
-        emitter=sdk.InMemoryEmitter(),
-        budget_limits=True,
-        budget_status_topic=world.topic("budget-status"),
-        detect_host=False,
-    )
-    try:
-        with (
-            ProviderEmulator() as emulator,
-            openai.OpenAI(base_url=f"{emulator.url}/v1", api_key="k", max_retries=0) as raw,
-        ):
-            search, ads = sdk.wrap(raw, team="search"), sdk.wrap(raw, team="ads")
-            until(lambda: sdk.stats().budget["status"] == "live")
-            assert not refuses(search)
-            assert not refuses(ads)
-            world.send(
-                priced(1, "6", team="search", at=boundary - timedelta(minutes=10)),
-                priced(2, "4.5", team="search", at=boundary - timedelta(minutes=9)),
-                priced(3, "11", team="ads", at=boundary - timedelta(microseconds=1)),
-            )
-            day = world.wait_status("acme-day", lambda s: s["exceeded"])
-            assert day["period_start"] == boundary - timedelta(days=1)
-            assert day["period_end"] == boundary
-            assert day["spend"] == Decimal("10.5")
-            month = world.wait_status("acme-month", lambda s: s["exceeded"])
-            assert month["period_end"] == boundary
-            until(lambda: refuses(search) and refuses(ads))
-            # The first events of the new day and month: both budgets start again from them.
-            world.send(
-                priced(4, "1", team="search", at=boundary),
-                priced(5, "0.5", team="ads", at=boundary + timedelta(minutes=1)),
-            )
-            day = world.wait_status("acme-day", lambda s: s["period_start"] == boundary)
-            assert (day["spend"], day["exceeded"]) == (Decimal(1), False)
-            assert day["period_end"] == boundary + timedelta(days=1)
-            month = world.wait_status("acme-month", lambda s: s["period_start"] == boundary)
-            assert (month["spend"], month["exceeded"]) == (Decimal("0.5"), False)
-            until(lambda: not refuses(search) and not refuses(ads))
-            assert sdk.stats().budget["status"] == "live"
-    finally:
-        sdk.close(5)
+    with limited_sdk(world) as (_emulator, search, ads):
+        assert not refuses(search)
+        assert not refuses(ads)
+        world.send(
+            priced(1, "6", team="search", at=boundary - timedelta(minutes=10)),
+            priced(2, "4.5", team="search", at=boundary - timedelta(minutes=9)),
+            priced(3, "11", team="ads", at=boundary - timedelta(microseconds=1)),
+        )
+        day = world.wait_status("acme-day", lambda s: s["exceeded"])
+        assert day["period_start"] == boundary - timedelta(days=1)
+        assert day["period_end"] == boundary
+        assert day["spend"] == Decimal("10.5")
+        month = world.wait_status("acme-month", lambda s: s["exceeded"])
+        assert month["period_end"] == boundary
+        until(lambda: refuses(search) and refuses(ads))
+        # The first events of the new day and month: both budgets start again from them.
+        world.send(
+            priced(4, "1", team="search", at=boundary),
+            priced(5, "0.5", team="ads", at=boundary + timedelta(minutes=1)),
+        )
+        day = world.wait_status("acme-day", lambda s: s["period_start"] == boundary)
+        assert (day["spend"], day["exceeded"]) == (Decimal(1), False)
+        assert day["period_end"] == boundary + timedelta(days=1)
+        month = world.wait_status("acme-month", lambda s: s["period_start"] == boundary)
+        assert (month["spend"], month["exceeded"]) == (Decimal("0.5"), False)
+        until(lambda: not refuses(search) and not refuses(ads))
+        assert sdk.stats().budget["status"] == "live"
     alerts = world.alerts()
     assert sorted((a["budget_id"], a["kind"], a["period_end"]) for a in alerts) == [
         ("acme-day", "hard_limit", boundary),
