@@ -2,7 +2,9 @@
 the tenant's timezone, and re-priced events (a replay's output) moving spend both ways.
 
 Every expected spend is the sum of the costs the test sent; every expected period bound is
-written with the zone's fixed offset (Asia/Kolkata has no daylight saving time).
+written out by hand in UTC (Asia/Kolkata is UTC+05:30 all year; New York's offsets are those
+of its clock changes). The period tests run the evaluator on the stream's clock
+(``TOKENLINE_BUDGETS_CLOCK=events``): their days are the events', whatever the wall clock says.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-KOLKATA = timedelta(hours=5, minutes=30)
-
 
 @pytest.fixture
 def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[BudgetWorld]:
@@ -36,9 +36,8 @@ def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[B
         yield w
 
 
-def kolkata_day_start(at: datetime) -> datetime:
-    local = at + KOLKATA
-    return datetime(local.year, local.month, local.day, tzinfo=UTC) - KOLKATA
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
 
 
 def spent(total: str) -> Any:
@@ -109,16 +108,18 @@ def test_periods_follow_the_tenants_timezone(world: BudgetWorld) -> None:
         "--thresholds", "50",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    today = kolkata_day_start(datetime.now(UTC))
+    # The stream's clock: "today" is the events' day whatever the wall clock says, so the
+    # test holds when it runs across a Kolkata midnight too.
+    today = utc(2026, 11, 15, 18, 30)  # 2026-11-16 00:00 in Kolkata (UTC+05:30)
     port = free_port()
-    world.start(TOKENLINE_BUDGETS_METRICS_PORT=str(port))
+    world.start(TOKENLINE_BUDGETS_METRICS_PORT=str(port), TOKENLINE_BUDGETS_CLOCK="events")
     world.send(
         priced(1, "4", at=today - timedelta(microseconds=1)),  # 23:59:59.999999 yesterday
         priced(2, "4", at=today),  # 00:00 today
         priced(3, "1.5", at=today - timedelta(hours=2)),
     )
-    status = world.wait_status("acme-d", spent("4"))
-    assert status["period_start"] == today
+    status = world.wait_status("acme-d", lambda s: s["period_start"] == today)
+    assert status["spend"] == Decimal(4)
     assert status["period_end"] == today + timedelta(days=1)
     world.send(priced(4, "1", at=today + timedelta(seconds=1)))
     world.wait_status("acme-d", spent("5"))
@@ -222,10 +223,6 @@ def test_a_state_topic_with_too_few_partitions_is_refused(world: BudgetWorld) ->
     )
     assert done.returncode == 2, done.stderr
     assert f"{name} has 1 partitions, the priced topic 2" in done.stderr
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
 
 
 def test_days_of_a_daylight_saving_change_are_25_and_23_hours(world: BudgetWorld) -> None:
