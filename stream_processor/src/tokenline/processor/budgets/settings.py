@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tokenline.processor.budgets.clock import ClockName  # noqa: TC001 - pydantic reads it
 from tokenline.processor.budgets.model import RateRule
 from tokenline.processor.settings import ConfigError, ProcessorSettings
 from tokenline.processor.topics import TopicSpec
@@ -46,6 +47,12 @@ class BudgetSettings(ProcessorSettings):
     )
     spend_rate_min: Decimal = Field(
         default=Decimal(1), ge=0, description="...and at least this much spend in the hour."
+    )
+    budgets_clock: ClockName = Field(
+        default="wall",
+        description="What now is for the evaluator: wall (the system clock) or events (the "
+        "latest event time read: periods roll over when the stream reaches the boundary; for "
+        "a recorded or simulated stream).",
     )
     budget_retention_days: int = Field(
         default=35,
