@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import openai
 import pytest
 
 from tests._kafka import new_topic
@@ -26,6 +27,7 @@ from tests.integration.sdk._api_server import (
     read_to_end,
 )
 from tokenline import sdk
+from tokenline.emulator import ProviderEmulator
 from tokenline.schemas import AvroCodec
 from tokenline.sdk._runtime import replace_runtime
 from tokenline.sdk._settings import load_settings
@@ -85,7 +87,8 @@ def _http(server: ApiServer, key: str, tmp_path: Path, **more: Any) -> dict[str,
 
 
 def _made_events() -> list[Any]:
-    """Events as the SDK makes them for a few calls, every kind of field filled in."""
+    """Events as the SDK makes them for a few calls (by hand; a wrapped OpenAI client against
+    the emulator, plain and streamed), every kind of field filled in."""
     memory = InMemoryEmitter()
     sdk.configure(emitter=memory, tenant_id=TENANT, project="checkout", service_name="web")
     sdk.record(
@@ -96,7 +99,19 @@ def _made_events() -> list[Any]:
     )  # fmt: skip
     sdk.record(provider="openai", model="gpt-4o", success=False, error_type="RateLimitError")
     sdk.record(provider="bedrock", operation="embedding", model="titan", batch=True)
+    with ProviderEmulator() as emulator:
+        client = sdk.wrap(openai.OpenAI(base_url=f"{emulator.url}/v1", api_key="k", max_retries=0))
+        with sdk.context(user_id="u-2", tags={"feature": "rerank"}):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+            for _chunk in client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+            ):
+                pass
+    assert sdk.flush(30) == 0
     replace_runtime(None, 5)
+    assert len(memory.events) == 5
     return memory.events
 
 
@@ -124,7 +139,7 @@ def test_events_land_once_as_the_bytes_the_kafka_emitter_produces(
     assert over_kafka.flush(60) == 0
     over_http.close(5)
     over_kafka.close(5)
-    assert (over_http.delivered, over_http.failed, over_http.error) == (3, 0, None)
+    assert (over_http.delivered, over_http.failed, over_http.error) == (5, 0, None)
 
     landed = read_to_end(kafka_bootstrap, http_topic)
     twins = read_to_end(kafka_bootstrap, kafka_topic)
