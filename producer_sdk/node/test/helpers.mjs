@@ -76,6 +76,12 @@ print(create_key(url, sys.argv[2]))
   return { url, key };
 }
 
+/** Drop a database `apiDatabase` made. */
+export function dropApiDatabase(url) {
+  const code = "import sys; from tests._db import drop_database; drop_database(sys.argv[1], sys.argv[2].rsplit('/', 1)[-1])";
+  python(code, DATABASE, url);
+}
+
 function freePort() {
   return Number(python("from tokenline.dev._proc import free_port; print(free_port())").trim());
 }

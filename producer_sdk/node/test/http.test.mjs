@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ConfigError, close, configure, flush, record, stats } from "../dist/esm/index.js";
-import { apiDatabase, apiServer, NO_API, newTopic, readEvents, tempDir } from "./helpers.mjs";
+import { apiDatabase, apiServer, dropApiDatabase, NO_API, newTopic, readEvents, tempDir } from "./helpers.mjs";
 
 const CHILD = fileURLToPath(new URL("./fixtures/child.mjs", import.meta.url));
 
@@ -26,8 +26,14 @@ test("transport http without URL or key lists both, with the variables to set", 
 
 describe("HTTP transport", { skip: NO_API, timeout: 300_000 }, () => {
   let db;
+  let exitDb;
   before(() => {
     db = apiDatabase("acme");
+    exitDb = apiDatabase("exit");
+  });
+  after(() => {
+    dropApiDatabase(db.url);
+    dropApiDatabase(exitDb.url);
   });
 
   async function withApi(run) {
@@ -97,27 +103,40 @@ describe("HTTP transport", { skip: NO_API, timeout: 300_000 }, () => {
     });
   });
 
-  test("a process that records and returns: beforeExit sends every event", async () => {
-    const exitDb = apiDatabase("exit");
-    const topic = newTopic("node-http-exit");
-    const api = apiServer(exitDb.url, topic);
-    await api.start();
-    try {
-      const spoolDir = tempDir();
-      const env = { ...process.env, TOKENLINE_TRANSPORT: "http", TOKENLINE_INGEST_URL: api.url, TOKENLINE_INGEST_KEY: exitDb.key };
-      const proc = spawn(process.execPath, [CHILD, "return", "unused:9092", "unused", spoolDir, "25", randomUUID()], {
-        env, stdio: ["ignore", "ignore", "inherit"],
-      });
-      const status = await new Promise((r) => proc.on("exit", (code, signal) => r({ code, signal })));
-      assert.deepEqual(status, { code: 0, signal: null });
-      const events = readEvents(topic, 25);
-      assert.equal(events.length, 25);
-      assert.equal(new Set(events.map((e) => e.event_id)).size, 25);
-      assert.deepEqual(readdirSync(join(spoolDir, "http")), []);
-    } finally {
-      await api.stop();
-    }
-  });
+  for (const [mode, expected] of [["return", { code: 0, signal: null }], ["sigterm", { code: null, signal: "SIGTERM" }], ["exit", { code: 0, signal: null }]]) {
+    test(`a process that records and ends (${mode}) loses nothing`, async () => {
+      const topic = newTopic("node-http-exit");
+      const api = apiServer(exitDb.url, topic);
+      await api.start();
+      try {
+        const spoolDir = tempDir();
+        const env = { ...process.env, TOKENLINE_TRANSPORT: "http", TOKENLINE_INGEST_URL: api.url, TOKENLINE_INGEST_KEY: exitDb.key };
+        const proc = spawn(process.execPath, [CHILD, mode, "unused:9092", "unused", spoolDir, "25", randomUUID()], {
+          env, stdio: ["ignore", "pipe", "inherit"],
+        });
+        proc.stdout.on("data", (data) => {
+          if (String(data).includes("ready")) proc.kill("SIGTERM");
+        });
+        const status = await new Promise((r) => proc.on("exit", (code, signal) => r({ code, signal })));
+        assert.deepEqual(status, expected);
+        if (mode === "exit") {
+          // process.exit(): nothing asynchronous ran; the JSON records are in the spool, and
+          // the next process sends them.
+          assert.ok(readdirSync(join(spoolDir, "http")).length > 0);
+          await configure({ transport: "http", ingestUrl: api.url, ingestKey: exitDb.key, tenantId: "exit", spoolDir, detectHost: false });
+          assert.equal(await flush(30_000), 0);
+          assert.equal(stats().resent, 25);
+          await close(5_000);
+        }
+        const events = readEvents(topic, 25);
+        assert.equal(events.length, 25);
+        assert.equal(new Set(events.map((e) => e.event_id)).size, 25);
+        assert.deepEqual(readdirSync(join(spoolDir, "http")), []);
+      } finally {
+        await api.stop();
+      }
+    });
+  }
 
   test("a bad key is a stats error; the events stay in the spool", async () => {
     await withApi(async (api) => {

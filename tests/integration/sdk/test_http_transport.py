@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
+from tests._db import drop_database
 from tests._kafka import new_topic
 from tests.integration.sdk._api_server import (
     ApiServer,
@@ -47,8 +48,10 @@ CODEC = AvroCodec[Any]("tokenline.UsageEvent")
 
 
 @pytest.fixture(scope="module")
-def api_database(database_url: str) -> str:
-    return migrated_database(database_url)
+def api_database(database_url: str) -> Iterator[str]:
+    url = migrated_database(database_url)
+    yield url
+    drop_database(database_url, url.rsplit("/", 1)[-1])
 
 
 @pytest.fixture(scope="module")
