@@ -15,6 +15,7 @@ import { encodeUsageEvent } from "./avro.js";
 import { buildEvent, type Call, ProducerIdentity } from "./call.js";
 import type { Attribution } from "./context.js";
 import { localHost } from "./host.js";
+import { eventJson } from "./http.js";
 import { Sender, type Counters } from "./sender.js";
 import { ConfigError, loadSettings, type Options, type Settings } from "./settings.js";
 import type { Host } from "./types.js";
@@ -29,7 +30,7 @@ export class Runtime {
   lastError: unknown = null;
 
   constructor(readonly settings: Settings) {
-    if (!settings.bootstrapServers) {
+    if (settings.transport === "kafka" && !settings.bootstrapServers) {
       throw new ConfigError(["bootstrapServers: required to send to Kafka (TOKENLINE_BOOTSTRAP_SERVERS)"]);
     }
     this.host = localHost(process.env, settings.serviceName, settings.detectHost);
@@ -46,7 +47,8 @@ export class Runtime {
       try {
         read?.();
         const event = buildEvent(call, this.identity, this.host, this.settings.maxTags);
-        return { key: Buffer.from(event.tenant_id, "utf8"), value: encodeUsageEvent(event) };
+        const value = this.settings.transport === "http" ? eventJson(event) : encodeUsageEvent(event);
+        return { key: Buffer.from(event.tenant_id, "utf8"), value };
       } catch (err) {
         this.swallowed(err);
         return null;
@@ -59,8 +61,9 @@ export class Runtime {
     this.lastError = err;
   }
 
-  stats(): Counters & { pending: number; errors: number } {
-    return { ...this.sender.counters, pending: this.sender.pending(), errors: this.errors };
+  stats(): Counters & { pending: number; errors: number; transportError: string | null } {
+    const transportError = this.sender.transport.error;
+    return { ...this.sender.counters, pending: this.sender.pending(), errors: this.errors, transportError };
   }
 }
 

@@ -1,21 +1,17 @@
 /**
  * The background sender: calls queued by the wrappers are built into events, encoded and sent
- * to Kafka on a timer, off the caller's path. Kafka through kafkajs (idempotent producer,
- * acks=all, one request in flight, keyed by tenant with the Java-compatible murmur2
- * partitioner). A batch Kafka refuses or does not answer goes to the disk spool; the spool is
- * re-sent when Kafka answers again.
+ * on a timer, off the caller's path, through a transport: Kafka (`kafka.ts`) or the HTTP API
+ * (`http.ts`, `transport: "http"`). A batch the far end refuses or does not answer goes to the
+ * disk spool; the spool is re-sent when it answers again. Events the HTTP API refuses as
+ * invalid are counted (`refused`) and dropped, never retried.
  *
- * The broker connections never keep the process alive (their sockets are unref'd and kafkajs's
- * per-connection request-timeout interval is off, as the Python SDK's sender thread is a
- * daemon): a script ends when its own work is done. A send in flight holds the process open
- * with its own timer, which also bounds it: past `requestTimeoutMs` the batch goes to the
- * spool and the producer is replaced (a late acknowledgement then means a duplicate, which the
- * pipeline's upsert by event_id absorbs).
+ * A send in flight holds the process open with its own timer, which also bounds it: past
+ * `requestTimeoutMs` the batch goes to the spool and the transport is reset (a late
+ * acknowledgement then means a duplicate, which the pipeline's upsert by event_id absorbs).
  */
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
-import { CompressionTypes, Kafka, type ISocketFactory, logLevel, type Producer } from "kafkajs";
-import { fixKafkajsTimerLoop } from "./kafkajs-fix.js";
+import { join } from "node:path";
+import { HttpTransport } from "./http.js";
+import { KafkaTransport, type Transport } from "./kafka.js";
 import type { Settings } from "./settings.js";
 import { DiskSpool, type SpoolRecord } from "./spool.js";
 
@@ -26,6 +22,8 @@ export interface Counters {
   resent: number;
   dropped: number;
   buildFailed: number;
+  /** Events the HTTP API refused as invalid (dropped, with the reasons in `refusedReasons`). */
+  refused: number;
 }
 
 /** A queued call: builds its encoded record, or null when building failed (counted). */
@@ -33,22 +31,11 @@ export type Pending = () => SpoolRecord | null;
 
 const RESEND_BATCH = 500;
 
-/** kafkajs's own socket factory, with each socket unref'd. */
-const unrefSockets: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket = ssl
-    ? tlsConnect({ host, port, servername: host, ...(typeof ssl === "object" ? ssl : {}) }, onConnect)
-    : netConnect({ host, port }, onConnect);
-  socket.setKeepAlive(true, 60_000);
-  socket.unref();
-  return socket;
-};
-
 export class Sender {
-  readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0 };
+  readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0, refused: 0 };
   private queue: Pending[] = [];
   private inFlight: SpoolRecord[] = [];
-  private producer: Producer | null = null;
-  private connected: Promise<void> | null = null;
+  readonly transport: Transport;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private kafkaUp = false;
@@ -56,7 +43,11 @@ export class Sender {
   closed = false;
 
   constructor(readonly settings: Settings) {
-    this.spool = settings.spoolEnabled ? new DiskSpool(settings.spoolDir, settings.spoolMaxBytes) : null;
+    const http = settings.transport === "http";
+    this.transport = http ? new HttpTransport(settings) : new KafkaTransport(settings);
+    // JSON records for HTTP, Avro for Kafka: a spool directory serves one transport.
+    const spoolDir = http ? join(settings.spoolDir, "http") : settings.spoolDir;
+    this.spool = settings.spoolEnabled ? new DiskSpool(spoolDir, settings.spoolMaxBytes) : null;
     if (this.spool?.backlog()) this.schedule(0); // an earlier process's records: re-send now
   }
 
@@ -113,8 +104,9 @@ export class Sender {
     if (records.length > 0) {
       this.inFlight = records;
       try {
-        await this.send(records);
-        this.counters.sent += records.length;
+        const refused = await this.send(records);
+        this.counters.sent += records.length - refused;
+        this.counters.refused += refused;
       } catch {
         this.toSpool(records);
       } finally {
@@ -127,7 +119,7 @@ export class Sender {
 
   private async probe(): Promise<void> {
     try {
-      await this.connect();
+      await this.transport.probe();
       this.kafkaUp = true;
       await this.resend();
     } catch {
@@ -140,11 +132,13 @@ export class Sender {
     if (spool === null) return;
     for (let path = spool.claim(); path !== null; path = spool.claim()) {
       const records = spool.read(path);
+      let refused = 0;
       for (let i = 0; i < records.length; i += RESEND_BATCH) {
-        await this.send(records.slice(i, i + RESEND_BATCH)); // throws: the claim stays for later
+        refused += await this.send(records.slice(i, i + RESEND_BATCH)); // throws: the claim stays
       }
       spool.done(path);
-      this.counters.resent += records.length;
+      this.counters.resent += records.length - refused;
+      this.counters.refused += refused;
     }
   }
 
@@ -159,67 +153,21 @@ export class Sender {
     this.counters.dropped += records.length - kept;
   }
 
-  private connect(): Promise<void> {
-    if (this.connected === null) {
-      const s = this.settings;
-      if (!s.bootstrapServers) throw new Error("bootstrapServers: required (TOKENLINE_BOOTSTRAP_SERVERS)");
-      fixKafkajsTimerLoop();
-      const kafka = new Kafka({
-        clientId: `tokenline-sdk-node-${s.serviceName ?? "app"}`,
-        brokers: s.bootstrapServers.split(","),
-        logLevel: logLevel.NOTHING,
-        socketFactory: unrefSockets,
-        connectionTimeout: Math.min(s.requestTimeoutMs, 3_000),
-        requestTimeout: s.requestTimeoutMs,
-        enforceRequestTimeout: false, // its interval would keep the process alive; send() times out
-        retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
-      });
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      this.producer = producer;
-      this.connected = producer.connect().catch((err: unknown) => {
-        this.connected = null;
-        this.producer = null;
-        void producer.disconnect().catch(() => undefined);
-        throw err;
-      });
-    }
-    return this.connected;
-  }
-
-  private async send(records: SpoolRecord[]): Promise<void> {
+  private async send(records: SpoolRecord[]): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("Kafka did not answer in time")), this.settings.requestTimeoutMs);
+      timer = setTimeout(() => reject(new Error("no answer in time")), this.settings.requestTimeoutMs);
     });
     try {
-      await Promise.race([this.sendNow(records), timeout]);
+      const refused = await Promise.race([this.transport.send(records), timeout]);
+      this.kafkaUp = true;
+      return refused;
     } catch (err) {
-      this.reset();
+      this.transport.reset();
       throw err;
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  /** Drop the producer (after a failure): the next send connects afresh. */
-  private reset(): void {
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) void producer.disconnect().catch(() => undefined);
-  }
-
-  private async sendNow(records: SpoolRecord[]): Promise<void> {
-    await this.connect();
-    const producer = this.producer as Producer;
-    await producer.send({
-      topic: this.settings.topic,
-      acks: -1,
-      timeout: this.settings.requestTimeoutMs,
-      compression: this.settings.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages: records.map((r) => ({ key: r.key, value: r.value })),
-    });
-    this.kafkaUp = true;
   }
 
   /** Wait up to `timeoutMs` for queued calls to be sent or spooled; how many remain. */
@@ -262,12 +210,7 @@ export class Sender {
     await this.flush(timeoutMs);
     this.closed = true;
     this.spoolNow();
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) {
-      await Promise.race([producer.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
-    }
+    await this.transport.close();
   }
 
   /**

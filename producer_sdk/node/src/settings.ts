@@ -8,6 +8,14 @@ export interface Settings {
   serviceName: string | null;
   bootstrapServers: string | null;
   topic: string;
+  /** "kafka", or "http": send to the API's `POST /v1/usage` (`ingestUrl`, `ingestKey`). */
+  transport: "kafka" | "http";
+  /** The HTTP API's base URL, e.g. `https://tokenline.example.com` (transport "http"). */
+  ingestUrl: string | null;
+  /** An API key with the ingest scope for the tenant (`tokenline api keys create`). */
+  ingestKey: string | null;
+  /** Events per `POST /v1/usage` at most. */
+  ingestBatchMax: number;
   /** "none" or "gzip" (the codecs kafkajs has built in). */
   compression: "none" | "gzip";
   /** How often queued calls are built, encoded and handed to Kafka, off the caller's path. */
@@ -28,9 +36,9 @@ export interface Settings {
 
 export type Options = Partial<Settings>;
 
-const NUMBERS = ["sendIntervalMs", "queueMaxMessages", "requestTimeoutMs", "spoolMaxBytes", "flushTimeoutMs", "maxTags"] as const;
+const NUMBERS = ["sendIntervalMs", "queueMaxMessages", "requestTimeoutMs", "spoolMaxBytes", "flushTimeoutMs", "maxTags", "ingestBatchMax"] as const;
 const BOOLEANS = ["spoolEnabled", "detectHost", "handleSignals"] as const;
-const STRINGS = ["tenantId", "project", "serviceName", "bootstrapServers", "topic", "compression", "spoolDir"] as const;
+const STRINGS = ["tenantId", "project", "serviceName", "bootstrapServers", "topic", "compression", "spoolDir", "transport", "ingestUrl", "ingestKey"] as const;
 
 /** `sendIntervalMs` → `TOKENLINE_SEND_INTERVAL_MS`. */
 export function envName(key: string): string {
@@ -44,6 +52,10 @@ export function defaults(): Settings {
     serviceName: null,
     bootstrapServers: null,
     topic: "llm-usage.raw",
+    transport: "kafka",
+    ingestUrl: null,
+    ingestKey: null,
+    ingestBatchMax: 500,
     compression: "none",
     sendIntervalMs: 50,
     queueMaxMessages: 100_000,
@@ -82,8 +94,24 @@ export function loadSettings(options: Options = {}, env: NodeJS.ProcessEnv = pro
   if (!["none", "gzip"].includes(settings.compression)) problems.push(`compression: must be none or gzip`);
   if (settings.maxTags < 0 || settings.maxTags > 64) problems.push("maxTags: must be 0 to 64");
   if (settings.sendIntervalMs < 1) problems.push("sendIntervalMs: must be at least 1");
+  problems.push(...transportProblems(settings));
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
+}
+
+function transportProblems(s: Settings): string[] {
+  if (s.transport === "kafka") return [];
+  if (s.transport !== "http") return [`transport: must be kafka or http, not ${JSON.stringify(s.transport)} (TOKENLINE_TRANSPORT)`];
+  const problems: string[] = [];
+  if (!s.ingestUrl) problems.push("ingestUrl: required when transport is http (TOKENLINE_INGEST_URL)");
+  else if (!/^https?:\/\/[^/]+/.test(s.ingestUrl)) {
+    problems.push(`ingestUrl: must be an http:// or https:// URL, not ${JSON.stringify(s.ingestUrl)} (TOKENLINE_INGEST_URL)`);
+  }
+  if (!s.ingestKey?.trim()) {
+    problems.push("ingestKey: required when transport is http, an API key with the ingest scope (TOKENLINE_INGEST_KEY)");
+  }
+  if (!(s.ingestBatchMax >= 1 && s.ingestBatchMax <= 5_000)) problems.push("ingestBatchMax: must be 1 to 5000 (TOKENLINE_INGEST_BATCH_MAX)");
+  return problems;
 }
 
 /** The SDK was configured wrongly: every problem found, at once. */

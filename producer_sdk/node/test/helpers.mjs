@@ -59,3 +59,68 @@ export function startEmulator() {
     child.on("exit", (code) => reject(new Error(`emulator exited (${code}): ${out}`)));
   });
 }
+
+export const DATABASE = process.env.TOKENLINE_TEST_DATABASE_URL;
+export const NO_API = BOOTSTRAP && DATABASE ? false : "TOKENLINE_TEST_KAFKA_BOOTSTRAP or TOKENLINE_TEST_DATABASE_URL is not set";
+
+/** A fresh migrated database for the API, and an ingest key of `tenant` there. */
+export function apiDatabase(tenant) {
+  const code = `
+import sys
+from tests.integration.sdk._api_server import create_key, migrated_database
+url = migrated_database(sys.argv[1])
+print(url)
+print(create_key(url, sys.argv[2]))
+`;
+  const [url, key] = python(code, DATABASE, tenant).trim().split("\n");
+  return { url, key };
+}
+
+/** Drop a database `apiDatabase` made. */
+export function dropApiDatabase(url) {
+  const code = "import sys; from tests._db import drop_database; drop_database(sys.argv[1], sys.argv[2].rsplit('/', 1)[-1])";
+  python(code, DATABASE, url);
+}
+
+function freePort() {
+  return Number(python("from tokenline.dev._proc import free_port; print(free_port())").trim());
+}
+
+/** `tokenline api serve` producing to `topic`; resolves once /readyz answers 200. */
+export function apiServer(database, topic) {
+  const port = freePort();
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TOKENLINE_")));
+  Object.assign(env, {
+    TOKENLINE_DATABASE_URL: database,
+    TOKENLINE_BOOTSTRAP_SERVERS: BOOTSTRAP,
+    TOKENLINE_RAW_TOPIC: topic,
+    TOKENLINE_API_PORT: String(port),
+    TOKENLINE_API_RATE_LIMIT_PER_MINUTE: "1000000",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  let child = null;
+  const server = {
+    url,
+    async start() {
+      child = spawn(join(REPO, ".venv", "bin", "tokenline"), ["api", "serve"], { env, stdio: "ignore" });
+      const deadline = Date.now() + 120_000; // a readiness wait, not a measure
+      for (;;) {
+        try {
+          if ((await fetch(`${url}/readyz`)).status === 200) return;
+        } catch {
+          // not listening yet
+        }
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error("tokenline api serve did not start");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async stop() {
+      if (child === null) return;
+      const ended = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await ended;
+      child = null;
+    },
+  };
+  return server;
+}

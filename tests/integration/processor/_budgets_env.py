@@ -126,17 +126,25 @@ class BudgetWorld:
         self, budget_id: str, check: Callable[[Any], bool], timeout_s: float = 90.0
     ) -> Any:
         """The budget's status once ``check`` holds for it (fails after ``timeout_s``)."""
+        seen: list[Any] = [None]
+
+        def matched() -> bool:
+            seen[0] = self.statuses().get(budget_id)
+            return seen[0] is not None and check(seen[0])
+
+        self.wait(matched, lambda: f"status of {budget_id} matching; last {seen[0]}", timeout_s)
+        return seen[0]
+
+    def wait(
+        self, done: Callable[[], bool], what: Callable[[], str], timeout_s: float = 90.0
+    ) -> None:
+        """Until ``done()``, failing after ``timeout_s`` or when an evaluator died unkilled."""
         deadline = time.monotonic() + timeout_s
-        status = None
-        while time.monotonic() < deadline:
-            status = self.statuses().get(budget_id)
-            if status is not None and check(status):
-                return status
+        while not done():
             for n, proc in enumerate(self.runs):
                 assert proc.poll() is None or proc.returncode == -9, self.log(n)
+            assert time.monotonic() < deadline, f"never happened: {what()}"
             time.sleep(0.2)
-        msg = f"status of {budget_id} never matched; last {status}"
-        raise AssertionError(msg)
 
 
 def create_priced_topic(world: BudgetWorld) -> None:

@@ -2,7 +2,9 @@
 the tenant's timezone, and re-priced events (a replay's output) moving spend both ways.
 
 Every expected spend is the sum of the costs the test sent; every expected period bound is
-written with the zone's fixed offset (Asia/Kolkata has no daylight saving time).
+written out by hand in UTC (Asia/Kolkata is UTC+05:30 all year; New York's offsets are those
+of its clock changes). The period tests run the evaluator on the stream's clock
+(``TOKENLINE_BUDGETS_CLOCK=events``): their days are the events', whatever the wall clock says.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-KOLKATA = timedelta(hours=5, minutes=30)
-
 
 @pytest.fixture
 def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[BudgetWorld]:
@@ -36,9 +36,8 @@ def world(kafka_bootstrap: str, database_url: str, tmp_path: Path) -> Iterator[B
         yield w
 
 
-def kolkata_day_start(at: datetime) -> datetime:
-    local = at + KOLKATA
-    return datetime(local.year, local.month, local.day, tzinfo=UTC) - KOLKATA
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
 
 
 def spent(total: str) -> Any:
@@ -109,16 +108,18 @@ def test_periods_follow_the_tenants_timezone(world: BudgetWorld) -> None:
         "--thresholds", "50",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
-    today = kolkata_day_start(datetime.now(UTC))
+    # The stream's clock: "today" is the events' day whatever the wall clock says, so the
+    # test holds when it runs across a Kolkata midnight too.
+    today = utc(2026, 11, 15, 18, 30)  # 2026-11-16 00:00 in Kolkata (UTC+05:30)
     port = free_port()
-    world.start(TOKENLINE_BUDGETS_METRICS_PORT=str(port))
+    world.start(TOKENLINE_BUDGETS_METRICS_PORT=str(port), TOKENLINE_BUDGETS_CLOCK="events")
     world.send(
         priced(1, "4", at=today - timedelta(microseconds=1)),  # 23:59:59.999999 yesterday
         priced(2, "4", at=today),  # 00:00 today
         priced(3, "1.5", at=today - timedelta(hours=2)),
     )
-    status = world.wait_status("acme-d", spent("4"))
-    assert status["period_start"] == today
+    status = world.wait_status("acme-d", lambda s: s["period_start"] == today)
+    assert status["spend"] == Decimal(4)
     assert status["period_end"] == today + timedelta(days=1)
     world.send(priced(4, "1", at=today + timedelta(seconds=1)))
     world.wait_status("acme-d", spent("5"))
@@ -222,3 +223,44 @@ def test_a_state_topic_with_too_few_partitions_is_refused(world: BudgetWorld) ->
     )
     assert done.returncode == 2, done.stderr
     assert f"{name} has 1 partitions, the priced topic 2" in done.stderr
+
+
+def test_days_of_a_daylight_saving_change_are_25_and_23_hours(world: BudgetWorld) -> None:
+    """New York's 2026-11-01 runs from 04:00 UTC (EDT) to 05:00 UTC the next day (EST);
+    2027-03-14 from 05:00 UTC to 04:00 UTC the next day. The evaluator's now is the stream's
+    (``TOKENLINE_BUDGETS_CLOCK=events``), so these days are judged as they happen."""
+    world.tenant("acme", "America/New_York")
+    created = world.cli(
+        "budgets", "set", "acme-d", "--tenant", "acme", "--period", "day", "--amount", "10",
+        "--thresholds", "50",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    # Periods are kept for 400 days after their end, as the stream's clock goes.
+    world.start(TOKENLINE_BUDGETS_CLOCK="events", TOKENLINE_BUDGET_RETENTION_DAYS="400")
+    world.send(
+        priced(1, "3", at=utc(2026, 11, 1, 4)),  # 00:00 EDT
+        priced(2, "3", at=utc(2026, 11, 2, 4, 59)),  # 23:59 EST, the 25th hour
+        priced(3, "5", at=utc(2026, 11, 2, 5)),  # 00:00 EST, the next day
+    )
+    status = world.wait_status("acme-d", spent("5"))
+    assert (status["period_start"], status["period_end"]) == (
+        utc(2026, 11, 2, 5), utc(2026, 11, 3, 5)
+    )  # fmt: skip
+    world.send(
+        priced(4, "3", at=utc(2027, 3, 14, 4, 59)),  # 23:59 EST, the day before
+        priced(5, "3", at=utc(2027, 3, 14, 5)),  # 00:00 EST
+        priced(6, "3", at=utc(2027, 3, 15, 3, 59)),  # 23:59 EDT, the 23rd hour
+    )
+    status = world.wait_status("acme-d", spent("6"))
+    assert (status["period_start"], status["period_end"]) == (
+        utc(2027, 3, 14, 5), utc(2027, 3, 15, 4)
+    )  # fmt: skip
+    world.send(priced(7, "1", at=utc(2027, 3, 15, 4)))  # 00:00 EDT: a new day, a new status
+    status = world.wait_status("acme-d", spent("1"))
+    assert status["period_start"] == utc(2027, 3, 15, 4)
+    bounds = sorted((a["period_start"], a["period_end"], a["spend"]) for a in world.alerts())
+    assert bounds == [
+        (utc(2026, 11, 1, 4), utc(2026, 11, 2, 5), Decimal(6)),
+        (utc(2026, 11, 2, 5), utc(2026, 11, 3, 5), Decimal(5)),
+        (utc(2027, 3, 14, 5), utc(2027, 3, 15, 4), Decimal(6)),
+    ]

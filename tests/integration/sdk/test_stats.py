@@ -109,6 +109,7 @@ def test_drops_are_counted_by_reason(tmp_path: Path) -> None:
         "spool_full": 0,
         "build_failed": 0,
         "no_spool": 5,
+        "refused": 0,
     }
     assert stats.send_errors == 5
 
@@ -174,5 +175,5 @@ def test_stats_are_observed_by_the_applications_meter_provider(
     assert observed["tokenline.sdk.spooled"] == [[0, {}]]
     assert observed["tokenline.sdk.in_queue"] == [[0, {}]]
     assert sorted(r for _, a in observed["tokenline.sdk.dropped"] for r in a.values()) == [
-        "build_failed", "no_spool", "queue_full", "spool_full",
+        "build_failed", "no_spool", "queue_full", "refused", "spool_full",
     ]  # fmt: skip

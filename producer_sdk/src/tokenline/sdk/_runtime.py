@@ -25,6 +25,7 @@ from tokenline.sdk.emitters import (
     BackgroundEmitter,
     Counters,
     DiskSpool,
+    HttpEmitter,
     KafkaEmitter,
     SpoolingEmitter,
 )
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
     from tokenline.schemas import UsageEvent
     from tokenline.sdk._call import Call
-    from tokenline.sdk.emitters import Emitter
+    from tokenline.sdk.emitters import Emitter, Transport
 
 __all__ = ["Runtime", "current_runtime", "default_emitter", "install_runtime"]
 
@@ -42,19 +43,27 @@ log = logging.getLogger(__name__)
 
 
 def default_emitter(settings: Settings, counters: Counters | None = None) -> Emitter:
-    """Kafka behind a disk spool, behind the background sender: nothing waits, nothing is lost.
+    """A transport behind a disk spool, behind the background sender: nothing waits or is lost.
 
-    When the spool holds records of an earlier process, the sender starts at once to re-send
-    them, even if this process never records anything.
+    The transport is Kafka, or the HTTP API with ``transport="http"`` (its spool, of JSON
+    records, is the ``http`` directory inside ``spool_dir``). When the spool holds records of
+    an earlier process, the sender starts at once to re-send them, even if this process never
+    records anything.
     """
-    producer_config(settings)  # fails early, listing the problem, when Kafka is not configured
     counters = counters if counters is not None else Counters()
-    kafka = KafkaEmitter(settings, counters)
-    inner: Emitter = kafka
+    transport: Transport
+    spool_dir = settings.spool_dir
+    if settings.transport == "http":
+        transport = HttpEmitter(settings, counters)
+        spool_dir = spool_dir / "http"
+    else:
+        producer_config(settings)  # fails early, listing the problem, when Kafka is not configured
+        transport = KafkaEmitter(settings, counters)
+    inner: Emitter = transport
     spooling = None
     if settings.spool_enabled:
-        spool = DiskSpool(settings.spool_dir, settings.spool_max_bytes, counters=counters)
-        inner = spooling = SpoolingEmitter(kafka, spool, counters=counters)
+        spool = DiskSpool(spool_dir, settings.spool_max_bytes, counters=counters)
+        inner = spooling = SpoolingEmitter(transport, spool, counters=counters)
     sender = BackgroundEmitter(
         inner,
         max_queue=settings.queue_max_messages,

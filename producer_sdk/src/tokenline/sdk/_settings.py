@@ -2,22 +2,32 @@
 
 Components receive a ``Settings`` object and never read ``os.environ`` themselves. The
 librdkafka configuration is built in one place, ``producer_config`` (the ``kafka_config``
-setting is what it passes through).
+setting is what it passes through); the HTTP transport's endpoint and headers in one place,
+``ingest_config``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.errors import ConfigError
 from tokenline.common.kafka_security import KafkaSecurity
 
-__all__ = ["Settings", "connection_config", "load_settings", "producer_config"]
+__all__ = [
+    "IngestConfig",
+    "Settings",
+    "connection_config",
+    "ingest_config",
+    "load_settings",
+    "producer_config",
+]
 
 _COMPRESSIONS = {"none", "gzip", "snappy", "lz4", "zstd"}
 
@@ -36,6 +46,18 @@ class Settings(config.KafkaClientSettings):
     topic: str = "llm-usage.raw"
     schema_registry_url: str | None = None
     # Kafka's security and kafka_config (other librdkafka properties): the base class
+
+    transport: Literal["kafka", "http"] = "kafka"
+    """``kafka``: produce to the raw topic. ``http``: send to the API's ``POST /v1/usage``
+    where Kafka is out of reach (``ingest_url`` and ``ingest_key`` then required)."""
+    ingest_url: str | None = None
+    """The HTTP API's base URL, e.g. ``https://tokenline.example.com`` (transport ``http``)."""
+    ingest_key: SecretStr | None = None
+    """An API key with the ingest scope for this tenant (``tokenline api keys create``)."""
+    ingest_batch_max: int = Field(default=500, ge=1, le=5_000)
+    """Events per ``POST /v1/usage`` at most (the API takes 5,000 by default)."""
+    ingest_timeout_ms: int = Field(default=15_000, ge=100)
+    """How long one ``POST`` may take; the API itself waits up to 10 s for Kafka."""
 
     compression: str = "zstd"
     linger_ms: int = Field(default=20, ge=0, le=60_000)
@@ -90,6 +112,10 @@ class Settings(config.KafkaClientSettings):
         return value
 
 
+def _hint(where: str) -> str:
+    return f" (keyword {where!r} or TOKENLINE_{where.upper()})"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from ``overrides`` over the environment; every problem in one error.
 
@@ -101,9 +127,36 @@ def load_settings(**overrides: Any) -> Settings:
         Settings,
         overrides,
         part="Tokenline",
-        checks=lambda s: KafkaSecurity.of(s).problems(),
+        checks=lambda s: KafkaSecurity.of(s).problems() + _combination_problems(s),
         cli=keywords,
     )
+
+
+def _combination_problems(settings: Settings) -> list[str]:
+    """What is wrong with the settings taken together (each field being valid alone)."""
+    if settings.transport != "http":
+        return []
+    problems = []
+    url = settings.ingest_url
+    if not url:
+        problems.append(f"ingest_url: required when transport is http{_hint('ingest_url')}")
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(
+                f"ingest_url: must be an http:// or https:// URL, not {url!r}{_hint('ingest_url')}"
+            )
+    if settings.ingest_key is None or not settings.ingest_key.get_secret_value().strip():
+        problems.append(
+            "ingest_key: required when transport is http, an API key with the ingest scope "
+            f"(tokenline api keys create --tenant ID --scope ingest){_hint('ingest_key')}"
+        )
+    if settings.budget_limits and not settings.bootstrap_servers:
+        problems.append(
+            "budget_limits: follows the budget-status topic on Kafka, so it needs "
+            f"bootstrap_servers even with transport http; or turn it off{_hint('budget_limits')}"
+        )
+    return problems
 
 
 def connection_config(settings: Settings) -> dict[str, Any]:
@@ -139,3 +192,31 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     conf.update(KafkaSecurity.of(settings).librdkafka())
     conf.update(settings.kafka_config)
     return conf
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Where the HTTP transport posts and with which headers (the key is in them)."""
+
+    url: str
+    headers: dict[str, str] = field(repr=False)
+    timeout_s: float
+    batch_max: int
+
+
+def ingest_config(settings: Settings) -> IngestConfig:
+    """The HTTP transport's endpoint (``<ingest_url>/v1/usage``), headers and limits."""
+    problems = _combination_problems(settings.model_copy(update={"transport": "http"}))
+    problems = [p for p in problems if not p.startswith("budget_limits")]
+    if problems or settings.ingest_url is None or settings.ingest_key is None:
+        raise ConfigError(problems)
+    return IngestConfig(
+        url=settings.ingest_url.rstrip("/") + "/v1/usage",
+        headers={
+            "Authorization": f"Bearer {settings.ingest_key.get_secret_value().strip()}",
+            "Content-Type": "application/json",
+            "User-Agent": f"tokenline-sdk-python ({settings.service_name or 'app'})",
+        },
+        timeout_s=settings.ingest_timeout_ms / 1000,
+        batch_max=settings.ingest_batch_max,
+    )

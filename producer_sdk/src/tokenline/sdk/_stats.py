@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tokenline.sdk.emitters import (
     DROP_REASONS,
     BackgroundEmitter,
+    HttpEmitter,
     KafkaEmitter,
     SpoolingEmitter,
 )
@@ -41,13 +42,15 @@ class Stats:
     dropped: Mapping[str, int]
     """Events lost, by reason: ``queue_full`` (the send queue), ``spool_full``,
     ``build_failed`` (the event could not be made from the call), ``no_spool`` (Kafka did not
-    take it and the spool is off)."""
+    take it and the spool is off), ``refused`` (the HTTP API refused it as invalid; the reason
+    is logged)."""
     send_errors: int
     """Records Kafka refused or did not acknowledge (each then went to the spool)."""
     in_queue: int
     """Events waiting for the sender now."""
     in_kafka: int
-    """Records in the Kafka client's queue or in flight now."""
+    """Records in the Kafka client's queue or in flight now (with the HTTP transport: batched
+    or in flight to the API)."""
     spool_bytes: int
     """Bytes on disk in the spool directory, as this process knows it."""
     budget: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"status": "off"}))
@@ -55,6 +58,10 @@ class Stats:
     heartbeat, ``stale`` without one for ``budget_stale_s``, ``live``: only then are calls
     refused), ``exceeded`` (budgets over their hard limit now), ``refused`` (calls refused),
     ``failed_open`` (calls let through over a limit because the status was not live)."""
+
+    transport_error: str | None = None
+    """With the HTTP transport, the last problem the API or the network reported (e.g. ``401
+    unknown or revoked API key``), until a batch is delivered again; None otherwise."""
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as plain values (``dropped`` as a dict), e.g. for JSON."""
@@ -82,7 +89,8 @@ def snapshot(
     if isinstance(inner, SpoolingEmitter):
         spool_bytes = inner.spool.size
         inner = inner.inner
-    in_kafka = inner.pending() if isinstance(inner, KafkaEmitter) else 0
+    in_kafka = inner.pending() if isinstance(inner, (KafkaEmitter, HttpEmitter)) else 0
+    transport_error = inner.error if isinstance(inner, HttpEmitter) else None
     return Stats(
         queued=counters.taken + in_queue,
         sent=counters.sent,
@@ -94,4 +102,5 @@ def snapshot(
         in_kafka=in_kafka,
         spool_bytes=spool_bytes,
         budget=MappingProxyType(dict(budget or {"status": "off"})),
+        transport_error=transport_error,
     )

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, fields
 
 __all__ = ["DROP_REASONS", "Counters"]
 
-DROP_REASONS = ("queue_full", "spool_full", "build_failed", "no_spool")
+DROP_REASONS = ("queue_full", "spool_full", "build_failed", "no_spool", "refused")
 """Why an event was dropped: the send queue was full, the spool was full, the event could not be
-built from the call, or Kafka did not take it and no spool is configured."""
+built from the call, Kafka did not take it and no spool is configured, or the HTTP API refused
+it as invalid (logged with the reason)."""
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Counters:
     taken: int = 0
     """Events the sender took off the send queue (``queued`` = this + what still waits)."""
     sent: int = 0
-    """Events Kafka acknowledged, re-sent ones included."""
+    """Events Kafka (or the HTTP API) acknowledged, re-sent ones included."""
     spooled: int = 0
     """Records written to the disk spool (a record spooled again after a failed re-send counts
     again)."""
@@ -36,6 +37,7 @@ class Counters:
     spool_full: int = 0
     build_failed: int = 0
     no_spool: int = 0
+    refused: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, n: int = 1) -> None:

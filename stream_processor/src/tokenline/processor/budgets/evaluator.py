@@ -3,7 +3,9 @@
 Each turn:
 
 1. apply what changed on the budgets topic (a budget raised or lowered is judged again);
-2. take up to ``batch_max_events`` priced events and count each in its partition's state
+2. take up to ``batch_max_events`` priced events, tell the clock their times (what "now" is:
+   the wall clock, or with ``TOKENLINE_BUDGETS_CLOCK=events`` the stream's latest event time,
+   :mod:`~tokenline.processor.budgets.clock`) and count each in its partition's state
    (:class:`~tokenline.processor.budgets.state.PartitionState`, no Kafka there);
 3. in one transaction: the state records (to the state topic's partition of the same number),
    the alerts, the budgets' new statuses and the consumer offsets after the batch; commit.
@@ -37,6 +39,7 @@ from confluent_kafka import (
 from tokenline.common.kafka_security import librdkafka_config
 from tokenline.common.ops.health import Health
 from tokenline.common.ops.ratelog import RateLimitedLog
+from tokenline.processor.budgets.clock import clock_named
 from tokenline.processor.budgets.codec import (
     HEARTBEAT_PREFIX,
     alert_codec,
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
     from confluent_kafka import Message
 
     from tokenline.processor.budgets.settings import BudgetSettings
+
+    Priced = PricedUsageEvent | DecodeError
 
 __all__ = ["Evaluator"]
 
@@ -87,6 +92,7 @@ class Evaluator:
 
     def __init__(self, settings: BudgetSettings) -> None:
         self._settings = settings
+        self._clock = clock_named(settings.budgets_clock)
         self.health = Health()
         self.health.expect("budgets", "partitions")
         self.metrics = EvaluatorMetrics()
@@ -178,11 +184,14 @@ class Evaluator:
         changed: list[Budget | str],
         messages: list[Message],
     ) -> None:
-        now = datetime.now(UTC)
+        batch = self._decode(messages)
+        times = (p["event"]["occurred_at"] for _m, p in batch if not isinstance(p, DecodeError))
+        self._clock.saw(times)
+        now = self._clock.now()
         per_partition: dict[int, Changes] = {}
         self._rebudget(changed, now, per_partition)
         self._prune(now, per_partition)
-        offsets = self._count(messages, now, per_partition)
+        offsets = self._count(batch, now, per_partition)
         deleted = [b for b in changed if isinstance(b, str)]
         beat = time.monotonic() - self._beat_at >= self._settings.heartbeat_s
         if not (offsets or deleted or beat or any(per_partition.values())):
@@ -223,17 +232,21 @@ class Evaluator:
                 else:
                     state.rebudget(budget, now, changes)
 
-    def _count(
-        self, messages: list[Message], now: datetime, per_partition: dict[int, Changes]
-    ) -> dict[int, int]:
-        """Count the batch's priced events; return the offsets to commit per partition."""
-        offsets: dict[int, int] = {}
+    def _decode(self, messages: list[Message]) -> list[tuple[Message, Priced]]:
+        """The batch's records, each with its priced event (or why it was not decoded)."""
         good = [m for m in messages if m.error() is None]
         for m in messages:
             if m.error() is not None:
                 self._say(logging.WARNING, "consume", f"consuming: {m.error()}")
         decoded = self._codec.decode_many([m.value() or b"" for m in good])
-        for m, priced in zip(good, decoded, strict=True):
+        return list(zip(good, decoded, strict=True))
+
+    def _count(
+        self, batch: list[tuple[Message, Priced]], now: datetime, per_partition: dict[int, Changes]
+    ) -> dict[int, int]:
+        """Count the batch's priced events; return the offsets to commit per partition."""
+        offsets: dict[int, int] = {}
+        for m, priced in batch:
             partition = m.partition() or 0
             owner = self.states.get(partition)
             if owner is None:  # revoked during this consume: its new owner reads it

@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity
+from tokenline.processor.budgets.clock import ClockName  # noqa: TC001 - pydantic reads it
 from tokenline.processor.budgets.model import RateRule
 from tokenline.processor.settings import ProcessorSettings
 from tokenline.processor.topics import TopicSpec
@@ -46,6 +47,12 @@ class BudgetSettings(ProcessorSettings):
     )
     spend_rate_min: Decimal = Field(
         default=Decimal(1), ge=0, description="...and at least this much spend in the hour."
+    )
+    budgets_clock: ClockName = Field(
+        default="wall",
+        description="What now is for the evaluator: wall (the system clock) or events (the "
+        "latest event time read: periods roll over when the stream reaches the boundary; for "
+        "a recorded or simulated stream).",
     )
     budget_retention_days: int = Field(
         default=35,
