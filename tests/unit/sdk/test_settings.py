@@ -79,11 +79,7 @@ def test_unparsable_json_is_listed_with_the_rest_as_the_common_config_error(
     with pytest.raises(CommonConfigError) as info:
         load_settings(linger_ms=-1, lingr_ms=5)
     problems = info.value.problems
-    assert [p.split(" ")[0] for p in problems] == [
-        "TOKENLINE_KAFKA_CONFIG",
-        "TOKENLINE_LINGER_MS",
-        "lingr_ms:",
-    ], problems
-    assert "(keyword 'linger_ms')" in problems[1]
+    assert [p.split(" ")[0] for p in problems] == ["kafka_config:", "linger_ms:", "lingr_ms:"]
+    assert problems[1].endswith("(keyword 'linger_ms' or TOKENLINE_LINGER_MS)")
     assert isinstance(info.value, TokenlineError)
     assert str(info.value).startswith("invalid Tokenline settings (3 problems):\n  - ")

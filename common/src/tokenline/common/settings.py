@@ -132,6 +132,17 @@ def _label(cls: type[BaseSettings], field: str, cli: Mapping[str, str]) -> str:
     return f"{name} ({cli[field]})" if field in cli else name
 
 
+def _default_line(cls: type[BaseSettings], cli: Mapping[str, str]) -> Callable[[str, str], str]:
+    """``TOKENLINE_X (option): message``, ``TOKENLINE_X [inner.path]: ...`` inside a field."""
+
+    def line(field: str, message: str) -> str:
+        head, _, inner = field.partition(".")
+        where = _label(cls, head, cli)
+        return f"{where} [{inner}]: {message}" if inner else f"{where}: {message}"
+
+    return line
+
+
 def load(
     cls: type[S],
     given: Mapping[str, Any],
@@ -139,12 +150,15 @@ def load(
     placeholders: Mapping[str, Any] | None = None,
     checks: Callable[[S], list[str]] | None = None,
     cli: Mapping[str, str] | None = None,
+    line: Callable[[str, str], str] | None = None,
 ) -> tuple[S | None, list[str]]:
     """Build ``cls`` from the environment and ``given`` (None values ignored); every problem.
 
     ``placeholders`` stand in for required fields that are missing or invalid, so the rest can
     still be checked; ``checks`` runs on the built settings and returns more problems; ``cli``
     names the command-line option of a field (``{"database_url": "--database-url"}``).
+    ``line(field, message)`` writes a problem (by default ``TOKENLINE_X (option): message``);
+    ``field`` is dotted for a problem inside a field, empty for the settings as a whole.
 
     Returns the settings (None when there were problems) and the problems, one line each.
     """
@@ -154,7 +168,8 @@ def load(
     unparsed: dict[str, str] = {}
     token = _UNPARSED.set(unparsed)
     try:
-        return _load(cls, values, problems, unparsed, placeholders, checks=checks, cli=cli)
+        say = line or _default_line(cls, cli)
+        return _load(cls, values, problems, unparsed, placeholders, checks=checks, say=say)
     finally:
         _UNPARSED.reset(token)
 
@@ -167,9 +182,12 @@ def load_or_raise(
     placeholders: Mapping[str, Any] | None = None,
     checks: Callable[[S], list[str]] | None = None,
     cli: Mapping[str, str] | None = None,
+    line: Callable[[str, str], str] | None = None,
 ) -> S:
     """:func:`load`, raising every problem as one :class:`ConfigError` of ``part``."""
-    settings, problems = load(cls, given, placeholders=placeholders, checks=checks, cli=cli)
+    settings, problems = load(
+        cls, given, placeholders=placeholders, checks=checks, cli=cli, line=line
+    )
     if settings is None:
         raise ConfigError(problems, part=part)
     return settings
@@ -183,7 +201,7 @@ def _load(
     placeholders: Mapping[str, Any] | None,
     *,
     checks: Callable[[S], list[str]] | None,
-    cli: Mapping[str, str],
+    say: Callable[[str, str], str],
 ) -> tuple[S | None, list[str]]:
     from pydantic_settings import SettingsError
 
@@ -193,7 +211,7 @@ def _load(
         for field, reason in unparsed.items():
             if field not in reported:
                 reported.add(field)
-                problems.append(f"{_label(cls, field, cli)}: not valid JSON: {reason}")
+                problems.append(say(field, f"not valid JSON: {reason}"))
 
     for _ in range(_ROUNDS):
         try:
@@ -205,7 +223,7 @@ def _load(
                 return None, problems
             field = found["field"]
             cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
-            problems.append(f"{_label(cls, field, cli)}: not valid JSON{cause}")
+            problems.append(say(field, f"not valid JSON{cause}"))
             if not _stand_in(cls, field, values, placeholders):
                 return None, problems
             continue
@@ -215,10 +233,7 @@ def _load(
             for err in exc.errors():
                 loc = [str(part) for part in err["loc"]]
                 field = loc[0] if loc else ""
-                where = _label(cls, field, cli)
-                if len(loc) > 1:
-                    where += f" [{'.'.join(loc[1:])}]"
-                problems.append(f"{where}: {_message(err)}")
+                problems.append(say(".".join(loc), _message(err)))
                 fixed = _stand_in(cls, field, values, placeholders) or fixed
             if not fixed:
                 return None, problems

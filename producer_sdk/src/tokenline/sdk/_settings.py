@@ -119,16 +119,17 @@ def _hint(where: str) -> str:
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from ``overrides`` over the environment; every problem in one error.
 
-    Each problem names the environment variable and the keyword (``TOKENLINE_LINGER_MS
-    (keyword 'linger_ms'): ...``).
+    Each problem names the keyword and the environment variable (``linger_ms: ... (keyword
+    'linger_ms' or TOKENLINE_LINGER_MS)``).
     """
-    keywords = {name: f"keyword {name!r}" for name in Settings.model_fields}
     return config.load_or_raise(
         Settings,
         overrides,
         part="Tokenline",
         checks=lambda s: KafkaSecurity.of(s).problems() + _combination_problems(s),
-        cli=keywords,
+        line=lambda where, message: (
+            f"{where or 'settings'}: {message}" + (_hint(where) if where else "")
+        ),
     )
 
 
