@@ -94,6 +94,8 @@ def _selection(
     end: str | None,
     filters: dict[str, list[str] | None] | None = None,
     success: bool | None = None,
+    *,
+    tags: list[str] | None = None,
 ) -> Selection:
     # "now" to the minute: the default range (the current local month) is then the same
     # question, and the same cache entry, for a minute at a time.
@@ -101,7 +103,13 @@ def _selection(
     with _bad_request():
         given = {k: tuple(v) for k, v in (filters or {}).items() if v}
         return Selection.build(
-            (tenant,), start=start, end=end, filters=given, success=success, now=now
+            (tenant,),
+            start=start,
+            end=end,
+            filters=given,
+            success=success,
+            now=now,
+            tags=tuple(tags or ()),
         )
 
 
@@ -209,9 +217,16 @@ async def stats(
     model: Values = None,
     user: Values = None,
     session: Values = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="key=value that a call's tags hold (repeat: all)."),
+    ] = None,
     success: Annotated[bool | None, Query(description="Only successes, or failures.")] = None,
 ) -> Response:
-    """Requests, successes, failures, tokens, cost, latency (mean, p50, p95) and TTFT."""
+    """Requests, successes, failures, tokens, cost, latency (mean, p50, p95) and TTFT.
+
+    Filters: any of the values given for a dimension, every ``tag`` given, and the range.
+    """
     filters = {
         "project": project,
         "provider": provider,
@@ -219,7 +234,7 @@ async def stats(
         "user": user,
         "session": session,
     }
-    selection = _selection(tenant, start, end, filters, success)
+    selection = _selection(tenant, start, end, filters, success, tags=tag)
     state = state_of(request)
 
     def compute() -> tuple[Report, Latency]:
