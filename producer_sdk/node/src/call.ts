@@ -62,7 +62,9 @@ export class Call {
     this.errorType = (error instanceof Error ? error.constructor.name : null) ?? typeof error;
     const message = error instanceof Error ? error.message : String(error);
     this.errorMessage = message ? message.slice(0, ERROR_MESSAGE_MAX) : null;
-    const status = err?.status;
+    // `status` (openai, @anthropic-ai/sdk, @google/genai), or an AWS SDK error's `$metadata`
+    const meta = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata;
+    const status = err?.status ?? meta?.httpStatusCode;
     this.httpStatus = Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 599 ? (status as number) : null;
   }
 }

@@ -13,10 +13,19 @@ import { type Attribution, merged } from "./context.js";
 import { currentRuntime, type Runtime } from "./runtime.js";
 import type { Operation, Provider } from "./types.js";
 
+/** Turns the stream's own iterator into the metering one. */
+export type Meter = (inner: AsyncIterator<unknown>) => AsyncIterator<unknown>;
+
 /** What one stream run learns; `onChunk` returns false to hide a chunk from the caller. */
 export interface StreamSpec {
   onChunk(call: Call, chunk: unknown): boolean;
   onEnd?(call: Call): void;
+  /**
+   * Put the metering iterator in place on the result, in place (the caller keeps the very
+   * objects the client returned); false when the result is not a stream after all. Without
+   * it: the result's `iterator()` method (the `openai` and `@anthropic-ai/sdk` Stream).
+   */
+  attach?(result: unknown, meter: Meter): boolean;
 }
 
 export interface Method {
@@ -27,7 +36,12 @@ export interface Method {
   finish(call: Call, result: unknown): void;
   /** For a streamed request: how its chunks are read. */
   stream?(call: Call, body: Record<string, unknown>, result: unknown): StreamSpec | null;
+  /** Whether this request streams (default: `body.stream === true`). */
+  streams?(body: Record<string, unknown>): boolean;
 }
+
+/** The Method for one call, chosen from its arguments; null leaves the call unmetered. */
+export type Chooser = (args: unknown[]) => Method | null;
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
 
@@ -44,7 +58,7 @@ function guarded<T>(rt: Runtime, fallback: T, fn: () => T): T {
 export function patch(
   owner: Record<string, unknown> | undefined,
   name: string,
-  method: Method,
+  method: Method | Chooser,
   provider: Provider,
   attribution: Attribution,
 ): void {
@@ -54,9 +68,11 @@ export function patch(
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const rt = currentRuntime();
     if (rt === null) return (original as Fn).apply(this, args);
-    const started = guarded(rt, null, () => start(rt, method, provider, attribution, args));
+    const chosen = typeof method === "function" ? guarded(rt, null, () => method(args)) : method;
+    if (chosen === null) return (original as Fn).apply(this, args);
+    const started = guarded(rt, null, () => start(rt, chosen, provider, attribution, args));
     const result = (original as Fn).apply(this, started?.args ?? args);
-    if (started !== null) guarded(rt, undefined, () => observe(rt, method, started, result));
+    if (started !== null) guarded(rt, undefined, () => observe(rt, chosen, started, result));
     return result;
   };
   Object.defineProperty(wrapped, "__tokenline", { value: true });
@@ -82,7 +98,8 @@ function observe(rt: Runtime, method: Method, started: Started, result: unknown)
   const { call, body } = started;
   const ok = (value: unknown): void => {
     guarded(rt, undefined, () => {
-      const spec = body.stream === true && method.stream ? method.stream(call, body, value) : null;
+      const streams = method.streams ? method.streams(body) : body.stream === true;
+      const spec = streams && method.stream ? method.stream(call, body, value) : null;
       if (spec !== null) {
         call.streamed = true;
         meterStream(rt, call, spec, value);
@@ -120,58 +137,71 @@ function observe(rt: Runtime, method: Method, started: Started, result: unknown)
 }
 
 /**
- * Replace the stream object's iterator with one that reads each chunk on its way through. A
- * plain iterator object (not an async generator) adds no promise hop per chunk; `return()`
- * (a `break` in the caller's loop) and `throw()` reach the inner iterator.
+ * Put a metering iterator in place of the stream's own (by default the stream object's
+ * `iterator()` method, as `openai` and `@anthropic-ai/sdk` streams have).
  */
 function meterStream(rt: Runtime, call: Call, spec: StreamSpec, stream: unknown): void {
-  const target = stream as { iterator?: () => AsyncIterator<unknown> };
-  if (typeof target.iterator !== "function") {
+  const meter: Meter = (inner) => metered(rt, call, spec, inner);
+  const attach = spec.attach ?? attachIterator;
+  if (!attach(stream, meter)) {
     call.end();
     rt.finish(call);
-    return;
   }
+}
+
+function attachIterator(stream: unknown, meter: Meter): boolean {
+  const target = stream as { iterator?: () => AsyncIterator<unknown> };
+  if (typeof target.iterator !== "function") return false;
   const inner = target.iterator;
   target.iterator = function (this: unknown): AsyncIterator<unknown> {
-    const it = inner.call(this);
-    let ended = false;
-    const end = (error?: { error: unknown }): void => {
-      if (ended) return;
-      ended = true;
-      guarded(rt, undefined, () => {
-        call.end();
-        if (error) call.failed(error.error);
-        spec.onEnd?.(call);
-        rt.finish(call);
-      });
-    };
-    const failed = (error: unknown): never => {
-      end({ error });
-      throw error;
-    };
-    const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
-      if (result.done) {
-        end();
-        return result;
-      }
-      call.firstToken();
-      if (guarded(rt, true, () => spec.onChunk(call, result.value))) return result;
-      return it.next().then(step, failed); // a chunk hidden from the caller: the next one
-    };
-    const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
-      next: () => it.next().then(step, failed),
-      return: (value?: unknown) => {
-        end();
-        return it.return ? it.return(value) : Promise.resolve({ done: true, value });
-      },
-      throw: (error?: unknown) => {
-        end({ error });
-        return it.throw ? it.throw(error) : Promise.reject(error);
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return iterator;
+    return meter(inner.call(this));
   };
+  return true;
+}
+
+/**
+ * An iterator that reads each chunk of `it` on its way through. A plain iterator object (not
+ * an async generator) adds no promise hop per chunk; `return()` (a `break` in the caller's
+ * loop) and `throw()` reach the inner iterator.
+ */
+function metered(rt: Runtime, call: Call, spec: StreamSpec, it: AsyncIterator<unknown>): AsyncIterator<unknown> {
+  let ended = false;
+  const end = (error?: { error: unknown }): void => {
+    if (ended) return;
+    ended = true;
+    guarded(rt, undefined, () => {
+      call.end();
+      if (error) call.failed(error.error);
+      spec.onEnd?.(call);
+      rt.finish(call);
+    });
+  };
+  const failed = (error: unknown): never => {
+    end({ error });
+    throw error;
+  };
+  const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
+    if (result.done) {
+      end();
+      return result;
+    }
+    call.firstToken();
+    if (guarded(rt, true, () => spec.onChunk(call, result.value))) return result;
+    return it.next().then(step, failed); // a chunk hidden from the caller: the next one
+  };
+  const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
+    next: (...value: [] | [unknown]) => it.next(...value).then(step, failed),
+    return: (value?: unknown) => {
+      end();
+      return it.return ? it.return(value) : Promise.resolve({ done: true, value });
+    },
+    throw: (error?: unknown) => {
+      end({ error });
+      return it.throw ? it.throw(error) : Promise.reject(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+  return iterator;
 }
