@@ -120,7 +120,7 @@ function converseUsage(call: Call, usage: unknown): void {
   call.usageSource = "reported";
 }
 
-function finishConverse(call: Call, result: unknown): void {
+export function finishConverse(call: Call, result: unknown): void {
   requestId(call, result);
   if (isObject(result)) converseUsage(call, result.usage);
 }
@@ -142,9 +142,13 @@ function parseBody(result: Obj): unknown {
 }
 
 function finishInvoke(call: Call, result: unknown): void {
+  readInvoke(call, result, isObject(result) ? (HEADERS.get(result) ?? {}) : {});
+}
+
+/** An InvokeModel output with its raw response `headers`: the model, the checked usage. */
+export function readInvoke(call: Call, result: unknown, headers: Obj): void {
   requestId(call, result);
   if (!isObject(result)) return;
-  const headers = HEADERS.get(result) ?? {};
   const body = parseBody(result);
   const model = isObject(body) ? body.model : undefined;
   if (typeof model === "string" && model) call.responseModel = model;

@@ -52,7 +52,7 @@ export function generateUsage(call: Call, usage: Obj): void {
   call.usageSource = "reported";
 }
 
-function finish(call: Call, response: unknown): void {
+export function finish(call: Call, response: unknown): void {
   if (!isObject(response)) return;
   if (typeof response.modelVersion === "string" && response.modelVersion) call.responseModel = response.modelVersion;
   if (typeof response.responseId === "string" && response.responseId) call.providerRequestId = response.responseId;
