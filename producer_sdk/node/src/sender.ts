@@ -1,21 +1,17 @@
 /**
- * The background sender: calls queued by the wrappers are built into events, encoded and sent
- * to Kafka on a timer, off the caller's path. Kafka through kafkajs (idempotent producer,
- * acks=all, one request in flight, keyed by tenant with the Java-compatible murmur2
- * partitioner). A batch Kafka refuses or does not answer goes to the disk spool; the spool is
- * re-sent when Kafka answers again.
+ * The background sender: calls queued by the wrappers are built into events and encoded on a
+ * timer, off the caller's path, and the batch goes to Kafka through the sender's worker thread
+ * (kafka-thread.ts: kafkajs, idempotent, runs there, so its encoding and protocol work stays
+ * off the application's event loop). A batch Kafka refuses or does not answer goes to the disk
+ * spool; the spool is re-sent when Kafka answers again. Until Kafka acknowledges a batch, this
+ * thread keeps it (`inFlight`), so the exit path can spool it.
  *
- * The broker connections never keep the process alive (their sockets are unref'd and kafkajs's
- * per-connection request-timeout interval is off, as the Python SDK's sender thread is a
- * daemon): a script ends when its own work is done. A send in flight holds the process open
- * with its own timer, which also bounds it: past `requestTimeoutMs` the batch goes to the
- * spool and the producer is replaced (a late acknowledgement then means a duplicate, which the
- * pipeline's upsert by event_id absorbs).
+ * Nothing here keeps the process alive (the worker is unref'd) but a send in flight, which
+ * holds the process open with its own timer, which also bounds it: past `requestTimeoutMs` the
+ * batch goes to the spool and the worker is replaced (a late acknowledgement then means a
+ * duplicate, which the pipeline's upsert by event_id absorbs).
  */
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
-import { CompressionTypes, Kafka, type ISocketFactory, logLevel, type Producer } from "kafkajs";
-import { fixKafkajsTimerLoop } from "./kafkajs-fix.js";
+import { KafkaThread } from "./kafka-thread.js";
 import type { Settings } from "./settings.js";
 import { DiskSpool, type SpoolRecord } from "./spool.js";
 
@@ -33,22 +29,11 @@ export type Pending = () => SpoolRecord | null;
 
 const RESEND_BATCH = 500;
 
-/** kafkajs's own socket factory, with each socket unref'd. */
-const unrefSockets: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket = ssl
-    ? tlsConnect({ host, port, servername: host, ...(typeof ssl === "object" ? ssl : {}) }, onConnect)
-    : netConnect({ host, port }, onConnect);
-  socket.setKeepAlive(true, 60_000);
-  socket.unref();
-  return socket;
-};
-
 export class Sender {
   readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0 };
   private queue: Pending[] = [];
   private inFlight: SpoolRecord[] = [];
-  private producer: Producer | null = null;
-  private connected: Promise<void> | null = null;
+  private readonly kafka: KafkaThread;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private kafkaUp = false;
@@ -56,6 +41,7 @@ export class Sender {
   closed = false;
 
   constructor(readonly settings: Settings) {
+    this.kafka = new KafkaThread(settings);
     this.spool = settings.spoolEnabled ? new DiskSpool(settings.spoolDir, settings.spoolMaxBytes) : null;
     if (this.spool?.backlog()) this.schedule(0); // an earlier process's records: re-send now
   }
@@ -127,7 +113,7 @@ export class Sender {
 
   private async probe(): Promise<void> {
     try {
-      await this.connect();
+      await this.kafka.connect();
       this.kafkaUp = true;
       await this.resend();
     } catch {
@@ -159,67 +145,20 @@ export class Sender {
     this.counters.dropped += records.length - kept;
   }
 
-  private connect(): Promise<void> {
-    if (this.connected === null) {
-      const s = this.settings;
-      if (!s.bootstrapServers) throw new Error("bootstrapServers: required (TOKENLINE_BOOTSTRAP_SERVERS)");
-      fixKafkajsTimerLoop();
-      const kafka = new Kafka({
-        clientId: `tokenline-sdk-node-${s.serviceName ?? "app"}`,
-        brokers: s.bootstrapServers.split(","),
-        logLevel: logLevel.NOTHING,
-        socketFactory: unrefSockets,
-        connectionTimeout: Math.min(s.requestTimeoutMs, 3_000),
-        requestTimeout: s.requestTimeoutMs,
-        enforceRequestTimeout: false, // its interval would keep the process alive; send() times out
-        retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
-      });
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      this.producer = producer;
-      this.connected = producer.connect().catch((err: unknown) => {
-        this.connected = null;
-        this.producer = null;
-        void producer.disconnect().catch(() => undefined);
-        throw err;
-      });
-    }
-    return this.connected;
-  }
-
   private async send(records: SpoolRecord[]): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error("Kafka did not answer in time")), this.settings.requestTimeoutMs);
     });
     try {
-      await Promise.race([this.sendNow(records), timeout]);
+      await Promise.race([this.kafka.send(records), timeout]);
+      this.kafkaUp = true;
     } catch (err) {
-      this.reset();
+      this.kafka.reset();
       throw err;
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  /** Drop the producer (after a failure): the next send connects afresh. */
-  private reset(): void {
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) void producer.disconnect().catch(() => undefined);
-  }
-
-  private async sendNow(records: SpoolRecord[]): Promise<void> {
-    await this.connect();
-    const producer = this.producer as Producer;
-    await producer.send({
-      topic: this.settings.topic,
-      acks: -1,
-      timeout: this.settings.requestTimeoutMs,
-      compression: this.settings.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-      messages: records.map((r) => ({ key: r.key, value: r.value })),
-    });
-    this.kafkaUp = true;
   }
 
   /** Wait up to `timeoutMs` for queued calls to be sent or spooled; how many remain. */
@@ -262,12 +201,7 @@ export class Sender {
     await this.flush(timeoutMs);
     this.closed = true;
     this.spoolNow();
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) {
-      await Promise.race([producer.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
-    }
+    await this.kafka.close(1_000);
   }
 
   /**

@@ -65,12 +65,19 @@ export function patch(
   if (owner === undefined || owner === null) return;
   const original = owner[name];
   if (typeof original !== "function" || (original as { __tokenline?: boolean }).__tokenline) return;
+  // The settings' attribution under the wrap's, merged once per runtime (not once per call).
+  let baseOf: Runtime | null = null;
+  let base: Attribution = {};
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
     const rt = currentRuntime();
     if (rt === null) return (original as Fn).apply(this, args);
     const chosen = typeof method === "function" ? guarded(rt, null, () => method(args)) : method;
     if (chosen === null) return (original as Fn).apply(this, args);
-    const started = guarded(rt, null, () => start(rt, chosen, provider, attribution, args));
+    if (baseOf !== rt) {
+      base = Object.freeze({ ...rt.base, ...attribution, tags: { ...attribution.tags } });
+      baseOf = rt;
+    }
+    const started = guarded(rt, null, () => start(chosen, provider, base, args));
     const result = (original as Fn).apply(this, started?.args ?? args);
     if (started !== null) guarded(rt, undefined, () => observe(rt, chosen, started, result));
     return result;
@@ -86,8 +93,8 @@ interface Started {
   args: unknown[];
 }
 
-function start(rt: Runtime, method: Method, provider: Provider, attribution: Attribution, args: unknown[]): Started {
-  const call = new Call(provider, method.operation, merged({ ...rt.base, ...attribution, tags: { ...attribution.tags } }));
+function start(method: Method, provider: Provider, base: Attribution, args: unknown[]): Started {
+  const call = new Call(provider, method.operation, merged(base));
   const given = args[0];
   const body = given !== null && typeof given === "object" ? (given as Record<string, unknown>) : {};
   const sent = method.begin ? method.begin(call, body) : body;
