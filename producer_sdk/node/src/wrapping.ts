@@ -19,6 +19,11 @@ export type Meter = (inner: AsyncIterator<unknown>) => AsyncIterator<unknown>;
 /** What one stream run learns; `onChunk` returns false to hide a chunk from the caller. */
 export interface StreamSpec {
   onChunk(call: Call, chunk: unknown): boolean;
+  /**
+   * Whether `onChunk` may hide a chunk. When it may not, the caller gets the inner iterator's
+   * own promises and the chunks are read beside them (no promise hop added per chunk).
+   */
+  mayHide?: boolean;
   onEnd?(call: Call): void;
   /**
    * Put the metering iterator in place on the result, in place (the caller keeps the very
@@ -168,8 +173,10 @@ function attachIterator(stream: unknown, meter: Meter): boolean {
 
 /**
  * An iterator that reads each chunk of `it` on its way through. A plain iterator object (not
- * an async generator) adds no promise hop per chunk; `return()` (a `break` in the caller's
- * loop) and `throw()` reach the inner iterator.
+ * an async generator); `return()` (a `break` in the caller's loop) and `throw()` reach the
+ * inner iterator. Unless the spec may hide chunks, `next()` hands the caller the inner
+ * iterator's own promise and reads its outcome beside it (a reaction registered before the
+ * caller's, so it runs first); a spec that may hide one chains onto it instead.
  */
 function metered(rt: Runtime, call: Call, spec: StreamSpec, it: AsyncIterator<unknown>): AsyncIterator<unknown> {
   let ended = false;
@@ -183,21 +190,36 @@ function metered(rt: Runtime, call: Call, spec: StreamSpec, it: AsyncIterator<un
       rt.finish(call);
     });
   };
+  /** Read one result; false when the chunk is to be hidden from the caller. */
+  const read = (result: IteratorResult<unknown>): boolean => {
+    if (result.done) {
+      end();
+      return true;
+    }
+    call.firstToken();
+    try {
+      return spec.onChunk(call, result.value);
+    } catch (err) {
+      rt.swallowed(err);
+      return true;
+    }
+  };
+  const failedBeside = (error: unknown): void => end({ error });
   const failed = (error: unknown): never => {
     end({ error });
     throw error;
   };
-  const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
-    if (result.done) {
-      end();
-      return result;
-    }
-    call.firstToken();
-    if (guarded(rt, true, () => spec.onChunk(call, result.value))) return result;
-    return it.next().then(step, failed); // a chunk hidden from the caller: the next one
-  };
+  const step = (result: IteratorResult<unknown>): IteratorResult<unknown> | Promise<IteratorResult<unknown>> =>
+    read(result) ? result : it.next().then(step, failed); // a chunk hidden from the caller: the next one
+  const next = spec.mayHide
+    ? (...value: [] | [unknown]) => it.next(...value).then(step, failed)
+    : (...value: [] | [unknown]) => {
+        const promise = it.next(...value);
+        promise.then(read, failedBeside);
+        return promise;
+      };
   const iterator: AsyncIterator<unknown> & AsyncIterable<unknown> = {
-    next: (...value: [] | [unknown]) => it.next(...value).then(step, failed),
+    next,
     return: (value?: unknown) => {
       end();
       return it.return ? it.return(value) : Promise.resolve({ done: true, value });
