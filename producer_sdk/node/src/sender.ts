@@ -27,7 +27,12 @@ export interface Counters {
 /** A queued call: builds its encoded record, or null when building failed (counted). */
 export type Pending = () => SpoolRecord | null;
 
-const RESEND_BATCH = 500;
+/**
+ * Records per produce request, and calls built per pass: a burst of calls is sent in requests
+ * of this size (one large request would pass Kafka's message size limit and be refused), and
+ * built a batch at a time, so no pass holds the application's event loop for long.
+ */
+const BATCH = 500;
 
 export class Sender {
   readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0 };
@@ -76,15 +81,17 @@ export class Sender {
     if (this.running === null) {
       this.running = this.pass().finally(() => {
         this.running = null;
-        if (this.queue.length > 0) this.schedule(this.settings.sendIntervalMs);
+        if (this.queue.length >= BATCH) this.schedule(0); // a burst: the next batch now
+        else if (this.queue.length > 0) this.schedule(this.settings.sendIntervalMs);
       });
     }
     return this.running;
   }
 
-  private build(): SpoolRecord[] {
-    const taken = this.queue;
-    this.queue = [];
+  /** Build up to `max` queued calls (the oldest first) into records. */
+  private build(max = Infinity): SpoolRecord[] {
+    const taken = max >= this.queue.length ? this.queue : this.queue.slice(0, max);
+    this.queue = taken === this.queue ? [] : this.queue.slice(max);
     const records: SpoolRecord[] = [];
     for (const pending of taken) {
       const record = pending();
@@ -95,7 +102,7 @@ export class Sender {
   }
 
   private async pass(): Promise<void> {
-    const records = this.build();
+    const records = this.build(BATCH);
     if (records.length > 0) {
       this.inFlight = records;
       try {
@@ -126,8 +133,8 @@ export class Sender {
     if (spool === null) return;
     for (let path = spool.claim(); path !== null; path = spool.claim()) {
       const records = spool.read(path);
-      for (let i = 0; i < records.length; i += RESEND_BATCH) {
-        await this.send(records.slice(i, i + RESEND_BATCH)); // throws: the claim stays for later
+      for (let i = 0; i < records.length; i += BATCH) {
+        await this.send(records.slice(i, i + BATCH)); // throws: the claim stays for later
       }
       spool.done(path);
       this.counters.resent += records.length;
