@@ -12,14 +12,16 @@
 //! binary body of `record`, or `None` where it refuses the value (see `write`): the caller
 //! writes those with Python, which writes them or raises the error it always raised.
 
+mod copy;
 mod read;
 mod schema;
 mod write;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 
+use crate::copy::Layout;
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
@@ -112,6 +114,105 @@ impl BatchDecoder {
     }
 }
 
+/// Reads batches of single-object-encoded Avro records straight into PostgreSQL binary COPY
+/// rows (see `copy`).
+#[pyclass(frozen, module = "tokenline_native")]
+struct CopyRows {
+    writers: Vec<([u8; 8], Layout)>,
+    row_key: Py<PyString>,
+    caches: Caches,
+    ctx: Context,
+}
+
+#[pymethods]
+impl CopyRows {
+    /// `writers`: `(fingerprint, schema_json)` pairs; `columns`: `(leaf path, PostgreSQL
+    /// type name)` of each COPY column, in order; `keep`: `(name, leaf path)` of the values
+    /// returned beside each row; `row_key`: the name the row is returned under. Raises
+    /// ValueError for a schema, a path or a type it does not cover.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        writers: Vec<(Vec<u8>, String)>,
+        columns: Vec<(Vec<String>, String)>,
+        keep: Vec<(String, Vec<String>)>,
+        row_key: &str,
+    ) -> PyResult<Self> {
+        let loads = py.import("json")?.getattr("loads")?;
+        let mut compiled = Vec::with_capacity(writers.len());
+        for (fingerprint, json) in writers {
+            let fingerprint: [u8; 8] = fingerprint
+                .as_slice()
+                .try_into()
+                .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
+            let program = schema::compile(&loads.call1((json,))?)
+                .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
+            compiled.push((
+                fingerprint,
+                Layout::new(py, &program.root, &columns, &keep)?,
+            ));
+        }
+        Ok(Self {
+            writers: compiled,
+            row_key: PyString::intern(py, row_key).unbind(),
+            caches: Caches {
+                timestamps: keep.len(),
+                strings: keep.len(),
+            },
+            ctx: Context::new(py)?,
+        })
+    }
+
+    /// Per message of `values` (a list): a dict of the kept values holding the COPY row
+    /// (bytes) under `row_key`, or `None` where the message is refused.
+    fn rows<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        let key = self.row_key.bind(py);
+        let out: Vec<Bound<'py, PyAny>> = values
+            .iter()
+            .map(|value| {
+                self.one(&mut reader, key, &value)
+                    .map_or_else(|_| py.None().into_bound(py), Bound::into_any)
+            })
+            .collect();
+        PyList::new(py, out)
+    }
+
+    /// Why `rows` refuses `value`, or `None` when it takes it (for tests and debugging).
+    fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        self.one(&mut reader, self.row_key.bind(py), value)
+            .err()
+            .map(|r| r.to_string())
+    }
+}
+
+impl CopyRows {
+    fn one<'py>(
+        &self,
+        reader: &mut Reader<'_, 'py>,
+        key: &Bound<'py, PyString>,
+        value: &Bound<'py, PyAny>,
+    ) -> Result<Bound<'py, pyo3::types::PyDict>, Refusal> {
+        let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
+        let data = bytes.as_bytes();
+        if data.len() < HEADER || data[..2] != MAGIC {
+            return Err(Refusal::Header);
+        }
+        let layout = self
+            .writers
+            .iter()
+            .find(|(fp, _)| fp[..] == data[2..HEADER])
+            .map(|(_, layout)| layout)
+            .ok_or(Refusal::UnknownFingerprint)?;
+        layout.row(reader, key, data, HEADER)
+    }
+}
+
 /// Writes records of one schema as Avro binary bodies (no header).
 #[pyclass(frozen, module = "tokenline_native")]
 struct BodyWriter {
@@ -153,4 +254,6 @@ mod tokenline_native {
     use super::BatchDecoder;
     #[pymodule_export]
     use super::BodyWriter;
+    #[pymodule_export]
+    use super::CopyRows;
 }

@@ -76,8 +76,8 @@ pub(crate) struct Context {
 }
 
 // Earliest and latest microseconds since the epoch that a datetime holds (years 1 to 9999).
-const MIN_MICROS: i64 = -62_135_596_800_000_000;
-const MAX_MICROS: i64 = 253_402_300_799_999_999;
+pub(crate) const MIN_MICROS: i64 = -62_135_596_800_000_000;
+pub(crate) const MAX_MICROS: i64 = 253_402_300_799_999_999;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 impl Context {
@@ -141,9 +141,9 @@ pub(crate) struct Reader<'a, 'py> {
 }
 
 /// The bytes of one message and the position in them.
-struct Cursor<'d> {
-    data: &'d [u8],
-    pos: usize,
+pub(crate) struct Cursor<'d> {
+    pub(crate) data: &'d [u8],
+    pub(crate) pos: usize,
 }
 
 fn python_error(py: Python<'_>) -> Refusal {
@@ -156,7 +156,7 @@ fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> Read<Bound<'py, PyAny
 
 impl<'d> Cursor<'d> {
     #[inline]
-    fn byte(&mut self) -> Read<u8> {
+    pub(crate) fn byte(&mut self) -> Read<u8> {
         let b = *self
             .data
             .get(self.pos)
@@ -167,7 +167,7 @@ impl<'d> Cursor<'d> {
 
     /// A zig-zag varint of at most ten bytes and 64 bits.
     #[inline]
-    fn long(&mut self) -> Read<i64> {
+    pub(crate) fn long(&mut self) -> Read<i64> {
         let start = self.pos;
         let mut b = self.byte()?;
         let mut n = u64::from(b & 0x7F);
@@ -185,7 +185,7 @@ impl<'d> Cursor<'d> {
 
     /// A length-prefixed run of bytes.
     #[inline]
-    fn slice(&mut self) -> Read<&'d [u8]> {
+    pub(crate) fn slice(&mut self) -> Read<&'d [u8]> {
         let at = self.pos;
         let n = self.long()?;
         let start = self.pos;
@@ -222,6 +222,17 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn string(&mut self, c: &mut Cursor<'_>, slot: usize) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
+        self.string_value(raw, slot, at)
+    }
+
+    /// The `str` of the UTF-8 `raw` (read at byte `at`), given again while cache `slot`
+    /// holds the same bytes.
+    pub(crate) fn string_value(
+        &mut self,
+        raw: &[u8],
+        slot: usize,
+        at: usize,
+    ) -> Read<Bound<'py, PyAny>> {
         if let Some(cached) = &self.strings[slot] {
             if cached.bytes[..cached.len] == *raw {
                 return Ok(cached.value.clone());
@@ -339,7 +350,7 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
     }
 
-    fn timestamp(&mut self, slot: usize, micros: i64) -> Read<Bound<'py, PyAny>> {
+    pub(crate) fn timestamp(&mut self, slot: usize, micros: i64) -> Read<Bound<'py, PyAny>> {
         if let Some((last, value)) = &self.timestamps[slot] {
             if *last == micros {
                 return Ok(value.clone());
@@ -376,23 +387,12 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn uuid(&mut self, c: &mut Cursor<'_>) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
-        if raw.len() != 36 {
-            return Err(Refusal::Uuid(at));
-        }
-        let mut hex = [0u8; 33];
-        let mut j = 0;
-        for (i, &ch) in raw.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if ch != b'-' {
-                    return Err(Refusal::Uuid(at));
-                }
-            } else if ch.is_ascii_hexdigit() {
-                hex[j] = ch;
-                j += 1;
-            } else {
-                return Err(Refusal::Uuid(at));
-            }
-        }
+        let hex = uuid_hex(raw).ok_or(Refusal::Uuid(at))?;
+        self.uuid_value(&hex)
+    }
+
+    /// A `uuid.UUID` of the 32 hex digits in `hex` (NUL-terminated).
+    pub(crate) fn uuid_value(&mut self, hex: &[u8; 33]) -> Read<Bound<'py, PyAny>> {
         let py = self.py;
         let ctx = self.ctx;
         let int = owned(py, unsafe {
@@ -427,20 +427,17 @@ impl<'a, 'py> Reader<'a, 'py> {
     ) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
-        if raw.len() > 16 {
-            return Err(Refusal::Decimal(at));
-        }
-        let mut v: i128 = if raw.first().is_some_and(|b| b & 0x80 != 0) {
-            -1
-        } else {
-            0
-        };
-        for &b in raw {
-            v = (v << 8) | i128::from(b);
-        }
-        if limit.is_some_and(|limit| v.unsigned_abs() >= limit) {
-            return Err(Refusal::Decimal(at));
-        }
+        let v = decimal_unscaled(raw, limit).ok_or(Refusal::Decimal(at))?;
+        self.decimal_value(v, exponent, at)
+    }
+
+    /// `Decimal("<v>E<exponent>")`.
+    pub(crate) fn decimal_value(
+        &mut self,
+        v: i128,
+        exponent: i32,
+        at: usize,
+    ) -> Read<Bound<'py, PyAny>> {
         let mut text = Text::default();
         write!(text, "{v}E{exponent}").map_err(|_| Refusal::Decimal(at))?;
         let text = PyString::new(self.py, text.as_str());
@@ -450,6 +447,49 @@ impl<'a, 'py> Reader<'a, 'py> {
             .call1((text,))
             .map_err(|e| Refusal::Python(e.to_string()))
     }
+}
+
+/// The 32 hex digits (NUL-terminated) of a uuid in its canonical 36-character form (either
+/// case), or `None`: anything else is left to `uuid.UUID`, which takes more forms.
+pub(crate) fn uuid_hex(raw: &[u8]) -> Option<[u8; 33]> {
+    if raw.len() != 36 {
+        return None;
+    }
+    let mut hex = [0u8; 33];
+    let mut j = 0;
+    for (i, &ch) in raw.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if ch != b'-' {
+                return None;
+            }
+        } else if ch.is_ascii_hexdigit() {
+            hex[j] = ch;
+            j += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(hex)
+}
+
+/// The unscaled value of a decimal's bytes (big-endian two's complement, at most 16 bytes,
+/// below `limit` in magnitude), or `None`.
+pub(crate) fn decimal_unscaled(raw: &[u8], limit: Option<u128>) -> Option<i128> {
+    if raw.len() > 16 {
+        return None;
+    }
+    let mut v: i128 = if raw.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for &b in raw {
+        v = (v << 8) | i128::from(b);
+    }
+    if limit.is_some_and(|limit| v.unsigned_abs() >= limit) {
+        return None;
+    }
+    Some(v)
 }
 
 /// Take a value just made out of the cycle collector's sight. Only records and uuids are

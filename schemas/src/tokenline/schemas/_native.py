@@ -19,6 +19,12 @@ whose ``write(record)`` returns the Avro binary body the compiled Python writer
 refuses the value (anything not of the exact types that writer was made for, a decimal its
 scale does not hold exactly...): the caller then writes that record with Python, which writes
 it or raises the error it always raised.
+
+Its ``CopyRows`` reads messages straight into PostgreSQL binary COPY rows: :func:`copy_rows`
+gives one for a record, the COPY columns (each a path of fields in the record and the column's
+type name) and the values to return beside each row, made as the Python reader makes them.
+A message it refuses (anything ``BatchDecoder`` refuses, and any value the column's type does
+not take exactly) is ``None``: the caller takes it through the Python path.
 """
 
 from __future__ import annotations
@@ -36,7 +42,15 @@ if TYPE_CHECKING:
 
     from tokenline.schemas._catalog import SchemaCatalog, ShippedSchema
 
-__all__ = ["BatchDecoder", "NativeBodyWriter", "batch_decoder", "body_writer", "reads_as_written"]
+__all__ = [
+    "BatchDecoder",
+    "CopyRows",
+    "NativeBodyWriter",
+    "batch_decoder",
+    "body_writer",
+    "copy_rows",
+    "reads_as_written",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +70,16 @@ class NativeBodyWriter(Protocol):
 
     def write(self, record: Any, /) -> bytes | None:
         """The Avro binary body of ``record``, or ``None`` where the writer refuses it."""
+
+
+class CopyRows(Protocol):
+    """``tokenline_native.CopyRows``: what its users call."""
+
+    def rows(self, values: list[bytes], /) -> list[dict[str, Any] | None]:
+        """Per message: the kept values and the COPY row (under the row key), or ``None``."""
+
+    def refusal(self, value: bytes, /) -> str | None:
+        """Why ``rows`` refuses ``value``, or ``None`` if it takes it."""
 
 
 @cache
@@ -82,6 +106,38 @@ def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | No
         return cast("BatchDecoder", module.BatchDecoder(writers))
     except ValueError as exc:  # a schema it does not cover
         log.debug("no native decoder for %s: %s", record_name, exc)
+        return None
+
+
+def copy_rows(
+    schemas: SchemaCatalog,
+    record_name: str,
+    columns: list[tuple[list[str], str]],
+    keep: list[tuple[str, list[str]]],
+    row_key: str,
+) -> CopyRows | None:
+    """A native reader of ``record_name`` messages into COPY rows, or ``None``.
+
+    ``columns``: per COPY column, the path of its field and its PostgreSQL type name (``uuid``,
+    ``timestamptz``, ``text``, ``varchar``, ``int2``, ``int4``, ``int8``, ``bool``, ``numeric``,
+    ``jsonb``; a map of strings goes to ``jsonb``); ``keep``: the name and path of each value
+    returned beside the row, which is returned under ``row_key``. Only the writers the batch
+    decoder reads are read (see :func:`batch_decoder`). ``None`` when the module is not
+    installed or a schema, path or type is not covered.
+    """
+    module = _module()
+    if module is None or not hasattr(module, "CopyRows"):
+        return None
+    reader = schemas.latest(record_name)
+    writers = [
+        (shipped.fingerprint, shipped.json)
+        for shipped in schemas.history(record_name)
+        if shipped is reader or reads_as_written(shipped, reader)
+    ]
+    try:
+        return cast("CopyRows", module.CopyRows(writers, columns, keep, row_key))
+    except ValueError as exc:  # a schema, path or type it does not cover
+        log.debug("no native COPY rows for %s: %s", record_name, exc)
         return None
 
 
