@@ -13,7 +13,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyString};
 
-use crate::read::{decimal_unscaled, uuid_hex, Cursor, Reader, Refusal, MAX_MICROS, MIN_MICROS};
+use crate::read::{
+    decimal_unscaled, untrack, uuid_hex, Cursor, Reader, Refusal, MAX_MICROS, MIN_MICROS,
+};
 use crate::schema::Node;
 
 type Read<T> = Result<T, Refusal>;
@@ -427,18 +429,30 @@ fn put(out: &mut Vec<u8>, pg: Pg, value: &Leaf<'_, '_>) -> Read<()> {
     Ok(())
 }
 
-/// One writer's plan, and its columns and kept values as leaf indexes.
+/// A COPY row to make: the key it is returned under, its columns as leaf indexes, and its
+/// field count (the columns, and any the caller appends).
+struct Table {
+    key: Py<PyString>,
+    columns: Vec<(usize, Pg)>,
+    fields: i16,
+}
+
+/// One writer's plan, its COPY rows and its kept values as leaf indexes.
 pub(crate) struct Layout {
     plan: Plan,
-    columns: Vec<(usize, Pg)>,
+    tables: Vec<Table>,
     keep: Vec<(Py<PyString>, usize)>,
 }
+
+/// What a caller asks for one COPY row: its key, its `(leaf path, type name)` columns, and
+/// how many fields it appends itself.
+pub(crate) type TableSpec = (String, Vec<(Vec<String>, String)>, usize);
 
 impl Layout {
     pub(crate) fn new(
         py: Python<'_>,
         root: &Node,
-        columns: &[(Vec<String>, String)],
+        tables: &[TableSpec],
         keep: &[(String, Vec<String>)],
     ) -> PyResult<Self> {
         let mut paths = Vec::new();
@@ -450,48 +464,59 @@ impl Layout {
                 .position(|p| p == path)
                 .ok_or_else(|| PyValueError::new_err(format!("no leaf {path:?} in the schema")))
         };
-        let columns = columns
+        let tables = tables
             .iter()
-            .map(|(path, pg)| {
-                let pg = Pg::parse(pg)
-                    .ok_or_else(|| PyValueError::new_err(format!("column type {pg:?}")))?;
-                Ok((index(path)?, pg))
+            .map(|(key, columns, appended)| {
+                let columns = columns
+                    .iter()
+                    .map(|(path, pg)| {
+                        let pg = Pg::parse(pg)
+                            .ok_or_else(|| PyValueError::new_err(format!("column type {pg:?}")))?;
+                        Ok((index(path)?, pg))
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                let fields = i16::try_from(columns.len() + appended)
+                    .map_err(|_| PyValueError::new_err("too many columns"))?;
+                Ok(Table {
+                    key: PyString::intern(py, key).unbind(),
+                    columns,
+                    fields,
+                })
             })
             .collect::<PyResult<_>>()?;
         let keep = keep
             .iter()
             .map(|(name, path)| Ok((PyString::intern(py, name).unbind(), index(path)?)))
             .collect::<PyResult<_>>()?;
-        Ok(Self {
-            plan,
-            columns,
-            keep,
-        })
+        Ok(Self { plan, tables, keep })
     }
 
-    /// The COPY row of the body `data[pos..]` (which must be read to its end), and the dict
-    /// of the kept values with the row under `row_key`.
+    /// The dict of the kept values of the body `data[pos..]` (which must be read to its
+    /// end), with each table's COPY row (bytes) under its key.
     pub(crate) fn row<'py>(
         &self,
         reader: &mut Reader<'_, 'py>,
-        row_key: &Bound<'py, PyString>,
         data: &[u8],
         pos: usize,
     ) -> Read<Bound<'py, PyDict>> {
-        let py = row_key.py();
+        let py = reader.py();
         let mut c = Cursor { data, pos };
         let mut leaves = Vec::with_capacity(80);
         walk(&mut c, &self.plan, &mut leaves)?;
         if c.pos != data.len() {
             return Err(Refusal::Trailing(data.len() - c.pos));
         }
-        let mut out = Vec::with_capacity(data.len() * 2 + 4 * self.columns.len());
-        out.extend_from_slice(&(self.columns.len() as i16).to_be_bytes());
-        for &(i, pg) in &self.columns {
-            put(&mut out, pg, &leaves[i])?;
-        }
         let dict = PyDict::new(py);
         let fail = |e: PyErr| Refusal::Python(e.to_string());
+        for table in &self.tables {
+            let mut out = Vec::with_capacity(data.len() * 2 + 4 * table.columns.len());
+            out.extend_from_slice(&table.fields.to_be_bytes());
+            for &(i, pg) in &table.columns {
+                put(&mut out, pg, &leaves[i])?;
+            }
+            dict.set_item(table.key.bind(py), PyBytes::new(py, &out))
+                .map_err(fail)?;
+        }
         for (slot, (name, i)) in self.keep.iter().enumerate() {
             let value = match &leaves[*i] {
                 Leaf::Null => py.None().into_bound(py),
@@ -510,8 +535,8 @@ impl Layout {
             };
             dict.set_item(name.bind(py), value).map_err(fail)?;
         }
-        dict.set_item(row_key, PyBytes::new(py, &out))
-            .map_err(fail)?;
+        // Only atoms and bytes in it: out of the cycle collector's sight (see read::untrack).
+        untrack(dict.as_any());
         Ok(dict)
     }
 }

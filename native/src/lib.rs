@@ -19,9 +19,9 @@ mod write;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyList};
 
-use crate::copy::Layout;
+use crate::copy::{Layout, TableSpec};
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
@@ -119,24 +119,23 @@ impl BatchDecoder {
 #[pyclass(frozen, module = "tokenline_native")]
 struct CopyRows {
     writers: Vec<([u8; 8], Layout)>,
-    row_key: Py<PyString>,
     caches: Caches,
     ctx: Context,
 }
 
 #[pymethods]
 impl CopyRows {
-    /// `writers`: `(fingerprint, schema_json)` pairs; `columns`: `(leaf path, PostgreSQL
-    /// type name)` of each COPY column, in order; `keep`: `(name, leaf path)` of the values
-    /// returned beside each row; `row_key`: the name the row is returned under. Raises
-    /// ValueError for a schema, a path or a type it does not cover.
+    /// `writers`: `(fingerprint, schema_json)` pairs; `tables`: per COPY row to make, the key
+    /// it is returned under, its columns in order as `(leaf path, PostgreSQL type name)`,
+    /// and how many fields the caller appends to it; `keep`: `(name, leaf path)` of the
+    /// values returned beside the rows. Raises ValueError for a schema, a path or a type it
+    /// does not cover.
     #[new]
     fn new(
         py: Python<'_>,
         writers: Vec<(Vec<u8>, String)>,
-        columns: Vec<(Vec<String>, String)>,
+        tables: Vec<TableSpec>,
         keep: Vec<(String, Vec<String>)>,
-        row_key: &str,
     ) -> PyResult<Self> {
         let loads = py.import("json")?.getattr("loads")?;
         let mut compiled = Vec::with_capacity(writers.len());
@@ -147,14 +146,10 @@ impl CopyRows {
                 .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
             let program = schema::compile(&loads.call1((json,))?)
                 .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
-            compiled.push((
-                fingerprint,
-                Layout::new(py, &program.root, &columns, &keep)?,
-            ));
+            compiled.push((fingerprint, Layout::new(py, &program.root, &tables, &keep)?));
         }
         Ok(Self {
             writers: compiled,
-            row_key: PyString::intern(py, row_key).unbind(),
             caches: Caches {
                 timestamps: keep.len(),
                 strings: keep.len(),
@@ -163,19 +158,18 @@ impl CopyRows {
         })
     }
 
-    /// Per message of `values` (a list): a dict of the kept values holding the COPY row
-    /// (bytes) under `row_key`, or `None` where the message is refused.
+    /// Per message of `values` (a list): a dict of the kept values holding each COPY row
+    /// (bytes) under its key, or `None` where the message is refused.
     fn rows<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut reader = Reader::new(py, &self.ctx, self.caches);
-        let key = self.row_key.bind(py);
         let out: Vec<Bound<'py, PyAny>> = values
             .iter()
             .map(|value| {
-                self.one(&mut reader, key, &value)
+                self.one(&mut reader, &value)
                     .map_or_else(|_| py.None().into_bound(py), Bound::into_any)
             })
             .collect();
@@ -185,9 +179,7 @@ impl CopyRows {
     /// Why `rows` refuses `value`, or `None` when it takes it (for tests and debugging).
     fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
         let mut reader = Reader::new(py, &self.ctx, self.caches);
-        self.one(&mut reader, self.row_key.bind(py), value)
-            .err()
-            .map(|r| r.to_string())
+        self.one(&mut reader, value).err().map(|r| r.to_string())
     }
 }
 
@@ -195,7 +187,6 @@ impl CopyRows {
     fn one<'py>(
         &self,
         reader: &mut Reader<'_, 'py>,
-        key: &Bound<'py, PyString>,
         value: &Bound<'py, PyAny>,
     ) -> Result<Bound<'py, pyo3::types::PyDict>, Refusal> {
         let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
@@ -209,7 +200,7 @@ impl CopyRows {
             .find(|(fp, _)| fp[..] == data[2..HEADER])
             .map(|(_, layout)| layout)
             .ok_or(Refusal::UnknownFingerprint)?;
-        layout.row(reader, key, data, HEADER)
+        layout.row(reader, data, HEADER)
     }
 }
 

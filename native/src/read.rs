@@ -200,6 +200,10 @@ impl<'d> Cursor<'d> {
 }
 
 impl<'a, 'py> Reader<'a, 'py> {
+    pub(crate) fn py(&self) -> Python<'py> {
+        self.py
+    }
+
     pub(crate) fn new(py: Python<'py>, ctx: &'a Context, caches: Caches) -> Self {
         Self {
             py,
@@ -497,7 +501,7 @@ pub(crate) fn decimal_unscaled(raw: &[u8], limit: Option<u128>) -> Option<i128> 
 /// each holds only values made here. Tracking comes back as for any dict: when a container
 /// is put into it. Untracked, a batch's values cost the collector nothing.
 #[inline]
-fn untrack(value: &Bound<'_, PyAny>) {
+pub(crate) fn untrack(value: &Bound<'_, PyAny>) {
     unsafe { ffi::PyObject_GC_UnTrack(value.as_ptr().cast()) };
 }
 

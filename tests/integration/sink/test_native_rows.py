@@ -37,7 +37,14 @@ from tests.integration.sink.conftest import settings_for
 from tokenline.schemas import catalog
 from tokenline.sink.batch import EVENT_COLUMNS
 from tokenline.sink.migrate import upgrade
-from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES, KEEP, NativeRows
+from tokenline.sink.native_rows import (
+    COPY_ROW,
+    EVENT_TYPES,
+    KEEP,
+    PRICING_ROW,
+    PRICING_ROW_COLUMNS,
+    NativeRows,
+)
 from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore
 
@@ -80,22 +87,22 @@ def conn(plain_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(plain_url, autocommit=True) as conn:
         for name in ("tl_test_native", "tl_test_python"):
             conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (LIKE usage_events INCLUDING DEFAULTS)").format(
-                    sql.Identifier(name)
-                )
+                sql.SQL(
+                    "CREATE TEMP TABLE {} AS SELECT *, 0::int AS n FROM usage_events WITH NO DATA"
+                ).format(sql.Identifier(name))
             )
         yield conn
 
 
-def _copy_statement(table: str) -> sql.Composed:
+def _copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
 
 
 def _as_text(conn: psycopg.Connection[Any], table: str) -> list[str]:
     query = sql.SQL("SELECT ROW({})::text FROM {} ORDER BY event_id").format(
-        sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS)), sql.Identifier(table)
+        sql.SQL(", ").join(map(sql.Identifier, (*EVENT_COLUMNS, "n"))), sql.Identifier(table)
     )
     return [r[0] for r in conn.execute(query)]
 
@@ -178,19 +185,27 @@ def test_native_rows_are_the_python_paths_rows(
             assert got[column] == row[column], column
             if isinstance(row[column], Decimal):
                 assert got[column].as_tuple() == row[column].as_tuple(), column
-        landed.append((got[COPY_ROW], row))
+        landed.append((got, row))
     conn.execute("TRUNCATE tl_test_native, tl_test_python")
     if not landed:
         return
     event("landed")
-    with conn.cursor() as cur, cur.copy(_copy_statement("tl_test_native")) as copy:
-        copy.write(_SIGNATURE + b"".join(raw for raw, _ in landed) + b"\xff\xff")
-    values = itemgetter(*EVENT_COLUMNS)
-    with conn.cursor() as cur, cur.copy(_copy_statement("tl_test_python")) as copy:
-        copy.set_types(list(EVENT_TYPES))
-        for _, row in landed:
-            copy.write_row(values(row))
-    assert _as_text(conn, "tl_test_native") == _as_text(conn, "tl_test_python")
+    # The whole row, and the re-pricing staging row (n appended as the store appends it).
+    n_field = bytes.fromhex("00000004") + (7).to_bytes(4, "big")
+    for columns, made in (
+        (EVENT_COLUMNS, [got[COPY_ROW] for got, _ in landed]),
+        (PRICING_ROW_COLUMNS, [got[PRICING_ROW] + n_field for got, _ in landed]),
+    ):
+        conn.execute("TRUNCATE tl_test_native, tl_test_python")
+        with conn.cursor() as cur, cur.copy(_copy_statement("tl_test_native", columns)) as copy:
+            copy.write(_SIGNATURE + b"".join(made) + b"\xff\xff")
+        values = itemgetter(*columns)
+        types = dict(zip(EVENT_COLUMNS, EVENT_TYPES, strict=True)) | {"n": "int4"}
+        with conn.cursor() as cur, cur.copy(_copy_statement("tl_test_python", columns)) as copy:
+            copy.set_types([types[c] for c in columns])
+            for _, row in landed:
+                copy.write_row(values(row | {"n": 7}))
+        assert _as_text(conn, "tl_test_native") == _as_text(conn, "tl_test_python")
 
 
 def test_damaged_messages_are_refused() -> None:

@@ -21,8 +21,9 @@ scale does not hold exactly...): the caller then writes that record with Python,
 it or raises the error it always raised.
 
 Its ``CopyRows`` reads messages straight into PostgreSQL binary COPY rows: :func:`copy_rows`
-gives one for a record, the COPY columns (each a path of fields in the record and the column's
-type name) and the values to return beside each row, made as the Python reader makes them.
+gives one for a record, the COPY rows to make (each a key and columns, a column being a path of
+fields in the record and the column's type name) and the values to return beside the rows,
+made as the Python reader makes them.
 A message it refuses (anything ``BatchDecoder`` refuses, and any value the column's type does
 not take exactly) is ``None``: the caller takes it through the Python path.
 """
@@ -76,7 +77,7 @@ class CopyRows(Protocol):
     """``tokenline_native.CopyRows``: what its users call."""
 
     def rows(self, values: list[bytes], /) -> list[dict[str, Any] | None]:
-        """Per message: the kept values and the COPY row (under the row key), or ``None``."""
+        """Per message: the kept values and the COPY rows (under their keys), or ``None``."""
 
     def refusal(self, value: bytes, /) -> str | None:
         """Why ``rows`` refuses ``value``, or ``None`` if it takes it."""
@@ -112,18 +113,18 @@ def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | No
 def copy_rows(
     schemas: SchemaCatalog,
     record_name: str,
-    columns: list[tuple[list[str], str]],
+    tables: list[tuple[str, list[tuple[list[str], str]], int]],
     keep: list[tuple[str, list[str]]],
-    row_key: str,
 ) -> CopyRows | None:
     """A native reader of ``record_name`` messages into COPY rows, or ``None``.
 
-    ``columns``: per COPY column, the path of its field and its PostgreSQL type name (``uuid``,
-    ``timestamptz``, ``text``, ``varchar``, ``int2``, ``int4``, ``int8``, ``bool``, ``numeric``,
-    ``jsonb``; a map of strings goes to ``jsonb``); ``keep``: the name and path of each value
-    returned beside the row, which is returned under ``row_key``. Only the writers the batch
-    decoder reads are read (see :func:`batch_decoder`). ``None`` when the module is not
-    installed or a schema, path or type is not covered.
+    ``tables``: per COPY row to make, the key it is returned under, its columns (the path of
+    each one's field and its PostgreSQL type name: ``uuid``, ``timestamptz``, ``text``,
+    ``varchar``, ``int2``, ``int4``, ``int8``, ``bool``, ``numeric``, ``jsonb``, a map of strings
+    going to ``jsonb``) and how many fields the caller appends to each row itself (its field
+    count says so); ``keep``: the name and path of each value returned beside the rows. Only
+    the writers the batch decoder reads are read (see :func:`batch_decoder`). ``None`` when the
+    module is not installed or a schema, path or type is not covered.
     """
     module = _module()
     if module is None or not hasattr(module, "CopyRows"):
@@ -135,7 +136,7 @@ def copy_rows(
         if shipped is reader or reads_as_written(shipped, reader)
     ]
     try:
-        return cast("CopyRows", module.CopyRows(writers, columns, keep, row_key))
+        return cast("CopyRows", module.CopyRows(writers, tables, keep))
     except ValueError as exc:  # a schema, path or type it does not cover
         log.debug("no native COPY rows for %s: %s", record_name, exc)
         return None

@@ -24,15 +24,33 @@ from tokenline.schemas._native import copy_rows
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.models import UsageEvent
 from tokenline.sink.rows import EVENT_PATHS
-from tokenline.sink.store_sql import DUPLICATE_COLUMNS, PRICING_COLUMNS, SOURCE_COLUMNS
+from tokenline.sink.store_sql import (
+    DUPLICATE_COLUMNS,
+    PRICING_COLUMNS,
+    PRICING_STAGING_COLUMNS,
+    SOURCE_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from tokenline.schemas._native import CopyRows
 
-__all__ = ["COPY_ROW", "EVENT_TYPES", "KEEP", "NativeRows", "encoded"]
+__all__ = [
+    "COPY_ROW",
+    "EVENT_TYPES",
+    "KEEP",
+    "PRICING_ROW",
+    "PRICING_ROW_COLUMNS",
+    "NativeRows",
+    "encoded",
+]
 
-#: The key a native row's COPY bytes are under (not a column name).
+#: The key a native row's ``usage_events`` COPY row is under (not a column name).
 COPY_ROW = "__copy_row__"
+#: The key of its re-pricing staging row: :data:`PRICING_ROW_COLUMNS` but the last, ``n`` (the
+#: row's place in the batch), which the store appends.
+PRICING_ROW = "__pricing_row__"
+#: The columns of the re-pricing staging row, in COPY order.
+PRICING_ROW_COLUMNS = (*PRICING_STAGING_COLUMNS[1:], PRICING_STAGING_COLUMNS[0])
 
 #: The values of a native row the store reads.
 KEEP: tuple[str, ...] = tuple(
@@ -64,6 +82,8 @@ def _type_name(column: str) -> str:
 #: ``usage_events``' type names (``pg_type.typname``) per :data:`EVENT_COLUMNS`, by the model;
 #: the store checks them against the database's before it sends a native row.
 EVENT_TYPES: tuple[str, ...] = tuple(_type_name(c) for c in EVENT_COLUMNS)
+_TYPES = dict(zip(EVENT_COLUMNS, EVENT_TYPES, strict=True))
+_PRICED_LEAVES = PRICING_ROW_COLUMNS[:-1]
 
 
 def encoded(row: dict[str, Any]) -> bytes | None:
@@ -85,9 +105,11 @@ class NativeRows:
         reader = copy_rows(
             catalog(),
             "tokenline.PricedUsageEvent",
-            [(list(EVENT_PATHS[c]), t) for c, t in zip(EVENT_COLUMNS, EVENT_TYPES, strict=True)],
+            [
+                (COPY_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in EVENT_COLUMNS], 0),
+                (PRICING_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in _PRICED_LEAVES], 1),
+            ],
             [(c, list(EVENT_PATHS[c])) for c in KEEP],
-            COPY_ROW,
         )
         return None if reader is None else cls(reader)
 

@@ -71,7 +71,7 @@ from tokenline.sink.batch import (
 )
 from tokenline.sink.errors import DatabaseUnavailable
 from tokenline.sink.faults import Fault, classify, describe, reason_code
-from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES
+from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES, PRICING_ROW, PRICING_ROW_COLUMNS
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
 from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS, SOURCE_COLUMNS
 
@@ -97,6 +97,7 @@ _INT4 = (-(2**31), 2**31 - 1)
 #: PostgreSQL's binary COPY header (signature, flags, no extension) and trailer.
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
+_INT4_FIELD = (4).to_bytes(4, "big")  # the length of an int4 field
 
 
 @dataclass(frozen=True)
@@ -404,11 +405,22 @@ class PostgresUsageStore:
         untouched.
         """
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.PRICING)))
-        narrow = [
-            {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
+        # A native row brings its staging row made but for n, its place in the batch.
+        made = [
+            row[PRICING_ROW] + _INT4_FIELD + n.to_bytes(4, "big", signed=True)
             for n, row in enumerate(rows)
+            if PRICING_ROW in row
         ]
-        self._copy(conn, q.PRICING_STAGING_COLUMNS, self._types[q.PRICING], q.PRICING, narrow)
+        if made:
+            self._copy_made(conn, PRICING_ROW_COLUMNS, q.PRICING, made)
+        if len(made) < len(rows):
+            narrow = [
+                {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
+                for n, row in enumerate(rows)
+                if PRICING_ROW not in row
+            ]
+            columns, types = q.PRICING_STAGING_COLUMNS, self._types[q.PRICING]
+            self._copy(conn, columns, types, q.PRICING, narrow)
         self._nested_loops(conn, True)
         landed = self._claim(conn, q.PRICING, rows)
         landed += self._update_stored(conn, q.PRICING)
@@ -489,6 +501,18 @@ class PostgresUsageStore:
             conn.execute(q.REMAX_DAILY)
             conn.execute(q.DROP_EMPTY_DAILY)
 
+    @staticmethod
+    def _copy_made(
+        conn: psycopg.Connection[Any], columns: Sequence[str], into: str, made: list[bytes]
+    ) -> None:
+        """Binary-copy rows made natively (:mod:`tokenline.sink.native_rows`) as they are."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            # The whole binary COPY data: signature, the rows, the trailer.
+            copy.write(_COPY_SIGNATURE + b"".join(made) + _COPY_TRAILER)
+
     def _copy(
         self,
         conn: psycopg.Connection[Any],
@@ -501,12 +525,10 @@ class PostgresUsageStore:
             sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         if columns is EVENT_COLUMNS:
-            native = [row[COPY_ROW] for row in rows if COPY_ROW in row]
-            if native:
-                with conn.cursor() as cur, cur.copy(statement) as copy:
-                    # Whole binary COPY data: signature, the rows as made, the trailer.
-                    copy.write(_COPY_SIGNATURE + b"".join(native) + _COPY_TRAILER)
-                if len(native) == len(rows):
+            made = [row[COPY_ROW] for row in rows if COPY_ROW in row]
+            if made:
+                self._copy_made(conn, columns, into, made)
+                if len(made) == len(rows):
                     return
                 rows = [row for row in rows if COPY_ROW not in row]
         values = itemgetter(*columns)

@@ -104,6 +104,24 @@ _TOKEN_AT = tuple(enumerate(_TOKENS, 3))
 _COST_AT = tuple(enumerate(_COSTS, 8))
 
 
+def _add_new(acc: list[Any], row: Mapping[str, Any]) -> None:
+    """:func:`_add` with ``sign`` 1, without the multiplications (a new event's case)."""
+    acc[0] += 1
+    if not row["success"]:
+        acc[1] += 1
+    if row["pricing_status"] == "unpriced":
+        acc[2] += 1
+    for i, name in _TOKEN_AT:
+        acc[i] += row[name]
+    for i, name in _COST_AT:
+        value = row[name]
+        if value is not None:
+            acc[i] += value
+    latency = row["latency_ms"]
+    acc[14] += latency
+    acc[15] = max(acc[15], latency)
+
+
 def _add(acc: list[Any], row: Mapping[str, Any], sign: int) -> None:
     acc[0] += sign
     if not row["success"]:
@@ -152,7 +170,7 @@ def deltas(
         acc = out.get(key)
         if acc is None:
             acc = out[key] = _zero()
-        _add(acc, row, 1)
+        _add_new(acc, row)
     for old, new in repriced:
         if old["canonical_model"] == new["canonical_model"] and old["currency"] == new["currency"]:
             # The key stays (a re-pricing changes only pricing columns): the cost difference.
