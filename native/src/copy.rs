@@ -441,19 +441,23 @@ struct Table {
 pub(crate) struct Layout {
     plan: Plan,
     tables: Vec<Table>,
-    keep: Vec<(Py<PyString>, usize)>,
+    keep: Vec<(Py<PyString>, usize, i64)>,
 }
 
 /// What a caller asks for one COPY row: its key, its `(leaf path, type name)` columns, and
 /// how many fields it appends itself.
 pub(crate) type TableSpec = (String, Vec<(Vec<String>, String)>, usize);
 
+/// A value to return beside the rows: its name, its leaf path, and for a timestamp a unit in
+/// microseconds to truncate it to (0: as it is).
+pub(crate) type KeepSpec = (String, Vec<String>, i64);
+
 impl Layout {
     pub(crate) fn new(
         py: Python<'_>,
         root: &Node,
         tables: &[TableSpec],
-        keep: &[(String, Vec<String>)],
+        keep: &[KeepSpec],
     ) -> PyResult<Self> {
         let mut paths = Vec::new();
         let plan = plan(root, py, &mut Vec::new(), &mut paths)
@@ -486,7 +490,12 @@ impl Layout {
             .collect::<PyResult<_>>()?;
         let keep = keep
             .iter()
-            .map(|(name, path)| Ok((PyString::intern(py, name).unbind(), index(path)?)))
+            .map(|(name, path, unit)| {
+                if *unit < 0 || (*unit > 0 && MIN_MICROS % unit != 0) {
+                    return Err(PyValueError::new_err(format!("truncation unit {unit}")));
+                }
+                Ok((PyString::intern(py, name).unbind(), index(path)?, *unit))
+            })
             .collect::<PyResult<_>>()?;
         Ok(Self { plan, tables, keep })
     }
@@ -517,7 +526,7 @@ impl Layout {
             dict.set_item(table.key.bind(py), PyBytes::new(py, &out))
                 .map_err(fail)?;
         }
-        for (slot, (name, i)) in self.keep.iter().enumerate() {
+        for (slot, (name, i, unit)) in self.keep.iter().enumerate() {
             let value = match &leaves[*i] {
                 Leaf::Null => py.None().into_bound(py),
                 Leaf::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
@@ -525,11 +534,14 @@ impl Layout {
                     Ok(int) => int.into_any(),
                     Err(never) => match never {},
                 },
+                Leaf::Timestamp(micros) if *unit > 0 => {
+                    reader.timestamp(slot, micros - micros.rem_euclid(*unit))?
+                }
                 Leaf::Timestamp(micros) => reader.timestamp(slot, *micros)?,
                 Leaf::Str(raw, at) => reader.string_value(raw, slot, *at)?,
                 Leaf::Uuid(hex, _) => reader.uuid_value(hex)?,
                 Leaf::Bytes(raw) => PyBytes::new(py, raw).into_any(),
-                Leaf::Decimal(v, exponent) => reader.decimal_value(*v, *exponent, 0)?,
+                Leaf::Decimal(v, exponent) => reader.decimal_cached(slot, *v, *exponent)?,
                 Leaf::Symbol(_, value) => value.bind(py).clone().into_any(),
                 Leaf::Json(_) => return Err(Refusal::Python("a map is not kept".into())),
             };

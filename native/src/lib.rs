@@ -21,7 +21,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::copy::{Layout, TableSpec};
+use crate::copy::{KeepSpec, Layout, TableSpec};
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
@@ -127,15 +127,15 @@ struct CopyRows {
 impl CopyRows {
     /// `writers`: `(fingerprint, schema_json)` pairs; `tables`: per COPY row to make, the key
     /// it is returned under, its columns in order as `(leaf path, PostgreSQL type name)`,
-    /// and how many fields the caller appends to it; `keep`: `(name, leaf path)` of the
-    /// values returned beside the rows. Raises ValueError for a schema, a path or a type it
-    /// does not cover.
+    /// and how many fields the caller appends to it; `keep`: `(name, leaf path, unit)` of the
+    /// values returned beside the rows (a timestamp truncated to `unit` microseconds when
+    /// above 0). Raises ValueError for a schema, a path, a type or a unit it does not cover.
     #[new]
     fn new(
         py: Python<'_>,
         writers: Vec<(Vec<u8>, String)>,
         tables: Vec<TableSpec>,
-        keep: Vec<(String, Vec<String>)>,
+        keep: Vec<KeepSpec>,
     ) -> PyResult<Self> {
         let loads = py.import("json")?.getattr("loads")?;
         let mut compiled = Vec::with_capacity(writers.len());

@@ -138,6 +138,8 @@ pub(crate) struct Reader<'a, 'py> {
     ctx: &'a Context,
     timestamps: Vec<Option<(i64, Bound<'py, PyAny>)>>,
     strings: Vec<Option<CachedString<'py>>>,
+    /// The last decimal made per slot (the string slots' numbering), for `decimal_cached`.
+    decimals: Vec<Option<(i128, i32, Bound<'py, PyAny>)>>,
 }
 
 /// The bytes of one message and the position in them.
@@ -210,6 +212,7 @@ impl<'a, 'py> Reader<'a, 'py> {
             ctx,
             timestamps: (0..caches.timestamps).map(|_| None).collect(),
             strings: (0..caches.strings).map(|_| None).collect(),
+            decimals: (0..caches.strings).map(|_| None).collect(),
         }
     }
 
@@ -433,6 +436,24 @@ impl<'a, 'py> Reader<'a, 'py> {
         let raw = c.slice()?;
         let v = decimal_unscaled(raw, limit).ok_or(Refusal::Decimal(at))?;
         self.decimal_value(v, exponent, at)
+    }
+
+    /// `Decimal("<v>E<exponent>")`, given again (immutable, equal, the same exponent) while
+    /// cache `slot` holds the same value: a batch repeats many, such as a zero cost.
+    pub(crate) fn decimal_cached(
+        &mut self,
+        slot: usize,
+        v: i128,
+        exponent: i32,
+    ) -> Read<Bound<'py, PyAny>> {
+        if let Some((last, last_exponent, value)) = &self.decimals[slot] {
+            if *last == v && *last_exponent == exponent {
+                return Ok(value.clone());
+            }
+        }
+        let value = self.decimal_value(v, exponent, 0)?;
+        self.decimals[slot] = Some((v, exponent, value.clone()));
+        Ok(value)
     }
 
     /// `Decimal("<v>E<exponent>")`.

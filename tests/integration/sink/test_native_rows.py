@@ -45,8 +45,10 @@ from tokenline.sink.native_rows import (
     PRICING_ROW_COLUMNS,
     NativeRows,
 )
+from tokenline.sink.rollups import MINUTE, rollup_key
 from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore
+from tokenline.sink.tenant_daily import QUARTER, quarter_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -185,6 +187,11 @@ def test_native_rows_are_the_python_paths_rows(
             assert got[column] == row[column], column
             if isinstance(row[column], Decimal):
                 assert got[column].as_tuple() == row[column].as_tuple(), column
+        # The minute and quarter-hour it brings are the keys the pure functions compute.
+        assert got[MINUTE] == rollup_key(row)[1]
+        assert got[QUARTER] == quarter_key(row)[1]
+        assert rollup_key(got) == rollup_key(row)
+        assert quarter_key(got) == quarter_key(row)
         landed.append((got, row))
     conn.execute("TRUNCATE tl_test_native, tl_test_python")
     if not landed:

@@ -114,7 +114,7 @@ def copy_rows(
     schemas: SchemaCatalog,
     record_name: str,
     tables: list[tuple[str, list[tuple[list[str], str]], int]],
-    keep: list[tuple[str, list[str]]],
+    keep: list[tuple[str, list[str], int]],
 ) -> CopyRows | None:
     """A native reader of ``record_name`` messages into COPY rows, or ``None``.
 
@@ -122,7 +122,8 @@ def copy_rows(
     each one's field and its PostgreSQL type name: ``uuid``, ``timestamptz``, ``text``,
     ``varchar``, ``int2``, ``int4``, ``int8``, ``bool``, ``numeric``, ``jsonb``, a map of strings
     going to ``jsonb``) and how many fields the caller appends to each row itself (its field
-    count says so); ``keep``: the name and path of each value returned beside the rows. Only
+    count says so); ``keep``: the name and path of each value returned beside the rows, and for a
+    timestamp the unit in microseconds it is truncated to (0: none; a divisor of a day). Only
     the writers the batch decoder reads are read (see :func:`batch_decoder`). ``None`` when the
     module is not installed or a schema, path or type is not covered.
     """

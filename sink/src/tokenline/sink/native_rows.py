@@ -6,7 +6,10 @@ row :func:`~tokenline.sink.rows.event_row` and psycopg's adaptation would make (
 NUMERIC from the Avro decimal's digits, never a float), returned under :data:`COPY_ROW` in a
 dict of the few values the store itself reads (:data:`KEEP`: the key, what the rollups and
 ``usage_tenant_daily`` are computed from, the pricing a re-pricing stages, the source of a
-refused copy). The store sends such a row's bytes as they are and reads only those values.
+refused copy), with the event's UTC minute and quarter-hour made too (the rollup and daily
+keys; consecutive events of one minute share one object), and the re-pricing path's staging
+row under :data:`PRICING_ROW`. The store sends the rows' bytes as they are and reads only
+those values.
 
 Whatever the native reader refuses (a body it does not read exactly as the Python reader
 does, an ``integer`` column out of range, a string holding NUL) is read by the Python path,
@@ -23,6 +26,7 @@ from tokenline.schemas import catalog
 from tokenline.schemas._native import copy_rows
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.models import UsageEvent
+from tokenline.sink.rollups import MINUTE
 from tokenline.sink.rows import EVENT_PATHS
 from tokenline.sink.store_sql import (
     DUPLICATE_COLUMNS,
@@ -30,6 +34,7 @@ from tokenline.sink.store_sql import (
     PRICING_STAGING_COLUMNS,
     SOURCE_COLUMNS,
 )
+from tokenline.sink.tenant_daily import QUARTER
 
 if TYPE_CHECKING:
     from tokenline.schemas._native import CopyRows
@@ -109,7 +114,11 @@ class NativeRows:
                 (COPY_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in EVENT_COLUMNS], 0),
                 (PRICING_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in _PRICED_LEAVES], 1),
             ],
-            [(c, list(EVENT_PATHS[c])) for c in KEEP],
+            [
+                *((c, list(EVENT_PATHS[c]), 0) for c in KEEP),
+                (MINUTE, list(EVENT_PATHS["occurred_at"]), 60_000_000),
+                (QUARTER, list(EVENT_PATHS["occurred_at"]), 900_000_000),
+            ],
         )
         return None if reader is None else cls(reader)
 

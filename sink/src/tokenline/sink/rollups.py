@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "MINUTE",
     "WINDOW_SECONDS",
     "Delta",
     "RollupKey",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 WINDOW_SECONDS = 60
+#: A row may bring its UTC minute made already (native rows do), under this key.
+MINUTE = "__minute__"
 
 RollupKey = tuple[str, datetime, str, str]
 """``(tenant_id, window_start, provider, model)``: the primary key of ``usage_rollup_1m``."""
@@ -74,10 +77,12 @@ def model_of(row: Mapping[str, Any]) -> str:
 
 def rollup_key(row: Mapping[str, Any]) -> RollupKey:
     """The ``usage_rollup_1m`` key an event row counts under."""
-    moment = row["occurred_at"]
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    minute = moment.replace(second=0, microsecond=0)
+    minute = row.get(MINUTE)
+    if minute is None:
+        moment = row["occurred_at"]
+        if moment.tzinfo is not UTC:
+            moment = moment.astimezone(UTC)
+        minute = moment.replace(second=0, microsecond=0)
     return (row["tenant_id"], minute, row["provider"], model_of(row))
 
 
