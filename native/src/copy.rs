@@ -272,19 +272,9 @@ fn leaf<'d, 'p>(c: &mut Cursor<'d>, kind: &'p Kind) -> Read<Leaf<'d, 'p>> {
             let mut json = vec![b'{'];
             let mut first = true;
             loop {
-                let at = c.pos;
-                let mut count = c.long()?;
+                let count = c.block()?;
                 if count == 0 {
                     break;
-                }
-                if count < 0 {
-                    count = count
-                        .checked_neg()
-                        .ok_or(Refusal::OutOfRange("map block count", count))?;
-                    c.long()?;
-                }
-                if count > (c.data.len() - c.pos) as i64 {
-                    return Err(Refusal::Truncated(at));
                 }
                 for _ in 0..count {
                     if !first {

@@ -28,6 +28,40 @@ use crate::schema::Program;
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 const HEADER: usize = 10;
 
+/// What `writers` holds for the writer of the single-object-encoded message `data`.
+fn writer_of<'w, T>(writers: &'w [([u8; 8], T)], data: &[u8]) -> Result<&'w T, Refusal> {
+    if data.len() < HEADER || data[..2] != MAGIC {
+        return Err(Refusal::Header);
+    }
+    writers
+        .iter()
+        .find(|(fp, _)| fp[..] == data[2..HEADER])
+        .map(|(_, found)| found)
+        .ok_or(Refusal::UnknownFingerprint)
+}
+
+/// The writer schemas given as `(fingerprint, schema JSON)` pairs, each compiled by `make`.
+fn compile_writers<T>(
+    py: Python<'_>,
+    writers: Vec<(Vec<u8>, String)>,
+    mut make: impl FnMut(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<([u8; 8], T)>> {
+    let loads = py.import("json")?.getattr("loads")?;
+    let mut compiled = Vec::with_capacity(writers.len());
+    for (fingerprint, json) in writers {
+        let fingerprint: [u8; 8] = fingerprint
+            .as_slice()
+            .try_into()
+            .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
+        compiled.push((fingerprint, make(&loads.call1((json,))?)?));
+    }
+    Ok(compiled)
+}
+
+fn compile(parsed: &Bound<'_, PyAny>) -> PyResult<Program> {
+    schema::compile(parsed).map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))
+}
+
 /// Decodes batches of single-object-encoded Avro records into Python values.
 #[pyclass(frozen, module = "tokenline_native")]
 struct BatchDecoder {
@@ -44,16 +78,7 @@ impl BatchDecoder {
     ) -> Result<Bound<'py, PyAny>, Refusal> {
         let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
         let data = bytes.as_bytes();
-        if data.len() < HEADER || data[..2] != MAGIC {
-            return Err(Refusal::Header);
-        }
-        let program = self
-            .writers
-            .iter()
-            .find(|(fp, _)| fp[..] == data[2..HEADER])
-            .map(|(_, program)| program)
-            .ok_or(Refusal::UnknownFingerprint)?;
-        reader.read(&program.root, data, HEADER)
+        reader.read(&writer_of(&self.writers, data)?.root, data, HEADER)
     }
 }
 
@@ -63,18 +88,7 @@ impl BatchDecoder {
     /// type this decoder does not cover.
     #[new]
     fn new(py: Python<'_>, writers: Vec<(Vec<u8>, String)>) -> PyResult<Self> {
-        let loads = py.import("json")?.getattr("loads")?;
-        let mut compiled = Vec::with_capacity(writers.len());
-        for (fingerprint, json) in writers {
-            let fingerprint: [u8; 8] = fingerprint
-                .as_slice()
-                .try_into()
-                .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
-            let parsed = loads.call1((json,))?;
-            let program = schema::compile(&parsed)
-                .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
-            compiled.push((fingerprint, program));
-        }
+        let compiled = compile_writers(py, writers, compile)?;
         let caches = Caches {
             timestamps: compiled
                 .iter()
@@ -137,17 +151,9 @@ impl CopyRows {
         tables: Vec<TableSpec>,
         keep: Vec<KeepSpec>,
     ) -> PyResult<Self> {
-        let loads = py.import("json")?.getattr("loads")?;
-        let mut compiled = Vec::with_capacity(writers.len());
-        for (fingerprint, json) in writers {
-            let fingerprint: [u8; 8] = fingerprint
-                .as_slice()
-                .try_into()
-                .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
-            let program = schema::compile(&loads.call1((json,))?)
-                .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
-            compiled.push((fingerprint, Layout::new(py, &program.root, &tables, &keep)?));
-        }
+        let compiled = compile_writers(py, writers, |parsed| {
+            Layout::new(py, &compile(parsed)?.root, &tables, &keep)
+        })?;
         Ok(Self {
             writers: compiled,
             caches: Caches {
@@ -191,16 +197,7 @@ impl CopyRows {
     ) -> Result<Bound<'py, pyo3::types::PyDict>, Refusal> {
         let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
         let data = bytes.as_bytes();
-        if data.len() < HEADER || data[..2] != MAGIC {
-            return Err(Refusal::Header);
-        }
-        let layout = self
-            .writers
-            .iter()
-            .find(|(fp, _)| fp[..] == data[2..HEADER])
-            .map(|(_, layout)| layout)
-            .ok_or(Refusal::UnknownFingerprint)?;
-        layout.row(reader, data, HEADER)
+        writer_of(&self.writers, data)?.row(reader, data, HEADER)
     }
 }
 

@@ -185,6 +185,24 @@ impl<'d> Cursor<'d> {
         Ok((n >> 1) as i64 ^ -((n & 1) as i64))
     }
 
+    /// The entry count of the next block of a map: 0 at its end. A negative count is
+    /// followed by the block's size in bytes (read and not needed); every entry takes a byte
+    /// at least (its key's length), so a count beyond the bytes left is truncated.
+    pub(crate) fn block(&mut self) -> Read<i64> {
+        let at = self.pos;
+        let mut count = self.long()?;
+        if count < 0 {
+            count = count
+                .checked_neg()
+                .ok_or(Refusal::OutOfRange("map block count", count))?;
+            self.long()?;
+        }
+        if count > (self.data.len() - self.pos) as i64 {
+            return Err(Refusal::Truncated(at));
+        }
+        Ok(count)
+    }
+
     /// A length-prefixed run of bytes.
     #[inline]
     pub(crate) fn slice(&mut self) -> Read<&'d [u8]> {
@@ -334,20 +352,9 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn map(&mut self, c: &mut Cursor<'_>, values: &Node, keys: usize) -> Read<Bound<'py, PyAny>> {
         let dict = PyDict::new(self.py);
         loop {
-            let at = c.pos;
-            let mut count = c.long()?;
+            let count = c.block()?;
             if count == 0 {
                 return Ok(dict.into_any());
-            }
-            if count < 0 {
-                count = count
-                    .checked_neg()
-                    .ok_or(Refusal::OutOfRange("map block count", count))?;
-                c.long()?;
-            }
-            // Every entry takes a byte at least (its key's length): a longer count is truncated.
-            if count > (c.data.len() - c.pos) as i64 {
-                return Err(Refusal::Truncated(at));
             }
             for _ in 0..count {
                 let key = self.string(c, keys)?;

@@ -92,19 +92,26 @@ def _module() -> ModuleType | None:
         return None
 
 
+def _writers(schemas: SchemaCatalog, record_name: str) -> list[tuple[bytes, str]]:
+    """The ``(fingerprint, schema JSON)`` of the writers of ``record_name`` read natively.
+
+    Its latest schema, and each older one :func:`reads_as_written` by it.
+    """
+    reader = schemas.latest(record_name)
+    return [
+        (shipped.fingerprint, shipped.json)
+        for shipped in schemas.history(record_name)
+        if shipped is reader or reads_as_written(shipped, reader)
+    ]
+
+
 def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | None:
     """A native decoder of ``record_name`` for every writer it can read, or ``None``."""
     module = _module()
     if module is None:
         return None
-    reader = schemas.latest(record_name)
-    writers = [
-        (shipped.fingerprint, shipped.json)
-        for shipped in schemas.history(record_name)
-        if shipped is reader or reads_as_written(shipped, reader)
-    ]
     try:
-        return cast("BatchDecoder", module.BatchDecoder(writers))
+        return cast("BatchDecoder", module.BatchDecoder(_writers(schemas, record_name)))
     except ValueError as exc:  # a schema it does not cover
         log.debug("no native decoder for %s: %s", record_name, exc)
         return None
@@ -130,14 +137,8 @@ def copy_rows(
     module = _module()
     if module is None or not hasattr(module, "CopyRows"):
         return None
-    reader = schemas.latest(record_name)
-    writers = [
-        (shipped.fingerprint, shipped.json)
-        for shipped in schemas.history(record_name)
-        if shipped is reader or reads_as_written(shipped, reader)
-    ]
     try:
-        return cast("CopyRows", module.CopyRows(writers, tables, keep))
+        return cast("CopyRows", module.CopyRows(_writers(schemas, record_name), tables, keep))
     except ValueError as exc:  # a schema, path or type it does not cover
         log.debug("no native COPY rows for %s: %s", record_name, exc)
         return None
