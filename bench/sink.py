@@ -2,7 +2,7 @@
 
     eval "$(.venv/bin/tokenline dev up --env)"
     .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000] [--storage postgresql]
-        [--decode native|python|both]
+        [--decode rows|native|python|both|all]
 
 One run, one fresh database migrated to head (plain PostgreSQL, or ``--storage timescaledb``
 for the hypertable path), the same N distinct events:
@@ -17,9 +17,11 @@ for the hypertable path), the same N distinct events:
   group join and the first batch;
 - re-pricing: the same events with a newer pricing version, so every row conflicts.
 
-The worker runs with the native batch decoder (``tokenline_native``, the default when it is
-installed) and/or with the Python reader alone (``--decode python``; ``both`` runs the two
-one after the other, each from an emptied table).
+The worker runs with native COPY rows (``--decode rows``, the default: each message read by
+``tokenline_native`` straight into its binary COPY row, see ``tokenline.sink.native_rows``),
+with the native batch decoder and ``event_row`` dicts (``native``: the path before native
+rows), and/or with the Python reader alone (``python``); ``both`` runs ``native`` then
+``rows``, ``all`` the three, one after the other, each from an emptied table.
 
 Printed: rows/s and the ratio to the ceiling (goals: fresh ≥ 0.8, re-pricing ≥ 0.5).
 """
@@ -203,10 +205,12 @@ def _sink(
         batch_max_ms=1000,
     )
     worker = SinkWorker(settings)
-    if decode == "python":  # a benchmark's swap: the same codec without the native decoder
-        worker._codec = AvroCodec[Any]("tokenline.PricedUsageEvent", native=False)
-    elif worker._codec.native_decoder is None:
+    if worker._codec.native_decoder is None or worker._native_rows is None:
         raise SystemExit("tokenline_native is not installed: bash deploy/local/native.sh")
+    if decode != "rows":  # a benchmark's swap: every message through the decoder and event_row
+        worker._native_rows = None
+    if decode == "python":  # and the same codec without the native decoder
+        worker._codec = AvroCodec[Any]("tokenline.PricedUsageEvent", native=False)
     landed = worker.metrics.rows_landed.labels("usage_events")
     thread = threading.Thread(target=worker.run, daemon=True)
     start = time.perf_counter()
@@ -230,7 +234,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--storage", choices=["postgresql", "timescaledb"], default="postgresql")
-    parser.add_argument("--decode", choices=["native", "python", "both"], default="native")
+    parser.add_argument(
+        "--decode", choices=["rows", "native", "python", "both", "all"], default="rows"
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("TOKENLINE_TEST_KAFKA_BOOTSTRAP")
     server = os.environ.get("TOKENLINE_TEST_DATABASE_URL")
@@ -265,7 +271,8 @@ def main() -> None:
     _check(url, rows, "v2")
     del flat
     sinks: list[tuple[str, float]] = []
-    for decode in ["python", "native"] if args.decode == "both" else [args.decode]:
+    modes = {"both": ["native", "rows"], "all": ["python", "native", "rows"]}
+    for decode in modes.get(args.decode, [args.decode]):
         _empty(url)
         fresh_wall, fresh_steady = _sink(bootstrap, url, fresh_topic, rows, args.batch, decode)
         _check(url, rows, "v1")

@@ -12,6 +12,7 @@
 //! binary body of `record`, or `None` where it refuses the value (see `write`): the caller
 //! writes those with Python, which writes them or raises the error it always raised.
 
+mod copy;
 mod read;
 mod schema;
 mod write;
@@ -20,11 +21,46 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::copy::{KeepSpec, Layout, TableSpec};
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 const HEADER: usize = 10;
+
+/// What `writers` holds for the writer of the single-object-encoded message `data`.
+fn writer_of<'w, T>(writers: &'w [([u8; 8], T)], data: &[u8]) -> Result<&'w T, Refusal> {
+    if data.len() < HEADER || data[..2] != MAGIC {
+        return Err(Refusal::Header);
+    }
+    writers
+        .iter()
+        .find(|(fp, _)| fp[..] == data[2..HEADER])
+        .map(|(_, found)| found)
+        .ok_or(Refusal::UnknownFingerprint)
+}
+
+/// The writer schemas given as `(fingerprint, schema JSON)` pairs, each compiled by `make`.
+fn compile_writers<T>(
+    py: Python<'_>,
+    writers: Vec<(Vec<u8>, String)>,
+    mut make: impl FnMut(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<([u8; 8], T)>> {
+    let loads = py.import("json")?.getattr("loads")?;
+    let mut compiled = Vec::with_capacity(writers.len());
+    for (fingerprint, json) in writers {
+        let fingerprint: [u8; 8] = fingerprint
+            .as_slice()
+            .try_into()
+            .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
+        compiled.push((fingerprint, make(&loads.call1((json,))?)?));
+    }
+    Ok(compiled)
+}
+
+fn compile(parsed: &Bound<'_, PyAny>) -> PyResult<Program> {
+    schema::compile(parsed).map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))
+}
 
 /// Decodes batches of single-object-encoded Avro records into Python values.
 #[pyclass(frozen, module = "tokenline_native")]
@@ -42,16 +78,7 @@ impl BatchDecoder {
     ) -> Result<Bound<'py, PyAny>, Refusal> {
         let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
         let data = bytes.as_bytes();
-        if data.len() < HEADER || data[..2] != MAGIC {
-            return Err(Refusal::Header);
-        }
-        let program = self
-            .writers
-            .iter()
-            .find(|(fp, _)| fp[..] == data[2..HEADER])
-            .map(|(_, program)| program)
-            .ok_or(Refusal::UnknownFingerprint)?;
-        reader.read(&program.root, data, HEADER)
+        reader.read(&writer_of(&self.writers, data)?.root, data, HEADER)
     }
 }
 
@@ -61,18 +88,7 @@ impl BatchDecoder {
     /// type this decoder does not cover.
     #[new]
     fn new(py: Python<'_>, writers: Vec<(Vec<u8>, String)>) -> PyResult<Self> {
-        let loads = py.import("json")?.getattr("loads")?;
-        let mut compiled = Vec::with_capacity(writers.len());
-        for (fingerprint, json) in writers {
-            let fingerprint: [u8; 8] = fingerprint
-                .as_slice()
-                .try_into()
-                .map_err(|_| PyValueError::new_err("a fingerprint is 8 bytes"))?;
-            let parsed = loads.call1((json,))?;
-            let program = schema::compile(&parsed)
-                .map_err(|e| PyValueError::new_err(format!("schema not covered: {e}")))?;
-            compiled.push((fingerprint, program));
-        }
+        let compiled = compile_writers(py, writers, compile)?;
         let caches = Caches {
             timestamps: compiled
                 .iter()
@@ -109,6 +125,79 @@ impl BatchDecoder {
     fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
         let mut reader = Reader::new(py, &self.ctx, self.caches);
         self.one(&mut reader, value).err().map(|r| r.to_string())
+    }
+}
+
+/// Reads batches of single-object-encoded Avro records straight into PostgreSQL binary COPY
+/// rows (see `copy`).
+#[pyclass(frozen, module = "tokenline_native")]
+struct CopyRows {
+    writers: Vec<([u8; 8], Layout)>,
+    caches: Caches,
+    ctx: Context,
+}
+
+#[pymethods]
+impl CopyRows {
+    /// `writers`: `(fingerprint, schema_json)` pairs; `tables`: per COPY row to make, the key
+    /// it is returned under, its columns in order as `(leaf path, PostgreSQL type name)`,
+    /// and how many fields the caller appends to it; `keep`: `(name, leaf path, unit)` of the
+    /// values returned beside the rows (a timestamp truncated to `unit` microseconds when
+    /// above 0). Raises ValueError for a schema, a path, a type or a unit it does not cover.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        writers: Vec<(Vec<u8>, String)>,
+        tables: Vec<TableSpec>,
+        keep: Vec<KeepSpec>,
+    ) -> PyResult<Self> {
+        let compiled = compile_writers(py, writers, |parsed| {
+            Layout::new(py, &compile(parsed)?.root, &tables, &keep)
+        })?;
+        Ok(Self {
+            writers: compiled,
+            caches: Caches {
+                timestamps: keep.len(),
+                strings: keep.len(),
+            },
+            ctx: Context::new(py)?,
+        })
+    }
+
+    /// Per message of `values` (a list): a dict of the kept values holding each COPY row
+    /// (bytes) under its key, or `None` where the message is refused.
+    fn rows<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        let out: Vec<Bound<'py, PyAny>> = values
+            .iter()
+            .map(|value| {
+                self.one(&mut reader, &value)
+                    .map_or_else(|_| py.None().into_bound(py), Bound::into_any)
+            })
+            .collect();
+        PyList::new(py, out)
+    }
+
+    /// Why `rows` refuses `value`, or `None` when it takes it (for tests and debugging).
+    fn refusal(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> Option<String> {
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        self.one(&mut reader, value).err().map(|r| r.to_string())
+    }
+}
+
+impl CopyRows {
+    fn one<'py>(
+        &self,
+        reader: &mut Reader<'_, 'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> Result<Bound<'py, pyo3::types::PyDict>, Refusal> {
+        let bytes = value.cast::<PyBytes>().map_err(|_| Refusal::NotBytes)?;
+        let data = bytes.as_bytes();
+        writer_of(&self.writers, data)?.row(reader, data, HEADER)
     }
 }
 
@@ -153,4 +242,6 @@ mod tokenline_native {
     use super::BatchDecoder;
     #[pymodule_export]
     use super::BodyWriter;
+    #[pymodule_export]
+    use super::CopyRows;
 }

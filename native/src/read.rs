@@ -76,8 +76,8 @@ pub(crate) struct Context {
 }
 
 // Earliest and latest microseconds since the epoch that a datetime holds (years 1 to 9999).
-const MIN_MICROS: i64 = -62_135_596_800_000_000;
-const MAX_MICROS: i64 = 253_402_300_799_999_999;
+pub(crate) const MIN_MICROS: i64 = -62_135_596_800_000_000;
+pub(crate) const MAX_MICROS: i64 = 253_402_300_799_999_999;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 impl Context {
@@ -138,12 +138,14 @@ pub(crate) struct Reader<'a, 'py> {
     ctx: &'a Context,
     timestamps: Vec<Option<(i64, Bound<'py, PyAny>)>>,
     strings: Vec<Option<CachedString<'py>>>,
+    /// The last decimal made per slot (the string slots' numbering), for `decimal_cached`.
+    decimals: Vec<Option<(i128, i32, Bound<'py, PyAny>)>>,
 }
 
 /// The bytes of one message and the position in them.
-struct Cursor<'d> {
-    data: &'d [u8],
-    pos: usize,
+pub(crate) struct Cursor<'d> {
+    pub(crate) data: &'d [u8],
+    pub(crate) pos: usize,
 }
 
 fn python_error(py: Python<'_>) -> Refusal {
@@ -156,7 +158,7 @@ fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> Read<Bound<'py, PyAny
 
 impl<'d> Cursor<'d> {
     #[inline]
-    fn byte(&mut self) -> Read<u8> {
+    pub(crate) fn byte(&mut self) -> Read<u8> {
         let b = *self
             .data
             .get(self.pos)
@@ -167,7 +169,7 @@ impl<'d> Cursor<'d> {
 
     /// A zig-zag varint of at most ten bytes and 64 bits.
     #[inline]
-    fn long(&mut self) -> Read<i64> {
+    pub(crate) fn long(&mut self) -> Read<i64> {
         let start = self.pos;
         let mut b = self.byte()?;
         let mut n = u64::from(b & 0x7F);
@@ -183,9 +185,27 @@ impl<'d> Cursor<'d> {
         Ok((n >> 1) as i64 ^ -((n & 1) as i64))
     }
 
+    /// The entry count of the next block of a map: 0 at its end. A negative count is
+    /// followed by the block's size in bytes (read and not needed); every entry takes a byte
+    /// at least (its key's length), so a count beyond the bytes left is truncated.
+    pub(crate) fn block(&mut self) -> Read<i64> {
+        let at = self.pos;
+        let mut count = self.long()?;
+        if count < 0 {
+            count = count
+                .checked_neg()
+                .ok_or(Refusal::OutOfRange("map block count", count))?;
+            self.long()?;
+        }
+        if count > (self.data.len() - self.pos) as i64 {
+            return Err(Refusal::Truncated(at));
+        }
+        Ok(count)
+    }
+
     /// A length-prefixed run of bytes.
     #[inline]
-    fn slice(&mut self) -> Read<&'d [u8]> {
+    pub(crate) fn slice(&mut self) -> Read<&'d [u8]> {
         let at = self.pos;
         let n = self.long()?;
         let start = self.pos;
@@ -200,12 +220,17 @@ impl<'d> Cursor<'d> {
 }
 
 impl<'a, 'py> Reader<'a, 'py> {
+    pub(crate) fn py(&self) -> Python<'py> {
+        self.py
+    }
+
     pub(crate) fn new(py: Python<'py>, ctx: &'a Context, caches: Caches) -> Self {
         Self {
             py,
             ctx,
             timestamps: (0..caches.timestamps).map(|_| None).collect(),
             strings: (0..caches.strings).map(|_| None).collect(),
+            decimals: (0..caches.strings).map(|_| None).collect(),
         }
     }
 
@@ -222,6 +247,17 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn string(&mut self, c: &mut Cursor<'_>, slot: usize) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
+        self.string_value(raw, slot, at)
+    }
+
+    /// The `str` of the UTF-8 `raw` (read at byte `at`), given again while cache `slot`
+    /// holds the same bytes.
+    pub(crate) fn string_value(
+        &mut self,
+        raw: &[u8],
+        slot: usize,
+        at: usize,
+    ) -> Read<Bound<'py, PyAny>> {
         if let Some(cached) = &self.strings[slot] {
             if cached.bytes[..cached.len] == *raw {
                 return Ok(cached.value.clone());
@@ -316,20 +352,9 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn map(&mut self, c: &mut Cursor<'_>, values: &Node, keys: usize) -> Read<Bound<'py, PyAny>> {
         let dict = PyDict::new(self.py);
         loop {
-            let at = c.pos;
-            let mut count = c.long()?;
+            let count = c.block()?;
             if count == 0 {
                 return Ok(dict.into_any());
-            }
-            if count < 0 {
-                count = count
-                    .checked_neg()
-                    .ok_or(Refusal::OutOfRange("map block count", count))?;
-                c.long()?;
-            }
-            // Every entry takes a byte at least (its key's length): a longer count is truncated.
-            if count > (c.data.len() - c.pos) as i64 {
-                return Err(Refusal::Truncated(at));
             }
             for _ in 0..count {
                 let key = self.string(c, keys)?;
@@ -339,7 +364,7 @@ impl<'a, 'py> Reader<'a, 'py> {
         }
     }
 
-    fn timestamp(&mut self, slot: usize, micros: i64) -> Read<Bound<'py, PyAny>> {
+    pub(crate) fn timestamp(&mut self, slot: usize, micros: i64) -> Read<Bound<'py, PyAny>> {
         if let Some((last, value)) = &self.timestamps[slot] {
             if *last == micros {
                 return Ok(value.clone());
@@ -376,23 +401,12 @@ impl<'a, 'py> Reader<'a, 'py> {
     fn uuid(&mut self, c: &mut Cursor<'_>) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
-        if raw.len() != 36 {
-            return Err(Refusal::Uuid(at));
-        }
-        let mut hex = [0u8; 33];
-        let mut j = 0;
-        for (i, &ch) in raw.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if ch != b'-' {
-                    return Err(Refusal::Uuid(at));
-                }
-            } else if ch.is_ascii_hexdigit() {
-                hex[j] = ch;
-                j += 1;
-            } else {
-                return Err(Refusal::Uuid(at));
-            }
-        }
+        let hex = uuid_hex(raw).ok_or(Refusal::Uuid(at))?;
+        self.uuid_value(&hex)
+    }
+
+    /// A `uuid.UUID` of the 32 hex digits in `hex` (NUL-terminated).
+    pub(crate) fn uuid_value(&mut self, hex: &[u8; 33]) -> Read<Bound<'py, PyAny>> {
         let py = self.py;
         let ctx = self.ctx;
         let int = owned(py, unsafe {
@@ -427,20 +441,35 @@ impl<'a, 'py> Reader<'a, 'py> {
     ) -> Read<Bound<'py, PyAny>> {
         let at = c.pos;
         let raw = c.slice()?;
-        if raw.len() > 16 {
-            return Err(Refusal::Decimal(at));
+        let v = decimal_unscaled(raw, limit).ok_or(Refusal::Decimal(at))?;
+        self.decimal_value(v, exponent, at)
+    }
+
+    /// `Decimal("<v>E<exponent>")`, given again (immutable, equal, the same exponent) while
+    /// cache `slot` holds the same value: a batch repeats many, such as a zero cost.
+    pub(crate) fn decimal_cached(
+        &mut self,
+        slot: usize,
+        v: i128,
+        exponent: i32,
+    ) -> Read<Bound<'py, PyAny>> {
+        if let Some((last, last_exponent, value)) = &self.decimals[slot] {
+            if *last == v && *last_exponent == exponent {
+                return Ok(value.clone());
+            }
         }
-        let mut v: i128 = if raw.first().is_some_and(|b| b & 0x80 != 0) {
-            -1
-        } else {
-            0
-        };
-        for &b in raw {
-            v = (v << 8) | i128::from(b);
-        }
-        if limit.is_some_and(|limit| v.unsigned_abs() >= limit) {
-            return Err(Refusal::Decimal(at));
-        }
+        let value = self.decimal_value(v, exponent, 0)?;
+        self.decimals[slot] = Some((v, exponent, value.clone()));
+        Ok(value)
+    }
+
+    /// `Decimal("<v>E<exponent>")`.
+    pub(crate) fn decimal_value(
+        &mut self,
+        v: i128,
+        exponent: i32,
+        at: usize,
+    ) -> Read<Bound<'py, PyAny>> {
         let mut text = Text::default();
         write!(text, "{v}E{exponent}").map_err(|_| Refusal::Decimal(at))?;
         let text = PyString::new(self.py, text.as_str());
@@ -452,12 +481,55 @@ impl<'a, 'py> Reader<'a, 'py> {
     }
 }
 
+/// The 32 hex digits (NUL-terminated) of a uuid in its canonical 36-character form (either
+/// case), or `None`: anything else is left to `uuid.UUID`, which takes more forms.
+pub(crate) fn uuid_hex(raw: &[u8]) -> Option<[u8; 33]> {
+    if raw.len() != 36 {
+        return None;
+    }
+    let mut hex = [0u8; 33];
+    let mut j = 0;
+    for (i, &ch) in raw.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if ch != b'-' {
+                return None;
+            }
+        } else if ch.is_ascii_hexdigit() {
+            hex[j] = ch;
+            j += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(hex)
+}
+
+/// The unscaled value of a decimal's bytes (big-endian two's complement, at most 16 bytes,
+/// below `limit` in magnitude), or `None`.
+pub(crate) fn decimal_unscaled(raw: &[u8], limit: Option<u128>) -> Option<i128> {
+    if raw.len() > 16 {
+        return None;
+    }
+    let mut v: i128 = if raw.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for &b in raw {
+        v = (v << 8) | i128::from(b);
+    }
+    if limit.is_some_and(|limit| v.unsigned_abs() >= limit) {
+        return None;
+    }
+    Some(v)
+}
+
 /// Take a value just made out of the cycle collector's sight. Only records and uuids are
 /// (they are the only containers made here that it tracks), and neither is in a cycle:
 /// each holds only values made here. Tracking comes back as for any dict: when a container
 /// is put into it. Untracked, a batch's values cost the collector nothing.
 #[inline]
-fn untrack(value: &Bound<'_, PyAny>) {
+pub(crate) fn untrack(value: &Bound<'_, PyAny>) {
     unsafe { ffi::PyObject_GC_UnTrack(value.as_ptr().cast()) };
 }
 

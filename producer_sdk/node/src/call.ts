@@ -8,9 +8,23 @@ const ERROR_MESSAGE_MAX = 500;
 const TAG_KEY_MAX = 128;
 const TAG_VALUE_MAX = 512;
 
+const POOL_IDS = 256;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+/** 16 bytes of a pooled `randomBytes` draw (one draw serves 256 ids). */
+function random16(): Buffer {
+  if (poolAt >= pool.length) {
+    pool = randomBytes(16 * POOL_IDS);
+    poolAt = 0;
+  }
+  poolAt += 16;
+  return pool.subarray(poolAt - 16, poolAt);
+}
+
 /** A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74 random bits. */
 export function uuid7(nowMs: number = Date.now()): string {
-  const bytes = randomBytes(16);
+  const bytes = random16();
   bytes.writeUIntBE(nowMs, 0, 6);
   bytes[6] = 0x70 | ((bytes[6] as number) & 0x0f);
   bytes[8] = 0x80 | ((bytes[8] as number) & 0x3f);
@@ -62,7 +76,9 @@ export class Call {
     this.errorType = (error instanceof Error ? error.constructor.name : null) ?? typeof error;
     const message = error instanceof Error ? error.message : String(error);
     this.errorMessage = message ? message.slice(0, ERROR_MESSAGE_MAX) : null;
-    const status = err?.status;
+    // `status` (openai, @anthropic-ai/sdk, @google/genai), or an AWS SDK error's `$metadata`
+    const meta = (error as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata;
+    const status = err?.status ?? meta?.httpStatusCode;
     this.httpStatus = Number.isInteger(status) && (status as number) >= 100 && (status as number) <= 599 ? (status as number) : null;
   }
 }

@@ -53,12 +53,15 @@ export class HttpTransport implements Transport {
   private retryAt = 0;
   private pause = 0;
   error: string | null = null;
+  /** Events per `POST /v1/usage` (`ingestBatchMax`). */
+  readonly batchMax: number;
   /** The API's reasons for the events it refused last. */
   refusedReasons: string[] = [];
 
   constructor(private readonly settings: Settings) {
     const base = (settings.ingestUrl ?? "").replace(/\/+$/, "");
     this.url = `${base}/v1/usage`;
+    this.batchMax = settings.ingestBatchMax;
     this.health = `${base}/healthz`;
     this.headers = {
       authorization: `Bearer ${(settings.ingestKey ?? "").trim()}`,

@@ -1,5 +1,6 @@
 /**
- * Tokenline's producer SDK for Node.js: wrap `openai` and `@anthropic-ai/sdk` clients, and
+ * Tokenline's producer SDK for Node.js: wrap `openai`, `@anthropic-ai/sdk`,
+ * `@aws-sdk/client-bedrock-runtime` and `@google/genai` clients, and
  * every call they make becomes a UsageEvent (Avro single-object encoding) on Kafka, sent in
  * the background, spooled to disk while Kafka is away, flushed at exit.
  */

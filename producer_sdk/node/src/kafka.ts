@@ -1,15 +1,16 @@
 /**
- * The Kafka transport: kafkajs (idempotent producer, acks=all, one request in flight, keyed by
- * tenant with the Java-compatible murmur2 partitioner), Avro single-object records.
+ * The sender's transports' interface, and the Kafka transport: Avro single-object records to
+ * the raw topic through the kafkajs producer (kafka-producer.ts: idempotent, acks=all, one
+ * request in flight, keyed by tenant with the Java-compatible murmur2 partitioner), which runs
+ * in the sender's worker thread (kafka-worker.ts, reached through kafka-thread.ts), so its
+ * record encoding and protocol work stays off the application's event loop. This module runs
+ * on the application's thread and never loads kafkajs.
  *
- * The broker connections never keep the process alive (their sockets are unref'd and kafkajs's
- * per-connection request-timeout interval is off, as the Python SDK's sender thread is a
- * daemon): a script ends when its own work is done.
+ * Nothing here keeps the process alive: the worker is unref'd, and in it the broker sockets
+ * are unref'd and kafkajs's per-connection request-timeout interval is off (the sender bounds
+ * each send with its own timer).
  */
-import { connect as netConnect } from "node:net";
-import { connect as tlsConnect } from "node:tls";
-import { CompressionTypes, Kafka, type ISocketFactory, logLevel, type Producer } from "kafkajs";
-import { fixKafkajsTimerLoop } from "./kafkajs-fix.js";
+import { KafkaThread } from "./kafka-thread.js";
 import type { Settings } from "./settings.js";
 import type { SpoolRecord } from "./spool.js";
 
@@ -25,88 +26,48 @@ export interface Transport {
   close(): Promise<void>;
   /** The last problem the far end reported, until a batch is delivered again. */
   readonly error: string | null;
+  /** Records per request at most: the sender builds, sends and re-sends batches of this size. */
+  readonly batchMax: number;
 }
 
-/** kafkajs's own socket factory, with each socket unref'd. */
-const unrefSockets: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket = ssl
-    ? tlsConnect({ host, port, servername: host, ...(typeof ssl === "object" ? ssl : {}) }, onConnect)
-    : netConnect({ host, port }, onConnect);
-  socket.setKeepAlive(true, 60_000);
-  socket.unref();
-  return socket;
-};
+/**
+ * Records per produce request: one request past Kafka's message size limit (1 MB) is refused
+ * whole, which a burst of tens of thousands of calls a second reached.
+ */
+export const KAFKA_BATCH = 500;
 
 export class KafkaTransport implements Transport {
-  private producer: Producer | null = null;
-  private connected: Promise<void> | null = null;
+  private readonly thread: KafkaThread;
+  readonly batchMax = KAFKA_BATCH;
   error: string | null = null;
 
-  constructor(private readonly settings: Settings) {}
-
-  private connect(): Promise<void> {
-    if (this.connected === null) {
-      const s = this.settings;
-      if (!s.bootstrapServers) throw new Error("bootstrapServers: required (TOKENLINE_BOOTSTRAP_SERVERS)");
-      fixKafkajsTimerLoop();
-      const kafka = new Kafka({
-        clientId: `tokenline-sdk-node-${s.serviceName ?? "app"}`,
-        brokers: s.bootstrapServers.split(","),
-        logLevel: logLevel.NOTHING,
-        socketFactory: unrefSockets,
-        connectionTimeout: Math.min(s.requestTimeoutMs, 3_000),
-        requestTimeout: s.requestTimeoutMs,
-        enforceRequestTimeout: false, // its interval would keep the process alive; send() times out
-        retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
-      });
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      this.producer = producer;
-      this.connected = producer.connect().catch((err: unknown) => {
-        this.connected = null;
-        this.producer = null;
-        void producer.disconnect().catch(() => undefined);
-        throw err;
-      });
-    }
-    return this.connected;
+  constructor(settings: Settings) {
+    this.thread = new KafkaThread(settings);
   }
 
   async probe(): Promise<void> {
-    await this.connect();
+    await this.thread.connect();
   }
 
   async send(records: SpoolRecord[]): Promise<number> {
     try {
-      await this.connect();
-      const producer = this.producer as Producer;
-      await producer.send({
-        topic: this.settings.topic,
-        acks: -1,
-        timeout: this.settings.requestTimeoutMs,
-        compression: this.settings.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-        messages: records.map((r) => ({ key: r.key, value: r.value })),
-      });
+      for (let i = 0; i < records.length; i += KAFKA_BATCH) {
+        await this.thread.send(records.slice(i, i + KAFKA_BATCH));
+      }
     } catch (err) {
-      this.error = String((err as Error).message ?? err);
+      this.error = String((err as Error)?.message ?? err);
       throw err;
     }
     this.error = null;
     return 0;
   }
 
+  /** Stop the worker (after a failure): the next send starts a fresh one. */
   reset(): void {
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) void producer.disconnect().catch(() => undefined);
+    this.thread.reset();
   }
 
   async close(): Promise<void> {
-    const producer = this.producer;
-    this.producer = null;
-    this.connected = null;
-    if (producer !== null) {
-      await Promise.race([producer.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 1_000).unref())]);
-    }
+    await this.thread.close(1_000);
   }
 }

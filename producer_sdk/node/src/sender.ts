@@ -1,13 +1,19 @@
 /**
- * The background sender: calls queued by the wrappers are built into events, encoded and sent
- * on a timer, off the caller's path, through a transport: Kafka (`kafka.ts`) or the HTTP API
- * (`http.ts`, `transport: "http"`). A batch the far end refuses or does not answer goes to the
- * disk spool; the spool is re-sent when it answers again. Events the HTTP API refuses as
- * invalid are counted (`refused`) and dropped, never retried.
+ * The background sender: calls queued by the wrappers are built into events and encoded on a
+ * timer, off the caller's path, a batch at a time (at most the transport's `batchMax`: 500
+ * records per Kafka produce request, `ingestBatchMax` per HTTP request), and each batch goes to
+ * the far end through a transport: Kafka (`kafka.ts`: kafkajs, idempotent, runs in the
+ * sender's worker thread, so its encoding and protocol work stays off the application's event
+ * loop) or the HTTP API (`http.ts`, `transport: "http"`). A batch the far end refuses or does
+ * not answer goes to the disk spool; the spool is re-sent when it answers again. Until the far
+ * end acknowledges a batch, this thread keeps it (`inFlight`), so the exit path can spool it.
+ * Events the HTTP API refuses as invalid are counted (`refused`) and dropped, never retried.
  *
- * A send in flight holds the process open with its own timer, which also bounds it: past
- * `requestTimeoutMs` the batch goes to the spool and the transport is reset (a late
- * acknowledgement then means a duplicate, which the pipeline's upsert by event_id absorbs).
+ * Nothing here keeps the process alive (the Kafka worker is unref'd) but a send in flight,
+ * which holds the process open with its own timer, which also bounds it: past
+ * `requestTimeoutMs` the batch goes to the spool and the transport is reset (the Kafka worker
+ * replaced; a late acknowledgement then means a duplicate, which the pipeline's upsert by
+ * event_id absorbs).
  */
 import { join } from "node:path";
 import { HttpTransport } from "./http.js";
@@ -28,8 +34,6 @@ export interface Counters {
 
 /** A queued call: builds its encoded record, or null when building failed (counted). */
 export type Pending = () => SpoolRecord | null;
-
-const RESEND_BATCH = 500;
 
 export class Sender {
   readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0, refused: 0 };
@@ -81,15 +85,21 @@ export class Sender {
     if (this.running === null) {
       this.running = this.pass().finally(() => {
         this.running = null;
-        if (this.queue.length > 0) this.schedule(this.settings.sendIntervalMs);
+        if (this.queue.length >= this.transport.batchMax) this.schedule(0); // a burst: the next batch now
+        else if (this.queue.length > 0) this.schedule(this.settings.sendIntervalMs);
       });
     }
     return this.running;
   }
 
-  private build(): SpoolRecord[] {
-    const taken = this.queue;
-    this.queue = [];
+  /**
+   * Build up to `max` queued calls (the oldest first) into records: a burst is built and sent
+   * a transport batch at a time (one large Kafka request would pass the broker's message size
+   * limit and be refused), so no pass holds the application's event loop for long.
+   */
+  private build(max = Infinity): SpoolRecord[] {
+    const taken = max >= this.queue.length ? this.queue : this.queue.slice(0, max);
+    this.queue = taken === this.queue ? [] : this.queue.slice(max);
     const records: SpoolRecord[] = [];
     for (const pending of taken) {
       const record = pending();
@@ -100,7 +110,7 @@ export class Sender {
   }
 
   private async pass(): Promise<void> {
-    const records = this.build();
+    const records = this.build(this.transport.batchMax);
     if (records.length > 0) {
       this.inFlight = records;
       try {
@@ -133,8 +143,8 @@ export class Sender {
     for (let path = spool.claim(); path !== null; path = spool.claim()) {
       const records = spool.read(path);
       let refused = 0;
-      for (let i = 0; i < records.length; i += RESEND_BATCH) {
-        refused += await this.send(records.slice(i, i + RESEND_BATCH)); // throws: the claim stays
+      for (let i = 0; i < records.length; i += this.transport.batchMax) {
+        refused += await this.send(records.slice(i, i + this.transport.batchMax)); // throws: the claim stays
       }
       spool.done(path);
       this.counters.resent += records.length - refused;

@@ -44,11 +44,14 @@ export interface UsageCounts {
   outputTokens?: number;
   reasoningTokens?: number;
   providerTotal?: number | null;
+  /** name → [our sum, another source's figure] (e.g. Bedrock's token-count headers). */
+  checks?: Record<string, [number, number]>;
 }
 
 /**
- * Disjoint buckets. A bucket below zero, a TTL split that does not add up to the writes, or a
- * provider total the buckets do not reach is reported in `mismatch`, never hidden.
+ * Disjoint buckets. A bucket below zero, a TTL split that does not add up to the writes, a
+ * provider total the buckets do not reach, or a failed check is reported in `mismatch`,
+ * never hidden.
  */
 export function usageVector(c: UsageCounts): Usage {
   const cacheRead = c.cacheRead ?? 0;
@@ -86,6 +89,9 @@ export function usageVector(c: UsageCounts): Usage {
   }
   if (total !== null && ours !== total) {
     problems.push(`buckets sum to ${ours}, provider total is ${total}`);
+  }
+  for (const [name, [mine, theirs]] of Object.entries(c.checks ?? {})) {
+    if (mine !== theirs) problems.push(`${name}: buckets give ${mine}, provider reports ${theirs}`);
   }
   usage.mismatch = problems.length > 0 ? problems.join("; ") : null;
   return usage;

@@ -1,9 +1,16 @@
-/** `wrap(client, attribution)`: meter an `openai` or `@anthropic-ai/sdk` client in place. */
+/**
+ * `wrap(client, attribution)`: meter an `openai`, `@anthropic-ai/sdk`,
+ * `@aws-sdk/client-bedrock-runtime` or `@google/genai` client in place.
+ */
 import type { Attribution } from "./context.js";
 import * as anthropic from "./providers/anthropic.js";
+import * as bedrock from "./providers/bedrock.js";
+import * as genai from "./providers/genai.js";
 import * as openai from "./providers/openai.js";
 import type { Provider } from "./types.js";
-import { type Method, patch } from "./wrapping.js";
+import { type Chooser, type Method, patch } from "./wrapping.js";
+
+const SUPPORTED = "openai, @anthropic-ai/sdk, @aws-sdk/client-bedrock-runtime, @google/genai";
 
 function classNames(client: object): Set<string> {
   const names = new Set<string>();
@@ -14,16 +21,18 @@ function classNames(client: object): Set<string> {
   return names;
 }
 
-function resolve(client: object): [Provider, [string[], string, Method][]] {
+type Methods = [string[], string, Method | Chooser][];
+
+function resolve(client: object): [Provider, Methods] {
   const names = classNames(client);
   if (names.has("AzureOpenAI")) return ["azure_openai", openai.METHODS];
   if (names.has("OpenAI")) return ["openai", openai.METHODS];
   if (names.has("AnthropicBedrock")) return ["bedrock", anthropic.METHODS];
   if (names.has("AnthropicVertex")) return ["vertex_ai", anthropic.METHODS];
   if (names.has("Anthropic") || names.has("BaseAnthropic")) return ["anthropic", anthropic.METHODS];
-  throw new TypeError(
-    `tokenline cannot wrap ${[...names][0] ?? typeof client}; it wraps clients of: openai, @anthropic-ai/sdk`,
-  );
+  if (names.has("BedrockRuntimeClient")) return ["bedrock", [[[], "send", bedrock.sendChooser(client)]]];
+  if (names.has("GoogleGenAI")) return [genai.providerOf(client), genai.METHODS];
+  throw new TypeError(`tokenline cannot wrap ${[...names][0] ?? typeof client}; it wraps clients of: ${SUPPORTED}`);
 }
 
 /**

@@ -12,7 +12,7 @@ export const BOOTSTRAP = process.env.TOKENLINE_TEST_KAFKA_BOOTSTRAP;
 export const NO_KAFKA = BOOTSTRAP ? false : "TOKENLINE_TEST_KAFKA_BOOTSTRAP is not set";
 
 function python(code, ...args) {
-  const run = spawnSync(PYTHON, ["-c", code, ...args], { cwd: REPO, encoding: "utf8", timeout: 120_000 });
+  const run = spawnSync(PYTHON, ["-c", code, ...args], { cwd: REPO, encoding: "utf8", timeout: 120_000, maxBuffer: 1 << 28 });
   if (run.status !== 0) throw new Error(`python failed: ${run.stderr}`);
   return run.stdout;
 }

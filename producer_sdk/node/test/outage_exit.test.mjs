@@ -88,4 +88,22 @@ describe("outage and exit", { skip: NO_KAFKA }, () => {
     await close(5_000);
     assert.deepEqual(users(readEvents(topic, N)), expectedUsers(N));
   });
+
+  test("a burst past Kafka's request size limit (1 MB): sent in several requests, each event once", async () => {
+    const burst = 5_000; // about 1.4 MB of events, queued before the sender's first pass
+    const topic = newTopic("node-burst");
+    const session = randomUUID();
+    await configure({ tenantId: "burst", bootstrapServers: BOOTSTRAP, topic, spoolDir: tempDir(), detectHost: false });
+    for (let i = 0; i < burst; i++) {
+      record({ provider: "openai", operation: "chat", model: "gpt-4o", sessionId: session, userId: `u-${i}`, usage: { input_tokens: i } });
+    }
+    assert.equal(await flush(60_000), 0);
+    const s = stats();
+    assert.equal(s.sent, burst);
+    assert.equal(s.spooled + s.dropped, 0);
+    await close(5_000);
+    const events = readEvents(topic, burst);
+    assert.equal(events.length, burst);
+    assert.deepEqual(users(events), expectedUsers(burst));
+  });
 });

@@ -107,3 +107,37 @@ describe("never in the caller's way", () => {
     }
   });
 });
+
+describe("streams metered in place", () => {
+  test("a generator stream that fails midway: the caller gets the same object, chunks and error", async () => {
+    await configure({ tenantId: "unit", bootstrapServers: "127.0.0.1:1", spoolEnabled: false, detectHost: false });
+    const cut = new Error("connection cut");
+    async function* chunks() {
+      yield { usageMetadata: {} };
+      yield { usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 1, totalTokenCount: 4 } };
+      throw cut;
+    }
+    let made;
+    // A stand-in for @google/genai's client: generateContentStream resolves to an async generator.
+    class GoogleGenAI {
+      models = {
+        generateContentStream: async () => {
+          made = chunks();
+          return made;
+        },
+      };
+    }
+    const before = stats().errors;
+    const stream = await wrap(new GoogleGenAI()).models.generateContentStream({ model: "gemini-2.5-flash" });
+    assert.equal(stream, made);
+    const seen = [];
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of stream) seen.push(chunk);
+      })(),
+      (e) => e === cut,
+    );
+    assert.equal(seen.length, 2);
+    assert.equal(stats().errors, before);
+  });
+});

@@ -15,6 +15,13 @@ from tokenline.sink.api.keys import KeyStore
 from tokenline.sink.api.settings import ApiSettings
 
 TIMEZONES = {"t-kolkata": "Asia/Kolkata", "t-new-york": "America/New_York"}
+TAGS = (
+    {},
+    {"env": "prod"},
+    {"env": "prod", "feature": "search"},
+    {"env": "test", "feature": "search"},
+    {"env": "prod", "feature": "chat", "tier": "free"},
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class Keys:
 def landed_rows() -> list[dict[str, Any]]:
     factory = EventFactory(seed=16)
     rng = random.Random(16)
+    tag_rng = random.Random(17)
     rows: list[dict[str, Any]] = []
     for tenant in TIMEZONES:
         rows += factory.spread(tenant, utc(2026, 9, 29), utc(2026, 11, 3), 400)
@@ -39,6 +47,7 @@ def landed_rows() -> list[dict[str, Any]]:
         row["currency"] = "EUR" if rng.random() < 0.05 else "USD"
         row["streamed"] = rng.random() < 0.5
         row["time_to_first_token_ms"] = rng.randrange(20, 900) if row["streamed"] else None
+        row["tags"] = tag_rng.choice(TAGS)
     return rows
 
 

@@ -2,10 +2,10 @@
 
 schemathesis generates requests from ``openapi.json`` (valid and invalid parameters and
 bodies) and checks every response: no 5xx, a documented status code and content type, and a
-body that matches the documented schema. Reads go with an administration key, so fuzzed
-tenant ids reach the queries; ingest goes with a tenant key to a fresh topic of the real
-broker. Examples per operation are few (``MAX_EXAMPLES``) to keep CI cheap, and derandomized
-so a run is reproducible.
+body that matches the documented schema. Reads and budget changes go with an administration
+key, so fuzzed tenant ids reach the queries (budgets publish to topics of their own); ingest
+goes with a tenant key to a fresh topic of the real broker. Examples per operation are few
+(``MAX_EXAMPLES``) to keep CI cheap, and derandomized so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from schemathesis.specs.openapi.checks import (
 from tests._kafka import new_topic
 from tests.integration.sink._api import TIMEZONES, api_settings, bearer, landed_rows, make_keys
 from tests.integration.sink._data import insert_rows
+from tokenline.processor.budgets.admin import BudgetAdmin
+from tokenline.processor.budgets.settings import BudgetSettings
+from tokenline.processor.price_catalog import BookPrices
+from tokenline.processor.pricebook import load_price_book
 from tokenline.sink.api.app import create_app
 
 if TYPE_CHECKING:
@@ -60,7 +64,13 @@ def fuzzed(plain_url: str, kafka_bootstrap: str) -> Iterator[dict[str, str]]:
     insert_rows(plain_url, landed_rows()[:200], tenants=TIMEZONES)
     keys = make_keys(plain_url)
     topic = new_topic(kafka_bootstrap, "api-fuzz", partitions=1)
-    real = create_app(api_settings(plain_url, bootstrap_servers=kafka_bootstrap, raw_topic=topic))
+    prices = BookPrices(lambda: (load_price_book(), "shipped snapshot"))
+    budgets = BudgetSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"{topic}.")
+    real = create_app(
+        api_settings(plain_url, bootstrap_servers=kafka_bootstrap, raw_topic=topic),
+        make_prices=lambda: prices,
+        make_budgets=lambda url: BudgetAdmin(url, budgets),
+    )
     APP.state.api = real.state.api
     APP.state.api.pool.open()
     try:

@@ -19,6 +19,8 @@ from psycopg.rows import dict_row
 
 from tests.integration.sink._api import TIMEZONES, Keys, api_settings, bearer, make_keys
 from tests.integration.sink._data import insert_rows
+from tokenline.processor.price_catalog import BookPrices
+from tokenline.processor.pricebook import load_price_book
 from tokenline.sink.api.app import PUBLIC_PATHS, api_routes, create_app
 from tokenline.sink.api.cli import api as api_command
 from tokenline.sink.api.keys import KeyStore
@@ -33,10 +35,18 @@ pytestmark = pytest.mark.integration
 VICTIM, ATTACKER = "t-new-york", "t-kolkata"
 # Values for required query parameters of any route (a route with one not here fails the test).
 QUERY_SAMPLES = {"month": "2026-10"}
-# Routes without a tenant in their path, and the request with the attacker's key to refuse.
-OTHER_ROUTES: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/v1/usage"): {"json": None},  # a valid event of the victim's (set below)
-    ("GET", "/v1/replay-runs"): {},  # administration keys only
+# Routes without a tenant in their path, the request with the attacker's key, and its status.
+OTHER_ROUTES: dict[tuple[str, str], tuple[dict[str, Any], int]] = {
+    ("POST", "/v1/usage"): ({"json": None}, 403),  # a valid event of the victim's (set below)
+    ("GET", "/v1/replay-runs"): ({}, 403),  # administration keys only
+    ("GET", "/v1/budgets"): ({}, 403),  # administration keys only
+    ("PUT", "/v1/budgets/{budget_id}"): (
+        {"path": "/v1/budgets/ny-month", "json": {"tenant_id": VICTIM, "amount": "1"}},
+        403,
+    ),
+    ("DELETE", "/v1/budgets/{budget_id}"): ({"path": "/v1/budgets/ny-month"}, 403),
+    # List prices are no tenant's data (no tenant terms in them): any key reads them.
+    ("GET", "/v1/providers/{provider}/models"): ({"path": "/v1/providers/openai/models"}, 200),
 }
 
 
@@ -48,7 +58,9 @@ def keys(plain_url: str) -> Keys:
 
 @pytest.fixture(scope="module")
 def client(plain_url: str, keys: Keys) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings(plain_url))) as test_client:
+    prices = BookPrices(lambda: (load_price_book(), "shipped snapshot"))
+    app = create_app(api_settings(plain_url), make_prices=lambda: prices)
+    with TestClient(app) as test_client:
         yield test_client
 
 
@@ -111,11 +123,13 @@ def test_every_route_refuses_another_tenants_key(client: TestClient, keys: Keys)
         else:
             method = next(iter(route.methods))
             assert (method, route.path) in OTHER_ROUTES, f"{method} {route.path} is not checked"
-            body = dict(OTHER_ROUTES[(method, route.path)])
-            if "json" in body:
+            given, status = OTHER_ROUTES[(method, route.path)]
+            body = dict(given)
+            if "json" in body and body["json"] is None:
                 body["json"] = _event(VICTIM)
-            denied = client.request(method, route.path, headers=bearer(keys.kolkata), **body)
-            assert denied.status_code == 403, (route.path, denied.text)
+            path = body.pop("path", route.path)
+            answer = client.request(method, path, headers=bearer(keys.kolkata), **body)
+            assert answer.status_code == status, (route.path, answer.text)
         checked += 1
     assert checked >= 9
 

@@ -11,12 +11,15 @@ import json
 import math
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from psycopg.rows import dict_row
 
 from tests.integration.sink._api import (
     TIMEZONES,
@@ -332,3 +335,66 @@ def test_the_report_cache_serves_the_same_question_until_it_expires(
         after = uncached.get(path).json()["totals"]
     usd = before.get("USD", {"requests": 0})["requests"]
     assert after["USD"]["requests"] == usd + 1
+
+
+_RAW_SUMS = """
+SELECT currency, count(*) AS requests, count(*) FILTER (WHERE success) AS succeeded,
+       count(*) FILTER (WHERE NOT success) AS failed, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens, sum(cost_total) AS cost_total
+FROM usage_events
+WHERE tenant_id = %(tenant)s AND tags ->> 'env' = 'prod' AND tags ->> 'feature' = 'search'
+  AND provider = ANY(%(providers)s)
+  AND occurred_at >= '2026-10-01 00:00'::timestamp AT TIME ZONE %(zone)s
+  AND occurred_at < '2026-11-01 00:00'::timestamp AT TIME ZONE %(zone)s
+GROUP BY currency
+"""
+
+
+@pytest.mark.parametrize("success", [None, True, False])
+def test_stats_by_tags_equal_sums_over_the_raw_rows(
+    client: TestClient, plain_url: str, success: bool | None
+) -> None:
+    params: dict[str, Any] = {
+        "from": RANGE[0],
+        "to": RANGE[1],
+        "tag": ["env=prod", "feature=search"],
+        "provider": ["openai", "anthropic"],
+    }
+    if success is not None:
+        params["success"] = str(success).lower()
+    api = _api_report(client, "stats", **params)["report"]["totals"]
+    with psycopg.connect(plain_url, row_factory=dict_row) as conn:
+        raw = conn.execute(
+            _RAW_SUMS,
+            {"tenant": TENANT, "providers": ["openai", "anthropic"], "zone": TIMEZONES[TENANT]},
+        ).fetchall()
+    assert raw, "the data has calls with both tags"
+    expected = {}
+    for r in raw:
+        succeeded = r["succeeded"] if success is not False else 0
+        failed = r["failed"] if success is not True else 0
+        if succeeded + failed:
+            expected[r["currency"]] = (succeeded + failed, succeeded, failed)
+    got = {c: (t["requests"], t["succeeded"], t["failed"]) for c, t in api.items()}
+    assert got == expected
+    if success is None:
+        for r in raw:
+            totals = api[r["currency"]]
+            assert totals["input_tokens"] == r["input_tokens"]
+            assert totals["output_tokens"] == r["output_tokens"]
+            assert Decimal(totals["cost_total"]) == (r["cost_total"] or Decimal(0))
+
+
+def test_a_tag_filter_is_the_cli_report_tag_filter(client: TestClient, plain_url: str) -> None:
+    api = _api_report(client, "stats", **{"from": RANGE[0], "to": RANGE[1], "tag": "env=prod"})
+    cli = _cli_report(
+        plain_url, ["--tenant", TENANT, "--from", RANGE[0], "--to", RANGE[1], "--tag", "env=prod"]
+    )
+    assert api["report"]["totals"] == _cli_totals(cli)
+    assert cli["source"] == "usage_events"
+
+
+def test_a_malformed_tag_is_a_400(client: TestClient) -> None:
+    response = client.get(f"/v1/tenants/{TENANT}/stats", params={"tag": "no-equals-sign"})
+    assert response.status_code == 400
+    assert "no-equals-sign" in response.json()["detail"]

@@ -1,4 +1,9 @@
-"""The sink decodes each batch natively; what the decoder refuses is dead-lettered as before."""
+"""The sink reads each batch natively; what the native readers refuse takes the Python path.
+
+With native COPY rows (``tokenline.sink.native_rows``) a good message becomes a native row;
+one they refuse is decoded (natively when the decoder takes it) and flattened by
+``event_row``, and an undecodable one is dead-lettered, as before.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import pytest
 
 from tests import factories
 from tokenline.schemas import AvroCodec
+from tokenline.sink.native_rows import COPY_ROW, KEEP
 from tokenline.sink.rows import event_row
 from tokenline.sink.settings import SinkSettings
 from tokenline.sink.worker import SinkWorker
@@ -36,9 +42,40 @@ class _Message:
         return self._value
 
 
-def test_the_worker_decodes_batches_natively() -> None:
+def _worker() -> SinkWorker:
     settings = SinkSettings(database_url="postgresql://tokenline@127.0.0.1:1/none")
-    worker = SinkWorker(settings, store=_NoStore())
+    return SinkWorker(settings, store=_NoStore())
+
+
+def test_the_worker_reads_batches_into_native_rows() -> None:
+    worker = _worker()
+    codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
+    good = [codec.encode(factories.priced_event(currency=f"X{n}")) for n in range(20)]
+    # Decodable, but PostgreSQL takes no NUL in text: the Python path flattens it (and the
+    # store refuses it there, as before).
+    wide = codec.encode(factories.priced_event(event=factories.usage_event(project="a\x00b")))
+    bad = [b"\xc3\x01" + bytes(8), good[0][:-1], None]
+    batch: list[Any] = [_Message(v) for v in [*good, wide, *bad]]
+    decoded = worker._decode(batch)
+    assert worker._native_rows is not None
+    rows = decoded.events
+    assert [COPY_ROW in row for row in rows] == [True] * len(good) + [False]
+    for row, value in zip(rows, good, strict=False):
+        expected = event_row(codec.decode(value))
+        assert {c: row[c] for c in KEEP} == {c: expected[c] for c in KEEP}
+    assert rows[-1] == event_row(codec.decode(wide))
+    assert worker._codec.decoded_natively == 1  # the wide one; the bad ones fell to Python
+    assert [decoded.origin[id(row)].value() for row in rows] == [*good, wide]
+    assert [(m.value(), code, stage) for m, code, _reason, stage in decoded.dead] == [
+        (bad[0], "unknown_fingerprint", "decode"),
+        (bad[1], "schema_mismatch", "decode"),
+        (None, "truncated", "decode"),
+    ]
+
+
+def test_the_worker_decodes_batches_natively() -> None:
+    worker = _worker()
+    worker._native_rows = None  # the path without native rows
     codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
     good = [codec.encode(factories.priced_event(currency=f"X{n}")) for n in range(20)]
     bad = [b"\xc3\x01" + bytes(8), good[0][:-1], None]

@@ -59,6 +59,7 @@ function chatStream(call: Call, body: Record<string, unknown>): StreamSpec {
   const asked = field(body.stream_options, "include_usage") === true;
   let found: unknown = null;
   return {
+    mayHide: !asked,
     onChunk(c, chunk) {
       if (!c.responseModel) {
         c.responseModel = text(field(chunk, "model"));

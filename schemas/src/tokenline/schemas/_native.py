@@ -19,6 +19,13 @@ whose ``write(record)`` returns the Avro binary body the compiled Python writer
 refuses the value (anything not of the exact types that writer was made for, a decimal its
 scale does not hold exactly...): the caller then writes that record with Python, which writes
 it or raises the error it always raised.
+
+Its ``CopyRows`` reads messages straight into PostgreSQL binary COPY rows: :func:`copy_rows`
+gives one for a record, the COPY rows to make (each a key and columns, a column being a path of
+fields in the record and the column's type name) and the values to return beside the rows,
+made as the Python reader makes them.
+A message it refuses (anything ``BatchDecoder`` refuses, and any value the column's type does
+not take exactly) is ``None``: the caller takes it through the Python path.
 """
 
 from __future__ import annotations
@@ -36,7 +43,15 @@ if TYPE_CHECKING:
 
     from tokenline.schemas._catalog import SchemaCatalog, ShippedSchema
 
-__all__ = ["BatchDecoder", "NativeBodyWriter", "batch_decoder", "body_writer", "reads_as_written"]
+__all__ = [
+    "BatchDecoder",
+    "CopyRows",
+    "NativeBodyWriter",
+    "batch_decoder",
+    "body_writer",
+    "copy_rows",
+    "reads_as_written",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,16 @@ class NativeBodyWriter(Protocol):
         """The Avro binary body of ``record``, or ``None`` where the writer refuses it."""
 
 
+class CopyRows(Protocol):
+    """``tokenline_native.CopyRows``: what its users call."""
+
+    def rows(self, values: list[bytes], /) -> list[dict[str, Any] | None]:
+        """Per message: the kept values and the COPY rows (under their keys), or ``None``."""
+
+    def refusal(self, value: bytes, /) -> str | None:
+        """Why ``rows`` refuses ``value``, or ``None`` if it takes it."""
+
+
 @cache
 def _module() -> ModuleType | None:
     try:
@@ -67,21 +92,55 @@ def _module() -> ModuleType | None:
         return None
 
 
+def _writers(schemas: SchemaCatalog, record_name: str) -> list[tuple[bytes, str]]:
+    """The ``(fingerprint, schema JSON)`` of the writers of ``record_name`` read natively.
+
+    Its latest schema, and each older one :func:`reads_as_written` by it.
+    """
+    reader = schemas.latest(record_name)
+    return [
+        (shipped.fingerprint, shipped.json)
+        for shipped in schemas.history(record_name)
+        if shipped is reader or reads_as_written(shipped, reader)
+    ]
+
+
 def batch_decoder(schemas: SchemaCatalog, record_name: str) -> BatchDecoder | None:
     """A native decoder of ``record_name`` for every writer it can read, or ``None``."""
     module = _module()
     if module is None:
         return None
-    reader = schemas.latest(record_name)
-    writers = [
-        (shipped.fingerprint, shipped.json)
-        for shipped in schemas.history(record_name)
-        if shipped is reader or reads_as_written(shipped, reader)
-    ]
     try:
-        return cast("BatchDecoder", module.BatchDecoder(writers))
+        return cast("BatchDecoder", module.BatchDecoder(_writers(schemas, record_name)))
     except ValueError as exc:  # a schema it does not cover
         log.debug("no native decoder for %s: %s", record_name, exc)
+        return None
+
+
+def copy_rows(
+    schemas: SchemaCatalog,
+    record_name: str,
+    tables: list[tuple[str, list[tuple[list[str], str]], int]],
+    keep: list[tuple[str, list[str], int]],
+) -> CopyRows | None:
+    """A native reader of ``record_name`` messages into COPY rows, or ``None``.
+
+    ``tables``: per COPY row to make, the key it is returned under, its columns (the path of
+    each one's field and its PostgreSQL type name: ``uuid``, ``timestamptz``, ``text``,
+    ``varchar``, ``int2``, ``int4``, ``int8``, ``bool``, ``numeric``, ``jsonb``, a map of strings
+    going to ``jsonb``) and how many fields the caller appends to each row itself (its field
+    count says so); ``keep``: the name and path of each value returned beside the rows, and for a
+    timestamp the unit in microseconds it is truncated to (0: none; a divisor of a day). Only
+    the writers the batch decoder reads are read (see :func:`batch_decoder`). ``None`` when the
+    module is not installed or a schema, path or type is not covered.
+    """
+    module = _module()
+    if module is None or not hasattr(module, "CopyRows"):
+        return None
+    try:
+        return cast("CopyRows", module.CopyRows(_writers(schemas, record_name), tables, keep))
+    except ValueError as exc:  # a schema, path or type it does not cover
+        log.debug("no native COPY rows for %s: %s", record_name, exc)
         return None
 
 

@@ -86,6 +86,13 @@ def _selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
             for name, text in _FILTER_OPTIONS.items()
         ],
         click.option(
+            "--tag",
+            "tags",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Only calls whose tags hold KEY=VALUE (repeat: all of them).",
+        ),
+        click.option(
             "--success/--failed",
             "success",
             default=None,
@@ -113,6 +120,7 @@ def _selection(options: dict[str, Any]) -> Selection:
         end=options.pop("end"),
         filters=filters,
         success=options.pop("success"),
+        tags=options.pop("tags"),
     )
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "MINUTE",
     "WINDOW_SECONDS",
     "Delta",
     "RollupKey",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 WINDOW_SECONDS = 60
+#: A row may bring its UTC minute made already (native rows do), under this key.
+MINUTE = "__minute__"
 
 RollupKey = tuple[str, datetime, str, str]
 """``(tenant_id, window_start, provider, model)``: the primary key of ``usage_rollup_1m``."""
@@ -72,7 +75,12 @@ def model_of(row: Mapping[str, Any]) -> str:
 
 def rollup_key(row: Mapping[str, Any]) -> RollupKey:
     """The ``usage_rollup_1m`` key an event row counts under."""
-    minute = row["occurred_at"].astimezone(UTC).replace(second=0, microsecond=0)
+    minute = row.get(MINUTE)
+    if minute is None:
+        moment = row["occurred_at"]
+        if moment.tzinfo is not UTC:
+            moment = moment.astimezone(UTC)
+        minute = moment.replace(second=0, microsecond=0)
     return (row["tenant_id"], minute, row["provider"], model_of(row))
 
 
@@ -99,6 +107,9 @@ class Delta:
 
     def add(self, row: Mapping[str, Any], sign: int) -> None:
         """Add (``sign`` 1) or take away (``sign`` -1) one event's contribution."""
+        if sign == 1:
+            self._add(row)
+            return
         self.requests += sign
         self.failures += 0 if row["success"] else sign
         self.input_tokens += sign * row["input_tokens"]
@@ -114,6 +125,26 @@ class Delta:
         if sign > 0:
             self.latency_ms_max = max(self.latency_ms_max, row["latency_ms"])
             self.currency = row["currency"]
+
+    def _add(self, row: Mapping[str, Any]) -> None:
+        """:meth:`add` with ``sign`` 1, without the multiplications (a new event's case)."""
+        self.requests += 1
+        if not row["success"]:
+            self.failures += 1
+        self.input_tokens += row["input_tokens"]
+        self.cache_read_input_tokens += row["cache_read_input_tokens"]
+        self.cache_write_input_tokens += row["cache_write_input_tokens"]
+        self.output_tokens += row["output_tokens"]
+        self.reasoning_tokens += row["reasoning_tokens"]
+        cost = row["cost_total"]
+        if row["pricing_status"] == "unpriced" or cost is None:
+            self.unpriced_count += 1
+        else:
+            self.cost_total += cost
+        latency = row["latency_ms"]
+        self.latency_ms_sum += latency
+        self.latency_ms_max = max(self.latency_ms_max, latency)
+        self.currency = row["currency"]
 
     def is_zero(self) -> bool:
         """Tell whether the sums are unchanged (the maximum of a re-priced event is stored)."""

@@ -71,6 +71,7 @@ from tokenline.sink.batch import (
 )
 from tokenline.sink.errors import DatabaseUnavailable
 from tokenline.sink.faults import Fault, classify, describe, reason_code
+from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES, PRICING_ROW, PRICING_ROW_COLUMNS
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
 from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS, SOURCE_COLUMNS
 
@@ -93,6 +94,10 @@ Row = dict[str, Any]
 """A flattened row: column name to value."""
 
 _INT4 = (-(2**31), 2**31 - 1)
+#: PostgreSQL's binary COPY header (signature, flags, no extension) and trailer.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_INT4_FIELD = (4).to_bytes(4, "big")  # the length of an int4 field
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class PostgresUsageStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._types: dict[str, list[str]] = {}
         self._int4: tuple[str, ...] = ()
+        self._native_ok = False
 
     # ------------------------------------------------------------------ connection
     def _connection(self) -> psycopg.Connection[Any]:
@@ -200,6 +206,7 @@ class PostgresUsageStore:
                     ]
                     self._types["usage_event_ids"] = [events[c] for c in q.GUARD_COLUMNS]
                     self._int4 = tuple(c for c, t in events.items() if t == "int4")
+                    self._native_ok = tuple(self._types[q.EVENTS.table]) == EVENT_TYPES
             except BaseException:
                 conn.close()
                 raise
@@ -235,6 +242,11 @@ class PostgresUsageStore:
         events = dedupe_events(priced_rows)
         try:
             conn = self._connection()
+            if not self._native_ok and any(COPY_ROW in row for row in events):
+                # Rows made natively follow the model's types (EVENT_TYPES): a database whose
+                # usage_events differs is not at this sink's migration head.
+                msg = "usage_events' column types are not the sink model's: migrate to head"
+                raise RuntimeError(msg)
             events, rejected = self._in_range(events)
             landed = _Landed(rejected=rejected)
             with conn.transaction():
@@ -259,6 +271,9 @@ class PostgresUsageStore:
         kept: list[Row] = []
         refused: list[Rejected] = []
         for row in rows:
+            if COPY_ROW in row:  # a native row: its integers were range-checked as it was made
+                kept.append(row)
+                continue
             wide = next(
                 (c for c in self._int4 if row[c] is not None and not low <= row[c] <= high), None
             )
@@ -390,11 +405,22 @@ class PostgresUsageStore:
         untouched.
         """
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.PRICING)))
-        narrow = [
-            {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
+        # A native row brings its staging row made but for n, its place in the batch.
+        made = [
+            row[PRICING_ROW] + _INT4_FIELD + n.to_bytes(4, "big", signed=True)
             for n, row in enumerate(rows)
+            if PRICING_ROW in row
         ]
-        self._copy(conn, q.PRICING_STAGING_COLUMNS, self._types[q.PRICING], q.PRICING, narrow)
+        if made:
+            self._copy_made(conn, PRICING_ROW_COLUMNS, q.PRICING, made)
+        if len(made) < len(rows):
+            narrow = [
+                {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
+                for n, row in enumerate(rows)
+                if PRICING_ROW not in row
+            ]
+            columns, types = q.PRICING_STAGING_COLUMNS, self._types[q.PRICING]
+            self._copy(conn, columns, types, q.PRICING, narrow)
         self._nested_loops(conn, True)
         landed = self._claim(conn, q.PRICING, rows)
         landed += self._update_stored(conn, q.PRICING)
@@ -476,7 +502,19 @@ class PostgresUsageStore:
             conn.execute(q.DROP_EMPTY_DAILY)
 
     @staticmethod
+    def _copy_made(
+        conn: psycopg.Connection[Any], columns: Sequence[str], into: str, made: list[bytes]
+    ) -> None:
+        """Binary-copy rows made natively (:mod:`tokenline.sink.native_rows`) as they are."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            # The whole binary COPY data: signature, the rows, the trailer.
+            copy.write(_COPY_SIGNATURE + b"".join(made) + _COPY_TRAILER)
+
     def _copy(
+        self,
         conn: psycopg.Connection[Any],
         columns: Sequence[str],
         types: Sequence[str],
@@ -486,6 +524,13 @@ class PostgresUsageStore:
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
+        if columns is EVENT_COLUMNS:
+            made = [row[COPY_ROW] for row in rows if COPY_ROW in row]
+            if made:
+                self._copy_made(conn, columns, into, made)
+                if len(made) == len(rows):
+                    return
+                rows = [row for row in rows if COPY_ROW not in row]
         values = itemgetter(*columns)
         with conn.cursor() as cur, cur.copy(statement) as copy:
             copy.set_types(types)

@@ -28,6 +28,7 @@ from tokenline.schemas.oversize import fit_dead_letter
 from tokenline.sink.batch import offsets_to_commit
 from tokenline.sink.errors import DeadLetterError, SinkError
 from tokenline.sink.metrics import MeteredStore, SinkMetrics
+from tokenline.sink.native_rows import NativeRows
 from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore, RetryingStore
 
@@ -129,6 +130,8 @@ class SinkWorker:
         self._dlq_topic = settings.topic(settings.dlq_topic)
         self._codec = AvroCodec[Any]("tokenline.PricedUsageEvent")
         self._dlq_codec = AvroCodec[Any]("tokenline.DeadLetter")
+        #: Reads priced events straight into COPY rows (None: the Python path reads them all).
+        self._native_rows = NativeRows.load()
         inner = store or PostgresUsageStore(
             settings.database_url.get_secret_value(),
             connect_timeout_s=settings.db_connect_timeout_s,
@@ -296,12 +299,19 @@ class SinkWorker:
     def _decode(self, batch: list[Message]) -> _Decoded:
         """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
         decoded = _Decoded(batch)
-        records = self._codec.decode_many([message.value() or b"" for message in batch])
-        for message, record in zip(batch, records, strict=True):
-            if isinstance(record, DecodeError):
-                decoded.dead.append((message, record.reason_code, str(record), "decode"))
-                continue
-            row = event_row(record)
+        values = [message.value() or b"" for message in batch]
+        native = self._native_rows.rows(values) if self._native_rows else [None] * len(values)
+        # What the native reader refuses is read by the Python path (rows or dead letters).
+        refused = [value for value, row in zip(values, native, strict=True) if row is None]
+        records = iter(self._codec.decode_many(refused) if refused else ())
+        for message, made in zip(batch, native, strict=True):
+            row = made
+            if row is None:
+                record = next(records)
+                if isinstance(record, DecodeError):
+                    decoded.dead.append((message, record.reason_code, str(record), "decode"))
+                    continue
+                row = event_row(record)
             decoded.events.append(row)
             decoded.origin[id(row)] = message
         return decoded

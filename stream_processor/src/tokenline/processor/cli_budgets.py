@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,7 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["budgets"]
 
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _DB_OPTION = click.option(
     "--database-url",
     envvar="TOKENLINE_DATABASE_URL",
@@ -34,16 +31,6 @@ def _settings() -> BudgetSettings:
         return load_budget_settings()
     except ConfigError as exc:
         raise CommandFailed(str(exc), ExitCode.CONFIG) from exc
-
-
-def _money(text: str, what: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise click.BadParameter(f"{text!r} is not a decimal amount", param_hint=what) from None
-    if not value.is_finite() or value <= 0:
-        raise click.BadParameter(f"{text!r} must be above 0", param_hint=what)
-    return value
 
 
 @click.group()
@@ -82,31 +69,23 @@ def set_budget(
 ) -> None:
     """Create or change BUDGET_ID and publish it to the budgets topic."""
     from tokenline.processor.budgets import store
-    from tokenline.processor.budgets.model import SCOPES
     from tokenline.processor.budgets.publish import PublishError, publish
+    from tokenline.processor.budgets.validate import budget_row, parse_scope, parse_thresholds
 
-    if not _ID.match(budget_id):
-        raise click.BadParameter("letters, digits, '.', '_' and '-' only", param_hint="BUDGET_ID")
-    kind, _, value = scope.partition(":")
-    if kind not in SCOPES or (kind == "tenant") != (value == ""):
-        raise click.BadParameter(f"{scope!r}: tenant, project:NAME, team:NAME or user:ID")
-    try:
-        pcts = tuple(sorted({int(p) for p in thresholds.split(",") if p.strip()}))
-    except ValueError:
-        raise click.BadParameter(f"{thresholds!r}: percents like 50,80,100") from None
-    if any(p <= 0 for p in pcts):
-        raise click.BadParameter("thresholds must be above 0", param_hint="--thresholds")
-    row = store.BudgetRow(
+    kind, value = parse_scope(scope)
+    row, problems = budget_row(
         budget_id=budget_id,
         tenant_id=tenant,
         scope=kind,
-        scope_value=value or None,
+        scope_value=value,
         period=period,
-        amount=_money(amount, "--amount"),
+        amount=amount,
         currency=currency,
-        thresholds_pct=pcts,
-        hard_limit=_money(hard_limit, "--hard-limit") if hard_limit is not None else None,
+        thresholds_pct=parse_thresholds(thresholds),
+        hard_limit=hard_limit,
     )
+    if row is None:
+        raise click.UsageError("\n".join(problems))
     settings = _settings()
     with store.connect(database_url) as conn:
         try:

@@ -82,6 +82,24 @@ def show(
     raise click.ClickException(f"no price for {provider}/{model} at {at.isoformat()}")
 
 
+@prices.command()
+@click.argument("provider", type=_PROVIDERS)
+@click.option("--at", "at_text", help="ISO date or time (UTC if no offset); default now.")
+@click.option("--overrides", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def models(provider: str, at_text: str | None, overrides: Path | None) -> None:
+    """PROVIDER's models and their prices in force at a date, as JSON (per token)."""
+    import json
+
+    from tokenline.processor.pricing.catalog import model_prices
+
+    try:
+        book = _book(overrides)
+    except PricingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    found = model_prices(book.table, provider, _parse_at(at_text))
+    click.echo(json.dumps({"pricing_version": book.pricing_version, "models": found}, indent=2))
+
+
 def _term_text(book: PriceBook, tenant: str, at: datetime) -> str:
     terms = book.adjustments.get(tenant)
     term = None if terms is None else terms.at(at)

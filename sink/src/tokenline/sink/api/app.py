@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from psycopg_pool import PoolTimeout
 
-from tokenline.sink.api import reads, runs, usage
+from tokenline.sink.api import budgets, prices, reads, runs, usage
 from tokenline.sink.api.ingest import EventSender, KafkaEventSender
 from tokenline.sink.api.models import ErrorOut
 from tokenline.sink.api.settings import ApiSettings
@@ -25,17 +25,34 @@ PUBLIC_PATHS = frozenset(
 )
 VERSION = "1.0.0"
 #: Every router the app serves (a test walks their routes for the tenant check).
-ROUTERS = (reads.router, usage.router, runs.router)
+ROUTERS = (
+    reads.router,
+    usage.router,
+    runs.router,
+    prices.router,
+    budgets.router,
+    budgets.tenant_router,
+)
 
 
 def create_app(
-    settings: ApiSettings, make_sender: Callable[[], EventSender] | None = None
+    settings: ApiSettings,
+    make_sender: Callable[[], EventSender] | None = None,
+    make_prices: Callable[[], prices.PriceCatalog | None] = prices.find_catalog,
+    make_budgets: Callable[[str], budgets.BudgetAdmin | None] = budgets.find_budget_admin,
 ) -> FastAPI:
-    """Build the app; the database pool opens when it starts (uvicorn or a test client)."""
+    """Build the app; the database pool opens when it starts (uvicorn or a test client).
+
+    ``make_prices``: where the price list comes from (by default the processor's current
+    book, through the ``tokenline.prices`` entry point); ``make_budgets``: who keeps budgets
+    (by default the processor's budget admin, through ``tokenline.budgets``).
+    """
     state = ApiState(
         settings=settings,
         pool=open_pool(settings),
         make_sender=make_sender or (lambda: KafkaEventSender(settings)),
+        make_prices=make_prices,
+        make_budgets=make_budgets,
     )
 
     @asynccontextmanager

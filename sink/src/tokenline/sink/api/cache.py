@@ -5,8 +5,9 @@ A tenant's dashboard asks the same question many times a second; the answer may 
 the time one computation takes. Computations are single-flight: the first request for a key
 runs the query; requests that come while it runs wait for it when there is nothing cached, and
 are answered with the expired value when there is one (stale while revalidating), so an
-expiry never stalls a busy report. ``ttl_s`` 0 turns it off. Keys are the report layer's
-frozen specs, so what is cached is exactly what ``tokenline report`` computes for that spec.
+expiry never stalls a busy report. ``ttl_s`` 0 turns it off. Keys hold the report layer's
+frozen specs (and the page asked), and values are the answers rendered from what ``tokenline
+report`` computes for that spec, so a cached request costs no rendering either.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ against; the row is still read on every request, so a revoked or rotated key is 
 once.
 
 Scopes: a tenant key has ``read`` and/or ``ingest`` for its one tenant; an administration key
-has ``admin`` and no tenant (it reads every tenant and manages nothing over HTTP).
+has ``admin`` and no tenant (it reads every tenant, and sets and removes budgets).
 """
 
 # Statements join only the constant _COLUMNS; values go as parameters:

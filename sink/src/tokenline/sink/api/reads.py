@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -28,7 +28,7 @@ from tokenline.sink.api.state import ApiState
 from tokenline.sink.errors import ReportError
 from tokenline.sink.report.billing import billing_spec, write_billing_csv
 from tokenline.sink.report.export import export_chunks
-from tokenline.sink.report.model import Latency, Report, ReportRow
+from tokenline.sink.report.model import ReportRow
 from tokenline.sink.report.run import iter_events, run_latency, run_report, tenant_timezones
 from tokenline.sink.report.selection import ReportSpec, Selection
 
@@ -94,6 +94,8 @@ def _selection(
     end: str | None,
     filters: dict[str, list[str] | None] | None = None,
     success: bool | None = None,
+    *,
+    tags: list[str] | None = None,
 ) -> Selection:
     # "now" to the minute: the default range (the current local month) is then the same
     # question, and the same cache entry, for a minute at a time.
@@ -101,7 +103,13 @@ def _selection(
     with _bad_request():
         given = {k: tuple(v) for k, v in (filters or {}).items() if v}
         return Selection.build(
-            (tenant,), start=start, end=end, filters=given, success=success, now=now
+            (tenant,),
+            start=start,
+            end=end,
+            filters=given,
+            success=success,
+            now=now,
+            tags=tuple(tags or ()),
         )
 
 
@@ -114,17 +122,21 @@ async def _report(
     *,
     keep: Callable[[ReportRow], bool] | None = None,
 ) -> Response:
+    """One page of ``spec``'s report; the rendered page is what the cache keeps."""
     state = state_of(request)
 
-    def compute() -> Report:
+    def compute() -> Rendered:
         with state.pool.connection() as conn:
-            return run_report(conn, spec)
+            report = run_report(conn, spec)
+        if keep is not None:  # some groups only; the totals are the report's sums of those
+            report = replace(report, rows=tuple(row for row in report.rows if keep(row)))
+        return Rendered.of(report_out(tenant, report, limit, offset))
 
+    # ``keep`` is fixed per endpoint, and an endpoint's specs are its own (unpriced alone
+    # groups by unpriced_reason), so the spec and the page name the answer.
     with _bad_request():
-        report = await _cached_result(state, spec, compute)
-    if keep is not None:  # some groups only; the totals are the report's sums of those
-        report = replace(report, rows=tuple(row for row in report.rows if keep(row)))
-    return cached(request, report_out(tenant, report, limit, offset))
+        rendered = await _cached_result(state, ("page", spec, limit, offset), compute)
+    return rendered.response(request)
 
 
 async def _cached_result(state: ApiState, key: Hashable, compute: Callable[[], T]) -> T:
@@ -135,19 +147,30 @@ async def _cached_result(state: ApiState, key: Hashable, compute: Callable[[], T
     return await run_in_threadpool(state.reports.get, key, compute)
 
 
-def cached(request: Request, model: BaseModel) -> Response:
-    """``model`` as JSON with Cache-Control and an ETag (304 when the client has it)."""
-    body = model.model_dump_json().encode()
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    max_age = state_of(request).settings.api_cache_max_age_s
-    headers = {
-        "Cache-Control": f"private, max-age={max_age}",
-        "ETag": etag,
-        "Vary": "Authorization",
-    }
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+@dataclass(frozen=True)
+class Rendered:
+    """A JSON answer made once: its body and ETag (what the report cache keeps)."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, model: BaseModel) -> "Rendered":
+        """``model`` as JSON, with the ETag of that text."""
+        body = model.model_dump_json().encode()
+        return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+
+    def response(self, request: Request) -> Response:
+        """The body with Cache-Control and the ETag (304 when the client has it)."""
+        max_age = state_of(request).settings.api_cache_max_age_s
+        headers = {
+            "Cache-Control": f"private, max-age={max_age}",
+            "ETag": self.etag,
+            "Vary": "Authorization",
+        }
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(self.body, media_type="application/json", headers=headers)
 
 
 @router.get("/summary", response_model=ReportOut)
@@ -209,9 +232,16 @@ async def stats(
     model: Values = None,
     user: Values = None,
     session: Values = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="key=value that a call's tags hold (repeat: all)."),
+    ] = None,
     success: Annotated[bool | None, Query(description="Only successes, or failures.")] = None,
 ) -> Response:
-    """Requests, successes, failures, tokens, cost, latency (mean, p50, p95) and TTFT."""
+    """Requests, successes, failures, tokens, cost, latency (mean, p50, p95) and TTFT.
+
+    Filters: any of the values given for a dimension, every ``tag`` given, and the range.
+    """
     filters = {
         "project": project,
         "provider": provider,
@@ -219,24 +249,26 @@ async def stats(
         "user": user,
         "session": session,
     }
-    selection = _selection(tenant, start, end, filters, success)
+    selection = _selection(tenant, start, end, filters, success, tags=tag)
     state = state_of(request)
 
-    def compute() -> tuple[Report, Latency]:
+    def compute() -> Rendered:
         with state.pool.connection() as conn:
-            return run_report(conn, ReportSpec(selection)), run_latency(conn, selection)
+            report, latency = run_report(conn, ReportSpec(selection)), run_latency(conn, selection)
+        return Rendered.of(
+            StatsOut(
+                report=report_out(tenant, report, 1_000, 0),
+                latency_ms_p50=latency.latency_ms_p50,
+                latency_ms_p95=latency.latency_ms_p95,
+                avg_time_to_first_token_ms=latency.avg_ttft_ms,
+                time_to_first_token_ms_p50=latency.ttft_ms_p50,
+                time_to_first_token_ms_p95=latency.ttft_ms_p95,
+            )
+        )
 
     with _bad_request():
-        report, latency = await _cached_result(state, ("stats", selection), compute)
-    out = StatsOut(
-        report=report_out(tenant, report, 1_000, 0),
-        latency_ms_p50=latency.latency_ms_p50,
-        latency_ms_p95=latency.latency_ms_p95,
-        avg_time_to_first_token_ms=latency.avg_ttft_ms,
-        time_to_first_token_ms_p50=latency.ttft_ms_p50,
-        time_to_first_token_ms_p95=latency.ttft_ms_p95,
-    )
-    return cached(request, out)
+        rendered = await _cached_result(state, ("stats", selection), compute)
+    return rendered.response(request)
 
 
 @router.get("/top/{dimension}", response_model=ReportOut)

@@ -18,7 +18,9 @@ from tokenline.sink.api.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tokenline.sink.api.budgets import BudgetAdmin
     from tokenline.sink.api.ingest import EventSender
+    from tokenline.sink.api.prices import PriceCatalog
     from tokenline.sink.api.settings import ApiSettings
 
 __all__ = ["ApiState", "open_pool"]
@@ -60,11 +62,15 @@ class ApiState:
     settings: ApiSettings
     pool: ConnectionPool[psycopg.Connection[DictRow]]
     make_sender: Callable[[], EventSender]
+    make_prices: Callable[[], PriceCatalog | None]
+    make_budgets: Callable[[str], BudgetAdmin | None]
     keys: KeyStore = field(default_factory=KeyStore)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     converter: EventConverter = field(default_factory=EventConverter)
     reports: ReportCache = field(init=False)
     _sender: EventSender | None = None
+    _prices: tuple[PriceCatalog | None] | None = None
+    _budgets: tuple[BudgetAdmin | None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -76,6 +82,21 @@ class ApiState:
             if self._sender is None:
                 self._sender = self.make_sender()
             return self._sender
+
+    def prices(self) -> PriceCatalog | None:
+        """The price catalog, found on first use (None where none is installed)."""
+        with self._lock:
+            if self._prices is None:
+                self._prices = (self.make_prices(),)
+            return self._prices[0]
+
+    def budgets(self) -> BudgetAdmin | None:
+        """The budget admin over the database, found on first use (None where none is)."""
+        with self._lock:
+            if self._budgets is None:
+                url = self.settings.database_url.get_secret_value()
+                self._budgets = (self.make_budgets(url),)
+            return self._budgets[0]
 
     def close(self) -> None:
         """Flush the sender and close the pool."""

@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from tokenline.sink.columns import COST_COLUMNS
 from tokenline.sink.errors import ReportError
@@ -240,6 +241,9 @@ def _where(selection: Selection, source: Source, params: dict[str, Any]) -> list
     if selection.success is not None:
         params["success"] = selection.success
         conditions.append("u.success = %(success)s")
+    if selection.tags:  # only usage_events has tags (aggregate_blockers says so)
+        params["tags"] = Jsonb(dict(selection.tags))
+        conditions.append("u.tags @> %(tags)s")
     return conditions
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "SourceChoice",
     "month_bounds",
     "parse_bound",
+    "parse_tags",
 ]
 
 # Every dimension a report can group by. ``day`` and ``month`` are tenant-local.
@@ -169,13 +170,24 @@ def month_bounds(month: str) -> tuple[Bound, Bound]:
     return Bound("date", start), Bound("date", _add_months(start, 1))
 
 
+def parse_tags(texts: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """``key=value`` texts as sorted ``(key, value)`` pairs; every malformed one is named."""
+    bad = [text for text in texts if not text.partition("=")[0] or "=" not in text]
+    if bad:
+        msg = f"tags are key=value: {', '.join(repr(text) for text in bad)}"
+        raise ReportError(msg)
+    pairs = {key: value for key, _, value in (text.partition("=") for text in texts)}
+    return tuple(sorted(pairs.items()))
+
+
 @dataclass(frozen=True)
 class Selection:
     """The events a report or export covers.
 
     ``tenants`` is ``None`` for every tenant. ``filters`` maps a dimension of
-    :data:`FILTER_DIMENSIONS` to the values it may take (any of them). ``success`` keeps only
-    successful (True) or failed (False) calls. ``end`` ``None`` is open-ended.
+    :data:`FILTER_DIMENSIONS` to the values it may take (any of them). ``tags``: ``(key,
+    value)`` pairs a call's tags must all hold. ``success`` keeps only successful (True) or
+    failed (False) calls. ``end`` ``None`` is open-ended.
     """
 
     tenants: tuple[str, ...] | None
@@ -183,6 +195,7 @@ class Selection:
     end: Bound | None
     filters: tuple[tuple[str, tuple[str, ...]], ...] = ()
     success: bool | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.tenants is not None and not self.tenants:
@@ -212,8 +225,12 @@ class Selection:
         filters: dict[str, tuple[str, ...]] | None = None,
         success: bool | None = None,
         now: datetime | None = None,
+        tags: tuple[str, ...] = (),
     ) -> Selection:
-        """Build a selection from command-line text (the current local month by default)."""
+        """Build a selection from command-line text (the current local month by default).
+
+        ``tags``: ``key=value`` texts, every one of which a call's tags must hold.
+        """
         if start is None and end is not None:
             msg = "--to needs --from"
             raise ReportError(msg)
@@ -224,7 +241,7 @@ class Selection:
         else:
             first, last = parse_bound(start), parse_bound(end) if end is not None else None
         given = tuple(sorted((k, tuple(v)) for k, v in (filters or {}).items() if v))
-        return cls(tenants, first, last, given, success)
+        return cls(tenants, first, last, given, success, parse_tags(tags))
 
     @property
     def aligned_15m(self) -> bool:
@@ -270,6 +287,8 @@ class ReportSpec:
         ]
         if self.selection.success is not None:
             found.append("--success/--failed filter")
+        if self.selection.tags:
+            found.append("--tag filter")
         if not self.selection.aligned_15m:
             found.append("a range end off the 15-minute grid")
         return found
