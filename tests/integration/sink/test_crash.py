@@ -49,9 +49,10 @@ ZONES = {
 
 
 @pytest.fixture
-def url(new_database: Callable[[], str]) -> str:
+def url(new_database: Callable[[], str], request: pytest.FixtureRequest) -> str:
+    """A database on the plain path, or the storage path a test passes as ``url``'s param."""
     made = new_database()
-    upgrade(settings_for(made, "postgresql"))
+    upgrade(settings_for(made, getattr(request, "param", "postgresql")))
     with psycopg.connect(made) as conn:
         for tenant, zone in ZONES.items():
             conn.execute(
@@ -71,6 +72,9 @@ def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescale)], indirect=True
+)
 def test_sigkill_five_times_while_events_flow_loses_and_doubles_nothing(
     kafka_bootstrap: str, url: str, tmp_path: Path
 ) -> None:

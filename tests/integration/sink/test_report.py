@@ -397,24 +397,40 @@ def test_an_unknown_tenant_is_refused_not_reported_empty(
     assert result.exit_code == 0, result.output
 
 
+#: Tenant-local quarter hours that are not midnights: on TimescaleDB, usage_15m serves the range.
+QUARTER_START, QUARTER_END = datetime(2026, 10, 1, 9, 30), datetime(2026, 10, 31, 17, 45)  # noqa: DTZ001
+
+
+def _quarter_hours(_row: dict[str, Any], local: datetime) -> bool:
+    return QUARTER_START <= local < QUARTER_END
+
+
 @pytest.mark.timescale
 def test_timescale_aggregate_and_raw_paths_agree(timescale_url: str, new_database: Any) -> None:
     import psycopg
 
     made = _landed()
     insert_rows(timescale_url, made, tenants=TIMEZONES)
-    selection = Selection.build(TENANTS, start="2026-10-01", end="2026-11-01")
+    days = Selection.build(TENANTS, start="2026-10-01", end="2026-11-01")
+    quarters = Selection.build(
+        TENANTS, start=f"{QUARTER_START:%Y-%m-%dT%H:%M}", end=f"{QUARTER_END:%Y-%m-%dT%H:%M}"
+    )
+    ranges = ((days, _october, "usage_tenant_daily"), (quarters, _quarter_hours, "usage_15m"))
     for group_by in [("tenant", "day"), ("provider", "model"), ("month",), ("team", "project")]:
-        expected = brute_force(made, TIMEZONES, group_by, _october)
-        auto = _report(timescale_url, ReportSpec(selection, group_by))
-        assert auto.source == "usage_15m"
-        assert _as_dict(auto) == expected
-        raw = _report(timescale_url, ReportSpec(selection, group_by, source="events"))
-        assert _as_dict(raw) == expected
+        for selection, keep, source in ranges:
+            expected = brute_force(made, TIMEZONES, group_by, keep)
+            auto = _report(timescale_url, ReportSpec(selection, group_by))
+            assert auto.source == source
+            assert _as_dict(auto) == expected
+            raw = _report(timescale_url, ReportSpec(selection, group_by, source="events"))
+            assert _as_dict(raw) == expected
     # Materialized buckets give the same numbers as real-time aggregation.
     with psycopg.connect(timescale_url, autocommit=True) as conn:
         conn.execute("CALL refresh_continuous_aggregate('usage_15m', NULL, NULL)")
-    auto = _report(timescale_url, ReportSpec(selection, ("tenant", "day")))
+    buckets = _report(timescale_url, ReportSpec(quarters, ("tenant", "day")))
+    assert buckets.source == "usage_15m"
+    assert _as_dict(buckets) == brute_force(made, TIMEZONES, ("tenant", "day"), _quarter_hours)
+    auto = _report(timescale_url, ReportSpec(days, ("tenant", "day")))
     assert _as_dict(auto) == brute_force(made, TIMEZONES, ("tenant", "day"), _october)
     # The same report on the plain path of another database gives the same rows.
     plain = new_database()
@@ -423,5 +439,6 @@ def test_timescale_aggregate_and_raw_paths_agree(timescale_url: str, new_databas
 
     upgrade(settings_for(plain, "postgresql"))
     insert_rows(plain, made, tenants=TIMEZONES)
-    on_plain = _report(plain, ReportSpec(selection, ("tenant", "day")))
+    on_plain = _report(plain, ReportSpec(days, ("tenant", "day")))
     assert on_plain.rows == auto.rows
+    assert _report(plain, ReportSpec(quarters, ("tenant", "day"))).rows == buckets.rows

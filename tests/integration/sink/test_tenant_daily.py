@@ -5,7 +5,8 @@ Tenants at +05:30, +05:45, a 60-minute DST change (New York), a 30-minute one (L
 The events land through ``PostgresUsageStore`` (duplicates, re-pricing, a replay of older and
 newer pricings); after each step the table is compared with :func:`tests._daily_truth.check_daily`
 (Python zoneinfo over the stored rows). A timezone change through ``tokenline sink
-set-timezone`` rebuilds the tenant's rows.
+set-timezone`` rebuilds the tenant's rows. On both storage paths (TimescaleDB: marked
+``timescale``).
 """
 
 from __future__ import annotations
@@ -122,13 +123,14 @@ def _table(url: str) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-@pytest.fixture
-def url(new_database: Callable[[], str]) -> str:
+@pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescale)])
+def url(new_database: Callable[[], str], request: pytest.FixtureRequest) -> str:
+    """A database migrated on each storage path (TimescaleDB: usage_events a hypertable)."""
     from tests.integration.sink.conftest import settings_for
     from tokenline.sink.migrate import upgrade
 
     made = new_database()
-    upgrade(settings_for(made, "postgresql"))
+    upgrade(settings_for(made, request.param))
     with psycopg.connect(made) as conn:
         for tenant, tz in TENANTS.items():
             conn.execute("INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, tz))

@@ -4,6 +4,9 @@ When running as root the cluster runs as the ``postgres`` OS user (PostgreSQL re
 If that user cannot reach the state directory (``/root`` is usually mode 700), the cluster
 lives in a private directory under the system temp dir and the state directory links to it.
 TimescaleDB is preloaded and created when its extension files are installed.
+``$TOKENLINE_PG_BIN_DIR`` picks the server's ``bin`` directory (for instance a relocated copy of
+Debian's PostgreSQL with TimescaleDB built into it); by default the newest under
+``/usr/lib/postgresql``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DATABASE = "tokenline"
 PG_ROOT = Path("/usr/lib/postgresql")
+BIN_DIR_ENV = "TOKENLINE_PG_BIN_DIR"
 _OS_USER = "postgres"
 
 
@@ -67,7 +71,16 @@ class PostgresCluster:
 
 
 def find_bin_dir() -> Path:
-    """Return the newest ``/usr/lib/postgresql/<major>/bin`` that has ``initdb``."""
+    """Return ``$TOKENLINE_PG_BIN_DIR``, else the newest ``/usr/lib/postgresql/<major>/bin``.
+
+    Either must hold ``initdb``: a setting that names no server is refused, not passed over.
+    """
+    chosen = os.environ.get(BIN_DIR_ENV)
+    if chosen:
+        if not (Path(chosen) / "initdb").is_file():
+            msg = f"{BIN_DIR_ENV}={chosen} has no initdb: name a PostgreSQL server's bin directory"
+            raise ServiceError(msg)
+        return Path(chosen)
     children = list(PG_ROOT.iterdir()) if PG_ROOT.is_dir() else []
     found = [
         (int(child.name), child / "bin")
