@@ -34,7 +34,7 @@ echo "== Python environment in $root/opt/tokenline"
 "$python" -m venv "$root/opt/tokenline"
 pip=("$root/opt/tokenline/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --require-hashes --no-deps -r "$repo/deploy/docker/requirements.lock"
-"${pip[@]}" install --no-deps "$repo/schemas" "$repo/stream_processor" "$repo/sink"
+"${pip[@]}" install --no-deps "$repo/common" "$repo/schemas" "$repo/stream_processor" "$repo/sink"
 "${pip[@]}" check
 "$root/opt/tokenline/bin/tokenline" --version
 
