@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -20,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tokenline.schemas import Host, UsageEvent
+    from tokenline.schemas import Attribution, Host, UsageEvent
 
 __all__ = [
     "AttributionRule",
-    "Enrichment",
     "RulesError",
     "enrich",
     "load_rules",
@@ -82,18 +81,6 @@ class AttributionRule:
         )
 
 
-class Enrichment(NamedTuple):
-    """The normalized host and attribution of one event (a tuple: made once per event)."""
-
-    team: str | None
-    cost_center: str | None
-    cloud: str | None
-    cloud_region: str | None
-    cluster: str | None
-    namespace: str | None
-    service: str | None
-
-
 def normalize_cloud(value: str | None) -> str | None:
     """Canonical cloud name (aws, gcp, azure) or the lower-cased input."""
     if value is None or not value.strip():
@@ -135,8 +122,11 @@ def _host_facts(host: tuple[tuple[str, str | None], ...]) -> tuple[str | None, .
     )
 
 
-def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichment:
-    """Normalize the event's host record and attribute it with the first matching rule."""
+def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Attribution:
+    """Normalize the event's host record and attribute it with the first matching rule.
+
+    The result is the contract's ``Attribution``: the fields it adds to the PricedUsageEvent.
+    """
     service, namespace, hostname, cloud, region = _host_facts(tuple(event["host"].items()))
     tags = event["tags"]
     cluster = None
@@ -151,15 +141,15 @@ def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichme
             team = rule.team or team
             cost_center = rule.cost_center
             break
-    return Enrichment(
-        team=team,
-        cost_center=cost_center,
-        cloud=cloud,
-        cloud_region=region,
-        cluster=cluster,
-        namespace=namespace,
-        service=service,
-    )
+    return {
+        "team": team,
+        "cost_center": cost_center,
+        "cloud": cloud,
+        "cloud_region": region,
+        "cluster": cluster,
+        "namespace": namespace,
+        "service": service,
+    }
 
 
 class _Rule(BaseModel):
