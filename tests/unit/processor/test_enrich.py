@@ -72,3 +72,10 @@ def test_rules_report_every_problem() -> None:
     with pytest.raises(RulesError) as info:
         parse_rules({"attribution": [{"tenant": "a"}, {"team": "x", "colour": "red"}]})
     assert len(info.value.problems) == 2
+    assert "must set team or cost_center" in info.value.problems[0]
+    assert info.value.problems[1].startswith("attribution[1].colour: ")
+
+
+def test_a_rule_that_attributes_nothing_is_refused_however_it_is_made() -> None:
+    with pytest.raises(ValueError, match="must set team or cost_center"):
+        AttributionRule(tenant="acme")

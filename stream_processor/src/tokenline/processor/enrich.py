@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +56,9 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AttributionRule:
-    """Criteria (globs; ``None`` matches anything) and what a match attributes."""
+    """Criteria (globs; ``None`` matches anything) and what a match attributes (one at least)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # read by parse_rules' validation
 
     tenant: str | None = None
     service: str | None = None
@@ -64,6 +66,11 @@ class AttributionRule:
     hostname: str | None = None
     team: str | None = None
     cost_center: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.team is None and self.cost_center is None:
+            msg = "a rule must set team or cost_center"
+            raise ValueError(msg)
 
     def matches(
         self, tenant: str, service: str | None, namespace: str | None, hostname: str | None
@@ -152,22 +159,7 @@ def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Attribut
     }
 
 
-class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tenant: str | None = None
-    service: str | None = None
-    namespace: str | None = None
-    hostname: str | None = None
-    team: str | None = None
-    cost_center: str | None = None
-
-    @model_validator(mode="after")
-    def _attributes_something(self) -> _Rule:
-        if self.team is None and self.cost_center is None:
-            msg = "a rule must set team or cost_center"
-            raise ValueError(msg)
-        return self
+_RULE = TypeAdapter(AttributionRule)
 
 
 def parse_rules(data: Any, source: str = "<rules>") -> tuple[AttributionRule, ...]:
@@ -182,13 +174,11 @@ def parse_rules(data: Any, source: str = "<rules>") -> tuple[AttributionRule, ..
     problems: list[str] = []
     for index, item in enumerate(data):
         try:
-            rule = _Rule.model_validate(item)
+            rules.append(_RULE.validate_python(item))
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(part) for part in err["loc"])
                 problems.append(f"attribution[{index}]{'.' + where if where else ''}: {err['msg']}")
-            continue
-        rules.append(AttributionRule(**rule.model_dump()))
     if problems:
         raise RulesError(source, problems)
     return tuple(rules)
