@@ -19,6 +19,7 @@ from tokenline.processor.pricing import (
     OverridesError,
     PriceEntry,
     PriceTable,
+    PriceTableError,
     TenantAdjustment,
     TenantTerms,
     engine,
@@ -274,3 +275,9 @@ def test_a_term_refuses_naive_bounds_and_terms_refuse_overlaps() -> None:
             TenantAdjustment(Decimal(-10), JAN, datetime(2026, 8, 1, tzinfo=UTC)),
             TenantAdjustment(Decimal(-15), JUL),
         )
+
+
+def test_text_that_is_not_json_is_refused_by_the_table_and_the_book() -> None:
+    for parse in (PriceTable.from_json, PriceBook.from_json):
+        with pytest.raises(PriceTableError, match="not JSON"):
+            parse('{"format": ')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,14 +14,14 @@ from tests.factories import EPOCH, usage_event
 from tokenline.processor.pipeline import PipelineConfig
 from tokenline.processor.pricebook import PriceBook
 from tokenline.processor.pricing import BucketPrices, PriceEntry, PriceTable
-from tokenline.processor.replay.landing import VALUE_COLUMNS, fingerprint
+from tokenline.processor.replay.landing import fingerprint
 from tokenline.processor.replay.rollups import rollups_to_emit
 from tokenline.processor.replay.scope import ReplayScope, truncated_partitions, widen
 from tokenline.processor.replay.state import CostLine, Repricer, merge_results
 from tokenline.processor.replay.summary import summarize
 from tokenline.processor.splice import PricedEncoder
-from tokenline.processor.windows import to_rollup
 from tokenline.schemas import AvroCodec
+from tokenline.schemas.priced import PRICE_COLUMNS
 
 pytestmark = pytest.mark.unit
 
@@ -235,7 +236,7 @@ def test_only_changed_windows_send_deltas_and_vanished_ones_are_taken_away() -> 
     _add(repricer, usage_event(event_id=uuid.uuid4(), occurred_at=at(61)), 1)
     windows = repricer.result.windows
     same = next(iter(sorted(windows.items())))
-    stored_same = dict(to_rollup(same[0][0], same[1]))
+    stored_same = dict(same[1])
     stored_same["updated_at"] = at(-1)  # older, but equal totals
     gone = {**stored_same, "model": "old-name", "cost_total": Decimal("0.5"), "requests": 3}
     stored = {
@@ -252,7 +253,7 @@ def test_only_changed_windows_send_deltas_and_vanished_ones_are_taken_away() -> 
         (at(0), "old-name", -3),
     ]
     recomputed_60 = next(v for (_k, start), v in windows.items() if start == at(60).isoformat())
-    assert Decimal("0.001") + out[0]["cost_total"] == Decimal(recomputed_60["cost_total"])
+    assert Decimal("0.001") + out[0]["cost_total"] == recomputed_60["cost_total"]
     assert (out[1]["cost_total"], out[1]["updated_at"]) == (Decimal("-0.5"), NOW)
 
 
@@ -282,7 +283,7 @@ def test_summary_pairs_sides_and_totals() -> None:
 def test_the_landing_fingerprint_covers_what_the_sink_compares() -> None:
     from tokenline.sink.store import PRICED_VALUE_COLUMNS
 
-    assert VALUE_COLUMNS == PRICED_VALUE_COLUMNS
+    assert PRICE_COLUMNS == PRICED_VALUE_COLUMNS
     repricer = _repricer(keep_keys=True)
     events = [usage_event(event_id=uuid.uuid4(), occurred_at=at(10 + n)) for n in range(2)]
     unknown = usage_event(event_id=uuid.uuid4(), occurred_at=at(20), response_model="mystery")
@@ -296,3 +297,20 @@ def test_the_landing_fingerprint_covers_what_the_sink_compares() -> None:
     cheaper = {**records[0], "cost": {**records[0]["cost"], "total": Decimal("0.000000000001")}}
     assert fingerprint(cheaper) != fingerprint(records[0])
     assert fingerprint(records[2]) != fingerprint({**records[2], "unpriced_reason": "other"})
+    # The layout landing.py documents, written out: model, status, reason, the six costs with 12
+    # places, currency, price entry; joined by a unit separator, NULL as a record separator.
+    priced = records[0]
+    cost = priced["cost"]
+    parts = ("input", "cache_read", "cache_write", "output", "reasoning", "total")
+    text = "\x1f".join(
+        [
+            priced["canonical_model"],
+            priced["pricing_status"],
+            "\x1e",
+            *(format(cost[p].quantize(Decimal("1E-12")), "f") for p in parts),
+            priced["currency"],
+            priced["price_entry_id"],
+        ]
+    )
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+    assert fingerprint(priced) == int.from_bytes(digest[:8], "big", signed=True)

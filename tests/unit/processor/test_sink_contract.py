@@ -18,8 +18,8 @@ import pytest
 
 from tokenline.processor.budgets import store as budgets_store
 from tokenline.processor.replay import db as replay_db
-from tokenline.processor.replay.landing import VALUE_COLUMNS
 from tokenline.processor.replay.rollups import COMPARED
+from tokenline.schemas.priced import PRICE_COLUMNS
 from tokenline.sink.models import Base
 
 pytestmark = pytest.mark.unit
@@ -51,7 +51,7 @@ def test_what_the_replay_declares_is_in_the_sinks_schema() -> None:
     for relation, columns in replay_db.SINK_SCHEMA.items():
         assert relation in SINK, relation
         assert set(columns) <= SINK[relation], (relation, set(columns) - SINK[relation])
-    assert set(VALUE_COLUMNS) <= SINK["usage_events"]
+    assert set(PRICE_COLUMNS) <= SINK["usage_events"]
     assert set(COMPARED) <= SINK["usage_rollup_1m"]
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +11,6 @@ from tokenline.processor.windows import (
     model_of,
     parse_key,
     rollup_key,
-    to_rollup,
     window_end,
     window_start,
 )
@@ -62,11 +60,11 @@ def test_apply_sums_and_skips_redeliveries() -> None:
     assert value["failures"] == 1
     assert value["input_tokens"] == 2400
     assert value["cache_read_input_tokens"] == 60_000
-    assert value["cost_total"] == "0.025350000000"
+    assert value["cost_total"] == Decimal("0.025350000000")
     assert value["unpriced_count"] == 1
     assert (value["latency_ms_sum"], value["latency_ms_max"]) == (400, 300)
     assert (value["source_partition"], value["max_source_offset"]) == (3, 11)
-    json.dumps(value)  # JSON-serializable as it is
+    assert value["updated_at"] == at(70)
 
 
 def test_apply_does_not_modify_its_input() -> None:
@@ -77,13 +75,12 @@ def test_apply_does_not_modify_its_input() -> None:
     assert value == snapshot
 
 
-def test_to_rollup_encodes_with_the_schema() -> None:
+def test_a_window_total_is_a_rollup_record_that_encodes_with_the_schema() -> None:
     priced = priced_event()
-    value = apply(None, priced, partition=3, offset=1017)
-    assert value is not None
-    key = rollup_key("acme", "anthropic", model_of(priced))
-    rollup = to_rollup(key, value)
+    rollup = apply(None, priced, partition=3, offset=1017)
+    assert rollup is not None
     assert rollup["window_start"] == datetime(2026, 11, 1, tzinfo=UTC)
+    assert (rollup["tenant_id"], rollup["provider"]) == ("acme", "anthropic")
     assert rollup["model"] == "claude-sonnet-4-5"
     assert rollup["cost_total"] == Decimal("0.025350000000")
     codec = AvroCodec[dict[str, object]]("tokenline.UsageRollup")

@@ -20,6 +20,7 @@ from tokenline.schemas.errors import (
     WrongMagic,
 )
 from tokenline.schemas.records import (
+    Attribution,
     Budget,
     BudgetAlert,
     BudgetStatus,
@@ -39,6 +40,7 @@ from tokenline.schemas.records import (
 
 __all__ = [
     "RECORD_NAMES",
+    "Attribution",
     "AvroCodec",
     "Budget",
     "BudgetAlert",

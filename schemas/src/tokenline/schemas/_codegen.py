@@ -3,6 +3,11 @@
 The ``.avsc`` files are the contract; the TypedDicts are derived from them, never written by
 hand. Run ``python -m tokenline.schemas._codegen`` after changing a schema; a test fails while
 ``records.py`` is stale.
+
+Besides one TypedDict per record, :data:`PARTS` names groups of a record's fields that one
+piece of code makes alone (the processor's enrichment makes a PricedUsageEvent's attribution):
+each becomes a TypedDict of its own, with the field types of the schema, and the record's
+TypedDict inherits it (the field order of a TypedDict means nothing to the codec).
 """
 
 from __future__ import annotations
@@ -33,10 +38,23 @@ _LOGICAL = {
     "decimal": "Decimal",
 }
 
+_Part = tuple[str, str, tuple[str, ...], str]
+
+#: Parts of records: (name, record, fields, docstring). A field the record lacks fails the run.
+PARTS: tuple[_Part, ...] = (
+    (
+        "Attribution",
+        "PricedUsageEvent",
+        ("team", "cost_center", "cloud", "cloud_region", "cluster", "namespace", "service"),
+        "The normalized host and attribution the processor adds to a PricedUsageEvent.",
+    ),
+)
+
 
 class _Generator:
-    def __init__(self) -> None:
+    def __init__(self, parts: tuple[_Part, ...]) -> None:
         self.blocks: dict[str, str] = {}
+        self.parts = parts
 
     def type_of(self, schema: Any) -> str:
         if isinstance(schema, str):
@@ -67,24 +85,41 @@ class _Generator:
         if short in self.blocks:
             return short
         self.blocks[short] = ""  # reserve the name before nested types are emitted
-        lines = [f"class {short}(TypedDict):"]
+        fields = {f["name"]: self.type_of(f["type"]) for f in schema["fields"]}
+        bases: list[str] = []
+        for part, record, names, doc in self.parts:
+            if record == short:
+                self.part(part, fields, names, doc)
+                bases.append(part)
+        inherited = {n for part, _, names, _ in self.parts if part in bases for n in names}
+        lines = [f"class {short}({', '.join(bases) or 'TypedDict'}):"]
         summary, _, rest = schema.get("doc", f"The {short} record.").partition(". ")
         summary = summary if summary.endswith(".") else summary + "."
+        if bases:
+            rest = f"{rest} Inherits the fields of {', '.join(bases)}.".strip()
         if rest:
             body = textwrap.fill(rest, width=96, initial_indent="    ", subsequent_indent="    ")
             lines.append(f'    """{summary}\n\n{body}\n    """\n')
         else:
             lines.append(f'    """{summary}"""\n')
-        fields = [(f["name"], self.type_of(f["type"])) for f in schema["fields"]]
-        lines.extend(f"    {name}: {kind}" for name, kind in fields)
+        lines.extend(f"    {n}: {kind}" for n, kind in fields.items() if n not in inherited)
         del self.blocks[short]
         self.blocks[short] = "\n".join(lines) + "\n"
         return short
 
+    def part(self, name: str, fields: dict[str, str], names: tuple[str, ...], doc: str) -> None:
+        missing = [n for n in names if n not in fields]
+        if missing:
+            msg = f"part {name}: no field {', '.join(missing)} in its record"
+            raise ValueError(msg)
+        lines = [f"class {name}(TypedDict):", f'    """{doc}"""\n']
+        lines.extend(f"    {n}: {fields[n]}" for n in names)
+        self.blocks[name] = "\n".join(lines) + "\n"
 
-def render() -> str:
+
+def render(parts: tuple[_Part, ...] = PARTS) -> str:
     """The source of ``records.py`` for the newest shipped schemas."""
-    gen = _Generator()
+    gen = _Generator(parts)
     for name in RECORD_NAMES:
         gen.record(catalog().latest(name).parsed)
     header = (

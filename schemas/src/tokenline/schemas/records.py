@@ -11,6 +11,7 @@ from typing import Literal, TypedDict
 from uuid import UUID  # noqa: TC003
 
 __all__ = [
+    "Attribution",
     "Budget",
     "BudgetAlert",
     "BudgetStatus",
@@ -131,10 +132,23 @@ class SourcePosition(TypedDict):
     offset: int
 
 
-class PricedUsageEvent(TypedDict):
+class Attribution(TypedDict):
+    """The normalized host and attribution the processor adds to a PricedUsageEvent."""
+
+    team: str | None
+    cost_center: str | None
+    cloud: str | None
+    cloud_region: str | None
+    cluster: str | None
+    namespace: str | None
+    service: str | None
+
+
+class PricedUsageEvent(Attribution):
     """A UsageEvent with its price, canonical model and attribution.
 
-    Unpriced events carry a null cost and a reason, never zero.
+    Unpriced events carry a null cost and a reason, never zero. Inherits the fields of
+    Attribution.
     """
 
     event: UsageEvent
@@ -146,13 +160,6 @@ class PricedUsageEvent(TypedDict):
     price_entry_id: str | None
     pricing_version: str
     priced_at: datetime
-    team: str | None
-    cost_center: str | None
-    cloud: str | None
-    cloud_region: str | None
-    cluster: str | None
-    namespace: str | None
-    service: str | None
     source: SourcePosition | None
 
 

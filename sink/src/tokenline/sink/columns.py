@@ -2,10 +2,13 @@
 
 ``usage_events``, ``usage_rollup_1m``, ``usage_tenant_daily`` and every report carry the same
 token buckets (the contract's ``Usage``: disjoint, input excluding the cache) and the same
-cost parts (the contract's ``Cost``, ``cost_`` before each), in this order.
+cost parts (the contract's ``Cost``, ``cost_`` before each, from ``tokenline.schemas.priced``),
+in this order.
 """
 
 from __future__ import annotations
+
+from tokenline.schemas.priced import COST_COLUMNS
 
 __all__ = ["COST_COLUMNS", "TOKEN_COLUMNS"]
 
@@ -15,12 +18,4 @@ TOKEN_COLUMNS = (
     "cache_write_input_tokens",
     "output_tokens",
     "reasoning_tokens",
-)
-COST_COLUMNS = (
-    "cost_input",
-    "cost_cache_read",
-    "cost_cache_write",
-    "cost_output",
-    "cost_reasoning",
-    "cost_total",
 )

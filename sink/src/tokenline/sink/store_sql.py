@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from tokenline.schemas.priced import PRICE_COLUMNS
 from tokenline.schemas.rollup import ROLLUP_SUMS
 from tokenline.sink import rollups, tenant_daily
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY, ROLLUP_COLUMNS, ROLLUP_KEY
-from tokenline.sink.columns import COST_COLUMNS
 
 __all__ = [
     "ADD_ROLLUPS",
@@ -52,22 +52,12 @@ __all__ = [
 #: re-pricing and upsert paths return for the events they change).
 SOURCE_COLUMNS = tuple(dict.fromkeys((*rollups.SOURCE_COLUMNS, *tenant_daily.SOURCE_COLUMNS)))
 
+#: The pricing columns that say what an event costs (the contract's, shared with the replay); a
+#: new pricing replaces a stored one only when one of them differs (a new ``pricing_version``
+#: with the same result changes nothing).
+PRICED_VALUE_COLUMNS = PRICE_COLUMNS
 #: Columns a newer pricing of the same event replaces.
-PRICING_COLUMNS = (
-    "canonical_model",
-    "pricing_status",
-    "unpriced_reason",
-    *COST_COLUMNS,
-    "currency",
-    "price_entry_id",
-    "pricing_version",
-    "priced_at",
-)
-#: The pricing columns that say what an event costs; a new pricing replaces a stored one only
-#: when one of them differs (a new ``pricing_version`` with the same result changes nothing).
-PRICED_VALUE_COLUMNS = tuple(
-    c for c in PRICING_COLUMNS if c not in ("pricing_version", "priced_at")
-)
+PRICING_COLUMNS = (*PRICED_VALUE_COLUMNS, "pricing_version", "priced_at")
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,18 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from tokenline.schemas import Host, UsageEvent
+    from tokenline.schemas import Attribution, Host, UsageEvent
 
 __all__ = [
     "AttributionRule",
-    "Enrichment",
     "RulesError",
     "enrich",
     "load_rules",
@@ -57,7 +56,9 @@ class RulesError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AttributionRule:
-    """Criteria (globs; ``None`` matches anything) and what a match attributes."""
+    """Criteria (globs; ``None`` matches anything) and what a match attributes (one at least)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # read by parse_rules' validation
 
     tenant: str | None = None
     service: str | None = None
@@ -65,6 +66,11 @@ class AttributionRule:
     hostname: str | None = None
     team: str | None = None
     cost_center: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.team is None and self.cost_center is None:
+            msg = "a rule must set team or cost_center"
+            raise ValueError(msg)
 
     def matches(
         self, tenant: str, service: str | None, namespace: str | None, hostname: str | None
@@ -80,18 +86,6 @@ class AttributionRule:
             pattern is None or (value is not None and fnmatchcase(value, pattern))
             for pattern, value in pairs
         )
-
-
-class Enrichment(NamedTuple):
-    """The normalized host and attribution of one event (a tuple: made once per event)."""
-
-    team: str | None
-    cost_center: str | None
-    cloud: str | None
-    cloud_region: str | None
-    cluster: str | None
-    namespace: str | None
-    service: str | None
 
 
 def normalize_cloud(value: str | None) -> str | None:
@@ -135,8 +129,11 @@ def _host_facts(host: tuple[tuple[str, str | None], ...]) -> tuple[str | None, .
     )
 
 
-def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichment:
-    """Normalize the event's host record and attribute it with the first matching rule."""
+def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Attribution:
+    """Normalize the event's host record and attribute it with the first matching rule.
+
+    The result is the contract's ``Attribution``: the fields it adds to the PricedUsageEvent.
+    """
     service, namespace, hostname, cloud, region = _host_facts(tuple(event["host"].items()))
     tags = event["tags"]
     cluster = None
@@ -151,33 +148,18 @@ def enrich(event: UsageEvent, rules: Sequence[AttributionRule] = ()) -> Enrichme
             team = rule.team or team
             cost_center = rule.cost_center
             break
-    return Enrichment(
-        team=team,
-        cost_center=cost_center,
-        cloud=cloud,
-        cloud_region=region,
-        cluster=cluster,
-        namespace=namespace,
-        service=service,
-    )
+    return {
+        "team": team,
+        "cost_center": cost_center,
+        "cloud": cloud,
+        "cloud_region": region,
+        "cluster": cluster,
+        "namespace": namespace,
+        "service": service,
+    }
 
 
-class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tenant: str | None = None
-    service: str | None = None
-    namespace: str | None = None
-    hostname: str | None = None
-    team: str | None = None
-    cost_center: str | None = None
-
-    @model_validator(mode="after")
-    def _attributes_something(self) -> _Rule:
-        if self.team is None and self.cost_center is None:
-            msg = "a rule must set team or cost_center"
-            raise ValueError(msg)
-        return self
+_RULE = TypeAdapter(AttributionRule)
 
 
 def parse_rules(data: Any, source: str = "<rules>") -> tuple[AttributionRule, ...]:
@@ -192,13 +174,11 @@ def parse_rules(data: Any, source: str = "<rules>") -> tuple[AttributionRule, ..
     problems: list[str] = []
     for index, item in enumerate(data):
         try:
-            rule = _Rule.model_validate(item)
+            rules.append(_RULE.validate_python(item))
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(part) for part in err["loc"])
                 problems.append(f"attribution[{index}]{'.' + where if where else ''}: {err['msg']}")
-            continue
-        rules.append(AttributionRule(**rule.model_dump()))
     if problems:
         raise RulesError(source, problems)
     return tuple(rules)

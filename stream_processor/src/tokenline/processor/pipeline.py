@@ -129,7 +129,6 @@ def price_and_enrich(
 ) -> PricedUsageEvent:
     """The priced, enriched record of a valid event (also used by the replay job)."""
     result = book.price(event)
-    enrichment = enrich(event, rules)
     return {
         "event": event,
         "canonical_model": result.canonical_model,
@@ -140,13 +139,7 @@ def price_and_enrich(
         "price_entry_id": result.price_entry_id,
         "pricing_version": result.pricing_version,
         "priced_at": now,
-        "team": enrichment.team,
-        "cost_center": enrichment.cost_center,
-        "cloud": enrichment.cloud,
-        "cloud_region": enrichment.cloud_region,
-        "cluster": enrichment.cluster,
-        "namespace": enrichment.namespace,
-        "service": enrichment.service,
+        **enrich(event, rules),
         "source": source,
     }
 

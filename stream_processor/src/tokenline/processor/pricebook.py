@@ -30,6 +30,7 @@ from tokenline.processor.pricing import (
 )
 from tokenline.processor.pricing.cached import CachedPricer
 from tokenline.processor.pricing.entry import decimal_text
+from tokenline.processor.pricing.table import read_document
 from tokenline.processor.pricing.terms import terms_document, terms_from_document
 
 if TYPE_CHECKING:
@@ -104,10 +105,7 @@ class PriceBook:
     @classmethod
     def from_json(cls, text: str | bytes) -> PriceBook:
         """Parse a document; a bare price-table document gives empty maps and terms."""
-        try:
-            doc = json.loads(text, parse_float=str)
-        except ValueError as exc:
-            raise PriceTableError(f"not JSON: {exc}") from exc
+        doc = read_document(text)
         table = PriceTable.from_document(doc)
         raw_terms = doc.get("tenant_adjustments") or {}
         if not isinstance(raw_terms, dict):

@@ -9,8 +9,8 @@ Decimal cost) per (tenant, provider, model, window), sent as ``UsageRollup`` rec
 transaction that commits the batch's offsets, so each counts exactly once). No window state
 is kept between batches, so none can expire early or be lost.
 
-The replay job rebuilds whole windows with :func:`apply` and ``WindowValue`` (JSON-serializable,
-money as a Decimal string): each value remembers the highest source offset it has applied
+The replay job rebuilds whole windows with :func:`apply`, each as the ``UsageRollup`` record of
+the window's total: it remembers the highest source offset it has applied
 (``max_source_offset``, per ``source_partition``), and an event at or below it is skipped.
 """
 
@@ -19,48 +19,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tokenline.schemas import PricedUsageEvent, Provider, UsageRollup
+    from tokenline.schemas import PricedUsageEvent, UsageRollup
 
 __all__ = [
     "WINDOW_SECONDS",
     "Deltas",
-    "WindowValue",
     "apply",
     "model_of",
     "parse_key",
     "rollup_key",
-    "to_rollup",
     "window_end",
     "window_start",
 ]
 
 WINDOW_SECONDS = 60
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class WindowValue(TypedDict):
-    """Totals of one window so far; JSON-serializable (``cost_total`` is a Decimal string)."""
-
-    window_start: str
-    window_seconds: int
-    requests: int
-    failures: int
-    input_tokens: int
-    cache_read_input_tokens: int
-    cache_write_input_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    cost_total: str
-    currency: str
-    unpriced_count: int
-    latency_ms_sum: int
-    latency_ms_max: int
-    source_partition: int
-    max_source_offset: int
-    updated_at: str
 
 
 def window_start(occurred_at: datetime, size_s: int = WINDOW_SECONDS) -> datetime:
@@ -101,10 +77,14 @@ def model_of(priced: PricedUsageEvent) -> str:
     )
 
 
-def _empty(start: datetime, size_s: int, partition: int) -> WindowValue:
+def _empty(priced: PricedUsageEvent, start: datetime, size_s: int) -> UsageRollup:
+    event = priced["event"]
     return {
-        "window_start": start.isoformat(),
+        "tenant_id": event["tenant_id"],
+        "window_start": start,
         "window_seconds": size_s,
+        "provider": event["provider"],
+        "model": model_of(priced),
         "requests": 0,
         "failures": 0,
         "input_tokens": 0,
@@ -112,38 +92,38 @@ def _empty(start: datetime, size_s: int, partition: int) -> WindowValue:
         "cache_write_input_tokens": 0,
         "output_tokens": 0,
         "reasoning_tokens": 0,
-        "cost_total": "0",
+        "cost_total": _ZERO,
         "currency": "USD",
         "unpriced_count": 0,
         "latency_ms_sum": 0,
         "latency_ms_max": 0,
-        "source_partition": partition,
+        "source_partition": -1,
         "max_source_offset": -1,
-        "updated_at": start.isoformat(),
+        "updated_at": start,
     }
 
 
 def apply(
-    value: WindowValue | None,
+    value: UsageRollup | None,
     priced: PricedUsageEvent,
     partition: int,
     offset: int,
     size_s: int = WINDOW_SECONDS,
-) -> WindowValue | None:
-    """The window value with ``priced`` added, or ``None`` when it was already applied.
+) -> UsageRollup | None:
+    """The window's total with ``priced`` added, or ``None`` when it was already applied.
 
-    ``value`` is the current value of the event's window (``None`` or empty for a new one).
-    An event from the same source partition at or below ``max_source_offset`` is a redelivery
-    and is skipped. The input value is not modified.
+    ``value`` is the current total of the event's window, ``None`` for a new one (the window
+    is the event's, its series that of ``value``: the caller keys windows by series). An event
+    from the same source partition at or below ``max_source_offset`` is a redelivery and is
+    skipped. The input value is not modified.
     """
     event = priced["event"]
-    start = window_start(event["occurred_at"], size_s)
-    if not value:
-        current = _empty(start, size_s, partition)
+    if value is None:
+        current = _empty(priced, window_start(event["occurred_at"], size_s), size_s)
     else:
         if value["source_partition"] == partition and offset <= value["max_source_offset"]:
             return None
-        current = WindowValue(**value)
+        current = value.copy()
     usage = event["usage"]
     current["requests"] += 1
     current["failures"] += 0 if event["success"] else 1
@@ -156,42 +136,14 @@ def apply(
     if cost is None:
         current["unpriced_count"] += 1
     else:
-        current["cost_total"] = str(Decimal(current["cost_total"]) + cost["total"])
+        current["cost_total"] += cost["total"]
         current["currency"] = priced["currency"]
     current["latency_ms_sum"] += event["latency_ms"]
     current["latency_ms_max"] = max(current["latency_ms_max"], event["latency_ms"])
     current["source_partition"] = partition
     current["max_source_offset"] = offset
-    current["updated_at"] = priced["priced_at"].isoformat()
+    current["updated_at"] = priced["priced_at"]
     return current
-
-
-def to_rollup(key: str, value: WindowValue) -> UsageRollup:
-    """The UsageRollup record of a whole window (the replay compares it with the stored row)."""
-    tenant_id, provider, model = parse_key(key)
-    provider_name: Provider = provider  # type: ignore[assignment]
-    return {
-        "tenant_id": tenant_id,
-        "window_start": datetime.fromisoformat(value["window_start"]),
-        "window_seconds": value["window_seconds"],
-        "provider": provider_name,
-        "model": model,
-        "requests": value["requests"],
-        "failures": value["failures"],
-        "input_tokens": value["input_tokens"],
-        "cache_read_input_tokens": value["cache_read_input_tokens"],
-        "cache_write_input_tokens": value["cache_write_input_tokens"],
-        "output_tokens": value["output_tokens"],
-        "reasoning_tokens": value["reasoning_tokens"],
-        "cost_total": Decimal(value["cost_total"]),
-        "currency": value["currency"],
-        "unpriced_count": value["unpriced_count"],
-        "latency_ms_sum": value["latency_ms_sum"],
-        "latency_ms_max": value["latency_ms_max"],
-        "source_partition": value["source_partition"],
-        "max_source_offset": value["max_source_offset"],
-        "updated_at": datetime.fromisoformat(value["updated_at"]),
-    }
 
 
 _SUMS = 10  # requests, failures, the five token buckets, unpriced, latency sum, latency max

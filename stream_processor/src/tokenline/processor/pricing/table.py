@@ -15,9 +15,17 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
     from datetime import datetime
 
-__all__ = ["DOCUMENT_FORMAT", "LookupResult", "PriceTable"]
+__all__ = ["DOCUMENT_FORMAT", "LookupResult", "PriceTable", "read_document"]
 
 DOCUMENT_FORMAT = "tokenline.price-table/v1"
+
+
+def read_document(text: str | bytes) -> Any:
+    """A price document from JSON text; numbers are read as text for Decimal, never float."""
+    try:
+        return json.loads(text, parse_float=str)
+    except ValueError as exc:
+        raise PriceTableError(f"not JSON: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +187,7 @@ class PriceTable:
     @classmethod
     def from_json(cls, text: str | bytes) -> PriceTable:
         """Parse JSON text into a table; numbers are read as Decimal, never float."""
-        try:
-            doc = json.loads(text, parse_float=str)
-        except ValueError as exc:
-            raise PriceTableError(f"not JSON: {exc}") from exc
-        return cls.from_document(doc)
+        return cls.from_document(read_document(text))
 
 
 def _valid_at(versions: list[PriceEntry], at: datetime) -> PriceEntry | None:

@@ -16,14 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tokenline.processor.windows import to_rollup
 from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from tokenline.processor.replay.state import WindowKey
-    from tokenline.processor.windows import WindowValue
     from tokenline.schemas import UsageRollup
 
 __all__ = ["COMPARED", "StoredKey", "rollups_to_emit"]
@@ -68,7 +66,7 @@ def _removed(key: StoredKey, stored: Mapping[str, Any], updated_at: datetime) ->
 
 
 def rollups_to_emit(
-    windows: Mapping[WindowKey, WindowValue],
+    windows: Mapping[WindowKey, UsageRollup],
     stored: Mapping[StoredKey, Mapping[str, Any]],
     *,
     updated_at: datetime,
@@ -77,8 +75,7 @@ def rollups_to_emit(
     out: list[UsageRollup] = []
     unchanged = 0
     recomputed: set[StoredKey] = set()
-    for (series, _), value in sorted(windows.items()):
-        rollup = to_rollup(series, value)
+    for _, rollup in sorted(windows.items()):
         key: StoredKey = (
             rollup["tenant_id"],
             rollup["window_start"],

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 
 from tokenline.processor.pipeline import DeadLettered, process_decoded
 from tokenline.processor.replay.landing import fingerprint
-from tokenline.processor.windows import WindowValue, apply, model_of, rollup_key, window_start
+from tokenline.processor.windows import apply, model_of, rollup_key, window_start
 from tokenline.schemas import AvroCodec, DecodeError, EncodeError
+from tokenline.schemas.rollup import ROLLUP_MAX, ROLLUP_SUMS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from tokenline.processor.pricebook import PriceBook
     from tokenline.processor.replay.scope import ReplayScope
     from tokenline.processor.splice import PricedEncoder
-    from tokenline.schemas import PricedUsageEvent, UsageEvent
+    from tokenline.schemas import PricedUsageEvent, UsageEvent, UsageRollup
 
 __all__ = [
     "CostLine",
@@ -112,7 +113,7 @@ class PartialResult:
 
     counts: Counts = field(default_factory=Counts)
     after: dict[tuple[str, str], CostLine] = field(default_factory=dict)
-    windows: dict[WindowKey, WindowValue] = field(default_factory=dict)
+    windows: dict[WindowKey, UsageRollup] = field(default_factory=dict)
     event_ids: bytearray = field(default_factory=bytearray)
     occurred_us: array[int] = field(default_factory=lambda: array("q"))
     fingerprints: array[int] = field(default_factory=lambda: array("q"))
@@ -241,24 +242,13 @@ def _window_iso(at: datetime, size_s: int) -> str:
     return window_start(at, size_s).isoformat()
 
 
-def merge_windows(a: WindowValue, b: WindowValue) -> WindowValue:
-    """One window's value from two readers (a tenant's events split over partitions)."""
+def merge_windows(a: UsageRollup, b: UsageRollup) -> UsageRollup:
+    """One window's total from two readers (a tenant's events split over partitions)."""
     later = a if a["max_source_offset"] >= b["max_source_offset"] else b
-    merged = WindowValue(**later)
-    for name in (
-        "requests",
-        "failures",
-        "input_tokens",
-        "cache_read_input_tokens",
-        "cache_write_input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "unpriced_count",
-        "latency_ms_sum",
-    ):
-        merged[name] = a[name] + b[name]
-    merged["cost_total"] = str(Decimal(a["cost_total"]) + Decimal(b["cost_total"]))
-    merged["latency_ms_max"] = max(a["latency_ms_max"], b["latency_ms_max"])
+    merged = later.copy()
+    for name in ROLLUP_SUMS:
+        merged[name] = a[name] + b[name]  # type: ignore[literal-required]
+    merged[ROLLUP_MAX] = max(a[ROLLUP_MAX], b[ROLLUP_MAX])  # type: ignore[literal-required]
     merged["updated_at"] = max(a["updated_at"], b["updated_at"])
     return merged
 
