@@ -43,15 +43,9 @@ ZONES = {"t-a": "Asia/Kathmandu", "t-b": "America/New_York"}
 @pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescale)])
 def url(new_database: Callable[[], str], request: pytest.FixtureRequest) -> str:
     """A database migrated on each storage path, two tenants with their zones."""
-    from tests.integration.sink.conftest import settings_for
-    from tokenline.sink.migrate import upgrade
+    from tests.integration.sink.conftest import zoned_database
 
-    made = new_database()
-    upgrade(settings_for(made, request.param))
-    with psycopg.connect(made) as conn:
-        for tenant, tz in ZONES.items():
-            conn.execute("INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, tz))
-    return made
+    return zoned_database(new_database(), request.param, ZONES)
 
 
 def _events(factory: EventFactory, count: int) -> list[dict[str, Any]]:
