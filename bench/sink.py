@@ -23,7 +23,7 @@ with the native batch decoder and ``event_row`` dicts (``native``: the path befo
 rows), and/or with the Python reader alone (``python``); ``both`` runs ``native`` then
 ``rows``, ``all`` the three, one after the other, each from an emptied table.
 
-Printed: rows/s and the ratio to the ceiling (goals: fresh ≥ 0.8, re-pricing ≥ 0.5).
+Printed: rows/s and the ratio to the ceiling (issue 15: fresh ≥ 0.6, re-pricing ≥ 0.4).
 """
 
 from __future__ import annotations

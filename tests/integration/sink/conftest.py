@@ -22,6 +22,15 @@ def settings_for(url: str, storage: StorageChoice = "postgresql") -> SinkSetting
     return SinkSettings(database_url=SecretStr(url), storage=storage)
 
 
+def zoned_database(made: str, storage: StorageChoice, zones: dict[str, str]) -> str:
+    """Migrate ``made`` on ``storage`` and give each tenant of ``zones`` its timezone."""
+    upgrade(settings_for(made, storage))
+    with psycopg.connect(made) as conn:
+        for tenant, tz in zones.items():
+            conn.execute("INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, tz))
+    return made
+
+
 @pytest.fixture(scope="module")
 def new_database(database_url: str) -> Iterator[Callable[[], str]]:
     """Return a factory of fresh empty databases; all are dropped when the module ends."""

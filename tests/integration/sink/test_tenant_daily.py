@@ -126,15 +126,9 @@ def _table(url: str) -> list[tuple[Any, ...]]:
 @pytest.fixture(params=["postgresql", pytest.param("timescaledb", marks=pytest.mark.timescale)])
 def url(new_database: Callable[[], str], request: pytest.FixtureRequest) -> str:
     """A database migrated on each storage path (TimescaleDB: usage_events a hypertable)."""
-    from tests.integration.sink.conftest import settings_for
-    from tokenline.sink.migrate import upgrade
+    from tests.integration.sink.conftest import zoned_database
 
-    made = new_database()
-    upgrade(settings_for(made, request.param))
-    with psycopg.connect(made) as conn:
-        for tenant, tz in TENANTS.items():
-            conn.execute("INSERT INTO tenants (tenant_id, timezone) VALUES (%s, %s)", (tenant, tz))
-    return made
+    return zoned_database(new_database(), request.param, TENANTS)
 
 
 def test_exact_under_duplicates_repricing_replay_and_a_timezone_change(url: str) -> None:

@@ -24,12 +24,14 @@
   (``duplicate_event_id``). Copies within one batch are landed in turns (the first copy of
   each id first), so the same rule holds between them.
 - **Rollups** (``usage_rollup_1m``) are added to in the same transaction: every path above
-  returns which events it inserted and which it re-priced (their old and new rows, from
-  ``RETURNING``), and :mod:`tokenline.sink.rollups` turns that into per-window deltas, added
-  with one ``INSERT ... ON CONFLICT DO UPDATE SET requests = requests + EXCLUDED.requests``
-  and so on. An event stored already with the same pricing adds nothing, so a redelivered
-  batch, a duplicate event or a crash before the commit never counts twice; a window is
-  never replaced, so a late event adds to it whenever it comes.
+  returns which events it inserted, and :mod:`tokenline.sink.rollups` turns them into
+  per-window deltas in a staging table; the ``UPDATE`` that re-prices events stages their
+  changes there itself, in SQL (:mod:`tokenline.sink.repricing_sql`: the old row taken away,
+  the new one added, no row sent back to the client). The staged deltas are added with one
+  ``INSERT ... ON CONFLICT DO UPDATE SET requests = requests + EXCLUDED.requests`` and so on.
+  An event stored already with the same pricing adds nothing, so a redelivered batch, a
+  duplicate event or a crash before the commit never counts twice; a window is never
+  replaced, so a late event adds to it whenever it comes.
 - **Tenant-local days** (``usage_tenant_daily``) are added to the same way, in the same
   transaction: :mod:`tokenline.sink.tenant_daily` sums the changes per UTC quarter-hour and one
   ``INSERT ... SELECT`` joined with ``tenants`` adds them to each tenant's local day.
@@ -72,8 +74,9 @@ from tokenline.sink.batch import (
 from tokenline.sink.errors import DatabaseUnavailable
 from tokenline.sink.faults import Fault, classify, describe, reason_code
 from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES, PRICING_ROW, PRICING_ROW_COLUMNS
+from tokenline.sink.repricing_sql import reprice_staged
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
-from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS, SOURCE_COLUMNS
+from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -135,17 +138,26 @@ class UsageStore(Protocol):
 
 @dataclass
 class _Landed:
-    """What landing a batch did: events inserted, events re-priced (old, new), rows refused."""
+    """What landing a batch did: events inserted, rows refused, and what re-pricing staged.
+
+    Re-priced events leave their aggregate changes in the staging tables
+    (:mod:`tokenline.sink.repricing_sql`): ``staged`` says some did, ``rollup_lost`` and
+    ``daily_lost`` that a rollup or daily key lost events.
+    """
 
     inserted: list[Row] = field(default_factory=list)
-    repriced: list[tuple[Row, Row]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    staged: bool = False
+    rollup_lost: bool = False
+    daily_lost: bool = False
 
     def __add__(self, other: _Landed) -> _Landed:
         return _Landed(
             [*self.inserted, *other.inserted],
-            [*self.repriced, *other.repriced],
             [*self.rejected, *other.rejected],
+            self.staged or other.staged,
+            self.rollup_lost or other.rollup_lost,
+            self.daily_lost or other.daily_lost,
         )
 
 
@@ -294,9 +306,10 @@ class PostgresUsageStore:
             return _Landed()
         try:
             with conn.transaction():
+                conn.execute(q.CLEAR_STAGING)
                 landed = self._land_events(conn, list(rows))
-                self._add_rollups(conn, deltas(landed.inserted, landed.repriced))
-                self._add_daily(conn, tenant_daily.deltas(landed.inserted, landed.repriced))
+                self._add_rollups(conn, deltas(landed.inserted), landed)
+                self._add_daily(conn, tenant_daily.deltas(landed.inserted), landed)
         except Exception as exc:
             if classify(exc) is Fault.TRANSIENT:
                 raise
@@ -376,17 +389,16 @@ class PostgresUsageStore:
 
     @staticmethod
     def _update_stored(conn: psycopg.Connection[Any], staging: str) -> _Landed:
-        """Re-price the stored events of ``staging``; return the (old, new) rows it changed."""
+        """Re-price the stored events of ``staging``; stage what that changes in the aggregates.
+
+        The changes are summed in SQL into the rollup and daily staging tables
+        (:mod:`tokenline.sink.repricing_sql`): no event row travels back to the client.
+        """
         conn.execute(q.lock(staging))
-        width = len(SOURCE_COLUMNS)
-        pairs = [
-            (
-                dict(zip(SOURCE_COLUMNS, r[:width], strict=True)),
-                dict(zip(SOURCE_COLUMNS, r[width:], strict=True)),
-            )
-            for r in conn.execute(q.reprice(staging)).fetchall()
-        ]
-        return _Landed(repriced=pairs)
+        found = conn.execute(reprice_staged(staging)).fetchone()
+        if found is None or not found[0]:
+            return _Landed()
+        return _Landed(staged=True, rollup_lost=bool(found[1]), daily_lost=bool(found[2]))
 
     @staticmethod
     def _nested_loops(conn: psycopg.Connection[Any], on: bool) -> None:
@@ -443,7 +455,7 @@ class PostgresUsageStore:
         landed = self._claim(conn, staging, rows)
         landed += self._update_stored(conn, staging)
         inserted = [
-            dict(zip(SOURCE_COLUMNS, r, strict=True))
+            dict(zip(q.SOURCE_COLUMNS, r, strict=True))
             for r in conn.execute(q.EVENTS.upsert).fetchall()
         ]
         landed += _Landed(inserted=inserted)
@@ -452,10 +464,23 @@ class PostgresUsageStore:
         self._nested_loops(conn, False)
         return landed
 
-    def _add_rollups(self, conn: psycopg.Connection[Any], found: dict[RollupKey, Delta]) -> None:
-        """Add the deltas to ``usage_rollup_1m`` (in key order, so concurrent writers queue)."""
-        if not found:
+    def _add_rollups(
+        self, conn: psycopg.Connection[Any], found: dict[RollupKey, Delta], landed: _Landed
+    ) -> None:
+        """Add the deltas and what re-pricing staged to ``usage_rollup_1m``, in key order.
+
+        In key order, so concurrent writers queue.
+        """
+        if found:
+            self._stage_rollups(conn, found)
+        elif not landed.staged:
             return
+        conn.execute(q.ADD_ROLLUPS)
+        if landed.rollup_lost or any(delta.requests < 0 for delta in found.values()):
+            conn.execute(q.REMAX_ROLLUPS)
+            conn.execute(q.DROP_EMPTY_ROLLUPS)
+
+    def _stage_rollups(self, conn: psycopg.Connection[Any], found: dict[RollupKey, Delta]) -> None:
         now = datetime.now(UTC)
         rows = [
             {
@@ -473,21 +498,32 @@ class PostgresUsageStore:
             }
             for (tenant_id, start, provider, model), delta in sorted(found.items())
         ]
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.ROLLUP_STAGING)))
         self._copy(conn, ROLLUP_COLUMNS, self._types["usage_rollup_1m"], q.ROLLUP_STAGING, rows)
-        conn.execute(q.ADD_ROLLUPS)
-        if any(delta.requests < 0 for delta in found.values()):
-            conn.execute(q.REMAX_ROLLUPS)
-            conn.execute(q.DROP_EMPTY_ROLLUPS)
 
     def _add_daily(
-        self, conn: psycopg.Connection[Any], found: dict[tenant_daily.QuarterKey, list[Any]]
+        self,
+        conn: psycopg.Connection[Any],
+        found: dict[tenant_daily.QuarterKey, list[Any]],
+        landed: _Landed,
     ) -> None:
-        """Add the quarter-hour sums to ``usage_tenant_daily`` by each tenant's local day."""
-        if not found:
+        """Add the quarter-hour sums and what re-pricing staged to ``usage_tenant_daily``.
+
+        The quarter-hours are summed into each tenant's local day.
+        """
+        if not found and not landed.staged:
             return
         conn.execute(q.LOCK_DAILY)
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.DAILY_STAGING)))
+        if found:
+            self._stage_daily(conn, found)
+        conn.execute(q.ADD_TENANT_DAILY)
+        if landed.daily_lost or any(sums[0] < 0 for sums in found.values()):
+            conn.execute(q.REMAX_DAILY)
+            conn.execute(q.DROP_EMPTY_DAILY)
+
+    @staticmethod
+    def _stage_daily(
+        conn: psycopg.Connection[Any], found: dict[tenant_daily.QuarterKey, list[Any]]
+    ) -> None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(q.DAILY_STAGING),
             sql.SQL(", ").join(map(sql.Identifier, tenant_daily.COLUMNS)),
@@ -496,10 +532,6 @@ class PostgresUsageStore:
             copy.set_types(q.DAILY_STAGING_TYPES)
             for key, sums in found.items():
                 copy.write_row((*key, *sums))
-        conn.execute(q.ADD_TENANT_DAILY)
-        if any(sums[0] < 0 for sums in found.values()):
-            conn.execute(q.REMAX_DAILY)
-            conn.execute(q.DROP_EMPTY_DAILY)
 
     @staticmethod
     def _copy_made(

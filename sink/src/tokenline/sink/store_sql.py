@@ -18,6 +18,7 @@ from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY, ROLLUP_COLUMNS, ROLLU
 __all__ = [
     "ADD_ROLLUPS",
     "ADD_TENANT_DAILY",
+    "CLEAR_STAGING",
     "CREATE_DAILY_STAGING",
     "CREATE_PRICING",
     "DAILY_STAGING",
@@ -97,6 +98,8 @@ EVENTS = Target(
     ),
 )
 ROLLUP_STAGING = "tl_staging_usage_rollup_1m"
+#: Emptied before each landing attempt: the deltas it stages go to these two tables.
+CLEAR_STAGING = 'TRUNCATE "tl_staging_usage_rollup_1m", "tl_staging_tenant_daily"'
 
 #: The narrow staging table of the re-pricing path: batch position, key, pricing columns.
 PRICING = "tl_staging_pricing"
@@ -204,14 +207,27 @@ MISSING = sql.SQL(
 #: The additive measures of a rollup row (``latency_ms_max`` is kept with greatest()).
 DELTA_SUMS = ROLLUP_SUMS
 
+#: The staged deltas summed per key (the store's and the re-pricing statement's may share one).
+_STAGED_SUMS = {
+    "window_seconds": "min(window_seconds)",
+    **{c: f"sum({c})" for c in ROLLUP_SUMS},
+    "latency_ms_max": "max(latency_ms_max)",
+    "currency": "coalesce(max(currency) FILTER (WHERE requests > 0), max(currency))",
+    "source_partition": "min(source_partition)",
+    "max_source_offset": "max(max_source_offset)",
+    "updated_at": "max(updated_at)",
+}
 ADD_ROLLUPS = sql.SQL(
-    "INSERT INTO usage_rollup_1m ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} "
-    "ON CONFLICT ({key}) DO UPDATE SET {sums}, "
+    "INSERT INTO usage_rollup_1m ({cols}) SELECT {summed} FROM {staging} GROUP BY {key} "
+    "ORDER BY {key} ON CONFLICT ({key}) DO UPDATE SET {sums}, "
     "latency_ms_max = greatest(usage_rollup_1m.latency_ms_max, EXCLUDED.latency_ms_max), "
     "currency = CASE WHEN EXCLUDED.requests > 0 THEN EXCLUDED.currency "
     "ELSE usage_rollup_1m.currency END, updated_at = EXCLUDED.updated_at"
 ).format(
     cols=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_COLUMNS)),
+    summed=sql.SQL(", ").join(
+        sql.Identifier(c) if c in ROLLUP_KEY else sql.SQL(_STAGED_SUMS[c]) for c in ROLLUP_COLUMNS
+    ),
     staging=sql.Identifier(ROLLUP_STAGING),
     key=sql.SQL(", ").join(map(sql.Identifier, ROLLUP_KEY)),
     sums=sql.SQL(", ").join(
