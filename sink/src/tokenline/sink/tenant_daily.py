@@ -117,7 +117,8 @@ _TOKEN_AT = tuple(enumerate(_TOKENS, 3))
 _COST_AT = tuple(enumerate(_COSTS, 8))
 
 
-_NEW_VALUES = itemgetter("success", "pricing_status", *_TOKENS, *_COSTS, "latency_ms")
+_NEW_FIELDS: tuple[str, ...] = ("success", "pricing_status", *_TOKENS, *_COSTS, "latency_ms")
+_NEW_VALUES = itemgetter(*_NEW_FIELDS)
 
 
 def _add_new(acc: list[Any], row: Mapping[str, Any]) -> None:
