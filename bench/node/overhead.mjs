@@ -15,8 +15,10 @@
 // blocks, added p99, and CPU added = the difference of the per-block medians of the process's
 // CPU time per call (all its threads; the sender's and exporter's work included): a figure
 // scheduling noise on a shared machine does not inflate. Ratio = OpenLLMetry's added median /
-// Tokenline's. "stream vs +usage":
-// Tokenline's stream against an unwrapped stream that also asks for the usage chunk.
+// Tokenline's. "stream vs +usage": Tokenline's stream against an unwrapped stream that also
+// asks for the usage chunk. "usage chunk alone": no SDK at all, an unwrapped stream asking for
+// the usage chunk against one that does not: the part of the stream's figure that is the
+// chunk itself (the emulator sending it, the openai package parsing it).
 // The Anthropic client is 0.71.0 here (the tests use 1.x): OpenLLMetry's Anthropic
 // instrumentation 0.27.0 patches `Anthropic.Completions`, which 1.x no longer has.
 // Goal: Tokenline's added median ≤ 1/10 of OpenLLMetry's.
@@ -103,7 +105,8 @@ let met = true;
 for (const name of Object.keys(ours)) {
   const a = summarize(ours[name]);
   if (!(name in theirs)) {
-    console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ (Tokenline only: the unwrapped stream asks for usage too)`);
+    const note = name === "usage chunk alone" ? "no SDK: +include_usage vs plain, unwrapped" : "Tokenline only: the unwrapped stream asks for usage too";
+    console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ (${note})`);
     continue;
   }
   const b = summarize(theirs[name]);

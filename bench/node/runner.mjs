@@ -71,6 +71,12 @@ if (side === "tokenline") {
     const extra = c === plain ? { stream_options: { include_usage: true } } : {};
     for await (const _chunk of await c.openai.chat.completions.create({ ...CHAT, stream: true, ...extra }));
   };
+  // The usage chunk by itself, no SDK on either side: an unwrapped stream that asks for it
+  // against one that does not (what the SDK's request costs before any of its own work).
+  scenarios["usage chunk alone"] = async (c) => {
+    const extra = c === wrapped ? { stream_options: { include_usage: true } } : {};
+    for await (const _chunk of await plain.openai.chat.completions.create({ ...CHAT, stream: true, ...extra }));
+  };
 }
 
 async function timed(fn, client) {
