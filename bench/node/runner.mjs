@@ -1,6 +1,6 @@
 // One side of bench/node/overhead.mjs, in a process of its own: times wrapped and unwrapped
 // calls against the emulator and prints the raw per-call nanoseconds as JSON.
-// argv: tokenline|openllmetry, emulator URL, calls, block, warmup [, bootstrap, topic]
+// argv: tokenline|openllmetry|none, emulator URL, calls, block, warmup [, bootstrap, topic]
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -25,6 +25,10 @@ if (side === "tokenline") {
   process.on("beforeExit", () => {
     process.stderr.write(`tokenline: ${JSON.stringify(sdk.stats())}\n`);
   });
+} else if (side === "none") {
+  // The control: no SDK on either side, two sets of unwrapped clients (the bench's own noise).
+  wrapped = { openai: openaiClient(), anthropic: anthropicClient() };
+  plain = { openai: openaiClient(), anthropic: anthropicClient() };
 } else if (side === "openllmetry") {
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
   const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
