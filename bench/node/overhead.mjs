@@ -15,8 +15,12 @@
 // blocks, added p99, and CPU added = the difference of the per-block medians of the process's
 // CPU time per call (all its threads; the sender's and exporter's work included): a figure
 // scheduling noise on a shared machine does not inflate. Ratio = OpenLLMetry's added median /
-// Tokenline's. "stream vs +usage":
-// Tokenline's stream against an unwrapped stream that also asks for the usage chunk.
+// Tokenline's. "stream vs +usage": Tokenline's stream against an unwrapped stream that also
+// asks for the usage chunk. "usage chunk alone": no SDK at all, an unwrapped stream asking for
+// the usage chunk against one that does not: the part of the stream's figure that is the
+// chunk itself (the emulator sending it, the openai package parsing it). "no SDK (A/A)": the
+// same measure with no SDK on either side (runner.mjs's third side), run beside the two: what
+// the bench reports for nothing at all, its noise floor in this run.
 // The Anthropic client is 0.71.0 here (the tests use 1.x): OpenLLMetry's Anthropic
 // instrumentation 0.27.0 patches `Anthropic.Completions`, which 1.x no longer has.
 // Goal: Tokenline's added median ≤ 1/10 of OpenLLMetry's.
@@ -87,10 +91,12 @@ function summarize({ wrapped, plain, wrappedCpu, plainCpu }) {
 const emulator = await startEmulator();
 let ours;
 let theirs;
+let control;
 try {
   const topic = newTopic();
   ours = runSide("tokenline", emulator.url, topic);
   theirs = runSide("openllmetry", emulator.url, topic);
+  control = runSide("none", emulator.url, topic);
 } finally {
   emulator.stop();
 }
@@ -103,13 +109,19 @@ let met = true;
 for (const name of Object.keys(ours)) {
   const a = summarize(ours[name]);
   if (!(name in theirs)) {
-    console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ (Tokenline only: the unwrapped stream asks for usage too)`);
+    const note = name === "usage chunk alone" ? "no SDK: +include_usage vs plain, unwrapped" : "Tokenline only: the unwrapped stream asks for usage too";
+    console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ (${note})`);
     continue;
   }
   const b = summarize(theirs[name]);
   const ratio = a.added > 0 ? `${(b.added / a.added).toFixed(1)}x` : "ours ≤ 0 (noise)";
   if (!(a.added <= b.added / 10)) met = false;
   console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ ${f(b.added)} ${f(b.paired)} ${f(b.addedP99)} │ ${ratio}`);
+}
+console.log("no SDK (A/A), added median (paired), the bench's noise floor in this run:");
+for (const name of Object.keys(control)) {
+  const c = summarize(control[name]);
+  console.log(`  ${name.padEnd(20)} ${f(c.added)} ${f(c.paired)}`);
 }
 console.log("process CPU added per call (µs), Tokenline / OpenLLMetry:");
 for (const name of Object.keys(ours)) {

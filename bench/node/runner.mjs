@@ -1,6 +1,6 @@
 // One side of bench/node/overhead.mjs, in a process of its own: times wrapped and unwrapped
 // calls against the emulator and prints the raw per-call nanoseconds as JSON.
-// argv: tokenline|openllmetry, emulator URL, calls, block, warmup [, bootstrap, topic]
+// argv: tokenline|openllmetry|none, emulator URL, calls, block, warmup [, bootstrap, topic]
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -25,6 +25,10 @@ if (side === "tokenline") {
   process.on("beforeExit", () => {
     process.stderr.write(`tokenline: ${JSON.stringify(sdk.stats())}\n`);
   });
+} else if (side === "none") {
+  // The control: no SDK on either side, two sets of unwrapped clients (the bench's own noise).
+  wrapped = { openai: openaiClient(), anthropic: anthropicClient() };
+  plain = { openai: openaiClient(), anthropic: anthropicClient() };
 } else if (side === "openllmetry") {
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
   const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
@@ -70,6 +74,12 @@ if (side === "tokenline") {
   scenarios["stream vs +usage"] = async (c) => {
     const extra = c === plain ? { stream_options: { include_usage: true } } : {};
     for await (const _chunk of await c.openai.chat.completions.create({ ...CHAT, stream: true, ...extra }));
+  };
+  // The usage chunk by itself, no SDK on either side: an unwrapped stream that asks for it
+  // against one that does not (what the SDK's request costs before any of its own work).
+  scenarios["usage chunk alone"] = async (c) => {
+    const extra = c === wrapped ? { stream_options: { include_usage: true } } : {};
+    for await (const _chunk of await plain.openai.chat.completions.create({ ...CHAT, stream: true, ...extra }));
   };
 }
 

@@ -24,6 +24,7 @@ export interface StreamSpec {
    * own promises and the chunks are read beside them (no promise hop added per chunk).
    */
   mayHide?: boolean;
+  /** Fill the call in once the stream ended; runs on the sender's timer, off the caller's path. */
   onEnd?(call: Call): void;
   /**
    * Put the metering iterator in place on the result, in place (the caller keeps the very
@@ -186,8 +187,9 @@ function metered(rt: Runtime, call: Call, spec: StreamSpec, it: AsyncIterator<un
     guarded(rt, undefined, () => {
       call.end();
       if (error) call.failed(error.error);
-      spec.onEnd?.(call);
-      rt.finish(call);
+      // the stream's usage is worked out on the sender's timer, off the caller's last next()
+      const onEnd = spec.onEnd;
+      rt.finish(call, onEnd ? () => onEnd.call(spec, call) : undefined);
     });
   };
   /** Read one result; false when the chunk is to be hidden from the caller. */

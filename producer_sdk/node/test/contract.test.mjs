@@ -2,58 +2,22 @@
 // emulator; the events read back from the real Kafka (decoded by the Python codec) and checked
 // field by field against the usage the provider reported to the caller.
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { AzureOpenAI } from "openai";
-import { close, configure, flush, stats, withContext, wrap } from "../dist/esm/index.js";
-import { BOOTSTRAP, NO_KAFKA, newTopic, readEvents, startEmulator, tempDir } from "./helpers.mjs";
+import { wrap } from "../dist/esm/index.js";
+import { collect, contractSuite, NO_KAFKA } from "./contract-suite.mjs";
 
 /** Events the scenarios below produce: one per wrapped call. */
 const EXPECTED = 17;
-const runs = new Map(); // scenario name → { session, ...what the caller saw }
-let events = [];
-let emulator;
-
-/** Run `fn` as one scenario, attributed to a session of its own. */
-async function scenario(name, fn) {
-  const session = randomUUID();
-  const seen = await withContext({ sessionId: session }, fn);
-  runs.set(name, { session, ...seen });
-}
-
-function eventsOf(name) {
-  const { session } = runs.get(name);
-  return events.filter((e) => e.session_id === session).sort((a, b) => a.producer_seq - b.producer_seq);
-}
-
-function only(name) {
-  const found = eventsOf(name);
-  assert.equal(found.length, 1, `${name}: expected one event, got ${found.length}`);
-  return found[0];
-}
-
-async function collect(stream) {
-  const chunks = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return chunks;
-}
+const suite = contractSuite("node-sdk");
+const { runs, scenario, eventsOf, only } = suite;
 
 const LONG = "The quick brown fox jumps over the lazy dog. ".repeat(120); // > 1024 tokens: cacheable
 
 describe("wrapped clients against the emulator, events from Kafka", { skip: NO_KAFKA }, () => {
   before(async () => {
-    emulator = await startEmulator();
-    const topic = newTopic();
-    await configure({
-      tenantId: "contract",
-      project: "node-tests",
-      bootstrapServers: BOOTSTRAP,
-      topic,
-      spoolDir: tempDir(),
-      detectHost: false,
-      serviceName: "node-contract",
-    });
+    const emulator = await suite.start();
     const openai = wrap(new OpenAI({ baseURL: `${emulator.url}/v1`, apiKey: "k", maxRetries: 0 }), { team: "core" });
     const plainOpenai = new OpenAI({ baseURL: `${emulator.url}/v1`, apiKey: "k", maxRetries: 0 });
     const azure = wrap(
@@ -140,22 +104,12 @@ describe("wrapped clients against the emulator, events from Kafka", { skip: NO_K
       const final = await anthropic.messages.stream(body).finalMessage();
       return { final };
     });
-    assert.equal(await flush(20_000), 0);
-    events = readEvents(topic, EXPECTED);
+    await suite.finish(EXPECTED);
   });
 
-  after(async () => {
-    await close(5_000);
-    emulator?.stop();
-  });
+  after(() => suite.stop());
 
-  test("no SDK failure, every event sent", () => {
-    const s = stats();
-    assert.equal(s.errors, 0);
-    assert.equal(s.sent, EXPECTED);
-    assert.equal(s.spooled + s.dropped + s.buildFailed, 0);
-    assert.equal(events.length, EXPECTED);
-  });
+  test("no SDK failure, every event sent", () => suite.sentAll(EXPECTED));
 
   test("openai chat: buckets from the reported usage, attribution, host", () => {
     const { response } = runs.get("openai chat");

@@ -2,9 +2,9 @@
 // against the provider emulator; the events read back from the real Kafka (decoded by the
 // Python codec) and checked field by field against what the provider's response says, read
 // by its documented wire format (Converse's `usage`, an InvokeModel body's own counts and the
-// `x-amzn-bedrock-*-token-count` headers, Gemini's `usageMetadata`).
+// `x-amzn-bedrock-*-token-count` headers, Gemini's `usageMetadata`, the token counts of
+// Vertex AI's embeddings).
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import {
   BedrockRuntime,
@@ -17,31 +17,11 @@ import {
 } from "@aws-sdk/client-bedrock-runtime";
 import { GoogleGenAI } from "@google/genai";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { close, configure, flush, stats, withContext, wrap } from "../dist/esm/index.js";
-import { BOOTSTRAP, NO_KAFKA, newTopic, readEvents, startEmulator, tempDir } from "./helpers.mjs";
+import { wrap } from "../dist/esm/index.js";
+import { collect, contractSuite, NO_KAFKA } from "./contract-suite.mjs";
 
-const runs = new Map(); // scenario name → { session, ...what the caller saw }
-let events = [];
-let emulator;
-
-async function scenario(name, fn) {
-  const session = randomUUID();
-  const seen = await withContext({ sessionId: session }, fn);
-  runs.set(name, { session, ...seen });
-}
-
-function only(name) {
-  const { session } = runs.get(name);
-  const found = events.filter((e) => e.session_id === session);
-  assert.equal(found.length, 1, `${name}: expected one event, got ${found.length}`);
-  return found[0];
-}
-
-async function collect(stream) {
-  const chunks = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return chunks;
-}
+const suite = contractSuite("node-sdk-clouds");
+const { runs, scenario, only } = suite;
 
 const CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0";
 const PROFILE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
@@ -61,7 +41,7 @@ const ANTHROPIC_BODY = {
 };
 const MISTRAL_BODY = { prompt: "<s>[INST] Hi [/INST]", max_tokens: 9 };
 const LLAMA_BODY = { prompt: "Hi", max_gen_len: 9 };
-const EXPECTED = 15;
+const EXPECTED = 18;
 
 const json = (bytes) => JSON.parse(Buffer.from(bytes).toString("utf8"));
 
@@ -85,7 +65,7 @@ function converseBuckets(usage) {
 
 /** InvokeModel over plain HTTP (the emulator does not check signatures): its token headers. */
 async function rawHeaders(modelId, body) {
-  const response = await fetch(`${emulator.url}/model/${encodeURIComponent(modelId)}/invoke`, {
+  const response = await fetch(`${suite.emulator.url}/model/${encodeURIComponent(modelId)}/invoke`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
@@ -112,17 +92,7 @@ function geminiBuckets(u) {
 
 describe("Bedrock and Gemini clients against the emulator, events from Kafka", { skip: NO_KAFKA }, () => {
   before(async () => {
-    emulator = await startEmulator();
-    const topic = newTopic("node-sdk-clouds");
-    await configure({
-      tenantId: "contract",
-      project: "node-tests",
-      bootstrapServers: BOOTSTRAP,
-      topic,
-      spoolDir: tempDir(),
-      detectHost: false,
-      serviceName: "node-contract",
-    });
+    const emulator = await suite.start();
     const aws = {
       region: "us-east-1",
       endpoint: emulator.url,
@@ -215,21 +185,24 @@ describe("Bedrock and Gemini clients against the emulator, events from Kafka", {
       const stream = await vertex.models.generateContentStream({ model: "gemini-2.5-pro", contents: "Hello Vertex" });
       return { chunks: await collect(stream) };
     });
-    assert.equal(await flush(20_000), 0);
-    events = readEvents(topic, EXPECTED);
+    const plainGemini = new GoogleGenAI({ apiKey: "k", httpOptions: { baseUrl: emulator.url } });
+    const texts = ["Embed this sentence.", "And this rather longer second sentence, please."];
+    await scenario("gemini embed", async () => {
+      const body = { model: "gemini-embedding-001", contents: texts, config: { outputDimensionality: 8 } };
+      return { response: await gemini.models.embedContent(body), plain: await plainGemini.models.embedContent(body) };
+    });
+    await scenario("vertex embed predict", async () => ({
+      response: await vertex.models.embedContent({ model: "text-embedding-005", contents: texts }),
+    }));
+    await scenario("vertex embed content", async () => ({
+      response: await vertex.models.embedContent({ model: "gemini-embedding-2", contents: texts[1] }),
+    }));
+    await suite.finish(EXPECTED);
   });
 
-  after(async () => {
-    await close(5_000);
-    emulator?.stop();
-  });
+  after(() => suite.stop());
 
-  test("no SDK failure, every event sent", () => {
-    const s = stats();
-    assert.equal(s.errors, 0);
-    assert.equal(s.sent, EXPECTED);
-    assert.equal(events.length, EXPECTED);
-  });
+  test("no SDK failure, every event sent", () => suite.sentAll(EXPECTED));
 
   test("bedrock converse: buckets and the 5m/1h write split from the documented usage", () => {
     const { response } = runs.get("converse cache write");
@@ -362,7 +335,7 @@ describe("Bedrock and Gemini clients against the emulator, events from Kafka", {
 
   test("bedrock: other commands pass through unmetered", () => {
     const { session } = runs.get("bedrock other command");
-    assert.equal(events.filter((e) => e.session_id === session).length, 0);
+    assert.equal(suite.events.filter((e) => e.session_id === session).length, 0);
   });
 
   test("gemini generateContent: thinking as reasoning, buckets add up to the total", () => {
@@ -404,5 +377,63 @@ describe("Bedrock and Gemini clients against the emulator, events from Kafka", {
     assert.equal(e.provider, "vertex_ai");
     assert.deepEqual(e.usage, geminiBuckets(chunks.at(-1).usageMetadata));
     assert.equal(e.usage_source, "reported");
+  });
+
+  /** Input tokens only: what an embedding call is billed for. */
+  const embedding = (input) => ({
+    input_tokens: input,
+    cache_read_input_tokens: 0,
+    cache_write_input_tokens: 0,
+    cache_write_5m_input_tokens: null,
+    cache_write_1h_input_tokens: null,
+    output_tokens: 0,
+    reasoning_tokens: 0,
+    provider_total_tokens: null,
+    mismatch: null,
+  });
+
+  test("gemini embedContent: an embedding event; the Gemini API reports no count, so none", () => {
+    const { response, plain } = runs.get("gemini embed");
+    assert.equal(response.embeddings.length, 2);
+    assert.deepEqual(response.embeddings, plain.embeddings);
+    // BatchEmbedContentsResponse has no token count: neither usageMetadata nor statistics
+    assert.equal(response.usageMetadata, undefined);
+    assert.ok(response.embeddings.every((e) => e.statistics === undefined && e.values.length === 8));
+    const e = only("gemini embed");
+    assert.equal(e.provider, "gemini");
+    assert.equal(e.operation, "embedding");
+    assert.equal(e.request_model, "gemini-embedding-001");
+    assert.equal(e.response_model, null);
+    assert.equal(e.team, "g");
+    assert.equal(e.success, true);
+    assert.equal(e.streamed, false);
+    assert.equal(e.usage_source, "none");
+    assert.deepEqual(e.usage, embedding(0));
+  });
+
+  test("vertex ai embedContent through :predict: the texts' token counts add up", () => {
+    const { response } = runs.get("vertex embed predict");
+    const counts = response.embeddings.map((x) => x.statistics.tokenCount);
+    assert.equal(counts.length, 2);
+    assert.ok(counts.every((c) => c > 0));
+    const e = only("vertex embed predict");
+    assert.equal(e.provider, "vertex_ai");
+    assert.equal(e.operation, "embedding");
+    assert.equal(e.request_model, "text-embedding-005");
+    assert.equal(e.usage_source, "reported");
+    assert.deepEqual(e.usage, embedding(counts[0] + counts[1]));
+  });
+
+  test("vertex ai embedContent through :embedContent: the prompt's count", () => {
+    const { response } = runs.get("vertex embed content");
+    assert.equal(response.embeddings.length, 1);
+    const tokens = response.embeddings[0].statistics.tokenCount;
+    assert.ok(tokens > 0);
+    const e = only("vertex embed content");
+    assert.equal(e.provider, "vertex_ai");
+    assert.equal(e.operation, "embedding");
+    assert.equal(e.request_model, "gemini-embedding-2");
+    assert.equal(e.usage_source, "reported");
+    assert.deepEqual(e.usage, embedding(tokens));
   });
 });

@@ -8,6 +8,8 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { configure, currentAttribution, flush, stats, track, withContext, wrap } from "../dist/esm/index.js";
 import { DiskSpool, decode } from "../dist/esm/spool.js";
+import { Call } from "../dist/esm/call.js";
+import { EMBED } from "../dist/esm/providers/genai.js";
 import { UNFINISHED, usageVector } from "../dist/esm/usage.js";
 import { PYTHON, REPO, startEmulator, tempDir } from "./helpers.mjs";
 
@@ -23,6 +25,34 @@ describe("usage vector", () => {
   test("the unfinished-stream note is the Python SDK's", () => {
     const py = spawnSync(PYTHON, ["-c", "from tokenline.sdk.providers._usage import UNFINISHED; print(UNFINISHED)"], { encoding: "utf8" });
     assert.equal(py.stdout.trim(), UNFINISHED);
+  });
+});
+
+describe("gemini embedContent usage (the Python SDK's cases)", () => {
+  const embedded = (response) => {
+    const call = new Call("gemini", "embedding", {});
+    EMBED.finish(call, response);
+    return call;
+  };
+  test("a usageMetadata's prompt count, or every embedding's own count summed", () => {
+    const gemini = { usageMetadata: { promptTokenCount: 7, totalTokenCount: 7 } };
+    const vertex = { embeddings: [{ values: [0.1], statistics: { tokenCount: 3.0 } }, { values: [0.2], statistics: { tokenCount: 4 } }] };
+    for (const response of [gemini, vertex]) {
+      const call = embedded(response);
+      assert.equal(call.usage.input_tokens, 7);
+      assert.equal(call.usage.output_tokens, 0);
+      assert.equal(call.usage.mismatch, null);
+      assert.equal(call.usageSource, "reported");
+    }
+    assert.equal(embedded(gemini).usage.provider_total_tokens, 7);
+  });
+  test("an embedding without a count: no usage rather than a partial sum", () => {
+    const partial = { embeddings: [{ values: [0.1], statistics: { tokenCount: 3 } }, { values: [0.2] }] };
+    for (const response of [partial, { embeddings: [] }, { embeddings: [{ values: [0.1] }] }, null]) {
+      const call = embedded(response);
+      assert.equal(call.usage, null);
+      assert.equal(call.usageSource, "none");
+    }
   });
 });
 

@@ -205,3 +205,46 @@ def test_dropped_last_chunk_ends_the_stream_cleanly(
     chunks = list(client.models.generate_content_stream(model=MODEL, contents="Hi"))
     assert all(c.candidates is not None and c.candidates[0].finish_reason is None for c in chunks)
     assert emulator.last_call.usage == {}
+
+
+TEXTS = ["Embed this sentence.", "And this rather longer second sentence, please."]
+
+
+def test_embed_content_gemini_api_batch(client: genai.Client, emulator: ProviderEmulator) -> None:
+    config = types.EmbedContentConfig(output_dimensionality=8)
+    response = client.models.embed_content(
+        model="gemini-embedding-001", contents=TEXTS, config=config
+    )
+    call = emulator.last_call
+    assert (call.provider, call.route, call.model) == (
+        "gemini",
+        "batchEmbedContents",
+        "gemini-embedding-001",
+    )
+    assert response.embeddings is not None
+    assert [len(e.values or []) for e in response.embeddings] == [8, 8]
+    # the documented BatchEmbedContentsResponse carries no token count
+    assert response.usage_metadata is None
+    assert all(e.statistics is None for e in response.embeddings)
+
+
+def test_embed_content_vertex_ai_predict_and_embed_content(emulator: ProviderEmulator) -> None:
+    options = types.HttpOptions(base_url=emulator.url)
+    with genai.Client(vertexai=True, api_key="k", http_options=options) as vertex:
+        predicted = vertex.models.embed_content(model="text-embedding-005", contents=TEXTS)
+        assert emulator.last_call.route == "predict"
+        recorded = _recorded(emulator)
+        embedded = vertex.models.embed_content(model="gemini-embedding-2", contents=TEXTS[1])
+        assert emulator.last_call.route == "embedContent"
+    assert predicted.embeddings is not None
+    counts = [e.statistics.token_count for e in predicted.embeddings if e.statistics]
+    assert len(counts) == 2
+    # ceil(characters / 4) a text, the emulator's count, summed as the recorded prompt
+    assert counts == [-(-len(t) // 4) for t in TEXTS]
+    assert recorded["promptTokenCount"] == sum(counts)
+    assert predicted.metadata is not None
+    assert predicted.metadata.billable_character_count == sum(len(t) for t in TEXTS)
+    assert embedded.embeddings is not None
+    (single,) = embedded.embeddings
+    assert single.statistics is not None
+    assert single.statistics.token_count == -(-len(TEXTS[1]) // 4)

@@ -454,9 +454,9 @@ async def test_chat_async(
 
 
 def test_embed_content_failure_is_an_embedding_event(
-    client: genai.Client, session: Session
+    client: genai.Client, emulator: ProviderEmulator, session: Session
 ) -> None:
-    # the emulator serves no embedding route: the 404 is the provider's error, recorded
+    emulator.fail_next(status=404, provider="gemini")
     with pytest.raises(errors.ClientError):
         client.models.embed_content(model="text-embedding-004", contents="hello")
     (event,) = session.events(1)
@@ -467,6 +467,33 @@ def test_embed_content_failure_is_an_embedding_event(
         operation="embedding",
         request_model="text-embedding-004",
     )
+
+
+def test_embed_content_against_the_emulator(
+    client: genai.Client, emulator: ProviderEmulator, session: Session
+) -> None:
+    # the Gemini API's batchEmbedContents reports no count: usage_source "none"
+    client.models.embed_content(model="gemini-embedding-001", contents=["one", "two words"])
+    options = types.HttpOptions(base_url=emulator.url)
+    with genai.Client(vertexai=True, api_key="k", http_options=options) as bare_vertex:
+        vertex = sdk.wrap(bare_vertex)
+        response = vertex.models.embed_content(model="text-embedding-005", contents=["a", "bc d"])
+    assert response.embeddings is not None
+    counts = [int(e.statistics.token_count or 0) for e in response.embeddings if e.statistics]
+    gemini_event, vertex_event = session.events(2)
+    for event, provider in ((gemini_event, "gemini"), (vertex_event, "vertex_ai")):
+        assert (event["provider"], event["operation"], event["success"]) == (
+            provider,
+            "embedding",
+            True,
+        )
+    assert gemini_event["usage_source"] == "none"
+    assert gemini_event["usage"]["input_tokens"] == 0
+    assert vertex_event["usage_source"] == "reported"
+    assert len(counts) == 2
+    assert vertex_event["usage"]["input_tokens"] == sum(counts) > 0
+    assert vertex_event["usage"]["output_tokens"] == 0
+    assert vertex_event["usage"]["mismatch"] is None
 
 
 def test_embed_content_usage() -> None:

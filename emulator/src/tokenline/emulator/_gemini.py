@@ -1,4 +1,4 @@
-"""Gemini Developer API (``generativelanguage``): generateContent and streamGenerateContent.
+"""Gemini Developer API (``generativelanguage``): content generation, streamed or not; embeddings.
 
 Serves both google-genai (SSE with ``alt=sse``) and the legacy google-generativeai REST
 transport (a streamed JSON array). Usage rules (Gemini semantics):
@@ -15,6 +15,13 @@ transport (a streamed JSON array). Usage rules (Gemini semantics):
   as google-genai's ``vertexai=True`` clients call it): the same answers, but a stream sends an
   empty ``usageMetadata`` on its first chunk, none on the chunks in between and the counts
   only on the last one, with ``finishReason``.
+- Embeddings, in the documented wire formats google-genai calls: the Gemini API's
+  ``:batchEmbedContents`` answers ``{"embeddings": [{"values": [...]}]}`` with no token count
+  (``BatchEmbedContentsResponse`` has none); Vertex AI's ``:predict`` (``text-embedding-*``,
+  ``gemini-embedding-001``) answers one prediction an instance, each with
+  ``statistics.token_count``; Vertex AI's ``:embedContent`` (the other Gemini embedding models)
+  answers one ``embedding`` with ``usageMetadata.promptTokenCount``. A text's token count is
+  the emulator's usual ceil(characters / 4).
 """
 
 from __future__ import annotations
@@ -216,11 +223,57 @@ def count_tokens_route(request: Request) -> Reply:
     return json_reply({"totalTokens": total}, model=request.params["model"], usage={})
 
 
+EMBEDDING_DIMENSIONS = 768
+
+
+def _vector(index: int, config: JSONObject) -> list[float]:
+    dims = _get(config, "outputDimensionality", "output_dimensionality") or EMBEDDING_DIMENSIONS
+    return [((index + d) % 7) / 7.0 for d in range(int(dims))]
+
+
+def batch_embed_contents(request: Request) -> Reply:
+    """POST /v1beta/models/{model}:batchEmbedContents: one embedding a request, no counts."""
+    requests = request.body["requests"]
+    tokens = sum(count_tokens(r.get("content") or {}) for r in requests)
+    body = {"embeddings": [{"values": _vector(i, r)} for i, r in enumerate(requests)]}
+    usage = {"promptTokenCount": tokens, "totalTokenCount": tokens}  # recorded, not sent
+    return json_reply(body, model=request.params["model"], usage=usage)
+
+
+def predict_embeddings(request: Request) -> Reply:
+    """POST …/publishers/google/models/{model}:predict (Vertex AI text embeddings)."""
+    instances = request.body["instances"]
+    parameters = request.body.get("parameters") or {}
+    counts = [count_tokens(i.get("content") or "") for i in instances]
+    predictions = [
+        {
+            "embeddings": {
+                "values": _vector(i, parameters),
+                "statistics": {"truncated": False, "token_count": n},
+            }
+        }
+        for i, n in enumerate(counts)
+    ]
+    chars = sum(len(i.get("content") or "") for i in instances)
+    body = {"predictions": predictions, "metadata": {"billableCharacterCount": chars}}
+    usage = {"promptTokenCount": sum(counts), "totalTokenCount": sum(counts)}
+    return json_reply(body, model=request.params["model"], usage=usage)
+
+
+def embed_content(request: Request) -> Reply:
+    """POST …/publishers/google/models/{model}:embedContent (Vertex AI, Gemini embeddings)."""
+    config = request.body.get("embedContentConfig") or {}
+    tokens = count_tokens(request.body["content"])
+    usage = {"promptTokenCount": tokens, "totalTokenCount": tokens}
+    body = {"embedding": {"values": _vector(0, config)}, "usageMetadata": usage, "truncated": False}
+    return json_reply(body, model=request.params["model"], usage=usage)
+
+
 _MODEL = "/(?:v1beta|v1|v1alpha)/(?:models|tunedModels)/(?P<model>[^/:]+)"
 _VERTEX_MODEL = (
     "/(?:v1|v1beta1)/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/models/(?P<model>[^/:]+)"
 )
-ROUTES: list[RouteSpec] = [
+_GENERATE: list[RouteSpec] = [
     (method, name, f"{prefix}:{name}", handler)
     for prefix in (_MODEL, _VERTEX_MODEL)
     for method, name, handler in (
@@ -229,3 +282,9 @@ ROUTES: list[RouteSpec] = [
         ("POST", "countTokens", count_tokens_route),
     )
 ]
+_EMBED: list[RouteSpec] = [
+    ("POST", "batchEmbedContents", f"{_MODEL}:batchEmbedContents", batch_embed_contents),
+    ("POST", "predict", f"{_VERTEX_MODEL}:predict", predict_embeddings),
+    ("POST", "embedContent", f"{_VERTEX_MODEL}:embedContent", embed_content),
+]
+ROUTES: list[RouteSpec] = _GENERATE + _EMBED

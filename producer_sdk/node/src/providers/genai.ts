@@ -14,6 +14,12 @@
  * the async generator the client returns, metered in place (its own `next`, `return` and
  * `throw`), so the caller iterates the very object it would have had.
  *
+ * `models.embedContent` is an `embedding` event, as in the Python SDK: the input tokens from a
+ * `usageMetadata.promptTokenCount` when the response has one, else the sum of the embeddings'
+ * `statistics.tokenCount` (Vertex AI's `:predict` reports one a text; the client also puts
+ * Vertex AI `:embedContent`'s `promptTokenCount` there) when every embedding has one. The
+ * Gemini API's `:batchEmbedContents` reports no count: the event has `usage_source = "none"`.
+ *
  * A client made with `vertexai: true` is reported as `vertex_ai` (Vertex AI's prices), else
  * `gemini`.
  */
@@ -59,6 +65,22 @@ export function finish(call: Call, response: unknown): void {
   if (isObject(response.usageMetadata)) generateUsage(call, response.usageMetadata);
 }
 
+/** An embedContent response: its prompt count, else every embedding's own token count. */
+export function finishEmbed(call: Call, response: unknown): void {
+  if (!isObject(response)) return;
+  const usage = response.usageMetadata;
+  if (isObject(usage) && int(usage.promptTokenCount) !== null) {
+    call.usage = usageVector({ inputTokens: usage.promptTokenCount as number, providerTotal: int(usage.totalTokenCount) });
+    call.usageSource = "reported";
+    return;
+  }
+  const embeddings = Array.isArray(response.embeddings) ? (response.embeddings as unknown[]) : [];
+  const counts = embeddings.map((e) => (isObject(e) && isObject(e.statistics) ? e.statistics.tokenCount : undefined));
+  if (counts.length === 0 || !counts.every((c) => typeof c === "number" && Number.isFinite(c))) return;
+  call.usage = usageVector({ inputTokens: (counts as number[]).reduce((sum, c) => sum + Math.trunc(c), 0) });
+  call.usageSource = "reported";
+}
+
 type Gen = AsyncIterator<unknown> & { [key: string]: unknown };
 
 /** Meter the async generator itself: its `next`, `return` and `throw` become the meter's. */
@@ -91,7 +113,10 @@ const always = (): boolean => true;
 export const GENERATE: Method = { operation: "chat", begin, finish };
 export const GENERATE_STREAM: Method = { operation: "chat", begin, finish, stream: () => stream, streams: always };
 
+export const EMBED: Method = { operation: "embedding", begin, finish: finishEmbed };
+
 export const METHODS: [string[], string, Method][] = [
   [["models"], "generateContent", GENERATE],
   [["models"], "generateContentStream", GENERATE_STREAM],
+  [["models"], "embedContent", EMBED],
 ];

@@ -1,0 +1,138 @@
+// The Node.js SDK's cost per call with the real `openai` and `@anthropic-ai/sdk` clients and
+// no network: each client is given an in-process `fetch` that answers at once with a fixed
+// response, so what is left is the client's own work plus, on the wrapped side, the SDK's (the
+// wrapper, the observed promise, the queued build and its Avro encoding on the sender's timer,
+// the events sent to the real broker by the sender's worker thread).
+//
+//   (cd bench/node && npm ci) && node bench/node/inprocess.mjs [--side tokenline|openllmetry] [--rounds 10] [--calls 2000]
+//
+// --side openllmetry: the same with OpenLLMetry's instrumentation (as runner.mjs sets it up:
+// BatchSpanProcessor → InMemorySpanExporter), unwrapped = the classes' own methods saved before
+// it patched them. Run each side in a process of its own, back to back.
+//
+// Plain and wrapped calls alternate in rounds; each side's figure is its fastest round's mean
+// (the least disturbed by other work on the machine), added = wrapped - plain. Events go to a
+// fresh topic on --bootstrap, else TOKENLINE_TEST_KAFKA_BOOTSTRAP.
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const { values: args } = parseArgs({
+  options: {
+    side: { type: "string", default: "tokenline" },
+    rounds: { type: "string", default: "10" },
+    calls: { type: "string", default: "2000" },
+    bootstrap: { type: "string", default: process.env.TOKENLINE_TEST_KAFKA_BOOTSTRAP ?? "" },
+  },
+});
+const require = createRequire(import.meta.url);
+const OpenAI = require("openai");
+const Anthropic = require("@anthropic-ai/sdk");
+const repo = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Tokenline: `wrap` on the wrapped side, events to a fresh topic on the real broker. */
+async function tokenline() {
+  if (!args.bootstrap) throw new Error("--bootstrap or TOKENLINE_TEST_KAFKA_BOOTSTRAP: the Kafka broker the SDK sends to");
+  const code = "import sys; from tests._kafka import new_topic; print(new_topic(sys.argv[1], 'bench-node-inprocess'))";
+  const made = spawnSync(join(repo, ".venv", "bin", "python"), ["-c", code, args.bootstrap], { cwd: repo, encoding: "utf8" });
+  if (made.status !== 0) throw new Error(made.stderr);
+  const sdk = await import("../../producer_sdk/node/dist/esm/index.js");
+  await sdk.configure({ tenantId: "bench", bootstrapServers: args.bootstrap, topic: made.stdout.trim(), detectHost: false });
+  return {
+    wrap: (client) => sdk.wrap(client),
+    unwrap: (client) => client,
+    async done() {
+      const left = await sdk.flush(30_000);
+      console.log(`sent ${JSON.stringify(sdk.stats())}, ${left} left`);
+      await sdk.close(5_000);
+    },
+  };
+}
+
+/** OpenLLMetry: the classes patched; the unwrapped side calls their saved own methods. */
+function openllmetry() {
+  const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
+  const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
+  const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const chat = OpenAI.OpenAI.Chat.Completions.prototype.create;
+  const messages = Anthropic.Anthropic.Messages.prototype.create;
+  for (const Instrumentation of [OpenAIInstrumentation, AnthropicInstrumentation]) {
+    const instrumentation = new Instrumentation();
+    instrumentation.setTracerProvider(provider);
+    instrumentation.manuallyInstrument(Instrumentation === OpenAIInstrumentation ? OpenAI.OpenAI : Anthropic);
+  }
+  if (OpenAI.OpenAI.Chat.Completions.prototype.create === chat) throw new Error("openai not instrumented");
+  if (Anthropic.Anthropic.Messages.prototype.create === messages) throw new Error("anthropic not instrumented");
+  return {
+    wrap: (client) => client,
+    unwrap(client) {
+      if (client.chat) client.chat.completions.create = chat;
+      else client.messages.create = messages;
+      return client;
+    },
+    async done() {
+      await provider.forceFlush();
+      console.log(`${exporter.getFinishedSpans().length} spans exported`);
+    },
+  };
+}
+
+const sides = { tokenline, openllmetry };
+if (!(args.side in sides)) throw new Error(`--side tokenline|openllmetry, not ${args.side}`);
+const side = await sides[args.side]();
+
+/** A `fetch` that answers every request at once with `body` (JSON). */
+function answering(body) {
+  const text = JSON.stringify(body);
+  const headers = { "content-type": "application/json", "request-id": "req-bench", "x-request-id": "req-bench" };
+  return async () => new Response(text, { status: 200, headers });
+}
+
+const chatFetch = answering({
+  id: "chatcmpl-bench",
+  object: "chat.completion",
+  created: 1,
+  model: "gpt-4o-mini",
+  choices: [{ index: 0, message: { role: "assistant", content: "Hello" }, finish_reason: "stop" }],
+  usage: { prompt_tokens: 12, completion_tokens: 2, total_tokens: 14 },
+});
+const messagesFetch = answering({
+  id: "msg_bench",
+  type: "message",
+  role: "assistant",
+  model: "claude-sonnet-4-5",
+  content: [{ type: "text", text: "Hello" }],
+  stop_reason: "end_turn",
+  usage: { input_tokens: 12, output_tokens: 2, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+});
+const openai = () => new OpenAI({ apiKey: "k", baseURL: "http://bench.invalid/v1", fetch: chatFetch, maxRetries: 0 });
+const anthropic = () => new Anthropic({ apiKey: "k", baseURL: "http://bench.invalid", fetch: messagesFetch, maxRetries: 0 });
+const plain = { openai: side.unwrap(openai()), anthropic: side.unwrap(anthropic()) };
+const wrapped = { openai: side.wrap(openai()), anthropic: side.wrap(anthropic()) };
+
+const CHAT = { model: "gpt-4o-mini", messages: [{ role: "user", content: "Say hello to the benchmark" }] };
+const MESSAGES = { model: "claude-sonnet-4-5", max_tokens: 32, messages: [{ role: "user", content: "Say hello" }] };
+const scenarios = {
+  "openai chat": (c) => c.openai.chat.completions.create(CHAT),
+  "anthropic messages": (c) => c.anthropic.messages.create(MESSAGES),
+};
+
+console.log(`${args.side}: fastest of ${args.rounds} rounds of ${args.calls} calls, µs per call`);
+for (const [name, fn] of Object.entries(scenarios)) {
+  const best = { plain: Infinity, wrapped: Infinity };
+  for (let round = 0; round < Number(args.rounds); round++) {
+    for (const [side, client] of Object.entries({ plain, wrapped })) {
+      for (let i = 0; i < 200; i++) await fn(client);
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < Number(args.calls); i++) await fn(client);
+      best[side] = Math.min(best[side], Number(process.hrtime.bigint() - start) / Number(args.calls) / 1000);
+    }
+  }
+  const f = (x) => x.toFixed(2).padStart(7);
+  console.log(`${name.padEnd(20)} plain ${f(best.plain)}  wrapped ${f(best.wrapped)}  added ${f(best.wrapped - best.plain)}`);
+}
+await side.done();
