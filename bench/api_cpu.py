@@ -8,8 +8,10 @@
 serve`` process, report cache as shipped) gets a read key and a warm-up, then N sequential
 requests over one keep-alive connection for each path; the server process's utime + stime
 (``/proc/PID/stat``) before and after gives its CPU per request, whatever else runs on the
-machine (the client is another process). Rounds alternate the paths and the servers, so every
-figure sees the same neighbours; the load average is printed beside each.
+machine (the client is another process). So do the database's backends (every session of the
+bench database, when PostgreSQL runs on this machine): the key read's share. Rounds alternate
+the paths and the servers, so every figure sees the same neighbours; the load average is
+printed beside each.
 
 ``--server-src DIR``: also measure a server that runs another checkout's code (``DIR/sink/src``
 first on its PYTHONPATH), e.g. main's, to compare a change with what it changes in one sitting.
@@ -18,6 +20,7 @@ first on its PYTHONPATH), e.g. main's, to compare a change with what it changes 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
+import psycopg
 from api import PARAMS, ROOT, TENANT, _free_port, _key  # bench/api.py
 
 _TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
@@ -86,16 +90,36 @@ def _get(sock: socket.socket, request: bytes) -> int:
     return int(head[9:12])
 
 
-def _measure(pid: int, port: int, request: bytes, n: int) -> float:
-    """Server CPU µs per request over ``n`` sequential ``request``s on one connection."""
+def _backends(url: str) -> dict[int, float]:
+    """CPU µs of each session of the database at ``url`` (none when it runs elsewhere)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found[pid] = _cpu_us(pid)
+    return found
+
+
+def _measure(pid: int, port: int, request: bytes, n: int, url: str) -> tuple[float, float]:
+    """Server and database CPU µs per request over ``n`` sequential ``request``s."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for _ in range(50):  # warm: the connection, the report cache
             assert _get(sock, request) == 200
-        before = _cpu_us(pid)
+        before, database = _cpu_us(pid), _backends(url)
         for _ in range(n):
             assert _get(sock, request) == 200
-        return (_cpu_us(pid) - before) / n
+        server = (_cpu_us(pid) - before) / n
+    after = _backends(url)
+    spent = sum(us - database.get(backend, 0.0) for backend, us in after.items())
+    return server, spent / n
 
 
 def main() -> None:
@@ -119,20 +143,23 @@ def main() -> None:
                         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                         f"Authorization: Bearer {key}\r\n\r\n"
                     ).encode()
-                    us = _measure(process.pid, port, request, args.requests)
+                    us, db_us = _measure(
+                        process.pid, port, request, args.requests, args.loaded_database
+                    )
                     figures.setdefault((name, what), []).append(us)
+                    figures.setdefault((name, f"{what} db"), []).append(db_us)
                     print(
-                        f"round {round_ + 1}  {name:>24}  {what:<8} {us:7.0f} µs/request "
-                        f"(load average {_load()})",
+                        f"round {round_ + 1}  {name:>24}  {what:<8} {us:5.0f} µs/request, "
+                        f"database {db_us:4.0f} µs (load average {_load()})",
                         flush=True,
                     )
     finally:
         for process, _port in running.values():
             process.terminate()
             process.wait(timeout=30)
-    print(f"\nmedian of {args.rounds} rounds of {args.requests:,} requests, server CPU µs:")
+    print(f"\nmedian of {args.rounds} rounds of {args.requests:,} requests, CPU µs a request:")
     for (name, what), values in figures.items():
-        print(f"  {name:>24}  {what:<8} {statistics.median(values):7.0f}")
+        print(f"  {name:>24}  {what:<11} {statistics.median(values):7.0f}")
 
 
 if __name__ == "__main__":
