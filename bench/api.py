@@ -37,6 +37,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def _serve(
         "TOKENLINE_LOG_LEVEL": "warning",
         "TOKENLINE_API_REPORT_CACHE_S": str(cache_s),
     }
+    site = None
     if gc_log is not None:
         site = Path(tempfile.mkdtemp(prefix="bench-api-site-"))
         (site / "sitecustomize.py").write_text(_GC_LOGGER)
@@ -119,6 +121,8 @@ def _serve(
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if site is not None:  # imported when the server started
+                    shutil.rmtree(site)
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -252,9 +256,9 @@ def _write_timeline(
             out.write(f"{kind},{at - start:.6f},{ms:.3f},{detail}\n")
     collections = [row for row in rows if row[0] != "request"]
     for who in ("gc-client", "gc-server"):
-        mine = sorted(ms for kind, _, ms, _ in collections if kind == who)
-        slowest = ", ".join(f"{m:.1f}" for m in mine[-3:])
-        print(f"  {who}: {len(mine):,} collections, the slowest {slowest} ms")
+        mine = sorted(ms for kind, at, ms, _ in collections if kind == who and at >= start)
+        slowest = ", ".join(f"{m:.1f}" for m in mine[-3:]) or "-"
+        print(f"  {who}: {len(mine):,} collections in the run, the slowest {slowest} ms")
     stalls = [(at, ms) for kind, at, ms, _ in rows if kind == "request" and ms > 50]
     print(f"  timeline: {path} ({len(stalls)} requests over 50 ms); the slowest:")
     for at, ms in sorted(stalls, key=lambda stall: -stall[1])[:12]:
