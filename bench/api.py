@@ -14,6 +14,10 @@ scheduled send time, so queueing counts), sent over 64 keep-alive connections wi
 asyncio streams (the generator runs on the same cores as the server; httpx would cost as much
 CPU a request as the answer). The first second is warm-up and not counted. Printed: p50,
 p90, p99, max, the status codes, and the goal (p99 ≤ 50 ms at 200 requests/s).
+``--timeline FILE``: also write every summary request's send time (seconds from the start)
+and latency, and every garbage collection of the load generator and of the server (the server
+gets a ``sitecustomize`` that times them through ``gc.callbacks``), as CSV; the stalls (over
+50 ms) are printed with the collections that ran just before them.
 ``--report-cache-s`` sets the server's report cache (default 5 s, as shipped; 0 runs the query
 for every request, which measures the database instead).
 Checked: every answer is 200 and its USD total equals ``tokenline report``'s.
@@ -30,11 +34,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -75,8 +82,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Times each collection of the server (a ``sitecustomize`` on its path, with --timeline).
+_GC_LOGGER = """
+import gc, os, time
+_log = open(os.environ["TOKENLINE_BENCH_GC_LOG"], "a", buffering=1)
+_began = [0.0]
+def _timed(phase, info):
+    if phase == "start":
+        _began[0] = time.perf_counter()
+    else:
+        took = time.perf_counter() - _began[0]
+        _log.write(f"gc-server,{_began[0]:.6f},{took * 1000:.3f},{info['generation']}\\n")
+gc.callbacks.append(_timed)
+"""
+
+
 def _serve(
-    url: str, port: int, bootstrap: str, topic: str, cache_s: float
+    url: str, port: int, bootstrap: str, topic: str, cache_s: float, gc_log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -88,11 +110,19 @@ def _serve(
         "TOKENLINE_LOG_LEVEL": "warning",
         "TOKENLINE_API_REPORT_CACHE_S": str(cache_s),
     }
+    site = None
+    if gc_log is not None:
+        site = Path(tempfile.mkdtemp(prefix="bench-api-site-"))
+        (site / "sitecustomize.py").write_text(_GC_LOGGER)
+        env["PYTHONPATH"] = str(site)
+        env["TOKENLINE_BENCH_GC_LOG"] = str(gc_log)
     process = subprocess.Popen([str(ROOT / ".venv/bin/tokenline"), "api", "serve"], env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if site is not None:  # imported when the server started
+                    shutil.rmtree(site)
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -134,7 +164,7 @@ class _Connection:
 
 
 async def _open_loop(
-    base: str, key: str, rate: int, seconds: int
+    base: str, key: str, rate: int, seconds: int, timeline: list[tuple[float, float, int]]
 ) -> tuple[list[float], Counter[int], set[str]]:
     latencies: list[float] = []
     codes: Counter[int] = Counter()
@@ -150,31 +180,101 @@ async def _open_loop(
     pool: asyncio.Queue[_Connection] = asyncio.Queue()
     for _ in range(IN_FLIGHT):
         pool.put_nowait(_Connection(*await asyncio.open_connection(url.host, url.port)))
+    # Warm every connection, the key (its Argon2id check is once per process), the database
+    # pools and the report cache before the clock starts.
+    for _ in range(2):
+        connections = [await pool.get() for _ in range(IN_FLIGHT)]
+        await asyncio.gather(*(connection.get(request) for connection in connections))
+        for connection in connections:
+            pool.put_nowait(connection)
     start = time.perf_counter() + 0.2
     warmup = rate  # the first second
 
-    async def one(n: int) -> None:
-        scheduled = start + n / rate
-        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+    async def one(n: int, scheduled: float) -> None:
         connection = await pool.get()
         try:
             status, body = await connection.get(request)
         finally:
             pool.put_nowait(connection)
         elapsed = time.perf_counter() - scheduled
+        timeline.append((scheduled, elapsed * 1000, status))
         if n >= warmup:
             latencies.append(elapsed * 1000)
             codes[status] += 1
             if status == 200:
                 totals.add(json.loads(body)["totals"]["USD"]["cost_total"])
 
-    await asyncio.gather(*(one(n) for n in range(rate * (seconds + 1))))
+    # A task per request made at its send time, not all at the start: 12,000 waiting
+    # coroutines made the generator's own collections take 170-200 ms each (--timeline).
+    running: set[asyncio.Task[None]] = set()
+    gc.freeze()  # what exists now is never garbage: collections need not walk it
+    for n in range(rate * (seconds + 1)):
+        scheduled = start + n / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        task = asyncio.create_task(one(n, scheduled))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
+    gc.unfreeze()
     while not pool.empty():
         pool.get_nowait().writer.close()
     return latencies, codes, totals
 
 
-def _summary_bench(url: str, base: str, rate: int, seconds: int) -> None:
+class _Collections:
+    """The load generator's own garbage collections: (start, ms, generation)."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[float, float, int]] = []
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            took = (time.perf_counter() - self._began) * 1000
+            self.found.append((self._began, took, info["generation"]))
+
+
+def _write_timeline(
+    path: Path,
+    requests: list[tuple[float, float, int]],
+    client_gc: list[tuple[float, float, int]],
+    server_log: Path,
+) -> None:
+    """The CSV of --timeline, and the stalls with the collections before them."""
+    start = min(at for at, _, _ in requests)
+    rows = [("request", at, ms, status) for at, ms, status in requests]
+    rows += [("gc-client", at, ms, generation) for at, ms, generation in client_gc]
+    for line in server_log.read_text().splitlines() if server_log.exists() else []:
+        kind, at, ms, generation = line.split(",")
+        rows.append((kind, float(at), float(ms), int(generation)))
+    rows.sort(key=lambda row: row[1])
+    with path.open("w") as out:
+        out.write("kind,t_s,ms,detail\n")
+        for kind, at, ms, detail in rows:
+            out.write(f"{kind},{at - start:.6f},{ms:.3f},{detail}\n")
+    collections = [row for row in rows if row[0] != "request"]
+    for who in ("gc-client", "gc-server"):
+        mine = sorted(ms for kind, at, ms, _ in collections if kind == who and at >= start)
+        slowest = ", ".join(f"{m:.1f}" for m in mine[-3:]) or "-"
+        print(f"  {who}: {len(mine):,} collections in the run, the slowest {slowest} ms")
+    stalls = [(at, ms) for kind, at, ms, _ in rows if kind == "request" and ms > 50]
+    print(f"  timeline: {path} ({len(stalls)} requests over 50 ms); the slowest:")
+    for at, ms in sorted(stalls, key=lambda stall: -stall[1])[:12]:
+        near = [
+            f"{kind} gen {generation} {took:.1f} ms at {(began - at) * 1000:+.0f} ms"
+            for kind, began, took, generation in collections
+            if at - 1.0 <= began <= at + ms / 1000 and took >= 1.0
+        ]
+        print(
+            f"    t={at - start:7.3f} s {ms:7.1f} ms  {'; '.join(near) or 'no collection >= 1 ms'}"
+        )
+
+
+def _summary_bench(
+    url: str, base: str, rate: int, seconds: int, timeline: Path | None = None
+) -> None:
     key = _key(url, ("read",))
     with connect(url) as conn:
         spec = ReportSpec(
@@ -186,7 +286,15 @@ def _summary_bench(url: str, base: str, rate: int, seconds: int) -> None:
         f"  report source: {report.source}; {TENANT}'s October requests: "
         f"{sum(t.requests for t in report.totals.values()):,}"
     )
-    latencies, codes, totals = asyncio.run(_open_loop(base, key, rate, seconds))
+    requests: list[tuple[float, float, int]] = []
+    collections = _Collections()
+    if timeline is not None:
+        gc.callbacks.append(collections)
+    try:
+        latencies, codes, totals = asyncio.run(_open_loop(base, key, rate, seconds, requests))
+    finally:
+        if timeline is not None:
+            gc.callbacks.remove(collections)
     p50, p90, p99 = (_percentile(latencies, p) for p in (0.5, 0.9, 0.99))
     print(
         f"  summary at {rate}/s for {seconds} s: {len(latencies):,} requests, codes {dict(codes)}"
@@ -196,8 +304,14 @@ def _summary_bench(url: str, base: str, rate: int, seconds: int) -> None:
         f"  mean {statistics.fmean(latencies):.1f}   goal p99 <= 50 ms: "
         f"{'met' if p99 <= 50 else 'NOT met'}"
     )
+    if timeline is not None:
+        _write_timeline(timeline, requests, collections.found, _gc_log(timeline))
     assert totals == {expected}, f"API totals {totals} != report {expected}"
     print(f"  every answer's USD total equals tokenline report's: {expected}")
+
+
+def _gc_log(timeline: Path) -> Path:
+    return timeline.with_name(timeline.name + ".server-gc")
 
 
 def _event(n: int) -> dict[str, Any]:
@@ -279,6 +393,13 @@ def main() -> None:
         help="TOKENLINE_API_REPORT_CACHE_S of the server (0: every request runs the query)",
     )
     parser.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="FILE",
+        help="Write each summary request's send time and latency, and every garbage collection "
+        "of the generator and the server, to FILE (CSV)",
+    )
+    parser.add_argument(
         "--keep-database",
         action="store_true",
         help="Keep the loaded database (its URL is printed) to measure it again",
@@ -320,10 +441,13 @@ def main() -> None:
                 print(f"  kept: --loaded-database {url}")
         topic = new_topic(args.bootstrap, "bench-api-raw", partitions=4)
         port = _free_port()
-        server = _serve(url, port, args.bootstrap, topic, args.report_cache_s)
+        gc_log = _gc_log(args.timeline) if args.timeline else None
+        if gc_log is not None:
+            gc_log.unlink(missing_ok=True)
+        server = _serve(url, port, args.bootstrap, topic, args.report_cache_s, gc_log)
         print(f"  tokenline api serve: 1 process, report cache {args.report_cache_s} s")
         base = f"http://127.0.0.1:{port}"
-        _summary_bench(url, base, args.rate, args.seconds)
+        _summary_bench(url, base, args.rate, args.seconds, args.timeline)
         _ingest_bench(url, base, args.bootstrap, topic, args)
     finally:
         if server is not None:

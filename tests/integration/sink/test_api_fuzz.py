@@ -10,6 +10,7 @@ goes with a tenant key to a fresh topic of the real broker. Examples per operati
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from tokenline.processor.pricebook import load_price_book
 from tokenline.sink.api.app import create_app
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Coroutine, Iterator
 
 pytestmark = pytest.mark.integration
 
@@ -46,15 +47,26 @@ CHECKS = [
 ]
 
 
+PLACEHOLDER = "postgresql://placeholder/tokenline"
+#: The event loop schemathesis runs the app in (one for every call, from the first on).
+LOOPS: list[asyncio.AbstractEventLoop] = []
+
+
 @asynccontextmanager
 async def _lifespan_of_the_fixture(_app: Any) -> AsyncIterator[None]:
+    LOOPS.append(asyncio.get_running_loop())
     yield
+
+
+def _on_the_app_loop(work: Coroutine[Any, Any, None]) -> None:
+    asyncio.run_coroutine_threadsafe(work, LOOPS[-1]).result(timeout=30)
 
 
 # The app the schema is read from and the requests go to. Its database and broker are the
 # test's: the fixture gives it the state of an app made with the real settings.
-# schemathesis runs the app's lifespan around every call; the fixture owns the pool instead.
-APP = create_app(api_settings("postgresql://placeholder/tokenline"))
+# schemathesis runs the app's lifespan once, when it reads the schema; the fixture owns the
+# pools instead, and opens the asyncio one (key reads) on the loop the calls run in.
+APP = create_app(api_settings(PLACEHOLDER))
 APP.router.lifespan_context = _lifespan_of_the_fixture
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
@@ -73,10 +85,12 @@ def fuzzed(plain_url: str, kafka_bootstrap: str) -> Iterator[dict[str, str]]:
     )
     APP.state.api = real.state.api
     APP.state.api.pool.open()
+    _on_the_app_loop(APP.state.api.key_pool.open(wait=True))
     try:
         yield {"read": keys.admin, "ingest": keys.kolkata}
     finally:
         APP.state.api.close()
+        _on_the_app_loop(APP.state.api.key_pool.close())
 
 
 @schema.parametrize()

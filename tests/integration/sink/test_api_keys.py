@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
 from tests.integration.sink._api import TIMEZONES, Keys, api_settings, bearer, make_keys
 from tests.integration.sink._data import insert_rows
@@ -93,16 +94,28 @@ def _path_value(route: APIRoute, name: str, tenant: str) -> str:
     return str(choices[0])
 
 
+def _required_query(route: APIRoute) -> list[str]:
+    """The names of the required query parameters, those of query models' fields included."""
+    required = []
+    for param in _params(route.dependant, "query"):
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):  # Annotated[M, Query()]
+            fields = [(f.alias or n, f.is_required()) for n, f in model.model_fields.items()]
+        else:
+            fields = [(param.alias, param.field_info.is_required())]
+        required += [alias for alias, needed in fields if needed]
+    return required
+
+
 def _request(route: APIRoute, tenant: str) -> tuple[str, str, dict[str, Any]]:
     method = next(iter(route.methods))
     path = route.path
     for name in re.findall(r"\{(\w+)\}", route.path):
         path = path.replace(f"{{{name}}}", _path_value(route, name, tenant))
     query = {}
-    for param in _params(route.dependant, "query"):
-        if param.field_info.is_required():
-            assert param.alias in QUERY_SAMPLES, f"{route.path}: no sample for {param.alias}"
-            query[param.alias] = QUERY_SAMPLES[param.alias]
+    for alias in _required_query(route):
+        assert alias in QUERY_SAMPLES, f"{route.path}: no sample for {alias}"
+        query[alias] = QUERY_SAMPLES[alias]
     return method, path, {"params": query}
 
 

@@ -15,7 +15,7 @@ from tokenline.sink.api import budgets, prices, reads, runs, usage
 from tokenline.sink.api.ingest import EventSender, KafkaEventSender
 from tokenline.sink.api.models import ErrorOut
 from tokenline.sink.api.settings import ApiSettings
-from tokenline.sink.api.state import ApiState, open_pool
+from tokenline.sink.api.state import ApiState, open_key_pool, open_pool
 
 __all__ = ["PUBLIC_PATHS", "ROUTERS", "api_routes", "create_app", "openapi_document"]
 
@@ -50,6 +50,7 @@ def create_app(
     state = ApiState(
         settings=settings,
         pool=open_pool(settings),
+        key_pool=open_key_pool(settings),
         make_sender=make_sender or (lambda: KafkaEventSender(settings)),
         make_prices=make_prices,
         make_budgets=make_budgets,
@@ -58,10 +59,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.pool.open(wait=False)
+        await state.key_pool.open(wait=False)
         try:
             yield
         finally:
             state.close()
+            await state.key_pool.close()
 
     app = FastAPI(
         title="Tokenline API",

@@ -1,9 +1,9 @@
 """Who is asking: the bearer key, its rate limit, and its right to a tenant's data.
 
-The key is looked up in a worker thread (a database read, so a revoked key is refused at
-once); the scope checks are plain and run on the event loop. Every route that names a tenant
-in its path depends on :func:`tenant_reader`, so a key of another tenant is refused before any
-query runs; a test enumerates the routes to keep it so.
+The key's row is read on every request (so a revoked key is refused at once), on the event
+loop from the API's asyncio pool (no worker thread per request); the scope checks are plain.
+Every route that names a tenant in its path depends on :func:`tenant_reader`, so a key of
+another tenant is refused before any query runs; a test enumerates the routes to keep it so.
 """
 
 import time
@@ -33,7 +33,7 @@ def state_of(request: Request) -> ApiState:
     return state
 
 
-def current_key(
+async def current_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
 ) -> ApiKey:
@@ -41,8 +41,8 @@ def current_key(
     state = state_of(request)
     if credentials is None:
         raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
-    with state.pool.connection() as conn:
-        key = state.keys.authenticate(conn, credentials.credentials)
+    async with state.key_pool.connection() as conn:
+        key = await state.keys.authenticate(conn, credentials.credentials)
     if key is None:
         raise HTTPException(401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     limit = key.rate_limit_per_minute or state.settings.api_rate_limit_per_minute

@@ -9,13 +9,15 @@ the cost ``tokenline report`` gives for that period and scope, in the budget's c
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_type_hints
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from tokenline.schemas.records import Budget
 from tokenline.sink.api.auth import admin_key, state_of, tenant_reader
 from tokenline.sink.api.keys import ApiKey
 from tokenline.sink.api.models import ErrorOut, Invalid, money_or_none
@@ -70,21 +72,25 @@ class BudgetIn(BaseModel):
     )
 
 
-class BudgetOut(BaseModel):
-    """A stored budget."""
+def _out_field(annotation: Any) -> Any:
+    """A record field as the answer has it: money as decimal text, the rest unchanged."""
+    if annotation is Decimal:
+        return Annotated[str, Field(pattern=_MONEY_TEXT)]
+    if annotation == Decimal | None:
+        return Annotated[str | None, Field(pattern=_MONEY_TEXT)]
+    return annotation
 
-    budget_id: str
-    tenant_id: str
-    scope: str
-    scope_value: str | None
-    period: str
-    timezone: str
-    amount: str = Field(pattern=_MONEY_TEXT)
-    currency: str
-    thresholds_pct: list[int]
-    hard_limit: str | None = Field(pattern=_MONEY_TEXT)
-    version: int
-    updated_at: datetime
+
+_RECORD_FIELDS: dict[str, Any] = {
+    name: (_out_field(kind), ...) for name, kind in get_type_hints(Budget).items()
+}
+if TYPE_CHECKING:  # a model made at run time: a BaseModel to the type checker
+    BudgetOut = BaseModel
+else:
+    #: A stored budget: the fields of the Budget record (``tokenline.Budget.avsc``), one for one.
+    BudgetOut = create_model(
+        "BudgetOut", __doc__="A stored budget.", __module__=__name__, **_RECORD_FIELDS
+    )
 
 
 class BudgetStatusOut(BudgetOut):
@@ -158,7 +164,10 @@ async def put_budget(
 async def list_budgets(
     request: Request,
     _key: Annotated[ApiKey, Depends(admin_key)],
-    tenant: Annotated[str | None, Query(max_length=128, description="Only this tenant's.")] = None,
+    tenant: Annotated[
+        str | None,
+        Query(max_length=128, pattern=r"^[^\x00]*$", description="Only this tenant's."),
+    ] = None,
 ) -> Any:
     """Every stored budget (or one tenant's), by id."""
     records = await _call(request, "records", tenant)

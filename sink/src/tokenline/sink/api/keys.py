@@ -16,6 +16,7 @@ has ``admin`` and no tenant (it reads every tenant, and sets and removes budgets
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -48,6 +49,7 @@ SCOPES: tuple[Scope, ...] = ("read", "ingest", "admin")
 _KEY = re.compile(r"^tlk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _HASHER = argon2.PasswordHasher()  # the library's defaults: Argon2id, RFC 9106 low-memory
 _COLUMNS = "key_id, tenant_id, scopes, name, rate_limit_per_minute, created_at, revoked_at"
+_LOOKUP = f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE key_id = %s"
 
 
 class KeyError_(SinkError):  # noqa: N801 - KeyError is a builtin
@@ -201,27 +203,37 @@ class KeyStore:
             self.revoke(conn, key_id)
         return new
 
-    def authenticate(self, conn: psycopg.Connection[DictRow], text: str) -> ApiKey | None:
-        """Return the active key ``text`` names and whose secret matches, else None."""
+    async def authenticate(
+        self, conn: psycopg.AsyncConnection[DictRow], text: str
+    ) -> ApiKey | None:
+        """Return the active key ``text`` names and whose secret matches, else None.
+
+        One read of the key's row, on the event loop; the Argon2id check (tens of ms, once per
+        key and process) runs in a worker thread so that other requests go on meanwhile.
+        """
         parsed = parse_key(text)
         if parsed is None:
             return None
         key_id, secret = parsed
-        row = conn.execute(
-            f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE key_id = %s", (key_id,)
-        ).fetchone()
+        cursor = await conn.execute(_LOOKUP, (key_id,))
+        row = await cursor.fetchone()
         if row is None or row["revoked_at"] is not None:
             return None
         digest = hashlib.sha256(text.encode()).hexdigest()
         with self._lock:
             known = self._verified.get(digest)
         if known != (key_id, row["secret_hash"]):
-            try:
-                _HASHER.verify(row["secret_hash"], secret)
-            except (VerifyMismatchError, VerificationError, InvalidHashError):
+            if not await asyncio.to_thread(_matches, row["secret_hash"], secret):
                 return None
             with self._lock:
                 if len(self._verified) > 10_000:
                     self._verified.clear()
                 self._verified[digest] = (key_id, row["secret_hash"])
         return ApiKey.from_row(row)
+
+
+def _matches(secret_hash: str, secret: str) -> bool:
+    try:
+        return _HASHER.verify(secret_hash, secret)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

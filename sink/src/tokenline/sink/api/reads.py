@@ -20,7 +20,7 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tokenline.sink.api.auth import state_of, tenant_reader
 from tokenline.sink.api.models import ErrorOut, Invalid, ReportOut, report_out
@@ -73,6 +73,61 @@ class StatsOut(BaseModel):
     time_to_first_token_ms_p95: int | None
 
 
+class Range(BaseModel):
+    """The query parameters every report takes: its range (``from``, ``to``).
+
+    A route takes one of these models as its query (FastAPI lists their parameters in field
+    order; parsed with the path and headers, no call of its own).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    start: Start = None
+    end: End = None
+
+
+class Page(Range):
+    """A range and the page of its rows (``limit``, ``offset``)."""
+
+    limit: Limit = 100
+    offset: Offset = 0
+
+
+class Top(Range):
+    """A range and how many of the largest to list."""
+
+    limit: Annotated[int, Query(ge=1, le=100)] = 10
+
+
+class Filters(Range):
+    """A range and the calls to count in it: any of a dimension's values, every tag."""
+
+    project: Values = None
+    provider: Values = None
+    model: Values = None
+    user: Values = None
+    session: Values = None
+    tag: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="key=value that a call's tags hold (repeat: all)."),
+    ] = None
+    success: Annotated[bool | None, Query(description="Only successes, or failures.")] = None
+
+    def dimensions(self) -> dict[str, list[str] | None]:
+        """The values asked of each dimension."""
+        return {
+            "project": self.project,
+            "provider": self.provider,
+            "model": self.model,
+            "user": self.user,
+            "session": self.session,
+        }
+
+
+Ranged = Annotated[Range, Query()]
+Paged = Annotated[Page, Query()]
+
+
 @contextlib.contextmanager
 def _bad_request() -> Iterator[None]:
     """A range or value the report cannot take is the client's error (400), with the reason.
@@ -90,8 +145,7 @@ def _bad_request() -> Iterator[None]:
 
 def _selection(
     tenant: str,
-    start: str | None,
-    end: str | None,
+    span: Range,
     filters: dict[str, list[str] | None] | None = None,
     success: bool | None = None,
     *,
@@ -104,8 +158,8 @@ def _selection(
         given = {k: tuple(v) for k, v in (filters or {}).items() if v}
         return Selection.build(
             (tenant,),
-            start=start,
-            end=end,
+            start=span.start,
+            end=span.end,
             filters=given,
             success=success,
             now=now,
@@ -179,15 +233,12 @@ async def summary(
     *,
     tenant: Tenant,
     by: Annotated[list[SummaryDimension], Query(max_length=7)] = ["provider"],  # noqa: B006
-    start: Start = None,
-    end: End = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: Paged,
 ) -> Response:
     """The tenant's totals grouped by the given dimensions (in order), largest cost first."""
     group = tuple(dict.fromkeys(by))
-    spec = ReportSpec(_selection(tenant, start, end), group_by=group)
-    return await _report(request, tenant, spec, limit, offset)
+    spec = ReportSpec(_selection(tenant, page), group_by=group)
+    return await _report(request, tenant, spec, page.limit, page.offset)
 
 
 @router.get("/daily", response_model=ReportOut)
@@ -195,14 +246,11 @@ async def daily(
     request: Request,
     *,
     tenant: Tenant,
-    start: Start = None,
-    end: End = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: Paged,
 ) -> Response:
     """Totals per tenant-local day (the tenant's billing timezone), oldest first."""
-    spec = ReportSpec(_selection(tenant, start, end), group_by=("day",))
-    return await _report(request, tenant, spec, limit, offset)
+    spec = ReportSpec(_selection(tenant, page), group_by=("day",))
+    return await _report(request, tenant, spec, page.limit, page.offset)
 
 
 @router.get("/monthly", response_model=ReportOut)
@@ -210,14 +258,11 @@ async def monthly(
     request: Request,
     *,
     tenant: Tenant,
-    start: Start = None,
-    end: End = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: Paged,
 ) -> Response:
     """Totals per tenant-local month, oldest first."""
-    spec = ReportSpec(_selection(tenant, start, end), group_by=("month",))
-    return await _report(request, tenant, spec, limit, offset)
+    spec = ReportSpec(_selection(tenant, page), group_by=("month",))
+    return await _report(request, tenant, spec, page.limit, page.offset)
 
 
 @router.get("/stats", response_model=StatsOut)
@@ -225,31 +270,13 @@ async def stats(
     request: Request,
     *,
     tenant: Tenant,
-    start: Start = None,
-    end: End = None,
-    project: Values = None,
-    provider: Values = None,
-    model: Values = None,
-    user: Values = None,
-    session: Values = None,
-    tag: Annotated[
-        list[str] | None,
-        Query(max_length=50, description="key=value that a call's tags hold (repeat: all)."),
-    ] = None,
-    success: Annotated[bool | None, Query(description="Only successes, or failures.")] = None,
+    asked: Annotated[Filters, Query()],
 ) -> Response:
     """Requests, successes, failures, tokens, cost, latency (mean, p50, p95) and TTFT.
 
     Filters: any of the values given for a dimension, every ``tag`` given, and the range.
     """
-    filters = {
-        "project": project,
-        "provider": provider,
-        "model": model,
-        "user": user,
-        "session": session,
-    }
-    selection = _selection(tenant, start, end, filters, success, tags=tag)
+    selection = _selection(tenant, asked, asked.dimensions(), asked.success, tags=asked.tag)
     state = state_of(request)
 
     def compute() -> Rendered:
@@ -277,14 +304,12 @@ async def top(
     *,
     tenant: Tenant,
     dimension: Literal["users", "models", "projects", "teams"],
-    start: Start = None,
-    end: End = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    asked: Annotated[Top, Query()],
 ) -> Response:
     """The tenant's largest users, models, projects or teams by cost, then requests."""
     name = {"users": "user", "models": "model", "projects": "project", "teams": "team"}
-    spec = ReportSpec(_selection(tenant, start, end), group_by=(name[dimension],))
-    return await _report(request, tenant, spec, limit, 0)
+    spec = ReportSpec(_selection(tenant, asked), group_by=(name[dimension],))
+    return await _report(request, tenant, spec, asked.limit, 0)
 
 
 @router.get("/unpriced", response_model=ReportOut)
@@ -292,15 +317,14 @@ async def unpriced(
     request: Request,
     *,
     tenant: Tenant,
-    start: Start = None,
-    end: End = None,
+    span: Ranged,
 ) -> Response:
     """Calls without a cost, by reason (unknown_model, no_price_at_date, ...), most first.
 
     The rows of the report grouped by ``unpriced_reason``, less the group of priced calls
     (no reason); a later replay prices them.
     """
-    spec = ReportSpec(_selection(tenant, start, end), group_by=("unpriced_reason",))
+    spec = ReportSpec(_selection(tenant, span), group_by=("unpriced_reason",))
     return await _report(request, tenant, spec, 1_000, 0, keep=lambda row: row.keys[0] is not None)
 
 
@@ -311,13 +335,13 @@ async def unpriced(
 )
 def export(
     request: Request,
+    *,
     tenant: Tenant,
     fmt: Annotated[Literal["csv", "jsonl"], Query(alias="format")] = "jsonl",
-    start: Start = None,
-    end: End = None,
+    span: Ranged,
 ) -> StreamingResponse:
     """Every call of the range, raw, streamed row by row (no prompt text is ever stored)."""
-    selection = _selection(tenant, start, end)
+    selection = _selection(tenant, span)
     pool = state_of(request).pool
 
     def chunks() -> Iterator[bytes]:

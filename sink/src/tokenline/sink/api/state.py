@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from tokenline.sink.api.cache import ReportCache
 from tokenline.sink.api.events import EventConverter
@@ -23,13 +23,22 @@ if TYPE_CHECKING:
     from tokenline.sink.api.prices import PriceCatalog
     from tokenline.sink.api.settings import ApiSettings
 
-__all__ = ["ApiState", "open_pool"]
+__all__ = ["ApiState", "open_key_pool", "open_pool"]
 
 
 def _configure(conn: psycopg.Connection[DictRow]) -> None:
     # One round trip a statement (no BEGIN and COMMIT around each); read-only all the same:
     # the session refuses writes (default_transaction_read_only).
     conn.autocommit = True
+
+
+def _connection_kwargs(settings: ApiSettings) -> dict[str, Any]:
+    return {
+        "prepare_threshold": None,
+        "row_factory": dict_row,
+        "connect_timeout": settings.db_connect_timeout_s,
+        "options": "-c TimeZone=UTC -c default_transaction_read_only=on",
+    }
 
 
 def open_pool(settings: ApiSettings) -> ConnectionPool[psycopg.Connection[DictRow]]:
@@ -41,17 +50,35 @@ def open_pool(settings: ApiSettings) -> ConnectionPool[psycopg.Connection[DictRo
     return ConnectionPool(
         settings.database_url.get_secret_value(),
         connection_class=psycopg.Connection[DictRow],
-        kwargs={
-            "prepare_threshold": None,
-            "row_factory": dict_row,
-            "connect_timeout": settings.db_connect_timeout_s,
-            "options": "-c TimeZone=UTC -c default_transaction_read_only=on",
-        },
+        kwargs=_connection_kwargs(settings),
         configure=_configure,
         min_size=1,
         max_size=settings.api_db_pool_size,
         open=False,
         name="tokenline-api",
+    )
+
+
+async def _configure_async(conn: psycopg.AsyncConnection[DictRow]) -> None:
+    await conn.set_autocommit(True)
+
+
+def open_key_pool(settings: ApiSettings) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
+    """The asyncio pool the key reads use (made like :func:`open_pool`, opened on start).
+
+    A key is read on every request; on the event loop it costs no hop to a worker thread,
+    and its one statement is prepared on each connection's first use (no parsing and planning
+    per request: a primary-key read has no generic-plan trap, unlike the reports).
+    """
+    return AsyncConnectionPool(
+        settings.database_url.get_secret_value(),
+        connection_class=psycopg.AsyncConnection[DictRow],
+        kwargs={**_connection_kwargs(settings), "prepare_threshold": 0},
+        configure=_configure_async,
+        min_size=1,
+        max_size=settings.api_db_pool_size,
+        open=False,
+        name="tokenline-api-keys",
     )
 
 
@@ -61,6 +88,7 @@ class ApiState:
 
     settings: ApiSettings
     pool: ConnectionPool[psycopg.Connection[DictRow]]
+    key_pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
     make_sender: Callable[[], EventSender]
     make_prices: Callable[[], PriceCatalog | None]
     make_budgets: Callable[[str], BudgetAdmin | None]
