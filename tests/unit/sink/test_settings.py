@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import psycopg
 import pytest
 
 from tokenline.common.errors import ConfigError
+from tokenline.sink.api.settings import load_api_settings
 from tokenline.sink.settings import load_settings, sqlalchemy_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +45,18 @@ def test_every_problem_is_listed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_non_postgres_url_is_refused() -> None:
     with pytest.raises(ConfigError, match="PostgreSQL URL"):
         load_settings(database_url="mysql://db/x")
+
+
+@pytest.mark.parametrize("load", [load_settings, load_api_settings])
+def test_a_sqlalchemy_url_is_refused_where_psycopg_would_fail_later(
+    load: Callable[..., object],
+) -> None:
+    """The sink and the API read one database setting; psycopg cannot parse a driver name."""
+    url = "postgresql+psycopg://u@h/d"
+    with pytest.raises(psycopg.ProgrammingError):
+        psycopg.conninfo.conninfo_to_dict(url)
+    with pytest.raises(ConfigError, match=r"TOKENLINE_DATABASE_URL.*PostgreSQL URL"):
+        load(database_url=url)
 
 
 def test_retention_must_outlive_the_refresh_window() -> None:

@@ -19,17 +19,33 @@ __all__ = ["SinkSettings", "StorageChoice", "load_settings", "sqlalchemy_url"]
 
 StorageChoice = Literal["auto", "timescaledb", "postgresql"]
 
-_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+# libpq's URL schemes: psycopg connects with the URL as given (SQLAlchemy gets its driver name
+# from sqlalchemy_url), so "postgresql+psycopg://" would pass here and fail at the first connect.
+_SCHEMES = ("postgresql://", "postgres://")
 
 
-class SinkSettings(config.ServiceSettings):
-    """What the sink's schema and workers are configured with."""
+class DatabaseSettings(config.ServiceSettings):
+    """The database connection every process of the sink (workers, reports, API) is given."""
 
     model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
 
     database_url: SecretStr = Field(
         description="libpq URL of the database, e.g. postgresql://user:pw@host:5432/tokenline."
     )
+    db_connect_timeout_s: int = Field(default=5, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(_SCHEMES):
+            msg = "must be a PostgreSQL URL (postgresql://...)"
+            raise ValueError(msg)
+        return value
+
+
+class SinkSettings(DatabaseSettings):
+    """What the sink's schema and workers are configured with."""
+
     storage: StorageChoice = Field(
         default="auto",
         description=(
@@ -67,7 +83,6 @@ class SinkSettings(config.ServiceSettings):
     retry_initial_ms: int = Field(default=200, ge=1)
     retry_max_ms: int = Field(default=10_000, ge=1)
     session_timeout_ms: int = Field(default=45_000, ge=1_000, le=3_600_000)
-    db_connect_timeout_s: int = Field(default=5, ge=1)
     metrics_port: int = Field(default=9109, ge=0, le=65_535, description="0 disables.")
     worker_name: str | None = Field(
         default=None,
@@ -81,14 +96,6 @@ class SinkSettings(config.ServiceSettings):
         description="/readyz fails while the lag of the assigned partitions is above this; 0 "
         "leaves lag out of readiness.",
     )
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(_SCHEMES):
-            msg = "must be a PostgreSQL URL (postgresql://...)"
-            raise ValueError(msg)
-        return value
 
     def topic(self, name: str) -> str:
         """Return the full name of a topic (with the prefix)."""

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field
 
 from tokenline.common import settings as config
 from tokenline.common.kafka_security import KafkaSecurity
+from tokenline.sink.settings import DatabaseSettings
 
 __all__ = ["ApiSettings", "load_api_settings"]
 
-_SCHEMES = ("postgresql://", "postgres://")
 
-
-class ApiSettings(config.ServiceSettings):
+class ApiSettings(DatabaseSettings):
     """What ``tokenline api`` is configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="TOKENLINE_", frozen=True, extra="ignore")
-
-    database_url: SecretStr = Field(description="libpq URL of the sink's database.")
     api_host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_db_pool_size: int = Field(default=8, ge=1, le=200)
@@ -39,18 +34,9 @@ class ApiSettings(config.ServiceSettings):
     api_ingest_timeout_ms: int = Field(
         default=10_000, ge=100, description="How long an ingest waits for Kafka's acknowledgement."
     )
-    db_connect_timeout_s: int = Field(default=5, ge=1)
 
     # Kafka's connection, topic_prefix and logs: the base class (ServiceSettings)
     raw_topic: str = Field(default="llm-usage.raw", min_length=1)
-
-    @field_validator("database_url")
-    @classmethod
-    def _postgres_url(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(_SCHEMES):
-            msg = "must be a PostgreSQL URL (postgresql://...)"
-            raise ValueError(msg)
-        return value
 
     @property
     def raw_topic_name(self) -> str:
