@@ -29,7 +29,7 @@ from tokenline.processor.pricing import (
     pricing_version_of,
 )
 from tokenline.processor.pricing.cached import CachedPricer
-from tokenline.processor.pricing.entry import decimal_text
+from tokenline.processor.pricing.entry import canonical_decimal
 from tokenline.processor.pricing.table import read_document
 from tokenline.processor.pricing.terms import terms_document, terms_from_document
 
@@ -130,7 +130,7 @@ class PriceBook:
 def _terms_entry(terms: Terms) -> Any:
     """One undated term as the bare percent (what every processor version reads), else a list."""
     if isinstance(terms, TenantAdjustment) and terms.effective_from is terms.effective_to is None:
-        return decimal_text(terms.percent)
+        return canonical_decimal(terms.percent)
     return terms_document(terms)
 
 

@@ -21,7 +21,7 @@ __all__ = [
     "LongContextTier",
     "PriceEntry",
     "batch_prices",
-    "decimal_text",
+    "canonical_decimal",
     "to_decimal",
 ]
 
@@ -55,8 +55,12 @@ def to_decimal(value: object) -> Decimal:
     return result
 
 
-def decimal_text(value: Decimal) -> str:
-    """Canonical plain-notation text of a Decimal (``1E-5`` and ``0.000010`` → ``0.00001``)."""
+def canonical_decimal(value: Decimal) -> str:
+    """Canonical plain-notation text of a Decimal (``1E-5`` and ``0.000010`` → ``0.00001``).
+
+    A price's identity: equal prices give equal text. Reports keep a sum's NUMERIC scale
+    instead (``tokenline.sink.report.values.decimal_text``), so the two are named apart.
+    """
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
 
@@ -97,7 +101,7 @@ class BucketPrices:
         out: dict[str, str | None] = {}
         for name in PRICE_FIELDS:
             value: Decimal | None = getattr(self, name)
-            out[name] = None if value is None else decimal_text(value)
+            out[name] = None if value is None else canonical_decimal(value)
         return out
 
     @classmethod
@@ -254,7 +258,7 @@ class PriceEntry:
         if self.batch is not None:
             out["batch"] = self.batch.to_dict()
         if self.batch_factor is not None:
-            out["batch_factor"] = decimal_text(self.batch_factor)
+            out["batch_factor"] = canonical_decimal(self.batch_factor)
         if self.region is not None:
             out["region"] = self.region
         return out

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal, localcontext
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from tokenline.processor.pricing.entry import decimal_text
+from tokenline.processor.pricing.entry import canonical_decimal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -90,7 +90,7 @@ class TenantAdjustment:
     def to_dict(self) -> dict[str, str | None]:
         """The canonical document form (percent as plain decimal text, times ISO 8601)."""
         return {
-            "percent": decimal_text(self.percent),
+            "percent": canonical_decimal(self.percent),
             "effective_from": _iso(self.effective_from),
             "effective_to": _iso(self.effective_to),
         }
