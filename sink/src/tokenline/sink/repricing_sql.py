@@ -21,7 +21,9 @@ from tokenline.sink.store_sql import (
     DAILY_STAGING,
     ROLLUP_STAGING,
     SOURCE_COLUMNS,
+    daily_model,
     reprice,
+    rollup_model,
 )
 
 __all__ = ["reprice_staged"]
@@ -34,8 +36,7 @@ _ROLLUP = {
     "tenant_id": "m.tenant_id",
     "window_start": f"date_bin('60 seconds', m.occurred_at, {_EPOCH})",
     "provider": "m.provider",
-    "model": "coalesce(nullif(m.canonical_model, ''), nullif(m.response_model, ''), "
-    "nullif(m.request_model, ''), nullif(m.deployment, ''), 'unknown')",
+    "model": rollup_model("m"),
     "window_seconds": "60",
     "requests": "sum(m.sign)",
     "failures": "coalesce(sum(m.sign) FILTER (WHERE NOT m.success), 0)",
@@ -64,7 +65,7 @@ _DAILY = {
     "tenant_id": "m.tenant_id",
     "quarter": f"date_bin('15 minutes', m.occurred_at, {_EPOCH})",
     "provider": "m.provider",
-    "model": "coalesce(m.canonical_model, m.response_model, m.request_model)",
+    "model": daily_model("m"),
     "project": "m.project",
     "team": "coalesce(m.attributed_team, m.team)",
     "currency": "m.currency",

@@ -44,9 +44,11 @@ __all__ = [
     "SOURCE_COLUMNS",
     "Target",
     "claim",
+    "daily_model",
     "lock",
     "refuse",
     "reprice",
+    "rollup_model",
 ]
 
 #: The columns of a stored event its rollup and daily contributions are computed from (what the
@@ -239,6 +241,21 @@ _SAME_ROLLUP = (
     "r.tenant_id = s.tenant_id AND r.window_start = s.window_start "
     "AND r.provider = s.provider AND r.model = s.model"
 )
+
+
+def rollup_model(alias: str) -> str:
+    """``usage_rollup_1m``'s model of the event row ``alias`` (:func:`tokenline.sink.rollups`)."""
+    return (
+        f"coalesce(nullif({alias}.canonical_model, ''), nullif({alias}.response_model, ''), "
+        f"nullif({alias}.request_model, ''), nullif({alias}.deployment, ''), 'unknown')"
+    )
+
+
+def daily_model(alias: str) -> str:
+    """``usage_tenant_daily``'s model of the event row ``alias`` (SQL's coalesce, no blanks)."""
+    return f"coalesce({alias}.canonical_model, {alias}.response_model, {alias}.request_model)"
+
+
 # A window that lost events (a re-pricing moved them to another model): its maximum latency is
 # recomputed from the events it still has, and a window left with none is removed.
 REMAX_ROLLUPS = sql.SQL(
@@ -246,10 +263,13 @@ REMAX_ROLLUPS = sql.SQL(
     "FROM usage_events AS e WHERE e.tenant_id = r.tenant_id AND e.provider = r.provider "
     "AND e.occurred_at >= r.window_start "
     "AND e.occurred_at < r.window_start + make_interval(secs => r.window_seconds) "
-    "AND coalesce(nullif(e.canonical_model, ''), nullif(e.response_model, ''), "
-    "nullif(e.request_model, ''), nullif(e.deployment, ''), 'unknown') = r.model), 0) "
+    "AND {model} = r.model), 0) "
     "FROM {staging} AS s WHERE {same} AND s.requests < 0"
-).format(staging=sql.Identifier(ROLLUP_STAGING), same=sql.SQL(_SAME_ROLLUP))
+).format(
+    model=sql.SQL(rollup_model("e")),
+    staging=sql.Identifier(ROLLUP_STAGING),
+    same=sql.SQL(_SAME_ROLLUP),
+)
 DROP_EMPTY_ROLLUPS = sql.SQL(
     "DELETE FROM usage_rollup_1m AS r USING {staging} AS s "
     "WHERE {same} AND s.requests < 0 AND r.requests = 0"
@@ -318,12 +338,11 @@ REMAX_DAILY = sql.SQL(
     "AND e.occurred_at >= (d.day::timestamp AT TIME ZONE k.tz) "
     "AND e.occurred_at < ((d.day + 1)::timestamp AT TIME ZONE k.tz) "
     "AND e.provider = d.provider "
-    "AND coalesce(e.canonical_model, e.response_model, e.request_model) "
-    "IS NOT DISTINCT FROM d.model "
+    "AND {model} IS NOT DISTINCT FROM d.model "
     "AND e.project IS NOT DISTINCT FROM d.project "
     "AND coalesce(e.attributed_team, e.team) IS NOT DISTINCT FROM d.team "
     "AND e.currency = d.currency), 0) FROM k WHERE {same}"
-).format(lost=_LOST, same=_SAME_DAY)
+).format(lost=_LOST, model=sql.SQL(daily_model("e")), same=_SAME_DAY)
 DROP_EMPTY_DAILY = sql.SQL(
     "{lost}DELETE FROM usage_tenant_daily AS d USING k WHERE {same} AND d.requests = 0"
 ).format(lost=_LOST, same=_SAME_DAY)
