@@ -299,3 +299,40 @@ def test_two_writers_racing_on_the_same_events_keep_the_rollups_exact(url: str) 
     result = check_rollups(url)
     assert result.exact, result.differing[:5]
     assert (result.events, result.rollup_requests) == (400, 400)
+
+
+def test_meanwhile_runs_once_a_write_while_the_server_takes_the_events_in(url: str) -> None:
+    """``meanwhile`` runs once a write: on the fresh path, while the events' COPY runs.
+
+    Another connection reads the store's backend in ``pg_stat_activity`` from inside it: the
+    COPY into usage_events is running. Re-pricing calls it before its update statement. The
+    sums worked out during the COPY are the rollups' exactly.
+    """
+    seen: list[tuple[Any, ...] | None] = []
+
+    def meanwhile() -> None:
+        with psycopg.connect(url, autocommit=True) as other:
+            seen.append(
+                other.execute(
+                    "SELECT state, left(query, 19) FROM pg_stat_activity "
+                    "WHERE application_name = 'tokenline-sink'"
+                ).fetchone()
+            )
+
+    store = PostgresUsageStore(url, meanwhile=meanwhile)
+    try:
+        batch = [_event_at(n, n % 4) for n in range(200)]
+        assert store.write(batch[:120]) == []
+        assert seen == [("active", 'COPY "usage_events"')]
+        assert store.write(batch[:120]) == []  # all stored: the re-pricing path
+        assert len(seen) == 2
+        assert store.write(batch[100:]) == []  # some stored: re-pricing, then a COPY of the rest
+        assert len(seen) == 3
+        assert store.write([_event_at(n, 5) for n in range(300, 340)]) == []
+        assert len(seen) == 4
+        assert seen[3] == ("active", 'COPY "usage_events"')
+    finally:
+        store.close()
+    result = check_rollups(url)
+    assert result.exact, result.differing
+    assert result.rollup_requests == 240

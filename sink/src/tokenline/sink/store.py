@@ -55,7 +55,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -80,6 +80,8 @@ from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+_T = TypeVar("_T")
 
 __all__ = [
     "PRICED_VALUE_COLUMNS",
@@ -150,6 +152,9 @@ class _Landed:
     staged: bool = False
     rollup_lost: bool = False
     daily_lost: bool = False
+    #: What ``inserted`` adds to the rollups and to ``usage_tenant_daily``, when it was worked
+    #: out while PostgreSQL took the rows in (:meth:`PostgresUsageStore._land_events`).
+    sums: _Sums | None = None
 
     def __add__(self, other: _Landed) -> _Landed:
         return _Landed(
@@ -159,6 +164,18 @@ class _Landed:
             self.rollup_lost or other.rollup_lost,
             self.daily_lost or other.daily_lost,
         )
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """What some inserted events add to ``usage_rollup_1m`` and to ``usage_tenant_daily``."""
+
+    rollups: dict[RollupKey, Delta]
+    daily: dict[tenant_daily.QuarterKey, list[Any]]
+
+    @classmethod
+    def of(cls, inserted: Sequence[Row]) -> _Sums:
+        return cls(deltas(inserted), tenant_daily.deltas(inserted))
 
 
 def _refused(row: Row, exc: BaseException) -> Rejected:
@@ -173,8 +190,19 @@ class PostgresUsageStore:
         database_url: str,
         *,
         connect_timeout_s: int = 5,
+        meanwhile: Callable[[], None] | None = None,
     ) -> None:
+        """Connect lazily to ``database_url``.
+
+        ``meanwhile`` is called at most once a write, when the server has the batch's bulk work:
+        the events' COPY sent and not yet ended, or (re-pricing) just before the statement that
+        updates the stored events. It is meant to start work elsewhere and return (the worker
+        lets its decoding thread read the next batch then), so that work runs beside the
+        server's rather than after it.
+        """
         self._url = database_url
+        self._meanwhile = meanwhile
+        self._meanwhile_due: Callable[[], None] | None = None
         self._connect_timeout_s = connect_timeout_s
         self._conn: psycopg.Connection[Any] | None = None
         self._types: dict[str, list[str]] = {}
@@ -261,6 +289,7 @@ class PostgresUsageStore:
                 raise RuntimeError(msg)
             events, rejected = self._in_range(events)
             landed = _Landed(rejected=rejected)
+            self._meanwhile_due = self._meanwhile
             with conn.transaction():
                 # Copies of one event_id in this batch land in turns: the first copy of every
                 # id, then the next, ... so a later copy meets the guard row of an earlier one.
@@ -308,8 +337,9 @@ class PostgresUsageStore:
             with conn.transaction():
                 conn.execute(q.CLEAR_STAGING)
                 landed = self._land_events(conn, list(rows))
-                self._add_rollups(conn, deltas(landed.inserted), landed)
-                self._add_daily(conn, tenant_daily.deltas(landed.inserted), landed)
+                sums = landed.sums or _Sums.of(landed.inserted)
+                self._add_rollups(conn, sums.rollups, landed)
+                self._add_daily(conn, sums.daily, landed)
         except Exception as exc:
             if classify(exc) is Fault.TRANSIENT:
                 raise
@@ -331,13 +361,18 @@ class PostgresUsageStore:
                         "usage_event_ids",
                         rows,
                     )
-                    self._copy(
-                        conn, EVENT_COLUMNS, self._types[q.EVENTS.table], "usage_events", rows
+                    sums = self._copy(
+                        conn,
+                        EVENT_COLUMNS,
+                        self._types[q.EVENTS.table],
+                        "usage_events",
+                        rows,
+                        meanwhile=lambda: self._while_copying(rows),
                     )
             except pg_errors.UniqueViolation:
                 pass  # some events (or copies of them) are there already: the paths below
             else:
-                return _Landed(inserted=rows)
+                return _Landed(inserted=rows, sums=sums)
         try:
             with conn.transaction():
                 return self._reprice(conn, rows)
@@ -345,6 +380,20 @@ class PostgresUsageStore:
             # An event inserted meanwhile by another worker: the full staging upsert copes.
             with conn.transaction():
                 return self._upsert(conn, rows)
+
+    def _while_copying(self, rows: list[Row]) -> _Sums:
+        """While PostgreSQL takes ``rows`` in: the caller's ``meanwhile``, then their sums.
+
+        The sums are used if the COPY succeeds (every row inserted), dropped otherwise.
+        """
+        self._call_meanwhile()
+        return _Sums.of(rows)
+
+    def _call_meanwhile(self) -> None:
+        """Call ``meanwhile`` if this write has not called it yet."""
+        meanwhile, self._meanwhile_due = self._meanwhile_due, None
+        if meanwhile is not None:
+            meanwhile()
 
     @staticmethod
     def _known(conn: psycopg.Connection[Any], rows: list[Row]) -> bool:
@@ -387,14 +436,14 @@ class PostgresUsageStore:
             cur.executemany(q.RECORD_DUPLICATE, records)
         return landed
 
-    @staticmethod
-    def _update_stored(conn: psycopg.Connection[Any], staging: str) -> _Landed:
+    def _update_stored(self, conn: psycopg.Connection[Any], staging: str) -> _Landed:
         """Re-price the stored events of ``staging``; stage what that changes in the aggregates.
 
         The changes are summed in SQL into the rollup and daily staging tables
         (:mod:`tokenline.sink.repricing_sql`): no event row travels back to the client.
         """
         conn.execute(q.lock(staging))
+        self._call_meanwhile()  # the re-pricing statement is the batch's bulk work
         found = conn.execute(reprice_staged(staging)).fetchone()
         if found is None or not found[0]:
             return _Landed()
@@ -535,8 +584,13 @@ class PostgresUsageStore:
 
     @staticmethod
     def _copy_made(
-        conn: psycopg.Connection[Any], columns: Sequence[str], into: str, made: list[bytes]
-    ) -> None:
+        conn: psycopg.Connection[Any],
+        columns: Sequence[str],
+        into: str,
+        made: list[bytes],
+        *,
+        meanwhile: Callable[[], _T] | None = None,
+    ) -> _T | None:
         """Binary-copy rows made natively (:mod:`tokenline.sink.native_rows`) as they are."""
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -544,6 +598,9 @@ class PostgresUsageStore:
         with conn.cursor() as cur, cur.copy(statement) as copy:
             # The whole binary COPY data: signature, the rows, the trailer.
             copy.write(_COPY_SIGNATURE + b"".join(made) + _COPY_TRAILER)
+            # The data is on its way (in the socket's buffers): PostgreSQL reads and inserts
+            # it while ``meanwhile`` runs; leaving the block ends the COPY and waits for it.
+            return meanwhile() if meanwhile is not None else None
 
     def _copy(
         self,
@@ -552,22 +609,30 @@ class PostgresUsageStore:
         types: Sequence[str],
         into: str,
         rows: Sequence[Row],
-    ) -> None:
+        *,
+        meanwhile: Callable[[], _T] | None = None,
+    ) -> _T | None:
+        """Binary-copy ``rows``; ``meanwhile()`` runs once they are sent, before the COPY ends.
+
+        Returns what ``meanwhile`` returned (``None`` without it). A COPY that fails raises
+        when it ends, after ``meanwhile`` ran: its result is then dropped with the rows.
+        """
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         if columns is EVENT_COLUMNS:
             made = [row[COPY_ROW] for row in rows if COPY_ROW in row]
             if made:
-                self._copy_made(conn, columns, into, made)
                 if len(made) == len(rows):
-                    return
+                    return self._copy_made(conn, columns, into, made, meanwhile=meanwhile)
+                self._copy_made(conn, columns, into, made)
                 rows = [row for row in rows if COPY_ROW not in row]
         values = itemgetter(*columns)
         with conn.cursor() as cur, cur.copy(statement) as copy:
             copy.set_types(types)
             for row in rows:
                 copy.write_row(values(row))
+            return meanwhile() if meanwhile is not None else None
 
 
 class RetryingStore:

@@ -132,9 +132,13 @@ class SinkWorker:
         self._dlq_codec = AvroCodec[Any]("tokenline.DeadLetter")
         #: Reads priced events straight into COPY rows (None: the Python path reads them all).
         self._native_rows = NativeRows.load()
+        #: Set while a batch lands: released once PostgreSQL takes its events in (the store's
+        #: ``meanwhile``), it lets the next batch's decoding start then (see :meth:`run`).
+        self._landing: threading.Event | None = None
         inner = store or PostgresUsageStore(
             settings.database_url.get_secret_value(),
             connect_timeout_s=settings.db_connect_timeout_s,
+            meanwhile=self._events_sent,
         )
         self._store: UsageStore = MeteredStore(
             RetryingStore(
@@ -191,8 +195,11 @@ class SinkWorker:
         log.info("sink consuming %s", self._priced_topic)
         decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         try:
-            # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written
-            # (PostgreSQL works in its own process, so the wait for it leaves the GIL free).
+            # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written.
+            # Decoding holds the GIL, so it starts when PostgreSQL has batch N's events to
+            # take in (the store's ``meanwhile``: the COPY is sent, the server inserts, this
+            # thread waits without the GIL) or when batch N is landed, whichever comes first;
+            # started sooner, it would hold up this thread's own work on batch N instead.
             # Batches still land one at a time, in order, each by land()'s steps 2-4; only
             # this thread uses the consumer. While a decoded batch waits, the next one takes
             # only what the consumer already holds, so a quiet topic adds no wait to it.
@@ -200,9 +207,17 @@ class SinkWorker:
             while not self._stop.is_set():
                 self.health.beat()
                 batch = self._next_batch(wait=ahead is None)
-                upcoming = decoder.submit(self._decode, batch) if batch else None
+                go = threading.Event()
+                if ahead is None:
+                    go.set()  # nothing lands meanwhile: decode at once
+                upcoming = decoder.submit(self._decode_when, go, batch) if batch else None
                 if ahead is not None:
-                    self._land_decoded(ahead.result())
+                    self._landing = go
+                    try:
+                        self._land_decoded(ahead.result())
+                    finally:
+                        self._landing = None
+                        go.set()
                 ahead = upcoming
             if ahead is not None:  # the batch in hand when asked to stop
                 self._land_decoded(ahead.result())
@@ -295,6 +310,17 @@ class SinkWorker:
         never committed before the rows are durable.
         """
         self._land_decoded(self._decode(batch))
+
+    def _events_sent(self) -> None:
+        """The store's ``meanwhile``: the landing batch's events are with PostgreSQL."""
+        landing = self._landing
+        if landing is not None:
+            landing.set()
+
+    def _decode_when(self, go: threading.Event, batch: list[Message]) -> _Decoded:
+        """Decode ``batch`` once ``go`` is set (in the decoding thread)."""
+        go.wait()
+        return self._decode(batch)
 
     def _decode(self, batch: list[Message]) -> _Decoded:
         """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
