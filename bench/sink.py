@@ -23,7 +23,11 @@ with the native batch decoder and ``event_row`` dicts (``native``: the path befo
 rows), and/or with the Python reader alone (``python``); ``both`` runs ``native`` then
 ``rows``, ``all`` the three, one after the other, each from an emptied table.
 
-Printed: rows/s and the ratio to the ceiling (issue 15: fresh ≥ 0.6, re-pricing ≥ 0.4).
+Printed: rows/s and the ratio to the ceiling (issue 15: fresh ≥ 0.6, re-pricing ≥ 0.4); µs
+a row; and the CPU µs a row of this process (all its threads: the worker's, the decoder's,
+librdkafka's) and of the machine's PostgreSQL processes (when the server runs here), so the
+time a path spends in Python, in PostgreSQL and overlapped can be told apart: CPU ≈ µs/row
+means the process's work and the server's alternate; less, that they overlap.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from datetime import timedelta
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,6 +63,11 @@ from tokenline.sink.rows import event_row
 from tokenline.sink.settings import SinkSettings, StorageChoice
 from tokenline.sink.store import PostgresUsageStore
 from tokenline.sink.worker import SinkWorker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_T = TypeVar("_T")
 
 
 def _event(n: int, version: str, priced_s: int) -> Any:
@@ -107,10 +116,23 @@ def _fresh_database(server_url: str, storage: StorageChoice = "postgresql") -> s
     return url
 
 
+#: What the sink writes: emptied together, so a "fresh" path finds no guard row, rollup or
+#: daily row left by an earlier path (a guard row left behind would send every fresh batch
+#: down the conflict path).
+_SINK_TABLES = (
+    "usage_events",
+    "usage_event_ids",
+    "usage_event_duplicates",
+    "usage_rollup_1m",
+    "usage_tenant_daily",
+)
+
+
 def _empty(url: str) -> None:
+    tables = sql.SQL(", ").join(map(sql.Identifier, _SINK_TABLES))
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE usage_events")
-        conn.execute("VACUUM ANALYZE usage_events")
+        conn.execute(sql.SQL("TRUNCATE {}").format(tables))
+        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(tables))
         conn.execute("CHECKPOINT")
 
 
@@ -179,6 +201,35 @@ def _check(url: str, rows: int, version: str | None = None) -> None:
     assert version is None or row[1] == rows, row
 
 
+def _server_cpu() -> float:
+    """CPU seconds of this machine's PostgreSQL processes so far (0 where none runs here).
+
+    Live processes' own time plus what the postmasters reaped from exited backends
+    (``cutime``/``cstime``), so a connection closed inside the span still counts.
+    """
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                continue
+        except OSError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+        if "postgres -D" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(fn: Callable[..., _T], *args: Any) -> tuple[_T, tuple[float, float]]:
+    """``fn(*args)`` and the CPU seconds (this process's, all threads; PostgreSQL's) in it."""
+    before, server = sum(os.times()[:2]), _server_cpu()
+    result = fn(*args)
+    mine = sum(os.times()[:2]) - before
+    time.sleep(0.5)  # a backend whose connection fn closed exits, and is reaped, first
+    return result, (mine, _server_cpu() - server)
+
+
 def _store(url: str, rows: list[dict[str, Any]], batch: int) -> float:
     """Seconds for PostgresUsageStore to land ``rows`` (already flattened) in batches."""
     store = PostgresUsageStore(url)
@@ -219,7 +270,7 @@ def _sink(
     while (done := landed._value.get()) < rows:  # a benchmark's peek
         if first_at is None and done > 0:
             first_at, first_rows = time.perf_counter(), done
-        time.sleep(0.005)
+        time.sleep(0.02)  # the bench's own peek: rare enough to cost the worker nothing
     end = time.perf_counter()
     worker.stop()
     thread.join(30)
@@ -255,49 +306,53 @@ def main() -> None:
     tuples = [values(row) for row in flat]
 
     _empty(url)
-    ceiling_s = _ceiling(url, tuples)
+    ceiling_s, ceiling_cpu = _timed(_ceiling, url, tuples)
     _check(url, rows)
     del tuples
     psql_s = _psql_copy(url, rows)
     _empty(url)
-    store_fresh_s = _store(url, flat, args.batch)
+    store_fresh_s, store_fresh_cpu = _timed(_store, url, flat, args.batch)
     _check(url, rows, "v1")
     for row in flat:
         row["pricing_version"] = "v2"
         row["priced_at"] += timedelta(hours=1)
         row["cost_input"] *= 2
         row["cost_total"] *= 2
-    store_reprice_s = _store(url, flat, args.batch)
+    store_reprice_s, store_reprice_cpu = _timed(_store, url, flat, args.batch)
     _check(url, rows, "v2")
     del flat
-    sinks: list[tuple[str, float]] = []
+    sinks: list[tuple[str, float, tuple[float, float] | None]] = []
     modes = {"both": ["native", "rows"], "all": ["python", "native", "rows"]}
     for decode in modes.get(args.decode, [args.decode]):
         _empty(url)
-        fresh_wall, fresh_steady = _sink(bootstrap, url, fresh_topic, rows, args.batch, decode)
+        (fresh_wall, fresh_steady), fresh_cpu = _timed(
+            _sink, bootstrap, url, fresh_topic, rows, args.batch, decode
+        )
         _check(url, rows, "v1")
-        reprice_wall, reprice_steady = _sink(
-            bootstrap, url, repriced_topic, rows, args.batch, decode
+        (reprice_wall, reprice_steady), reprice_cpu = _timed(
+            _sink, bootstrap, url, repriced_topic, rows, args.batch, decode
         )
         _check(url, rows, "v2")
         sinks += [
-            (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh_wall),
-            (f"sink {decode}, fresh events (steady)", fresh_steady),
-            (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice_wall),
-            (f"sink {decode}, re-pricing, all conflict (steady)", reprice_steady),
+            (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh_wall, fresh_cpu),
+            (f"sink {decode}, fresh events (steady)", fresh_steady, None),
+            (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice_wall, reprice_cpu),
+            (f"sink {decode}, re-pricing, all conflict (steady)", reprice_steady, None),
         ]
 
     ceiling = rows / ceiling_s
-    print(f"{'path':50} {'rows/s':>10} {'÷ ceiling':>10}")
+    # µs/row: wall time; CPU: this process's (all threads) and PostgreSQL's, µs a row
+    print(f"{'path':50} {'rows/s':>10} {'÷ ceiling':>10} {'µs/row':>7} {'CPU':>6} {'PG CPU':>7}")
     results = [
-        ("ceiling: binary COPY from memory", ceiling),
-        ("psql \\copy CSV (reference)", rows / psql_s),
-        ("store only, fresh events (rows in memory)", rows / store_fresh_s),
-        ("store only, re-pricing, all conflict", rows / store_reprice_s),
+        ("ceiling: binary COPY from memory", ceiling, ceiling_cpu),
+        ("psql \\copy CSV (reference)", rows / psql_s, None),
+        ("store only, fresh events (rows in memory)", rows / store_fresh_s, store_fresh_cpu),
+        ("store only, re-pricing, all conflict", rows / store_reprice_s, store_reprice_cpu),
         *sinks,
     ]
-    for name, rate in results:
-        print(f"{name:50} {rate:10,.0f} {rate / ceiling:10.2f}")
+    for name, rate, cpu in results:
+        shown = "" if cpu is None else f"{cpu[0] * 1e6 / rows:6.1f} {cpu[1] * 1e6 / rows:7.1f}"
+        print(f"{name:50} {rate:10,.0f} {rate / ceiling:10.2f} {1e6 / rate:7.1f} {shown}")
     with psycopg.connect(server, autocommit=True) as conn:
         name = make_url(url).database or ""
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
