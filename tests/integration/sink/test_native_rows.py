@@ -35,11 +35,12 @@ from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.integration.sink.conftest import settings_for
 from tokenline.schemas import catalog
-from tokenline.sink.batch import EVENT_COLUMNS
+from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.migrate import upgrade
 from tokenline.sink.native_rows import (
     COPY_ROW,
     EVENT_TYPES,
+    GUARD_ROW,
     KEEP,
     PRICING_ROW,
     PRICING_ROW_COLUMNS,
@@ -202,6 +203,7 @@ def test_native_rows_are_the_python_paths_rows(
     for columns, made in (
         (EVENT_COLUMNS, [got[COPY_ROW] for got, _ in landed]),
         (PRICING_ROW_COLUMNS, [got[PRICING_ROW] + n_field for got, _ in landed]),
+        (EVENT_KEY, [got[GUARD_ROW] for got, _ in landed]),  # the guard row's columns
     ):
         conn.execute("TRUNCATE tl_test_native, tl_test_python")
         with conn.cursor() as cur, cur.copy(_copy_statement("tl_test_native", columns)) as copy:

@@ -30,6 +30,7 @@ from tokenline.sink.rollups import MINUTE
 from tokenline.sink.rows import EVENT_PATHS
 from tokenline.sink.store_sql import (
     DUPLICATE_COLUMNS,
+    GUARD_COLUMNS,
     PRICING_COLUMNS,
     PRICING_STAGING_COLUMNS,
     SOURCE_COLUMNS,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COPY_ROW",
     "EVENT_TYPES",
+    "GUARD_ROW",
     "KEEP",
     "PRICING_ROW",
     "PRICING_ROW_COLUMNS",
@@ -51,6 +53,8 @@ __all__ = [
 
 #: The key a native row's ``usage_events`` COPY row is under (not a column name).
 COPY_ROW = "__copy_row__"
+#: The key of its ``usage_event_ids`` guard row (:data:`GUARD_COLUMNS`).
+GUARD_ROW = "__guard_row__"
 #: The key of its re-pricing staging row: :data:`PRICING_ROW_COLUMNS` but the last, ``n`` (the
 #: row's place in the batch), which the store appends.
 PRICING_ROW = "__pricing_row__"
@@ -113,6 +117,7 @@ class NativeRows:
             [
                 (COPY_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in EVENT_COLUMNS], 0),
                 (PRICING_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in _PRICED_LEAVES], 1),
+                (GUARD_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in GUARD_COLUMNS], 0),
             ],
             [
                 *((c, list(EVENT_PATHS[c]), 0) for c in KEEP),

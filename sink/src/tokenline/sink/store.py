@@ -73,7 +73,13 @@ from tokenline.sink.batch import (
 )
 from tokenline.sink.errors import DatabaseUnavailable
 from tokenline.sink.faults import Fault, classify, describe, reason_code
-from tokenline.sink.native_rows import COPY_ROW, EVENT_TYPES, PRICING_ROW, PRICING_ROW_COLUMNS
+from tokenline.sink.native_rows import (
+    COPY_ROW,
+    EVENT_TYPES,
+    GUARD_ROW,
+    PRICING_ROW,
+    PRICING_ROW_COLUMNS,
+)
 from tokenline.sink.repricing_sql import reprice_staged
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
 from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
@@ -103,6 +109,8 @@ _INT4 = (-(2**31), 2**31 - 1)
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
 _INT4_FIELD = (4).to_bytes(4, "big")  # the length of an int4 field
+#: The key of a native row's COPY row, by the columns it holds (those very tuples).
+_MADE = {id(EVENT_COLUMNS): COPY_ROW, id(q.GUARD_COLUMNS): GUARD_ROW}
 
 
 @dataclass(frozen=True)
@@ -620,13 +628,14 @@ class PostgresUsageStore:
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
-        if columns is EVENT_COLUMNS:
-            made = [row[COPY_ROW] for row in rows if COPY_ROW in row]
+        key = _MADE.get(id(columns))  # the rows made natively for these columns, if any
+        if key is not None:
+            made = [row[key] for row in rows if key in row]
             if made:
                 if len(made) == len(rows):
                     return self._copy_made(conn, columns, into, made, meanwhile=meanwhile)
                 self._copy_made(conn, columns, into, made)
-                rows = [row for row in rows if COPY_ROW not in row]
+                rows = [row for row in rows if key not in row]
         values = itemgetter(*columns)
         with conn.cursor() as cur, cur.copy(statement) as copy:
             copy.set_types(types)
