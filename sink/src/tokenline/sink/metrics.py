@@ -9,7 +9,8 @@ the worker serves it with ``/healthz`` and ``/readyz``
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from bisect import bisect_left
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -17,15 +18,40 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from tokenline.common.ops.metrics import new_registry
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from wsgiref.simple_server import WSGIServer
 
     from tokenline.sink.store import Rejected, Row, UsageStore
 
-__all__ = ["REPLAYED_AFTER_S", "MeteredStore", "SinkMetrics", "serve"]
+__all__ = ["REPLAYED_AFTER_S", "MeteredStore", "SinkMetrics", "observe_many", "serve"]
 
 REPLAYED_AFTER_S = 3600
 """An event priced this long after it occurred was re-priced (a replay): no freshness."""
+
+
+_REPLAYED_AFTER = timedelta(seconds=REPLAYED_AFTER_S)
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe(amount)`` for each of ``amounts`` (an unlabelled histogram).
+
+    The same counts and sum, added once per bucket instead of once per amount: a batch of
+    5,000 events took 7.5 ms through ``observe``. It reads the histogram's bucket bounds and
+    values (``prometheus_client`` has no bulk observe); ``tests/unit/sink/test_metrics.py``
+    holds it to ``observe`` itself.
+    """
+    bounds = histogram._upper_bounds  # see the docstring
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount, as observe()
+        total += amount
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 class SinkMetrics:
@@ -106,13 +132,15 @@ class MeteredStore:
         self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - len(rejected))
         refused = {id(r.row) for r in rejected}
         now = datetime.now(UTC)
-        observe = self._metrics.freshness.observe
-        for row in priced_rows:
-            if id(row) in refused:
-                continue
-            occurred, priced = row["occurred_at"], row["priced_at"]
-            if (priced - occurred).total_seconds() < REPLAYED_AFTER_S:
-                observe(max((now - occurred).total_seconds(), 0.0))
+        observe_many(
+            self._metrics.freshness,
+            (
+                max((now - row["occurred_at"]).total_seconds(), 0.0)
+                for row in priced_rows
+                if row["priced_at"] - row["occurred_at"] < _REPLAYED_AFTER
+                and id(row) not in refused
+            ),
+        )
         return rejected
 
     def close(self) -> None:
