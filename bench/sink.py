@@ -8,7 +8,7 @@ One run, one fresh database migrated to head (plain PostgreSQL, or ``--storage t
 for the hypertable path), the same N distinct events:
 
 - ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
-  (same table, same indexes, emptied first);
+  (same table, same indexes, emptied first), the fastest of three;
 - psql ``\\copy`` of the same rows as CSV, for reference;
 - store only: ``PostgresUsageStore.write`` of the same flattened rows from memory, in batches
   (one transaction each): fresh, then every row re-priced (all conflict);
@@ -305,9 +305,14 @@ def main() -> None:
     flat = [event_row(_event(n, "v1", 1)) for n in range(rows)]
     tuples = [values(row) for row in flat]
 
-    _empty(url)
-    ceiling_s, ceiling_cpu = _timed(_ceiling, url, tuples)
-    _check(url, rows)
+    # The ceiling: the fastest of three COPYs (a single one moved by a third between runs on a
+    # quiet machine), so a ratio to it errs on the low side.
+    ceilings = []
+    for _ in range(3):
+        _empty(url)
+        ceilings.append(_timed(_ceiling, url, tuples))
+        _check(url, rows)
+    ceiling_s, ceiling_cpu = min(ceilings)
     del tuples
     psql_s = _psql_copy(url, rows)
     _empty(url)

@@ -10,6 +10,12 @@
 // BatchSpanProcessor → InMemorySpanExporter), unwrapped = the classes' own methods saved before
 // it patched them. Run each side in a process of its own, back to back.
 //
+// Scenarios: OpenAI chat, Anthropic messages, an OpenAI stream (the SSE chunks the emulator
+// sends, one body chunk each), the same stream with the caller asking for the usage chunk on
+// both sides (like for like: the anchor gets the chunk too), and "usage chunk alone": no SDK on
+// either side, a stream that asks for the usage chunk against one that does not, i.e. what the
+// openai package's own parsing of that one chunk costs.
+//
 // Plain and wrapped calls alternate in rounds; each side's figure is its fastest round's mean
 // (the least disturbed by other work on the machine), added = wrapped - plain. Events go to a
 // fresh topic on --bootstrap, else TOKENLINE_TEST_KAFKA_BOOTSTRAP.
@@ -109,7 +115,30 @@ const messagesFetch = answering({
   stop_reason: "end_turn",
   usage: { input_tokens: 12, output_tokens: 2, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
 });
-const openai = () => new OpenAI({ apiKey: "k", baseURL: "http://bench.invalid/v1", fetch: chatFetch, maxRetries: 0 });
+/**
+ * A `fetch` for chat completions: JSON, or for `stream: true` the SSE chunks the emulator
+ * sends (role, three pieces, finish; with `stream_options.include_usage`, `usage: null` on
+ * each and a last `choices: []` chunk with the usage, as OpenAI does), one body chunk each.
+ */
+async function chatAnswer(_url, init) {
+  const body = JSON.parse(init.body);
+  if (body.stream !== true) return chatFetch();
+  const usage = body.stream_options?.include_usage === true;
+  const base = { id: "chatcmpl-bench", object: "chat.completion.chunk", created: 1, model: "gpt-4o-mini", ...(usage ? { usage: null } : {}) };
+  const choice = (delta, finish = null) => ({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+  const chunks = [choice({ role: "assistant", content: "" }), ...["Hel", "lo", "!"].map((content) => choice({ content })), choice({}, "stop")];
+  if (usage) chunks.push({ ...base, choices: [], usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 } });
+  const events = [...chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`), "data: [DONE]\n\n"].map((e) => new TextEncoder().encode(e));
+  const stream = new ReadableStream({
+    pull(controller) {
+      const next = events.shift();
+      if (next === undefined) controller.close();
+      else controller.enqueue(next);
+    },
+  });
+  return new Response(stream, { status: 200, headers: { "content-type": "text/event-stream", "x-request-id": "req-bench" } });
+}
+const openai = () => new OpenAI({ apiKey: "k", baseURL: "http://bench.invalid/v1", fetch: chatAnswer, maxRetries: 0 });
 const anthropic = () => new Anthropic({ apiKey: "k", baseURL: "http://bench.invalid", fetch: messagesFetch, maxRetries: 0 });
 const plain = { openai: side.unwrap(openai()), anthropic: side.unwrap(anthropic()) };
 const wrapped = { openai: side.wrap(openai()), anthropic: side.wrap(anthropic()) };
@@ -119,6 +148,20 @@ const MESSAGES = { model: "claude-sonnet-4-5", max_tokens: 32, messages: [{ role
 const scenarios = {
   "openai chat": (c) => c.openai.chat.completions.create(CHAT),
   "anthropic messages": (c) => c.anthropic.messages.create(MESSAGES),
+  "openai stream": async (c) => {
+    for await (const _chunk of await c.openai.chat.completions.create({ ...CHAT, stream: true }));
+  },
+  // the caller asks for the usage chunk itself, on both sides
+  "stream, usage asked": async (c) => {
+    const options = { stream_options: { include_usage: true } };
+    for await (const _chunk of await c.openai.chat.completions.create({ ...CHAT, stream: true, ...options }));
+  },
+  // no SDK on either side: an unwrapped stream that asks for the usage chunk, against one that
+  // does not (what the SDK's request for it costs the openai package before any SDK work)
+  "usage chunk alone": async (c) => {
+    const options = c === wrapped ? { stream_options: { include_usage: true } } : {};
+    for await (const _chunk of await plain.openai.chat.completions.create({ ...CHAT, stream: true, ...options }));
+  },
 };
 
 console.log(`${args.side}: fastest of ${args.rounds} rounds of ${args.calls} calls, µs per call`);
