@@ -438,6 +438,13 @@ pub(crate) struct Layout {
 /// how many fields it appends itself.
 pub(crate) type TableSpec = (String, Vec<(Vec<String>, String)>, usize);
 
+/// One body read without Python: its leaves (borrowing the body and the layout) and the COPY
+/// row of each table, in the layout's order.
+pub(crate) struct Parsed<'d, 'p> {
+    leaves: Vec<Leaf<'d, 'p>>,
+    rows: Vec<Vec<u8>>,
+}
+
 /// A value to return beside the rows: its name, its leaf path, and for a timestamp a unit in
 /// microseconds to truncate it to (0: as it is).
 pub(crate) type KeepSpec = (String, Vec<String>, i64);
@@ -498,22 +505,43 @@ impl Layout {
         data: &[u8],
         pos: usize,
     ) -> Read<Bound<'py, PyDict>> {
-        let py = reader.py();
+        let parsed = self.parse(data, pos)?;
+        self.build(reader, &parsed)
+    }
+
+    /// The part of [`Layout::row`] that needs no Python: the body read to its end into its
+    /// leaves, and each table's COPY row. Runs with the GIL released (see `CopyRows::rows`).
+    pub(crate) fn parse<'d, 'p>(&'p self, data: &'d [u8], pos: usize) -> Read<Parsed<'d, 'p>> {
         let mut c = Cursor { data, pos };
         let mut leaves = Vec::with_capacity(80);
         walk(&mut c, &self.plan, &mut leaves)?;
         if c.pos != data.len() {
             return Err(Refusal::Trailing(data.len() - c.pos));
         }
-        let dict = PyDict::new(py);
-        let fail = |e: PyErr| Refusal::Python(e.to_string());
+        let mut rows = Vec::with_capacity(self.tables.len());
         for table in &self.tables {
             let mut out = Vec::with_capacity(data.len() * 2 + 4 * table.columns.len());
             out.extend_from_slice(&table.fields.to_be_bytes());
             for &(i, pg) in &table.columns {
                 put(&mut out, pg, &leaves[i])?;
             }
-            dict.set_item(table.key.bind(py), PyBytes::new(py, &out))
+            rows.push(out);
+        }
+        Ok(Parsed { leaves, rows })
+    }
+
+    /// The rest of [`Layout::row`], with the GIL: the dict of the COPY rows and kept values.
+    pub(crate) fn build<'py>(
+        &self,
+        reader: &mut Reader<'_, 'py>,
+        parsed: &Parsed<'_, '_>,
+    ) -> Read<Bound<'py, PyDict>> {
+        let py = reader.py();
+        let leaves = &parsed.leaves;
+        let dict = PyDict::new(py);
+        let fail = |e: PyErr| Refusal::Python(e.to_string());
+        for (table, out) in self.tables.iter().zip(&parsed.rows) {
+            dict.set_item(table.key.bind(py), PyBytes::new(py, out))
                 .map_err(fail)?;
         }
         for (slot, (name, i, unit)) in self.keep.iter().enumerate() {

@@ -21,7 +21,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::copy::{KeepSpec, Layout, TableSpec};
+use crate::copy::{KeepSpec, Layout, Parsed, TableSpec};
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
 
@@ -130,6 +130,9 @@ impl BatchDecoder {
 
 /// Reads batches of single-object-encoded Avro records straight into PostgreSQL binary COPY
 /// rows (see `copy`).
+/// Messages `CopyRows::rows` reads between two holds of the GIL.
+const CHUNK: usize = 64;
+
 #[pyclass(frozen, module = "tokenline_native")]
 struct CopyRows {
     writers: Vec<([u8; 8], Layout)>,
@@ -166,19 +169,43 @@ impl CopyRows {
 
     /// Per message of `values` (a list): a dict of the kept values holding each COPY row
     /// (bytes) under its key, or `None` where the message is refused.
+    ///
+    /// A few messages at a time ([`CHUNK`]), in two passes: their bodies are read and their
+    /// COPY rows made with the GIL released (the bytes objects stay referenced by `items`,
+    /// and bytes are immutable), so another Python thread runs meanwhile (the sink landing the
+    /// previous batch); then, with the GIL, each one's dict is built. Few at a time, so what
+    /// the first pass made is still in the CPU's caches when the second reads it.
     fn rows<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let mut reader = Reader::new(py, &self.ctx, self.caches);
-        let out: Vec<Bound<'py, PyAny>> = values
+        let items: Vec<Bound<'py, PyAny>> = values.iter().collect();
+        let bodies: Vec<Option<&[u8]>> = items
             .iter()
-            .map(|value| {
-                self.one(&mut reader, &value)
-                    .map_or_else(|_| py.None().into_bound(py), Bound::into_any)
-            })
+            .map(|value| value.cast::<PyBytes>().ok().map(|b| b.as_bytes()))
             .collect();
+        let writers = &self.writers;
+        let mut reader = Reader::new(py, &self.ctx, self.caches);
+        let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(items.len());
+        for chunk in bodies.chunks(CHUNK) {
+            let parsed: Vec<Result<(&Layout, Parsed<'_, '_>), Refusal>> = py.detach(|| {
+                chunk
+                    .iter()
+                    .map(|body| {
+                        let data = body.ok_or(Refusal::NotBytes)?;
+                        let layout = writer_of(writers, data)?;
+                        Ok((layout, layout.parse(data, HEADER)?))
+                    })
+                    .collect()
+            });
+            out.extend(parsed.iter().map(|done| {
+                done.as_ref()
+                    .map_err(|_| ())
+                    .and_then(|(layout, parsed)| layout.build(&mut reader, parsed).map_err(|_| ()))
+                    .map_or_else(|()| py.None().into_bound(py), Bound::into_any)
+            }));
+        }
         PyList::new(py, out)
     }
 
