@@ -8,8 +8,8 @@ dict of the few values the store itself reads (:data:`KEEP`: the key, what the r
 ``usage_tenant_daily`` are computed from, the pricing a re-pricing stages, the source of a
 refused copy), with the event's UTC minute and quarter-hour made too (the rollup and daily
 keys; consecutive events of one minute share one object), and the re-pricing path's staging
-row under :data:`PRICING_ROW`. The store sends the rows' bytes as they are and reads only
-those values.
+row under :data:`PRICING_ROW`, its ``usage_event_ids`` guard row under :data:`GUARD_ROW`.
+The store sends the rows' bytes as they are and reads only those values.
 
 Whatever the native reader refuses (a body it does not read exactly as the Python reader
 does, an ``integer`` column out of range, a string holding NUL) is read by the Python path,

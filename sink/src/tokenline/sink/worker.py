@@ -196,9 +196,11 @@ class SinkWorker:
         decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         try:
             # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written.
-            # Decoding holds the GIL, so it starts when PostgreSQL has batch N's events to
-            # take in (the store's ``meanwhile``: the COPY is sent, the server inserts, this
-            # thread waits without the GIL) or when batch N is landed, whichever comes first;
+            # Building each row's Python values holds the GIL (the native reader releases it
+            # only while it reads the bodies), so decoding starts when PostgreSQL has batch N's
+            # events to take in (the store's ``meanwhile``: the COPY is sent, the server
+            # inserts, this thread waits without the GIL) or when batch N is landed, whichever
+            # comes first;
             # started sooner, it would hold up this thread's own work on batch N instead.
             # Batches still land one at a time, in order, each by land()'s steps 2-4; only
             # this thread uses the consumer. While a decoded batch waits, the next one takes
