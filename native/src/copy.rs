@@ -17,6 +17,7 @@ use crate::read::{
     decimal_unscaled, untrack, uuid_hex, Cursor, Reader, Refusal, MAX_MICROS, MIN_MICROS,
 };
 use crate::schema::Node;
+use crate::sums::{Summed, ROLES};
 
 type Read<T> = Result<T, Refusal>;
 
@@ -87,7 +88,7 @@ enum Plan {
 }
 
 /// A leaf's value in one body.
-enum Leaf<'d, 'p> {
+pub(crate) enum Leaf<'d, 'p> {
     Null,
     Bool(bool),
     Long(i64),
@@ -432,6 +433,8 @@ pub(crate) struct Layout {
     plan: Plan,
     tables: Vec<Table>,
     keep: Vec<(Py<PyString>, usize, i64)>,
+    /// The leaf of each value the batch's sums are made from, when asked for.
+    roles: Option<[usize; ROLES]>,
 }
 
 /// What a caller asks for one COPY row: its key, its `(leaf path, type name)` columns, and
@@ -455,6 +458,7 @@ impl Layout {
         root: &Node,
         tables: &[TableSpec],
         keep: &[KeepSpec],
+        roles: Option<&[Vec<String>]>,
     ) -> PyResult<Self> {
         let mut paths = Vec::new();
         let plan = plan(root, py, &mut Vec::new(), &mut paths)
@@ -494,7 +498,45 @@ impl Layout {
                 Ok((PyString::intern(py, name).unbind(), index(path)?, *unit))
             })
             .collect::<PyResult<_>>()?;
-        Ok(Self { plan, tables, keep })
+        let roles = match roles {
+            None => None,
+            Some(paths) if paths.len() == ROLES => {
+                let mut at = [0usize; ROLES];
+                for (slot, path) in at.iter_mut().zip(paths) {
+                    *slot = index(path)?;
+                }
+                Some(at)
+            }
+            Some(paths) => {
+                return Err(PyValueError::new_err(format!(
+                    "{} sums paths, not {ROLES}",
+                    paths.len()
+                )))
+            }
+        };
+        Ok(Self {
+            plan,
+            tables,
+            keep,
+            roles,
+        })
+    }
+
+    /// Add a parsed body to the batch's sums; `None` where it cannot be summed (or the sums
+    /// were not asked for).
+    pub(crate) fn add_to<'a>(&self, sums: &mut Summed<'a>, parsed: &Parsed<'a, 'a>) -> Option<()> {
+        sums.add(&parsed.leaves, self.roles.as_ref()?)
+    }
+
+    /// The leaves of the body `data[pos..]`, which must be read to its end; no Python.
+    fn leaves<'d, 'p>(&'p self, data: &'d [u8], pos: usize) -> Read<Vec<Leaf<'d, 'p>>> {
+        let mut c = Cursor { data, pos };
+        let mut leaves = Vec::with_capacity(80);
+        walk(&mut c, &self.plan, &mut leaves)?;
+        if c.pos != data.len() {
+            return Err(Refusal::Trailing(data.len() - c.pos));
+        }
+        Ok(leaves)
     }
 
     /// The dict of the kept values of the body `data[pos..]` (which must be read to its
@@ -512,12 +554,7 @@ impl Layout {
     /// The part of [`Layout::row`] that needs no Python: the body read to its end into its
     /// leaves, and each table's COPY row. Runs with the GIL released (see `CopyRows::rows`).
     pub(crate) fn parse<'d, 'p>(&'p self, data: &'d [u8], pos: usize) -> Read<Parsed<'d, 'p>> {
-        let mut c = Cursor { data, pos };
-        let mut leaves = Vec::with_capacity(80);
-        walk(&mut c, &self.plan, &mut leaves)?;
-        if c.pos != data.len() {
-            return Err(Refusal::Trailing(data.len() - c.pos));
-        }
+        let leaves = self.leaves(data, pos)?;
         let mut rows = Vec::with_capacity(self.tables.len());
         for table in &self.tables {
             let mut out = Vec::with_capacity(data.len() * 2 + 4 * table.columns.len());

@@ -15,15 +15,17 @@
 mod copy;
 mod read;
 mod schema;
+mod sums;
 mod write;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 use crate::copy::{KeepSpec, Layout, Parsed, TableSpec};
 use crate::read::{Caches, Context, Reader, Refusal};
 use crate::schema::Program;
+use crate::sums::Summed;
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 const HEADER: usize = 10;
@@ -136,6 +138,8 @@ const CHUNK: usize = 64;
 #[pyclass(frozen, module = "tokenline_native")]
 struct CopyRows {
     writers: Vec<([u8; 8], Layout)>,
+    /// The key each row's dict holds the batch's sums under, when asked for (see `sums`).
+    sums_key: Option<Py<PyString>>,
     caches: Caches,
     ctx: Context,
 }
@@ -146,18 +150,26 @@ impl CopyRows {
     /// it is returned under, its columns in order as `(leaf path, PostgreSQL type name)`,
     /// and how many fields the caller appends to it; `keep`: `(name, leaf path, unit)` of the
     /// values returned beside the rows (a timestamp truncated to `unit` microseconds when
-    /// above 0). Raises ValueError for a schema, a path, a type or a unit it does not cover.
+    /// above 0); `sums`: a key and the leaf paths of `sums::Role`, for every row's dict to
+    /// hold under that key, when every row made could be summed, `(rows made, minutes, days)`:
+    /// the batch's rollup and tenant-daily groups, in the order their keys first appear, each
+    /// its key's values, its counts (requests, failures, unpriced, the five token counts, the
+    /// latency sum and maximum) and its costs (`(unscaled, exponent)` or `None`), the minute's
+    /// currency last. Raises ValueError for a schema, a path, a type or a unit it does not cover.
     #[new]
     fn new(
         py: Python<'_>,
         writers: Vec<(Vec<u8>, String)>,
         tables: Vec<TableSpec>,
         keep: Vec<KeepSpec>,
+        sums: Option<(String, Vec<Vec<String>>)>,
     ) -> PyResult<Self> {
+        let roles = sums.as_ref().map(|(_, roles)| roles.as_slice());
         let compiled = compile_writers(py, writers, |parsed| {
-            Layout::new(py, &compile(parsed)?.root, &tables, &keep)
+            Layout::new(py, &compile(parsed)?.root, &tables, &keep, roles)
         })?;
         Ok(Self {
+            sums_key: sums.map(|(key, _)| PyString::intern(py, &key).unbind()),
             writers: compiled,
             caches: Caches {
                 timestamps: keep.len(),
@@ -188,6 +200,9 @@ impl CopyRows {
         let writers = &self.writers;
         let mut reader = Reader::new(py, &self.ctx, self.caches);
         let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(items.len());
+        // The sums of the rows made (None once one could not be summed).
+        let mut summed = self.sums_key.as_ref().map(|_| Summed::new());
+        let mut made = 0usize;
         for chunk in bodies.chunks(CHUNK) {
             let parsed: Vec<Result<(&Layout, Parsed<'_, '_>), Refusal>> = py.detach(|| {
                 chunk
@@ -195,16 +210,42 @@ impl CopyRows {
                     .map(|body| {
                         let data = body.ok_or(Refusal::NotBytes)?;
                         let layout = writer_of(writers, data)?;
-                        Ok((layout, layout.parse(data, HEADER)?))
+                        let parsed = layout.parse(data, HEADER)?;
+                        if let Some(sums) = summed.as_mut() {
+                            if layout.add_to(sums, &parsed).is_none() {
+                                summed = None;
+                            }
+                        }
+                        Ok((layout, parsed))
                     })
                     .collect()
             });
-            out.extend(parsed.iter().map(|done| {
-                done.as_ref()
-                    .map_err(|_| ())
-                    .and_then(|(layout, parsed)| layout.build(&mut reader, parsed).map_err(|_| ()))
-                    .map_or_else(|()| py.None().into_bound(py), Bound::into_any)
-            }));
+            for done in &parsed {
+                let row = match done {
+                    Ok((layout, parsed)) => match layout.build(&mut reader, parsed) {
+                        Ok(row) => {
+                            made += 1;
+                            row.into_any()
+                        }
+                        Err(_) => {
+                            summed = None; // summed, yet not made: the sums do not hold
+                            py.None().into_bound(py)
+                        }
+                    },
+                    Err(_) => py.None().into_bound(py),
+                };
+                out.push(row);
+            }
+        }
+        if let (Some(key), Some(summed)) = (&self.sums_key, summed) {
+            if made > 0 {
+                let (minutes, days) = summed.into_py(py)?;
+                let sums = (made, minutes, days).into_pyobject(py)?;
+                for row in out.iter().filter(|row| !row.is_none()) {
+                    row.cast::<pyo3::types::PyDict>()?
+                        .set_item(key.bind(py), &sums)?;
+                }
+            }
         }
         PyList::new(py, out)
     }

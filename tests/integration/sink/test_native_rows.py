@@ -35,6 +35,7 @@ from tests._daily_truth import check_daily
 from tests._rollup_truth import check_rollups
 from tests.integration.sink.conftest import settings_for
 from tokenline.schemas import catalog
+from tokenline.sink import native_sums
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.migrate import upgrade
 from tokenline.sink.native_rows import (
@@ -286,5 +287,40 @@ def test_the_store_lands_and_reprices_mixed_batches(new_database: Any) -> None:
         (r["cost"]["total"] for r in [*first[:30], *second] if r["cost"] is not None), Decimal(0)
     )
     assert stored == (90, 60, expected)
+    assert check_rollups(url).exact
+    assert check_daily(url).exact
+
+
+def test_the_store_sums_whole_native_batches_natively(new_database: Any) -> None:
+    """Batches of native rows only: their sums come from the native reader, and still equal
+    the raw rows' truths, fresh, delivered twice, re-priced and fresh again."""
+    url = new_database()
+    upgrade(settings_for(url, "postgresql"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO tenants (tenant_id, timezone) VALUES ('t1', 'Australia/Lord_Howe'), "
+            "('t2', 'Asia/Kathmandu')"
+        )
+
+    def native(records: list[Any]) -> list[dict[str, Any]]:
+        rows = _native().rows([_frame(r) for r in records])
+        assert all(row is not None for row in rows)
+        made = [row for row in rows if row is not None]
+        assert native_sums.sums(made) is not None  # the store will take the native sums
+        return made
+
+    store = PostgresUsageStore(url)
+    try:
+        first = [_priced(n, "v1", 0, unpriced=n % 5 == 0) for n in range(60)]
+        assert store.write(native(first)) == []
+        assert check_rollups(url).exact
+        assert check_daily(url).exact
+        assert store.write(native(first)) == []  # delivered again: nothing changes
+        assert store.write(native([_priced(n, "v2", 60) for n in range(30, 90)])) == []
+        assert store.write(native([_priced(n, "v1", 0) for n in range(90, 150)])) == []
+    finally:
+        store.close()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM usage_events").fetchone() == (150,)
     assert check_rollups(url).exact
     assert check_daily(url).exact

@@ -8,7 +8,8 @@ dict of the few values the store itself reads (:data:`KEEP`: the key, what the r
 ``usage_tenant_daily`` are computed from, the pricing a re-pricing stages, the source of a
 refused copy), with the event's UTC minute and quarter-hour made too (the rollup and daily
 keys; consecutive events of one minute share one object), and the re-pricing path's staging
-row under :data:`PRICING_ROW`, its ``usage_event_ids`` guard row under :data:`GUARD_ROW`.
+row under :data:`PRICING_ROW`, its ``usage_event_ids`` guard row under :data:`GUARD_ROW`,
+and the batch's rollup and tenant-daily sums (:mod:`tokenline.sink.native_sums`).
 The store sends the rows' bytes as they are and reads only those values.
 
 Whatever the native reader refuses (a body it does not read exactly as the Python reader
@@ -26,6 +27,7 @@ from tokenline.schemas import catalog
 from tokenline.schemas._native import copy_rows
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.models import UsageEvent
+from tokenline.sink.native_sums import ROLES, SUMS
 from tokenline.sink.rollups import MINUTE
 from tokenline.sink.rows import EVENT_PATHS
 from tokenline.sink.store_sql import (
@@ -124,6 +126,7 @@ class NativeRows:
                 (MINUTE, list(EVENT_PATHS["occurred_at"]), 60_000_000),
                 (QUARTER, list(EVENT_PATHS["occurred_at"]), 900_000_000),
             ],
+            (SUMS, [list(EVENT_PATHS[c]) for c in ROLES]),
         )
         return None if reader is None else cls(reader)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import MAX_PREC, Decimal, localcontext
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -183,14 +183,15 @@ def deltas(
 
     Keys whose delta is zero (a re-pricing that moved nothing) are left out.
     """
-    out: dict[RollupKey, Delta] = {}
-    for row in inserted:  # every landed event: no Delta made for a key already there
-        key = rollup_key(row)
-        delta = out.get(key)
-        if delta is None:
-            delta = out[key] = Delta()
-        delta._add(row)  # add(row, 1), without the sign's branch
-    for old, new in repriced:
-        out.setdefault(rollup_key(old), Delta()).add(old, -1)
-        out.setdefault(rollup_key(new), Delta()).add(new, 1)
-    return {key: delta for key, delta in out.items() if not delta.is_zero()}
+    with localcontext(prec=MAX_PREC):  # exact: the default 28 digits would round
+        out: dict[RollupKey, Delta] = {}
+        for row in inserted:  # every landed event: no Delta made for a key already there
+            key = rollup_key(row)
+            delta = out.get(key)
+            if delta is None:
+                delta = out[key] = Delta()
+            delta._add(row)  # add(row, 1), without the sign's branch
+        for old, new in repriced:
+            out.setdefault(rollup_key(old), Delta()).add(old, -1)
+            out.setdefault(rollup_key(new), Delta()).add(new, 1)
+        return {key: delta for key, delta in out.items() if not delta.is_zero()}

@@ -61,8 +61,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from tokenline.sink import native_sums, tenant_daily
 from tokenline.sink import store_sql as q
-from tokenline.sink import tenant_daily
 from tokenline.sink.batch import (
     EVENT_COLUMNS,
     ROLLUP_COLUMNS,
@@ -183,6 +183,9 @@ class _Sums:
 
     @classmethod
     def of(cls, inserted: Sequence[Row]) -> _Sums:
+        summed = native_sums.sums(inserted)  # native rows' own bodies, summed natively
+        if summed is not None:
+            return cls(*summed)
         return cls(deltas(inserted), tenant_daily.deltas(inserted))
 
 

@@ -16,7 +16,7 @@ key, may change), an event stored already with the same pricing adds nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import MAX_PREC, Decimal, localcontext
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -195,21 +195,25 @@ def deltas(
     Keys whose sums are all zero (a re-pricing that changed nothing counted here) are left out.
     A negative ``requests`` means the key lost events: the store recomputes its maximum.
     """
-    out: dict[QuarterKey, list[Any]] = {}
-    for row in inserted:
-        key = quarter_key(row)
-        acc = out.get(key)
-        if acc is None:
-            acc = out[key] = _zero()
-        _add_new(acc, row)
-    for old, new in repriced:
-        if old["canonical_model"] == new["canonical_model"] and old["currency"] == new["currency"]:
-            # The key stays (a re-pricing changes only pricing columns): the cost difference.
-            acc = out.get(key := quarter_key(new))
+    with localcontext(prec=MAX_PREC):  # exact: the default 28 digits would round
+        out: dict[QuarterKey, list[Any]] = {}
+        for row in inserted:
+            key = quarter_key(row)
+            acc = out.get(key)
             if acc is None:
                 acc = out[key] = _zero()
-            _reprice(acc, old, new)
-            continue
-        for row, sign in ((old, -1), (new, 1)):
-            _add(out.setdefault(quarter_key(row), _zero()), row, sign)
-    return {key: acc for key, acc in out.items() if any(acc[:15])}
+            _add_new(acc, row)
+        for old, new in repriced:
+            if (
+                old["canonical_model"] == new["canonical_model"]
+                and old["currency"] == new["currency"]
+            ):
+                # The key stays (a re-pricing changes only pricing columns): the cost difference.
+                acc = out.get(key := quarter_key(new))
+                if acc is None:
+                    acc = out[key] = _zero()
+                _reprice(acc, old, new)
+                continue
+            for row, sign in ((old, -1), (new, 1)):
+                _add(out.setdefault(quarter_key(row), _zero()), row, sign)
+        return {key: acc for key, acc in out.items() if any(acc[:15])}
