@@ -7,7 +7,7 @@
 //! `i128`, decimals as `i128` at the smallest exponent met (Python's `Decimal` addition);
 //! an overflow refuses the batch, which the caller then sums with Python.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -202,7 +202,7 @@ struct Groups<K, V> {
 impl<K: std::hash::Hash + Eq + Copy, V: Default> Groups<K, V> {
     fn new() -> Self {
         Self {
-            at: HashMap::new(),
+            at: HashMap::default(),
             groups: Vec::new(),
         }
     }
