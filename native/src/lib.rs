@@ -140,6 +140,8 @@ struct CopyRows {
     writers: Vec<([u8; 8], Layout)>,
     /// The key each row's dict holds the batch's sums under, when asked for (see `sums`).
     sums_key: Option<Py<PyString>>,
+    /// The key each row's dict holds its message (the bytes object) under, when asked for.
+    body_key: Option<Py<PyString>>,
     caches: Caches,
     ctx: Context,
 }
@@ -155,7 +157,8 @@ impl CopyRows {
     /// the batch's rollup and tenant-daily groups, in the order their keys first appear, each
     /// its key's values, its counts (requests, failures, unpriced, the five token counts, the
     /// latency sum and maximum) and its costs (`(unscaled, exponent)` or `None`), the minute's
-    /// currency last. Raises ValueError for a schema, a path, a type or a unit it does not cover.
+    /// currency last; `body`: a key for every row's dict to hold its message under. Raises
+    /// ValueError for a schema, a path, a type or a unit it does not cover.
     #[new]
     fn new(
         py: Python<'_>,
@@ -163,6 +166,7 @@ impl CopyRows {
         tables: Vec<TableSpec>,
         keep: Vec<KeepSpec>,
         sums: Option<(String, Vec<Vec<String>>)>,
+        body: Option<String>,
     ) -> PyResult<Self> {
         let roles = sums.as_ref().map(|(_, roles)| roles.as_slice());
         let compiled = compile_writers(py, writers, |parsed| {
@@ -170,6 +174,7 @@ impl CopyRows {
         })?;
         Ok(Self {
             sums_key: sums.map(|(key, _)| PyString::intern(py, &key).unbind()),
+            body_key: body.map(|key| PyString::intern(py, &key).unbind()),
             writers: compiled,
             caches: Caches {
                 timestamps: keep.len(),
@@ -220,11 +225,14 @@ impl CopyRows {
                     })
                     .collect()
             });
-            for done in &parsed {
+            for (done, item) in parsed.iter().zip(&items[out.len()..]) {
                 let row = match done {
                     Ok((layout, parsed)) => match layout.build(&mut reader, parsed) {
                         Ok(row) => {
                             made += 1;
+                            if let Some(key) = &self.body_key {
+                                row.set_item(key.bind(py), item)?;
+                            }
                             row.into_any()
                         }
                         Err(_) => {

@@ -46,6 +46,7 @@ from tokenline.sink.native_rows import (
     PRICING_ROW,
     PRICING_ROW_COLUMNS,
     NativeRows,
+    complete,
 )
 from tokenline.sink.rollups import MINUTE, rollup_key
 from tokenline.sink.rows import event_row
@@ -176,6 +177,7 @@ def test_native_rows_are_the_python_paths_rows(
 ) -> None:
     messages = [_frame(r) for r in records]
     native = _native().rows(messages)
+    complete(row for row in native if row is not None)  # the values read later, if needed
     truth = [event_row(_fastavro(m)) for m in messages]
     landed = []
     for message, got, row in zip(messages, native, truth, strict=True):

@@ -13,7 +13,7 @@ import pytest
 
 from tests import factories
 from tokenline.schemas import AvroCodec
-from tokenline.sink.native_rows import COPY_ROW, KEEP
+from tokenline.sink.native_rows import COPY_ROW, KEEP, LEAN, complete
 from tokenline.sink.rows import event_row
 from tokenline.sink.settings import SinkSettings
 from tokenline.sink.worker import SinkWorker
@@ -62,6 +62,10 @@ def test_the_worker_reads_batches_into_native_rows() -> None:
     assert [COPY_ROW in row for row in rows] == [True] * len(good) + [False]
     for row, value in zip(rows, good, strict=False):
         expected = event_row(codec.decode(value))
+        # Lean as read; complete() gives the rest when the store needs it.
+        assert {c: row[c] for c in LEAN} == {c: expected[c] for c in LEAN}
+        assert not set(KEEP) - set(LEAN) & row.keys()
+        complete([row])
         assert {c: row[c] for c in KEEP} == {c: expected[c] for c in KEEP}
     assert rows[-1] == event_row(codec.decode(wide))
     assert worker._codec.decoded_natively == 1  # the wide one; the bad ones fell to Python

@@ -122,7 +122,9 @@ def copy_rows(
     record_name: str,
     tables: list[tuple[str, list[tuple[list[str], str]], int]],
     keep: list[tuple[str, list[str], int]],
+    *,
     sums: tuple[str, list[list[str]]] | None = None,
+    body: str | None = None,
 ) -> CopyRows | None:
     """A native reader of ``record_name`` messages into COPY rows, or ``None``.
 
@@ -135,14 +137,17 @@ def copy_rows(
     the writers the batch decoder reads are read (see :func:`batch_decoder`); ``sums``: a key
     and the paths of the values the sink's rollup and tenant-daily sums are made from (see
     ``tokenline.sink.native_sums``), for each row's dict to hold, under that key, the sums of
-    every row made from the batch (as the bodies are read, without the GIL). ``None`` when the
+    every row made from the batch (as the bodies are read, without the GIL); ``body``: a key
+    for each row's dict to hold its message under (the bytes object itself). ``None`` when the
     module is not installed or a schema, path or type is not covered.
     """
     module = _module()
     if module is None or not hasattr(module, "CopyRows"):
         return None
     try:
-        return cast("CopyRows", module.CopyRows(_writers(schemas, record_name), tables, keep, sums))
+        return cast(
+            "CopyRows", module.CopyRows(_writers(schemas, record_name), tables, keep, sums, body)
+        )
     except ValueError as exc:  # a schema, path or type it does not cover
         log.debug("no native COPY rows for %s: %s", record_name, exc)
         return None

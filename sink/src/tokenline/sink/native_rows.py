@@ -4,13 +4,17 @@ With ``tokenline_native`` installed, the worker reads a batch with its ``CopyRow
 (:func:`tokenline.schemas._native.copy_rows`): each message becomes, in Rust, the binary COPY
 row :func:`~tokenline.sink.rows.event_row` and psycopg's adaptation would make (costs as
 NUMERIC from the Avro decimal's digits, never a float), returned under :data:`COPY_ROW` in a
-dict of the few values the store itself reads (:data:`KEEP`: the key, what the rollups and
-``usage_tenant_daily`` are computed from, the pricing a re-pricing stages, the source of a
-refused copy), with the event's UTC minute and quarter-hour made too (the rollup and daily
-keys; consecutive events of one minute share one object), and the re-pricing path's staging
-row under :data:`PRICING_ROW`, its ``usage_event_ids`` guard row under :data:`GUARD_ROW`,
-and the batch's rollup and tenant-daily sums (:mod:`tokenline.sink.native_sums`).
-The store sends the rows' bytes as they are and reads only those values.
+dict with its ``usage_event_ids`` guard row under :data:`GUARD_ROW`, the batch's rollup and
+tenant-daily sums (:mod:`tokenline.sink.native_sums`), the message itself (:data:`BODY`) and
+the few values a batch that lands whole needs (:data:`LEAN`). The store sends the rows' bytes
+as they are.
+
+A batch that does not land whole (copies of stored events, a re-pricing) needs the rest:
+:func:`complete` reads it from the messages again, in place: the values of :data:`KEEP` (what
+the rollups and ``usage_tenant_daily`` are computed from, the pricing a re-pricing stages, the
+source of a refused copy), the event's UTC minute and quarter-hour (the rollup and daily keys;
+consecutive events of one minute share one object) and the re-pricing staging row under
+:data:`PRICING_ROW`. The batch read next is then read whole, as such batches come in runs.
 
 Whatever the native reader refuses (a body it does not read exactly as the Python reader
 does, an ``integer`` column out of range, a string holding NUL) is read by the Python path,
@@ -19,17 +23,19 @@ so it lands, or is refused or dead-lettered, as it always was.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.dialects import postgresql
 
-from tokenline.schemas import catalog
+from tokenline.schemas import AvroCodec, catalog
 from tokenline.schemas._native import copy_rows
 from tokenline.sink.batch import EVENT_COLUMNS, EVENT_KEY
 from tokenline.sink.models import UsageEvent
 from tokenline.sink.native_sums import ROLES, SUMS
 from tokenline.sink.rollups import MINUTE
-from tokenline.sink.rows import EVENT_PATHS
+from tokenline.sink.rows import EVENT_PATHS, event_row
 from tokenline.sink.store_sql import (
     DUPLICATE_COLUMNS,
     GUARD_COLUMNS,
@@ -40,16 +46,22 @@ from tokenline.sink.store_sql import (
 from tokenline.sink.tenant_daily import QUARTER
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from tokenline.schemas import PricedUsageEvent
     from tokenline.schemas._native import CopyRows
 
 __all__ = [
+    "BODY",
     "COPY_ROW",
     "EVENT_TYPES",
     "GUARD_ROW",
     "KEEP",
+    "LEAN",
     "PRICING_ROW",
     "PRICING_ROW_COLUMNS",
     "NativeRows",
+    "complete",
     "encoded",
 ]
 
@@ -57,6 +69,8 @@ __all__ = [
 COPY_ROW = "__copy_row__"
 #: The key of its ``usage_event_ids`` guard row (:data:`GUARD_COLUMNS`).
 GUARD_ROW = "__guard_row__"
+#: The key of the message it was read from (the bytes object), for :func:`complete`.
+BODY = "__body__"
 #: The key of its re-pricing staging row: :data:`PRICING_ROW_COLUMNS` but the last, ``n`` (the
 #: row's place in the batch), which the store appends.
 PRICING_ROW = "__pricing_row__"
@@ -102,37 +116,107 @@ def encoded(row: dict[str, Any]) -> bytes | None:
     return row.get(COPY_ROW)
 
 
-class NativeRows:
-    """Reads batches of priced events into native rows (``None`` where it refuses one)."""
+#: The values every native row holds as it is read: what the store reads of a batch that lands
+#: whole (its key, for duplicates within the batch and the probe; ``priced_at``, for the newest
+#: copy; and for the freshness metric).
+LEAN: tuple[str, ...] = ("event_id", "occurred_at", "priced_at")
 
-    def __init__(self, reader: CopyRows) -> None:
-        self._reader = reader
+
+def _paths(columns: tuple[str, ...]) -> list[tuple[list[str], str]]:
+    return [(list(EVENT_PATHS[c]), _TYPES[c]) for c in columns]
+
+
+_MINUTES = [
+    (MINUTE, list(EVENT_PATHS["occurred_at"]), 60_000_000),
+    (QUARTER, list(EVENT_PATHS["occurred_at"]), 900_000_000),
+]
+
+
+def _reader(values: Literal["lean", "rest", "all"]) -> CopyRows | None:
+    """A reader of native rows: ``lean``, ``rest`` or ``all``.
+
+    ``lean``: what a batch landing whole needs; ``rest``: what :func:`complete` adds to a lean
+    row; ``all``: both.
+    """
+    copy = (COPY_ROW, _paths(EVENT_COLUMNS), 0)
+    guard = (GUARD_ROW, _paths(GUARD_COLUMNS), 0)
+    pricing = (PRICING_ROW, _paths(_PRICED_LEAVES), 1)
+    rest = [*((c, list(EVENT_PATHS[c]), 0) for c in KEEP), *_MINUTES]
+    name = "tokenline.PricedUsageEvent"
+    if values == "rest":
+        return copy_rows(catalog(), name, [pricing], rest)
+    tables = [copy, guard] if values == "lean" else [copy, guard, pricing]
+    keep = [(c, list(EVENT_PATHS[c]), 0) for c in LEAN] if values == "lean" else rest
+    sums = (SUMS, [list(EVENT_PATHS[c]) for c in ROLES])
+    return copy_rows(catalog(), name, tables, keep, sums=sums, body=BODY)
+
+
+@dataclass
+class _Completed:
+    """Whether :func:`complete` was given native rows since a batch was read (process-wide).
+
+    Then the next batch is read whole: batches that do not land whole come in runs (a replay,
+    a re-pricing pass), and reading the rest while the previous batch lands costs nothing.
+    """
+
+    since_read: bool = False
+
+
+_COMPLETED = _Completed()
+
+
+@cache
+def _rest() -> tuple[CopyRows | None, AvroCodec[PricedUsageEvent]]:
+    return _reader("rest"), AvroCodec("tokenline.PricedUsageEvent")
+
+
+def complete(rows: Iterable[dict[str, Any]]) -> None:
+    """Give the native rows among ``rows`` read lean the rest of their values, in place.
+
+    Every value of :data:`KEEP`, the minute and quarter-hour, and the re-pricing staging row,
+    read from each row's message again; what the reader refuses (no body the lean reader took
+    should be) gets ``event_row``'s values.
+    """
+    native = [row for row in rows if BODY in row]
+    if native:  # read the next batch whole, even if these were (see _Completed)
+        _COMPLETED.since_read = True
+    lean = [row for row in native if PRICING_ROW not in row]
+    if not lean:
+        return
+    reader, codec = _rest()
+    bodies = [row[BODY] for row in lean]
+    made = reader.rows(bodies) if reader is not None else [None] * len(lean)
+    for row, body, full in zip(lean, bodies, made, strict=True):
+        row.update(full if full is not None else event_row(codec.decode(body)))
+
+
+class NativeRows:
+    """Reads batches of priced events into native rows (``None`` where it refuses one).
+
+    The rows are lean (:data:`LEAN`, the COPY and guard rows, the batch's sums, the message):
+    :func:`complete` gives them the rest when the store needs it (a batch that does not land
+    whole), and the batch read after that is read whole.
+    """
+
+    def __init__(self, lean: CopyRows, whole: CopyRows) -> None:
+        self._reader = lean
+        self._whole = whole
         #: Messages read into native rows so far (the rest went to the Python path).
         self.made = 0
 
     @classmethod
     def load(cls) -> NativeRows | None:
         """The native reader of PricedUsageEvents, or ``None`` (not installed, not covered)."""
-        reader = copy_rows(
-            catalog(),
-            "tokenline.PricedUsageEvent",
-            [
-                (COPY_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in EVENT_COLUMNS], 0),
-                (PRICING_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in _PRICED_LEAVES], 1),
-                (GUARD_ROW, [(list(EVENT_PATHS[c]), _TYPES[c]) for c in GUARD_COLUMNS], 0),
-            ],
-            [
-                *((c, list(EVENT_PATHS[c]), 0) for c in KEEP),
-                (MINUTE, list(EVENT_PATHS["occurred_at"]), 60_000_000),
-                (QUARTER, list(EVENT_PATHS["occurred_at"]), 900_000_000),
-            ],
-            (SUMS, [list(EVENT_PATHS[c]) for c in ROLES]),
-        )
-        return None if reader is None else cls(reader)
+        lean, whole = _reader("lean"), _reader("all")
+        return None if lean is None or whole is None else cls(lean, whole)
 
     def rows(self, values: list[bytes]) -> list[dict[str, Any] | None]:
-        """Each message's native row, or ``None`` where the Python path must read it."""
-        rows = self._reader.rows(values)
+        """Each message's native row, or ``None`` where the Python path must read it.
+
+        Lean, unless native rows were completed since a batch was read (:class:`_Completed`).
+        """
+        whole, _COMPLETED.since_read = _COMPLETED.since_read, False
+        rows = (self._whole if whole else self._reader).rows(values)
         self.made += len(rows) - rows.count(None)
         return rows
 

@@ -79,6 +79,7 @@ from tokenline.sink.native_rows import (
     GUARD_ROW,
     PRICING_ROW,
     PRICING_ROW_COLUMNS,
+    complete,
 )
 from tokenline.sink.repricing_sql import reprice_staged
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
@@ -183,9 +184,10 @@ class _Sums:
 
     @classmethod
     def of(cls, inserted: Sequence[Row]) -> _Sums:
-        summed = native_sums.sums(inserted)  # native rows' own bodies, summed natively
+        summed = native_sums.sums(inserted)  # a whole native batch, summed as it was read
         if summed is not None:
             return cls(*summed)
+        complete(inserted)
         return cls(deltas(inserted), tenant_daily.deltas(inserted))
 
 
@@ -384,6 +386,7 @@ class PostgresUsageStore:
                 pass  # some events (or copies of them) are there already: the paths below
             else:
                 return _Landed(inserted=rows, sums=sums)
+        complete(rows)  # not landing whole: the rows' other values are read now
         try:
             with conn.transaction():
                 return self._reprice(conn, rows)
