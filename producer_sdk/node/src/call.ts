@@ -55,11 +55,36 @@ export class Call {
   httpStatus: number | null = null;
   providerRequestId: string | null = null;
 
+  /** What fills the call in from its result on the sender's timer (`readWith`), if anything. */
+  private reader: ((this: unknown, call: Call, value: unknown) => void) | null = null;
+  private readerOf: unknown = null;
+  private readValue: unknown = undefined;
+
   constructor(
     public provider: Provider,
     public operation: Operation,
     public attribution: Attribution,
   ) {}
+
+  /**
+   * Have `reader.call(owner, call, value)` fill the call in when its event is built, on the
+   * sender's timer, off the caller's path (a method's `finish`, a stream's `onEnd`).
+   */
+  readWith<T>(reader: (this: T, call: Call, value: unknown) => void, owner: T, value: unknown): void {
+    this.reader = reader as (this: unknown, call: Call, value: unknown) => void;
+    this.readerOf = owner;
+    this.readValue = value;
+  }
+
+  /** Run the reader given to `readWith` (once) and let go of the result it read. */
+  read(): void {
+    const reader = this.reader;
+    if (reader === null) return;
+    const value = this.readValue;
+    this.reader = null;
+    this.readValue = undefined;
+    reader.call(this.readerOf, this, value);
+  }
 
   end(): void {
     if (this.endedNs === null) this.endedNs = now();
