@@ -26,6 +26,9 @@ export class Runtime {
   readonly host: Host;
   readonly sender: Sender;
   readonly base: Attribution;
+  /** The last event's tenant and its Kafka key (records share it, as they never change it). */
+  private lastTenant = "";
+  private lastKey = Buffer.alloc(0);
   /** The SDK's own failures, swallowed (never reaching a caller). */
   errors = 0;
   lastError: unknown = null;
@@ -56,7 +59,11 @@ export class Runtime {
       call.read();
       const event = buildEvent(call, this.identity, this.host, this.settings.maxTags);
       const value = this.settings.transport === "http" ? eventJson(event) : encodeUsageEvent(event);
-      return { key: Buffer.from(event.tenant_id, "utf8"), value };
+      if (event.tenant_id !== this.lastTenant) {
+        this.lastKey = Buffer.from(event.tenant_id, "utf8");
+        this.lastTenant = event.tenant_id;
+      }
+      return { key: this.lastKey, value };
     } catch (err) {
       this.swallowed(err);
       return null;
