@@ -4,7 +4,8 @@
 // wrapper, the observed promise, the queued build and its Avro encoding on the sender's timer,
 // the events sent to the real broker by the sender's worker thread).
 //
-//   (cd bench/node && npm ci) && node bench/node/inprocess.mjs [--side tokenline|openllmetry] [--rounds 10] [--calls 2000]
+//   (cd bench/node && npm ci) && node bench/node/inprocess.mjs [--side tokenline|openllmetry|openllmetry-enrich]
+//       [--rounds 10] [--calls 2000]
 //       [--caller] [--sdk producer_sdk/node/dist/esm] [--only scenario,...]
 //
 // --caller (Tokenline): the caller's path alone: the sender's queue is replaced by an array the
@@ -15,7 +16,9 @@
 //
 // --side openllmetry: the same with OpenLLMetry's instrumentation (as runner.mjs sets it up:
 // BatchSpanProcessor → InMemorySpanExporter), unwrapped = the classes' own methods saved before
-// it patched them. Run each side in a process of its own, back to back.
+// it patched them. --side openllmetry-enrich: the same with `enrichTokens: true` (its OpenAI
+// instrumentation then counts a stream's tokens with tiktoken; by default it records none for a
+// stream). Run each side in a process of its own, back to back.
 //
 // Scenarios: OpenAI chat, Anthropic messages, an OpenAI stream (the SSE chunks the emulator
 // sends, one body chunk each), the same stream with the caller asking for the usage chunk on
@@ -75,7 +78,7 @@ async function tokenline() {
 }
 
 /** OpenLLMetry: the classes patched; the unwrapped side calls their saved own methods. */
-function openllmetry() {
+function openllmetry(config = {}) {
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
   const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
   const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
@@ -84,7 +87,7 @@ function openllmetry() {
   const chat = OpenAI.OpenAI.Chat.Completions.prototype.create;
   const messages = Anthropic.Anthropic.Messages.prototype.create;
   for (const Instrumentation of [OpenAIInstrumentation, AnthropicInstrumentation]) {
-    const instrumentation = new Instrumentation();
+    const instrumentation = new Instrumentation(config);
     instrumentation.setTracerProvider(provider);
     instrumentation.manuallyInstrument(Instrumentation === OpenAIInstrumentation ? OpenAI.OpenAI : Anthropic);
   }
@@ -100,13 +103,17 @@ function openllmetry() {
     },
     async done() {
       await provider.forceFlush();
-      console.log(`${exporter.getFinishedSpans().length} spans exported`);
+      const spans = exporter.getFinishedSpans();
+      const counted = spans.filter((span) => span.attributes["gen_ai.usage.output_tokens"] !== undefined).length;
+      console.log(`${spans.length} spans exported, ${counted} with output token counts`);
     },
   };
 }
 
-const sides = { tokenline, openllmetry };
-if (!(args.side in sides)) throw new Error(`--side tokenline|openllmetry, not ${args.side}`);
+// openllmetry-enrich: its OpenAI instrumentation counting a stream's tokens (tiktoken), which
+// by default it does not do at all
+const sides = { tokenline, openllmetry, "openllmetry-enrich": () => openllmetry({ enrichTokens: true }) };
+if (!(args.side in sides)) throw new Error(`--side tokenline|openllmetry|openllmetry-enrich, not ${args.side}`);
 const side = await sides[args.side]();
 
 /** A `fetch` that answers every request at once with `body` (JSON). */
