@@ -4,11 +4,21 @@
 // wrapper, the observed promise, the queued build and its Avro encoding on the sender's timer,
 // the events sent to the real broker by the sender's worker thread).
 //
-//   (cd bench/node && npm ci) && node bench/node/inprocess.mjs [--side tokenline|openllmetry] [--rounds 10] [--calls 2000]
+//   (cd bench/node && npm ci) && node bench/node/inprocess.mjs [--side tokenline|openllmetry|openllmetry-enrich]
+//       [--rounds 10] [--calls 2000]
+//       [--caller] [--sdk producer_sdk/node/dist/esm] [--only scenario,...]
+//
+// --caller (Tokenline): the caller's path alone: the sender's queue is replaced by an array the
+// bench empties after each timed chunk of 100 wrapped calls, so no event is built nor sent and
+// what is timed is what runs inside the wrapped call and as the caller awaits it (the queued
+// call included). --only "openai chat;anthropic messages": those scenarios alone.
+// --sdk: the SDK build to load (a directory holding index.js), to set two builds side by side.
 //
 // --side openllmetry: the same with OpenLLMetry's instrumentation (as runner.mjs sets it up:
 // BatchSpanProcessor → InMemorySpanExporter), unwrapped = the classes' own methods saved before
-// it patched them. Run each side in a process of its own, back to back.
+// it patched them. --side openllmetry-enrich: the same with `enrichTokens: true` (its OpenAI
+// instrumentation then counts a stream's tokens with tiktoken; by default it records none for a
+// stream). Run each side in a process of its own, back to back.
 //
 // Scenarios: OpenAI chat, Anthropic messages, an OpenAI stream (the SSE chunks the emulator
 // sends, one body chunk each), the same stream with the caller asking for the usage chunk on
@@ -22,7 +32,7 @@
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values: args } = parseArgs({
@@ -31,6 +41,9 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "10" },
     calls: { type: "string", default: "2000" },
     bootstrap: { type: "string", default: process.env.TOKENLINE_TEST_KAFKA_BOOTSTRAP ?? "" },
+    caller: { type: "boolean", default: false },
+    sdk: { type: "string", default: "" },
+    only: { type: "string", default: "" },
   },
 });
 const require = createRequire(import.meta.url);
@@ -44,11 +57,18 @@ async function tokenline() {
   const code = "import sys; from tests._kafka import new_topic; print(new_topic(sys.argv[1], 'bench-node-inprocess'))";
   const made = spawnSync(join(repo, ".venv", "bin", "python"), ["-c", code, args.bootstrap], { cwd: repo, encoding: "utf8" });
   if (made.status !== 0) throw new Error(made.stderr);
-  const sdk = await import("../../producer_sdk/node/dist/esm/index.js");
-  await sdk.configure({ tenantId: "bench", bootstrapServers: args.bootstrap, topic: made.stdout.trim(), detectHost: false });
+  const dir = args.sdk ? join(process.cwd(), args.sdk) : join(repo, "producer_sdk", "node", "dist", "esm");
+  const sdk = await import(pathToFileURL(join(dir, "index.js")).href);
+  const rt = await sdk.configure({ tenantId: "bench", bootstrapServers: args.bootstrap, topic: made.stdout.trim(), detectHost: false });
+  // --caller: the queued calls are held (never built nor sent) and let go after each chunk
+  const held = [];
+  if (args.caller) rt.sender.enqueue = (pending) => void held.push(pending);
   return {
     wrap: (client) => sdk.wrap(client),
     unwrap: (client) => client,
+    afterWrapped() {
+      held.length = 0;
+    },
     async done() {
       const left = await sdk.flush(30_000);
       console.log(`sent ${JSON.stringify(sdk.stats())}, ${left} left`);
@@ -58,7 +78,7 @@ async function tokenline() {
 }
 
 /** OpenLLMetry: the classes patched; the unwrapped side calls their saved own methods. */
-function openllmetry() {
+function openllmetry(config = {}) {
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
   const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
   const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
@@ -67,7 +87,7 @@ function openllmetry() {
   const chat = OpenAI.OpenAI.Chat.Completions.prototype.create;
   const messages = Anthropic.Anthropic.Messages.prototype.create;
   for (const Instrumentation of [OpenAIInstrumentation, AnthropicInstrumentation]) {
-    const instrumentation = new Instrumentation();
+    const instrumentation = new Instrumentation(config);
     instrumentation.setTracerProvider(provider);
     instrumentation.manuallyInstrument(Instrumentation === OpenAIInstrumentation ? OpenAI.OpenAI : Anthropic);
   }
@@ -75,6 +95,7 @@ function openllmetry() {
   if (Anthropic.Anthropic.Messages.prototype.create === messages) throw new Error("anthropic not instrumented");
   return {
     wrap: (client) => client,
+    afterWrapped: () => undefined,
     unwrap(client) {
       if (client.chat) client.chat.completions.create = chat;
       else client.messages.create = messages;
@@ -82,13 +103,17 @@ function openllmetry() {
     },
     async done() {
       await provider.forceFlush();
-      console.log(`${exporter.getFinishedSpans().length} spans exported`);
+      const spans = exporter.getFinishedSpans();
+      const counted = spans.filter((span) => span.attributes["gen_ai.usage.output_tokens"] !== undefined).length;
+      console.log(`${spans.length} spans exported, ${counted} with output token counts`);
     },
   };
 }
 
-const sides = { tokenline, openllmetry };
-if (!(args.side in sides)) throw new Error(`--side tokenline|openllmetry, not ${args.side}`);
+// openllmetry-enrich: its OpenAI instrumentation counting a stream's tokens (tiktoken), which
+// by default it does not do at all
+const sides = { tokenline, openllmetry, "openllmetry-enrich": () => openllmetry({ enrichTokens: true }) };
+if (!(args.side in sides)) throw new Error(`--side tokenline|openllmetry|openllmetry-enrich, not ${args.side}`);
 const side = await sides[args.side]();
 
 /** A `fetch` that answers every request at once with `body` (JSON). */
@@ -164,15 +189,24 @@ const scenarios = {
   },
 };
 
-console.log(`${args.side}: fastest of ${args.rounds} rounds of ${args.calls} calls, µs per call`);
+console.log(`${args.side}${args.caller ? " (caller's path alone: nothing built nor sent)" : ""}${args.sdk ? ` [${args.sdk}]` : ""}: fastest of ${args.rounds} rounds of ${args.calls} calls, µs per call`);
+const CHUNK = 100;
+const only = args.only ? args.only.split(";") : null;
 for (const [name, fn] of Object.entries(scenarios)) {
+  if (only !== null && !only.includes(name)) continue;
   const best = { plain: Infinity, wrapped: Infinity };
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const [side, client] of Object.entries({ plain, wrapped })) {
+    for (const [which, client] of Object.entries({ plain, wrapped })) {
       for (let i = 0; i < 200; i++) await fn(client);
-      const start = process.hrtime.bigint();
-      for (let i = 0; i < Number(args.calls); i++) await fn(client);
-      best[side] = Math.min(best[side], Number(process.hrtime.bigint() - start) / Number(args.calls) / 1000);
+      // timed in chunks of 100 (--caller: the held calls let go after each, untimed)
+      let ns = 0n;
+      for (let done = 0; done < Number(args.calls); done += CHUNK) {
+        const start = process.hrtime.bigint();
+        for (let i = 0; i < CHUNK; i++) await fn(client);
+        ns += process.hrtime.bigint() - start;
+        if (client === wrapped) side.afterWrapped();
+      }
+      best[which] = Math.min(best[which], Number(ns) / Number(args.calls) / 1000);
     }
   }
   const f = (x) => x.toFixed(2).padStart(7);

@@ -91,11 +91,13 @@ function summarize({ wrapped, plain, wrappedCpu, plainCpu }) {
 const emulator = await startEmulator();
 let ours;
 let theirs;
+let enriched;
 let control;
 try {
   const topic = newTopic();
   ours = runSide("tokenline", emulator.url, topic);
   theirs = runSide("openllmetry", emulator.url, topic);
+  enriched = runSide("openllmetry-enrich", emulator.url, topic);
   control = runSide("none", emulator.url, topic);
 } finally {
   emulator.stop();
@@ -118,14 +120,24 @@ for (const name of Object.keys(ours)) {
   if (!(a.added <= b.added / 10)) met = false;
   console.log(`${name.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ ${f(b.added)} ${f(b.paired)} ${f(b.addedP99)} │ ${ratio}`);
 }
+// The anchor that counts a stream's tokens (enrichTokens: tiktoken over the streamed text),
+// beside the default one (which records no token counts for a stream at all).
+for (const name of Object.keys(enriched)) {
+  const a = summarize(ours[name]);
+  const b = summarize(enriched[name]);
+  const ratio = a.added > 0 ? `${(b.added / a.added).toFixed(1)}x` : "ours ≤ 0 (noise)";
+  const label = name === "openai stream" ? "stream (enrichTokens)" : `${name} (enrichTokens)`;
+  console.log(`${label.padEnd(20)} ${f(a.plain)} │ ${f(a.added)} ${f(a.paired)} ${f(a.addedP99)} │ ${f(b.added)} ${f(b.paired)} ${f(b.addedP99)} │ ${ratio}`);
+}
 console.log("no SDK (A/A), added median (paired), the bench's noise floor in this run:");
 for (const name of Object.keys(control)) {
   const c = summarize(control[name]);
   console.log(`  ${name.padEnd(20)} ${f(c.added)} ${f(c.paired)}`);
 }
-console.log("process CPU added per call (µs), Tokenline / OpenLLMetry:");
+console.log("process CPU added per call (µs), Tokenline / OpenLLMetry [/ OpenLLMetry with enrichTokens]:");
 for (const name of Object.keys(ours)) {
   const b = name in theirs ? summarize(theirs[name]).cpu.toFixed(1) : "-";
-  console.log(`  ${name.padEnd(20)} ${summarize(ours[name]).cpu.toFixed(1).padStart(8)} / ${b.padStart(8)}`);
+  const c = name in enriched ? ` / ${summarize(enriched[name]).cpu.toFixed(1).padStart(8)}` : "";
+  console.log(`  ${name.padEnd(20)} ${summarize(ours[name]).cpu.toFixed(1).padStart(8)} / ${b.padStart(8)}${c}`);
 }
 console.log(`goal: Tokenline added median ≤ 1/10 of OpenLLMetry's in every scenario: ${met ? "met" : "NOT met"}`);

@@ -1,6 +1,9 @@
 // One side of bench/node/overhead.mjs, in a process of its own: times wrapped and unwrapped
 // calls against the emulator and prints the raw per-call nanoseconds as JSON.
-// argv: tokenline|openllmetry|none, emulator URL, calls, block, warmup [, bootstrap, topic]
+// argv: tokenline|openllmetry|openllmetry-enrich|none, emulator URL, calls, block, warmup
+// [, bootstrap, topic]. openllmetry-enrich: OpenLLMetry's OpenAI instrumentation with
+// `enrichTokens: true` (it counts a stream's tokens with tiktoken; by default it records none),
+// the OpenAI stream alone.
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -29,7 +32,7 @@ if (side === "tokenline") {
   // The control: no SDK on either side, two sets of unwrapped clients (the bench's own noise).
   wrapped = { openai: openaiClient(), anthropic: anthropicClient() };
   plain = { openai: openaiClient(), anthropic: anthropicClient() };
-} else if (side === "openllmetry") {
+} else if (side === "openllmetry" || side === "openllmetry-enrich") {
   const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = require("@opentelemetry/sdk-trace-base");
   const { OpenAIInstrumentation } = require("@traceloop/instrumentation-openai");
   const { AnthropicInstrumentation } = require("@traceloop/instrumentation-anthropic");
@@ -40,8 +43,9 @@ if (side === "tokenline") {
     chat: OpenAI.OpenAI.Chat.Completions.prototype.create,
     messages: Anthropic.Anthropic.Messages.prototype.create,
   };
+  const config = side === "openllmetry-enrich" ? { enrichTokens: true } : {};
   for (const Instrumentation of [OpenAIInstrumentation, AnthropicInstrumentation]) {
-    const instrumentation = new Instrumentation();
+    const instrumentation = new Instrumentation(config);
     instrumentation.setTracerProvider(provider);
     instrumentation.manuallyInstrument(Instrumentation === OpenAIInstrumentation ? OpenAI.OpenAI : Anthropic);
   }
@@ -51,8 +55,15 @@ if (side === "tokenline") {
   plain = { openai: openaiClient(), anthropic: anthropicClient() };
   plain.openai.chat.completions.create = originals.chat;
   plain.anthropic.messages.create = originals.messages;
-  process.on("beforeExit", () => {
-    process.stderr.write(`openllmetry: ${exporter.getFinishedSpans().length} spans exported\n`);
+  let reported = false;
+  process.on("beforeExit", async () => {
+    if (reported) return;
+    reported = true;
+    await provider.forceFlush(); // after the timing: the batch processor's last spans
+    const spans = exporter.getFinishedSpans();
+    // spans with token counts (a stream's only with enrichTokens: 0.27.0 never reads stream usage)
+    const counted = spans.filter((span) => span.attributes["gen_ai.usage.output_tokens"] !== undefined).length;
+    process.stderr.write(`${side}: ${spans.length} spans exported, ${counted} with output token counts\n`);
   });
 } else {
   throw new Error(`unknown side ${side}`);
@@ -68,6 +79,11 @@ const scenarios = {
   },
   "anthropic messages": (c) => c.anthropic.messages.create(MESSAGES),
 };
+if (side === "openllmetry-enrich") {
+  // the anchor that counts a stream's tokens: the stream scenario alone
+  delete scenarios["openai chat"];
+  delete scenarios["anthropic messages"];
+}
 if (side === "tokenline") {
   // The SDK asks for the usage chunk on the caller's behalf: the same stream, against an
   // unwrapped baseline that asks for it too (parsing that chunk is the openai package's work).

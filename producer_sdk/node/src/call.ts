@@ -55,11 +55,36 @@ export class Call {
   httpStatus: number | null = null;
   providerRequestId: string | null = null;
 
+  /** What fills the call in from its result on the sender's timer (`readWith`), if anything. */
+  private reader: ((this: unknown, call: Call, value: unknown) => void) | null = null;
+  private readerOf: unknown = null;
+  private readValue: unknown = undefined;
+
   constructor(
     public provider: Provider,
     public operation: Operation,
     public attribution: Attribution,
   ) {}
+
+  /**
+   * Have `reader.call(owner, call, value)` fill the call in when its event is built, on the
+   * sender's timer, off the caller's path (a method's `finish`, a stream's `onEnd`).
+   */
+  readWith<T>(reader: (this: T, call: Call, value: unknown) => void, owner: T, value: unknown): void {
+    this.reader = reader as (this: unknown, call: Call, value: unknown) => void;
+    this.readerOf = owner;
+    this.readValue = value;
+  }
+
+  /** Run the reader given to `readWith` (once) and let go of the result it read. */
+  read(): void {
+    const reader = this.reader;
+    if (reader === null) return;
+    const value = this.readValue;
+    this.reader = null;
+    this.readValue = undefined;
+    reader.call(this.readerOf, this, value);
+  }
 
   end(): void {
     if (this.endedNs === null) this.endedNs = now();
@@ -95,11 +120,25 @@ export class ProducerIdentity {
 
 const ms = (from: bigint, to: bigint): number => Math.max(0, Number((to - from) / 1_000_000n));
 
+/** The tags, bounded: past `maxTags` the first by name, each key and value cut to its limit. */
+function eventTags(given: Record<string, string> | undefined, maxTags: number): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (given === undefined || given === null) return tags;
+  let keys = Object.keys(given);
+  if (keys.length > maxTags) keys = keys.sort().slice(0, maxTags);
+  for (const key of keys) {
+    const name = key.slice(0, TAG_KEY_MAX);
+    const value = String(given[key]).slice(0, TAG_VALUE_MAX);
+    // an own "__proto__" key as Object.fromEntries makes it (an assignment would set the prototype)
+    if (name === "__proto__") Object.defineProperty(tags, name, { value, enumerable: true, writable: true, configurable: true });
+    else tags[name] = value;
+  }
+  return tags;
+}
+
 export function buildEvent(call: Call, identity: ProducerIdentity, host: Host, maxTags: number): UsageEvent {
   const a = call.attribution;
   if (!a.tenantId) throw new Error("tenant_id: required (wrap(client, { tenantId }) or TOKENLINE_TENANT_ID)");
-  let tags = Object.entries(a.tags ?? {});
-  if (tags.length > maxTags) tags = tags.sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).slice(0, maxTags);
   const ended = call.endedNs ?? now();
   return {
     event_id: uuid7(),
@@ -111,7 +150,7 @@ export function buildEvent(call: Call, identity: ProducerIdentity, host: Host, m
     user_id: a.userId ?? null,
     session_id: a.sessionId ?? null,
     team: a.team ?? null,
-    tags: Object.fromEntries(tags.map(([k, v]) => [String(k).slice(0, TAG_KEY_MAX), String(v).slice(0, TAG_VALUE_MAX)])),
+    tags: eventTags(a.tags, maxTags),
     provider: call.provider,
     operation: call.operation,
     request_model: call.requestModel,

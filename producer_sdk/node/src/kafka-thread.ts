@@ -1,13 +1,15 @@
 /**
  * The main thread's handle on the sender's worker thread (kafka-worker.ts), which runs the
- * kafkajs producer: record batches go there and come back acknowledged or refused. The worker
+ * kafkajs producer: record batches go there (each one transferred ArrayBuffer, wire.ts) and
+ * come back acknowledged or refused. The worker
  * is unref'd (it never keeps the process alive; a send waiting for its answer holds the
  * process open with the sender's own timer), started on first use and replaced after a failure.
  */
 import { Worker } from "node:worker_threads";
-import type { WireRecord } from "./kafka-producer.js";
 import type { Reply, Request } from "./kafka-worker.js";
 import type { Settings } from "./settings.js";
+import type { SpoolRecord } from "./spool.js";
+import { packRecords } from "./wire.js";
 import { WORKER_URL } from "./worker-url.js";
 
 interface Waiting {
@@ -26,8 +28,9 @@ export class KafkaThread {
     return this.request("connect");
   }
 
-  send(records: WireRecord[]): Promise<void> {
-    return this.request("send", records);
+  /** Send `records`: packed into one ArrayBuffer, transferred to the worker (wire.ts). */
+  send(records: readonly SpoolRecord[]): Promise<void> {
+    return this.request("send", packRecords(records));
   }
 
   /** Stop the worker (after a failure): the next request starts a fresh one. */
@@ -52,12 +55,13 @@ export class KafkaThread {
     this.reset();
   }
 
-  private request(op: Request["op"], records?: WireRecord[]): Promise<void> {
+  private request(op: Request["op"], batch?: ArrayBuffer): Promise<void> {
     const worker = this.start();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, op, ...(records !== undefined ? { records } : {}) } satisfies Request);
+      if (batch === undefined) worker.postMessage({ id, op } satisfies Request);
+      else worker.postMessage({ id, op, batch } satisfies Request, [batch]);
     });
   }
 

@@ -1,16 +1,19 @@
 /**
  * The sender's worker thread: it owns the kafkajs producer. The main thread posts
- * `{ id, op: "connect" | "send" | "close", records? }`; each is answered `{ id, ok, error? }`
+ * `{ id, op: "connect" | "send" | "close", batch? }` (a send's records packed into one
+ * transferred ArrayBuffer, wire.ts); each is answered `{ id, ok, error? }`
  * once Kafka acknowledged (or refused) it. Requests run one at a time, in order.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { KafkaProducer, type WireRecord } from "./kafka-producer.js";
+import { KafkaProducer } from "./kafka-producer.js";
 import type { Settings } from "./settings.js";
+import { unpackRecords } from "./wire.js";
 
 export interface Request {
   id: number;
   op: "connect" | "send" | "close";
-  records?: WireRecord[];
+  /** The records of a send (wire.ts's packing). */
+  batch?: ArrayBuffer;
 }
 
 export interface Reply {
@@ -23,10 +26,10 @@ const port = parentPort;
 if (port !== null) {
   const producer = new KafkaProducer(workerData as Settings);
   let chain: Promise<void> = Promise.resolve();
-  const handle = async ({ id, op, records }: Request): Promise<void> => {
+  const handle = async ({ id, op, batch }: Request): Promise<void> => {
     try {
       if (op === "connect") await producer.connect();
-      else if (op === "send") await producer.send(records ?? []);
+      else if (op === "send") await producer.send(batch === undefined ? [] : unpackRecords(batch));
       else await producer.close();
       port.postMessage({ id, ok: true } satisfies Reply);
     } catch (err) {

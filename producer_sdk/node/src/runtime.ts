@@ -17,6 +17,7 @@ import type { Attribution } from "./context.js";
 import { localHost } from "./host.js";
 import { eventJson } from "./http.js";
 import { Sender, type Counters } from "./sender.js";
+import type { SpoolRecord } from "./spool.js";
 import { ConfigError, loadSettings, type Options, type Settings } from "./settings.js";
 import type { Host } from "./types.js";
 
@@ -25,6 +26,9 @@ export class Runtime {
   readonly host: Host;
   readonly sender: Sender;
   readonly base: Attribution;
+  /** The last event's tenant and its Kafka key (records share it, as they never change it). */
+  private lastTenant = "";
+  private lastKey = Buffer.alloc(0);
   /** The SDK's own failures, swallowed (never reaching a caller). */
   errors = 0;
   lastError: unknown = null;
@@ -34,26 +38,36 @@ export class Runtime {
       throw new ConfigError(["bootstrapServers: required to send to Kafka (TOKENLINE_BOOTSTRAP_SERVERS)"]);
     }
     this.host = localHost(process.env, settings.serviceName, settings.detectHost);
-    this.sender = new Sender(settings);
+    this.sender = new Sender(settings, (call) => this.build(call));
     const base: Attribution = {};
     if (settings.tenantId) base.tenantId = settings.tenantId;
     if (settings.project) base.project = settings.project;
     this.base = base;
   }
 
-  /** Queue the call's event; `read` fills the call in from the response, off the caller's path. */
-  finish(call: Call, read?: () => void): void {
-    this.sender.enqueue(() => {
-      try {
-        read?.();
-        const event = buildEvent(call, this.identity, this.host, this.settings.maxTags);
-        const value = this.settings.transport === "http" ? eventJson(event) : encodeUsageEvent(event);
-        return { key: Buffer.from(event.tenant_id, "utf8"), value };
-      } catch (err) {
-        this.swallowed(err);
-        return null;
+  /**
+   * Queue the call's event. It is built on the sender's timer, off the caller's path, after the
+   * call's reader (`Call.readWith`) filled it in from the response.
+   */
+  finish(call: Call): void {
+    this.sender.enqueue(call);
+  }
+
+  /** The queued call's record; null (counted) when reading or building it failed. */
+  private build(call: Call): SpoolRecord | null {
+    try {
+      call.read();
+      const event = buildEvent(call, this.identity, this.host, this.settings.maxTags);
+      const value = this.settings.transport === "http" ? eventJson(event) : encodeUsageEvent(event);
+      if (event.tenant_id !== this.lastTenant) {
+        this.lastKey = Buffer.from(event.tenant_id, "utf8");
+        this.lastTenant = event.tenant_id;
       }
-    });
+      return { key: this.lastKey, value };
+    } catch (err) {
+      this.swallowed(err);
+      return null;
+    }
   }
 
   swallowed(err: unknown): void {

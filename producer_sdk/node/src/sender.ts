@@ -16,6 +16,7 @@
  * event_id absorbs).
  */
 import { join } from "node:path";
+import type { Call } from "./call.js";
 import { HttpTransport } from "./http.js";
 import { KafkaTransport, type Transport } from "./kafka.js";
 import type { Settings } from "./settings.js";
@@ -32,8 +33,8 @@ export interface Counters {
   refused: number;
 }
 
-/** A queued call: builds its encoded record, or null when building failed (counted). */
-export type Pending = () => SpoolRecord | null;
+/** A queued call, built into its encoded record on the sender's timer. */
+type Pending = Call;
 
 export class Sender {
   readonly counters: Counters = { queued: 0, sent: 0, spooled: 0, resent: 0, dropped: 0, buildFailed: 0, refused: 0 };
@@ -46,7 +47,11 @@ export class Sender {
   readonly spool: DiskSpool | null;
   closed = false;
 
-  constructor(readonly settings: Settings) {
+  /** `build` makes a queued call's record, or null when building failed (counted). */
+  constructor(
+    readonly settings: Settings,
+    private readonly buildRecord: (pending: Pending) => SpoolRecord | null,
+  ) {
     const http = settings.transport === "http";
     this.transport = http ? new HttpTransport(settings) : new KafkaTransport(settings);
     // JSON records for HTTP, Avro for Kafka: a spool directory serves one transport.
@@ -102,7 +107,7 @@ export class Sender {
     this.queue = taken === this.queue ? [] : this.queue.slice(max);
     const records: SpoolRecord[] = [];
     for (const pending of taken) {
-      const record = pending();
+      const record = this.buildRecord(pending);
       if (record === null) this.counters.buildFailed++;
       else records.push(record);
     }

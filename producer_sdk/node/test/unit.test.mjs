@@ -1,5 +1,6 @@
 // Unit: the usage vector's checks, attribution blocks, the spool format (against the Python
-// SDK's spool), track(), and metering failures kept away from the caller.
+// SDK's spool), the batch packing for the Kafka worker, track(), and metering failures kept
+// away from the caller.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, truncateSync, statSync } from "node:fs";
@@ -11,6 +12,7 @@ import { DiskSpool, decode } from "../dist/esm/spool.js";
 import { Call } from "../dist/esm/call.js";
 import { EMBED } from "../dist/esm/providers/genai.js";
 import { UNFINISHED, usageVector } from "../dist/esm/usage.js";
+import { packRecords, unpackRecords } from "../dist/esm/wire.js";
 import { PYTHON, REPO, startEmulator, tempDir } from "./helpers.mjs";
 
 describe("usage vector", () => {
@@ -169,5 +171,28 @@ describe("streams metered in place", () => {
     );
     assert.equal(seen.length, 2);
     assert.equal(stats().errors, before);
+  });
+});
+
+describe("a batch packed for the Kafka worker thread", () => {
+  test("keys (none among them), empty and pooled values come back byte for byte, in order", () => {
+    const records = [
+      { key: Buffer.from("tenant-a"), value: Buffer.from([0xc3, 0x01, 1, 2, 3]) },
+      { key: null, value: Buffer.from("no key") },
+      { key: Buffer.alloc(0), value: Buffer.alloc(0) },
+      { key: Buffer.from("é-tenant"), value: Buffer.alloc(70_000, 7) },
+    ];
+    const packed = packRecords(records);
+    assert.ok(packed instanceof ArrayBuffer);
+    const back = unpackRecords(packed);
+    assert.equal(back.length, records.length);
+    back.forEach((record, i) => {
+      const sent = records[i];
+      assert.equal(record.key === null, sent.key === null);
+      if (sent.key !== null) assert.ok(record.key.equals(sent.key));
+      assert.ok(record.value.equals(sent.value));
+    });
+    assert.deepEqual(unpackRecords(packRecords([])), []);
+    assert.throws(() => unpackRecords(packed.slice(0, packed.byteLength - 1)), /ends inside a record/);
   });
 });

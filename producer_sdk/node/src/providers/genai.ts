@@ -94,9 +94,10 @@ function attachGenerator(result: unknown, meter: (inner: AsyncIterator<unknown>)
     ...(thr ? { throw: (...a: unknown[]) => thr.apply(gen, a) } : {}),
   };
   const metered = meter(inner);
-  gen.next = metered.next;
-  if (metered.return) gen.return = metered.return;
-  if (metered.throw) gen.throw = metered.throw;
+  // the meter's methods are its prototype's: bound to it, as they become the generator's own
+  gen.next = metered.next.bind(metered);
+  if (metered.return) gen.return = metered.return.bind(metered);
+  if (metered.throw) gen.throw = metered.throw.bind(metered);
   return true;
 }
 
