@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from datetime import timedelta
@@ -73,14 +74,18 @@ def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lett
 
     worker = SinkWorker(settings)
     thread = threading.Thread(target=worker.run, daemon=True)
+    collector = gc.get_threshold()
     thread.start()
     try:
         count, total = _flow.wait_for_rows(url, 3_000, timeout_s=60)
+        running = gc.get_threshold()  # the worker's, while it lands batches
         dead = _read_all(kafka_bootstrap, names["dlq_topic"], 2)
     finally:
         worker.stop()
         thread.join(30)
     assert not thread.is_alive()
+    assert running == (50_000, *collector[1:])
+    assert gc.get_threshold() == collector  # restored when the worker returns
     assert (count, total) == (3_000, expected_total)
     # All but the corrupt record straight into native COPY rows (a redelivered batch may be
     # read twice); the corrupt one through the decoder, which refuses it too.
