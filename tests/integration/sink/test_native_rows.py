@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
 from tests import factories
 from tests._daily_truth import check_daily
+from tests._native_rows import PRICED, frame, native_reader
 from tests._rollup_truth import check_rollups
 from tests.integration.sink.conftest import settings_for
 from tokenline.schemas import catalog
@@ -45,7 +46,6 @@ from tokenline.sink.native_rows import (
     KEEP,
     PRICING_ROW,
     PRICING_ROW_COLUMNS,
-    NativeRows,
     complete,
 )
 from tokenline.sink.rollups import MINUTE, rollup_key
@@ -58,25 +58,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-PRICED = "tokenline.PricedUsageEvent"
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _INT4 = (-(2**31), 2**31 - 1)
-
-
-def _native() -> NativeRows:
-    """The native reader: a test failure, never a skip, when the module is not built."""
-    rows = NativeRows.load()
-    if rows is None:  # pragma: no cover - only on a machine that did not build it
-        pytest.fail("tokenline_native has no CopyRows: bash deploy/local/native.sh")
-    return rows
-
-
-def _frame(record: Any) -> bytes:
-    schema = catalog().latest(PRICED)
-    buf = BytesIO()
-    buf.write(b"\xc3\x01" + schema.fingerprint)
-    schemaless_writer(buf, schema.parsed, record)
-    return buf.getvalue()
 
 
 def _fastavro(data: bytes) -> Any:
@@ -175,15 +158,15 @@ def _records(draw: st.DrawFn) -> Any:
 def test_native_rows_are_the_python_paths_rows(
     conn: psycopg.Connection[Any], records: list[Any]
 ) -> None:
-    messages = [_frame(r) for r in records]
-    native = _native().rows(messages)
+    messages = [frame(r) for r in records]
+    native = native_reader().rows(messages)
     complete(row for row in native if row is not None)  # the values read later, if needed
     truth = [event_row(_fastavro(m)) for m in messages]
     landed = []
     for message, got, row in zip(messages, native, truth, strict=True):
         if got is None:
             event("refused")
-            assert _unstorable(row), _native().refusal(message)
+            assert _unstorable(row), native_reader().refusal(message)
             continue
         assert not _unstorable(row)
         for column in KEEP:
@@ -221,8 +204,8 @@ def test_native_rows_are_the_python_paths_rows(
 
 
 def test_damaged_messages_are_refused() -> None:
-    message = _frame(factories.priced_event())
-    rows = _native()
+    message = frame(factories.priced_event())
+    rows = native_reader()
     assert rows.rows([message])[0] is not None
     for damaged in (message[:-1], message + b"\x00", b"\xc3\x01" + bytes(8) + message[10:]):
         assert rows.rows([damaged]) == [None]
@@ -255,7 +238,7 @@ def _priced(n: int, version: str, priced_s: int, *, unpriced: bool = False) -> A
 
 def _mixed(records: list[Any]) -> list[dict[str, Any]]:
     """Every other row native, the rest made by event_row (as for a refused message)."""
-    native = _native().rows([_frame(r) for r in records])
+    native = native_reader().rows([frame(r) for r in records])
     out = []
     for n, (record, row) in enumerate(zip(records, native, strict=True)):
         assert row is not None
@@ -305,7 +288,7 @@ def test_the_store_sums_whole_native_batches_natively(new_database: Any) -> None
         )
 
     def native(records: list[Any]) -> list[dict[str, Any]]:
-        rows = _native().rows([_frame(r) for r in records])
+        rows = native_reader().rows([frame(r) for r in records])
         assert all(row is not None for row in rows)
         made = [row for row in rows if row is not None]
         assert native_sums.sums(made) is not None  # the store will take the native sums

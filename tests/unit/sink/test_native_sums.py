@@ -15,29 +15,20 @@ from io import BytesIO
 from typing import Any
 
 import pytest
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import factories
+from tests._native_rows import PRICED, frame, native_reader
 from tokenline.schemas import catalog
 from tokenline.sink import native_sums, rollups, tenant_daily
-from tokenline.sink.native_rows import NativeRows
 from tokenline.sink.rows import event_row
 
 pytestmark = pytest.mark.unit
 
-PRICED = "tokenline.PricedUsageEvent"
 _START = datetime(2026, 3, 29, 0, 50, tzinfo=UTC)
 _models = st.sampled_from([None, "", "gpt-4o", "claude-sonnet-4"])
-
-
-def _frame(record: Any) -> bytes:
-    schema = catalog().latest(PRICED)
-    buf = BytesIO()
-    buf.write(b"\xc3\x01" + schema.fingerprint)
-    schemaless_writer(buf, schema.parsed, record)
-    return buf.getvalue()
 
 
 def _fastavro_row(data: bytes) -> dict[str, Any]:
@@ -71,13 +62,6 @@ def _records(draw: st.DrawFn) -> Any:
     return record
 
 
-def _native() -> NativeRows:
-    rows = NativeRows.load()
-    if rows is None:  # pragma: no cover - only on a machine that did not build it
-        pytest.fail("tokenline_native is not built: bash deploy/local/native.sh")
-    return rows
-
-
 def _exact(value: Any) -> Any:
     """A value with its Decimals as their tuples (the exponent compared too)."""
     if isinstance(value, Decimal):
@@ -92,8 +76,8 @@ def _exact(value: Any) -> Any:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(_records(), min_size=1, max_size=30))
 def test_native_sums_are_the_python_sums(records: list[Any]) -> None:
-    messages = [_frame(r) for r in records]
-    made = _native().rows(messages)
+    messages = [frame(r) for r in records]
+    made = native_reader().rows(messages)
     rows = [row for row in made if row is not None]
     truth = [_fastavro_row(m) for m, row in zip(messages, made, strict=True) if row is not None]
     if not rows:
@@ -113,14 +97,14 @@ def test_native_sums_are_the_python_sums(records: list[Any]) -> None:
 def test_rows_that_are_not_a_whole_batch_are_summed_by_python() -> None:
     """The native sums are of a whole batch's native rows: any other set is Python's."""
     records = [factories.priced_event(), factories.priced_event()]
-    first, second = _native().rows([_frame(r) for r in records])
+    first, second = native_reader().rows([frame(r) for r in records])
     assert first is not None
     assert second is not None
     assert native_sums.sums([first, second]) is not None
     assert native_sums.sums([second, first]) is not None  # in any order
     assert native_sums.sums([first]) is None  # the other one was set aside
     assert native_sums.sums([first, event_row(records[1])]) is None  # read by Python
-    (again,) = _native().rows([_frame(records[1])])  # the same event, another batch
+    (again,) = native_reader().rows([frame(records[1])])  # the same event, another batch
     assert again is not None
     assert native_sums.sums([first, again]) is None
     assert native_sums.sums([]) is None
