@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from tests._rollup_truth import check_rollups
 from tests.integration.sink import _flow
@@ -57,6 +57,21 @@ def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
     return found
 
 
+def _committed_and_ends(
+    bootstrap: str, group: str, topic: str
+) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offset and the end offset of each partition of ``topic``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        asked = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=10)}
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in asked}
+    finally:
+        consumer.close()
+    return committed, ends
+
+
 def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lettered(
     kafka_bootstrap: str, url: str
 ) -> None:
@@ -84,6 +99,13 @@ def test_events_and_rollups_land_with_exact_totals_and_bad_records_are_dead_lett
         worker.stop()
         thread.join(30)
     assert not thread.is_alive()
+    # Offsets are committed asynchronously while the worker runs, and its last ones
+    # synchronously when it stops: every record is committed, so a restart replays none.
+    committed, ends = _committed_and_ends(
+        kafka_bootstrap, settings.group_id, settings.topic(names["priced_topic"])
+    )
+    assert committed == ends
+    assert sum(ends.values()) == 3_002
     assert running == (50_000, *collector[1:])
     assert gc.get_threshold() == collector  # restored when the worker returns
     assert (count, total) == (3_000, expected_total)

@@ -35,11 +35,26 @@ class _NoStore:
 
 
 class _Message:
+    """A consumed record: its value, at an offset of partition 0 (the n-th made here)."""
+
+    made = 0
+
     def __init__(self, value: bytes | None) -> None:
         self._value = value
+        self._offset = _Message.made
+        _Message.made += 1
 
     def value(self) -> bytes | None:
         return self._value
+
+    def topic(self) -> str:
+        return "priced"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
 
 
 def _worker() -> SinkWorker:
@@ -57,6 +72,8 @@ def test_the_worker_reads_batches_into_native_rows() -> None:
     bad = [b"\xc3\x01" + bytes(8), good[0][:-1], None]
     batch: list[Any] = [_Message(v) for v in [*good, wide, *bad]]
     decoded = worker._decode(batch)
+    # What landing the batch commits: the offset after its last record.
+    assert decoded.offsets == {("priced", 0): batch[-1].offset() + 1}
     assert worker._native_rows is not None
     rows = decoded.events
     assert [COPY_ROW in row for row in rows] == [True] * len(good) + [False]

@@ -10,7 +10,7 @@ from tokenline.sink.metrics import MeteredStore, SinkMetrics
 from tokenline.sink.store import Rejected, RetryingStore
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 pytestmark = pytest.mark.unit
 
@@ -63,6 +63,23 @@ def test_retrying_then_metered_counts_landed_rows_and_retries() -> None:
     assert sample("tokenline_sink_batch_seconds_count") == 1
     store.close()
     assert inner.closed
+
+
+def test_a_metered_store_given_later_counts_freshness_when_the_chore_runs() -> None:
+    metrics = SinkMetrics()
+    chores: list[Callable[[], None]] = []
+    store = MeteredStore(FlakyStore(failures=0), metrics, later=chores.append)
+    now = datetime.now(UTC)
+    live = {"occurred_at": now - timedelta(seconds=2), "priced_at": now - timedelta(seconds=1)}
+    assert store.write([{**live}, {**live}]) == []
+    sample = metrics.registry.get_sample_value
+    assert sample("tokenline_sink_rows_landed_total", {"table": "usage_events"}) == 2
+    assert sample("tokenline_sink_freshness_seconds_count") == 0  # not counted yet
+    assert len(chores) == 1
+    chores[0]()
+    assert sample("tokenline_sink_freshness_seconds_count") == 2
+    assert sample("tokenline_sink_freshness_seconds_bucket", {"le": "1.0"}) == 0
+    assert sample("tokenline_sink_freshness_seconds_bucket", {"le": "30.0"}) == 2
 
 
 def test_metrics_of_two_workers_do_not_collide() -> None:

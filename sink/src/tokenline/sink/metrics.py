@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from tokenline.common.ops.metrics import new_registry
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from wsgiref.simple_server import WSGIServer
 
     from tokenline.sink.store import Rejected, Row, UsageStore
@@ -120,9 +120,17 @@ def serve(metrics: SinkMetrics, port: int) -> WSGIServer | None:
 class MeteredStore:
     """Wraps a :class:`~tokenline.sink.store.UsageStore`: counts rows landed, times batches."""
 
-    def __init__(self, inner: UsageStore, metrics: SinkMetrics) -> None:
+    def __init__(
+        self,
+        inner: UsageStore,
+        metrics: SinkMetrics,
+        *,
+        later: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        """``later(chore)`` runs the freshness count when the caller has time (default: now)."""
         self._inner = inner
         self._metrics = metrics
+        self._later = later
 
     def write(self, priced_rows: Sequence[Row]) -> list[Rejected]:
         """Write through the inner store and record what landed, and how fresh it is."""
@@ -132,15 +140,22 @@ class MeteredStore:
         self._metrics.rows_landed.labels("usage_events").inc(len(priced_rows) - len(rejected))
         refused = {id(r.row) for r in rejected}
         now = datetime.now(UTC)
-        observe_many(
-            self._metrics.freshness,
-            (
-                max((now - row["occurred_at"]).total_seconds(), 0.0)
-                for row in priced_rows
-                if row["priced_at"] - row["occurred_at"] < _REPLAYED_AFTER
-                and id(row) not in refused
-            ),
-        )
+
+        def freshness() -> None:
+            observe_many(
+                self._metrics.freshness,
+                (
+                    max((now - row["occurred_at"]).total_seconds(), 0.0)
+                    for row in priced_rows
+                    if row["priced_at"] - row["occurred_at"] < _REPLAYED_AFTER
+                    and id(row) not in refused
+                ),
+            )
+
+        if self._later is None:
+            freshness()
+        else:
+            self._later(freshness)
         return rejected
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -34,6 +35,8 @@ from tokenline.sink.rows import event_row
 from tokenline.sink.store import PostgresUsageStore, RetryingStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tokenline.sink.settings import SinkSettings
     from tokenline.sink.store import Row, UsageStore
 
@@ -59,6 +62,8 @@ class _Decoded:
     events: list[Row] = field(default_factory=list)
     origin: dict[int, Message] = field(default_factory=dict)
     dead: list[tuple[Message, str, str, str]] = field(default_factory=list)
+    #: The next offset of each (topic, partition) in the batch: what landing it commits.
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
@@ -135,9 +140,16 @@ class SinkWorker:
         self._dlq_codec = AvroCodec[Any]("tokenline.DeadLetter")
         #: Reads priced events straight into COPY rows (None: the Python path reads them all).
         self._native_rows = NativeRows.load()
-        #: Set while a batch lands: released once PostgreSQL takes its events in (the store's
-        #: ``meanwhile``), it lets the next batch's decoding start then (see :meth:`run`).
-        self._landing: threading.Event | None = None
+        #: True while a batch lands and the next one is not fetched yet: the store's
+        #: ``meanwhile`` then fetches it into ``_upcoming`` and starts decoding it (see run).
+        self._fetch_due = False
+        self._upcoming: Future[_Decoded] | None = None
+        self._decoder: ThreadPoolExecutor | None = None
+        #: The next offset of each partition landed, committed asynchronously (see :meth:`_commit`).
+        self._last_offsets: dict[tuple[str, int], int] = {}
+        #: What a landed batch leaves to do (its offset commit, its freshness count), done while
+        #: PostgreSQL takes the next batch in, or before the worker waits (see _run_chores).
+        self._chores: list[Callable[[], None]] = []
         inner = store or PostgresUsageStore(
             settings.database_url.get_secret_value(),
             connect_timeout_s=settings.db_connect_timeout_s,
@@ -152,6 +164,7 @@ class SinkWorker:
                 on_retry=lambda _attempt, _exc: self._retried(),
             ),
             self.metrics,
+            later=self._chores.append,
         )
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -182,6 +195,7 @@ class SinkWorker:
             {
                 **consumer_config(self._settings),
                 **clients,
+                "on_commit": self._committed,
                 "statistics.interval.ms": STATS_INTERVAL_MS,
                 "stats_cb": self._on_stats,
             }
@@ -196,46 +210,42 @@ class SinkWorker:
             on_lost=self._on_revoke,
         )
         log.info("sink consuming %s", self._priced_topic)
-        decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="tokenline-sink-decode")
         # The cycle collector's youngest generation at 50,000 objects, not 700: a batch makes
         # tens of thousands of short-lived containers (messages, rows, keys) and no cycles, and
         # collecting every 700 cost about 3 CPU µs a row (bench/sink.py). Restored on return.
         collector = gc.get_threshold()
         gc.set_threshold(_YOUNG_OBJECTS, *collector[1:])
         try:
-            # Decode ahead: batch N+1 is decoded in the helper thread while batch N is written.
-            # Building each row's Python values holds the GIL (the native reader releases it
-            # only while it reads the bodies), so decoding starts when PostgreSQL has batch N's
-            # events to take in (the store's ``meanwhile``: the COPY is sent, the server
-            # inserts, this thread waits without the GIL) or when batch N is landed, whichever
-            # comes first;
-            # started sooner, it would hold up this thread's own work on batch N instead.
-            # Batches still land one at a time, in order, each by land()'s steps 2-4; only
-            # this thread uses the consumer. While a decoded batch waits, the next one takes
-            # only what the consumer already holds, so a quiet topic adds no wait to it.
+            # Fetch and decode ahead: while PostgreSQL takes batch N's events in (the store's
+            # ``meanwhile``: the COPY is sent, the server inserts), this thread takes batch N+1
+            # from what the consumer already holds and hands it to the decoding thread; then it
+            # waits for the server without the GIL. Started sooner, decoding would hold up this
+            # thread's own work on batch N. Batches still land one at a time, in order, each by
+            # land()'s steps 2-4; only this thread uses the consumer. A quiet topic adds no
+            # wait: a batch is waited for only when none is in hand.
             ahead: Future[_Decoded] | None = None
             while not self._stop.is_set():
                 self.health.beat()
-                batch = self._next_batch(wait=ahead is None)
-                go = threading.Event()
                 if ahead is None:
-                    go.set()  # nothing lands meanwhile: decode at once
-                upcoming = decoder.submit(self._decode_when, go, batch) if batch else None
-                if ahead is not None:
-                    self._landing = go
-                    try:
-                        self._land_decoded(ahead.result())
-                    finally:
-                        self._landing = None
-                        go.set()
-                ahead = upcoming
+                    self._run_chores()  # nothing to overlap them with: now
+                    ahead = self._decode_ahead(self._next_batch())
+                    continue
+                self._fetch_due = True
+                try:
+                    self._land_decoded(ahead.result())
+                finally:
+                    self._fetch_due = False
+                ahead = self._take_upcoming()
             if ahead is not None:  # the batch in hand when asked to stop
                 self._land_decoded(ahead.result())
         except _Stopping:
             log.info("stopped while PostgreSQL was unavailable; the batch will be replayed")
         finally:
             gc.set_threshold(*collector)
-            decoder.shutdown(wait=True, cancel_futures=True)
+            self._decoder.shutdown(wait=True, cancel_futures=True)
+            self._run_chores()
+            self._commit_last()
             self._consumer.close()
             self._producer.flush(5)
             self._store.close()
@@ -282,6 +292,8 @@ class SinkWorker:
         log.info("revoked %s", sorted(tp.partition for tp in partitions))
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
+            # Its new owner commits it from now on: a late commit here could only rewind it.
+            self._last_offsets.pop((tp.topic, tp.partition), None)
             with contextlib.suppress(KeyError):  # no lag measured for it yet
                 self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self._report_assignment()
@@ -313,29 +325,59 @@ class SinkWorker:
            transaction (retried while PostgreSQL is down, with the partitions paused); rows
            PostgreSQL refuses are found by bisection and set aside.
         3. Send the set-aside records to the dead-letter topic and wait for the broker's ack.
-        4. THEN commit the Kafka offsets, synchronously.
+        4. THEN commit the Kafka offsets, without waiting for the broker's answer. In
+           :meth:`run` this step is a chore (:meth:`_run_chores`) done while PostgreSQL takes
+           the next batch in; the last offsets are committed synchronously on stop.
 
-        A crash between the database commit (2) and the offset commit (4) replays the batch:
-        the upserts make that harmless (same rows, same costs, and an event already stored adds
-        nothing to the rollups; the dead-letter topic may get a record twice). Offsets are
-        never committed before the rows are durable.
+        A crash between the database commit (2) and the offset commit (4), or a commit the
+        broker never got, replays the batch: the upserts make that harmless (same rows, same
+        costs, and an event already stored adds nothing to the rollups; the dead-letter topic
+        may get a record twice). Offsets are never committed before the rows are durable.
         """
         self._land_decoded(self._decode(batch))
+        self._run_chores()
 
     def _events_sent(self) -> None:
-        """The store's ``meanwhile``: the landing batch's events are with PostgreSQL."""
-        landing = self._landing
-        if landing is not None:
-            landing.set()
+        """The store's ``meanwhile``: the landing batch's events are with PostgreSQL.
 
-    def _decode_when(self, go: threading.Event, batch: list[Message]) -> _Decoded:
-        """Decode ``batch`` once ``go`` is set (in the decoding thread)."""
-        go.wait()
-        return self._decode(batch)
+        The last batch's chores are done, then the next batch is fetched and its decoding
+        started, while the server inserts.
+        """
+        self._run_chores()
+        if self._fetch_due:
+            self._fetch_due = False
+            self._upcoming = self._decode_ahead(self._next_batch(wait=False))
+
+    def _run_chores(self) -> None:
+        """Do what landed batches left to do, in the order they left it.
+
+        Step 4 of :meth:`land` (the offset commit) is one: it follows the batch's database
+        commit and dead letters always, and a batch left uncommitted by a crash is replayed,
+        which the store makes a no-op.
+        """
+        chores, self._chores[:] = list(self._chores), []
+        for chore in chores:
+            chore()
+
+    def _take_upcoming(self) -> Future[_Decoded] | None:
+        """The batch fetched while the last one landed; fetched now if the store sent no events.
+
+        (The store calls ``meanwhile`` only when it sends events.)
+        """
+        upcoming, self._upcoming = self._upcoming, None
+        return upcoming or self._decode_ahead(self._next_batch(wait=False))
+
+    def _decode_ahead(self, batch: list[Message]) -> Future[_Decoded] | None:
+        """Start decoding ``batch`` in the decoding thread (None: no batch)."""
+        assert self._decoder is not None
+        return self._decoder.submit(self._decode, batch) if batch else None
 
     def _decode(self, batch: list[Message]) -> _Decoded:
         """Step 1 of :meth:`land`: decode and flatten; set undecodable records aside."""
         decoded = _Decoded(batch)
+        decoded.offsets = offsets_to_commit(
+            (m.topic() or "", m.partition() or 0, m.offset() or 0) for m in batch
+        )
         values = [message.value() or b"" for message in batch]
         native = self._native_rows.rows(values) if self._native_rows else [None] * len(values)
         # What the native reader refuses is read by the Python path (rows or dead letters).
@@ -361,7 +403,7 @@ class SinkWorker:
         self._resume()
         if dead:
             self._dead_letter(dead)
-        self._commit(decoded.batch)
+        self._chores.append(partial(self._commit, decoded.offsets))
 
     def _dead_letter(self, dead: list[tuple[Message, str, str, str]]) -> None:
         assert self._producer is not None
@@ -412,18 +454,21 @@ class SinkWorker:
             msg = f"{left} dead letter(s) undelivered; errors: {failures}"
             raise DeadLetterError(msg)
 
-    def _commit(self, batch: list[Message]) -> None:
+    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Commit the batch's offsets, asynchronously: step 4 of :meth:`land`.
+
+        The batch is durable in PostgreSQL already. A commit that never lands (a crash, the
+        partitions moved) replays batches the store lands as no-ops, so nothing waits for the
+        broker's answer: failures are counted and logged by :meth:`_committed`. The worker's
+        last offsets are committed synchronously when it stops (:meth:`_commit_last`).
+        """
         assert self._consumer is not None
-        offsets = offsets_to_commit(
-            (m.topic() or "", m.partition() or 0, m.offset() or 0) for m in batch
-        )
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        self._last_offsets.update(offsets)
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
-            # E.g. the partitions moved to another worker meanwhile: it replays them, harmlessly.
-            self.metrics.errors.labels("commit").inc()
-            log.warning("offset commit failed (the batch will be replayed): %s", exc)
+            self._committed(exc.args[0], partitions)
             return
         for tp in partitions:
             _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
@@ -432,10 +477,31 @@ class SinkWorker:
                     max(high - tp.offset, 0)
                 )
 
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The broker's answer to a commit (librdkafka's ``on_commit``, served by consume)."""
+        failed = [tp for tp in partitions if tp.error is not None]
+        if error is None and not failed:
+            return
+        # E.g. the partitions moved to another worker meanwhile: it replays them, harmlessly.
+        self.metrics.errors.labels("commit").inc()
+        shown = error or "; ".join(f"{tp.partition}: {tp.error}" for tp in failed)
+        self._say(logging.WARNING, "commit", f"offset commit failed (replayed later): {shown}")
+
+    def _commit_last(self) -> None:
+        """Commit the last offsets landed, synchronously, before the consumer closes."""
+        if self._consumer is None or not self._last_offsets:
+            return
+        partitions = [TopicPartition(t, p, o) for (t, p), o in self._last_offsets.items()]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            self._committed(exc.args[0], partitions)
+
     # ------------------------------------------------------------------ database outage
     def _wait_paused(self, seconds: float) -> None:
         """Wait for a retry with every partition paused, still polling to stay in the group."""
         assert self._consumer is not None
+        self._run_chores()  # the batches landed before this one: their offsets, their counts
         assignment = self._consumer.assignment()
         if assignment:
             self._consumer.pause(assignment)
