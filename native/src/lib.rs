@@ -153,12 +153,13 @@ impl CopyRows {
     /// and how many fields the caller appends to it; `keep`: `(name, leaf path, unit)` of the
     /// values returned beside the rows (a timestamp truncated to `unit` microseconds when
     /// above 0); `sums`: a key and the leaf paths of `sums::Role`, for every row's dict to
-    /// hold under that key, when every row made could be summed, `(rows made, minutes, days)`:
-    /// the batch's rollup and tenant-daily groups, in the order their keys first appear, each
-    /// its key's values, its counts (requests, failures, unpriced, the five token counts, the
-    /// latency sum and maximum) and its costs (`(unscaled, exponent)` or `None`), the minute's
-    /// currency last; `body`: a key for every row's dict to hold its message under. Raises
-    /// ValueError for a schema, a path, a type or a unit it does not cover.
+    /// hold under that key, when every row made could be summed,
+    /// `(rows made, minutes, days, distinct)`: the batch's rollup and tenant-daily groups, in
+    /// the order their keys first appear, each its key's values, its counts (requests,
+    /// failures, unpriced, the five token counts, the latency sum and maximum) and its costs
+    /// (`(unscaled, exponent)` or `None`), the minute's currency last; `distinct`: no two rows
+    /// made share an event id; `body`: a key for every row's dict to hold its message under.
+    /// Raises ValueError for a schema, a path, a type or a unit it does not cover.
     #[new]
     fn new(
         py: Python<'_>,
@@ -247,8 +248,9 @@ impl CopyRows {
         }
         if let (Some(key), Some(summed)) = (&self.sums_key, summed) {
             if made > 0 {
+                let distinct = summed.distinct();
                 let (minutes, days) = summed.into_py(py)?;
-                let sums = (made, minutes, days).into_pyobject(py)?;
+                let sums = (made, minutes, days, distinct).into_pyobject(py)?;
                 for row in out.iter().filter(|row| !row.is_none()) {
                     row.cast::<pyo3::types::PyDict>()?
                         .set_item(key.bind(py), &sums)?;

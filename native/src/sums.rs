@@ -7,7 +7,7 @@
 //! `i128`, decimals as `i128` at the smallest exponent met (Python's `Decimal` addition);
 //! an overflow refuses the batch, which the caller then sums with Python.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -37,10 +37,12 @@ enum Role {
     CostTotal = Role::Tokens as usize + 5,
     Costs,
     Latency = Role::Costs as usize + 6,
+    /// Not summed: the batch is told whether two of its rows share one.
+    EventId,
 }
 
 /// How many roles a caller gives paths for.
-pub(crate) const ROLES: usize = Role::Latency as usize + 1;
+pub(crate) const ROLES: usize = Role::EventId as usize + 1;
 
 const MINUTE: i64 = 60_000_000;
 const QUARTER: i64 = 900_000_000;
@@ -221,6 +223,9 @@ impl<K: std::hash::Hash + Eq + Copy, V: Default> Groups<K, V> {
 pub(crate) struct Summed<'d> {
     minutes: Groups<MinuteKey<'d>, Minute<'d>>,
     days: Groups<DailyKey<'d>, Daily>,
+    /// The event ids met, while no two rows shared one (see `distinct`).
+    ids: HashSet<[u8; 16]>,
+    distinct: bool,
 }
 
 const UNKNOWN: &[u8] = b"unknown";
@@ -230,12 +235,25 @@ impl<'d> Summed<'d> {
         Self {
             minutes: Groups::new(),
             days: Groups::new(),
+            ids: HashSet::default(),
+            distinct: true,
         }
+    }
+
+    /// Whether no two rows added had one event id (an id not read as a UUID counts as shared).
+    pub(crate) fn distinct(&self) -> bool {
+        self.distinct
     }
 
     /// Add one body's leaves; `None` on an overflow or a value of another type than expected.
     pub(crate) fn add(&mut self, leaves: &[Leaf<'d, 'd>], at: &[usize; ROLES]) -> Option<()> {
         let row = row(leaves, at).ok()?;
+        if self.distinct {
+            self.distinct = match &leaves[at[Role::EventId as usize]] {
+                Leaf::Uuid(_, id) => self.ids.insert(*id),
+                _ => false,
+            };
+        }
         // rollups.model_of: the first model named and not empty.
         let model = row.models.iter().flatten().find(|m| !m.is_empty());
         let key = (

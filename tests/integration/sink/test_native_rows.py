@@ -303,9 +303,19 @@ def test_the_store_sums_whole_native_batches_natively(new_database: Any) -> None
         assert store.write(native(first)) == []  # delivered again: nothing changes
         assert store.write(native([_priced(n, "v2", 60) for n in range(30, 90)])) == []
         assert store.write(native([_priced(n, "v1", 0) for n in range(90, 150)])) == []
+        # A native batch holding one event twice (a producer's retry) and one event at two
+        # times: the reader tells the store the ids are not distinct, and it de-duplicates.
+        twice = [_priced(n, "v1", 0) for n in range(150, 160)]
+        moved = _priced(151, "v1", 0)
+        moved["event"]["occurred_at"] += timedelta(minutes=7)
+        made = native([*twice, twice[3], moved])
+        assert not native_sums.distinct(made)
+        assert native_sums.distinct(native(twice))
+        refused = store.write(made)
+        assert [r.reason_code for r in refused] == ["duplicate_event_id"]
     finally:
         store.close()
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM usage_events").fetchone() == (150,)
+        assert conn.execute("SELECT count(*) FROM usage_events").fetchone() == (160,)
     assert check_rollups(url).exact
     assert check_daily(url).exact

@@ -9,6 +9,7 @@ any scale the schema holds, negative, or summed at mixed scales.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import BytesIO
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.unit
 
 _START = datetime(2026, 3, 29, 0, 50, tzinfo=UTC)
 _models = st.sampled_from([None, "", "gpt-4o", "claude-sonnet-4"])
+_IDS = [uuid.UUID(int=n) for n in range(1, 4)]
 
 
 def _fastavro_row(data: bytes) -> dict[str, Any]:
@@ -41,6 +43,7 @@ def _fastavro_row(data: bytes) -> dict[str, Any]:
 def _records(draw: st.DrawFn) -> Any:
     record: Any = draw(factories.priced_events)
     event: Any = record["event"]
+    event["event_id"] = draw(st.sampled_from(_IDS) | st.uuids())  # repeated now and then
     event["tenant_id"] = draw(st.sampled_from(["t1", "t2"]))
     event["occurred_at"] = _START + timedelta(seconds=draw(st.integers(0, 40)) * 37)
     event["latency_ms"] = draw(st.integers(0, 10**6))
@@ -84,6 +87,8 @@ def test_native_sums_are_the_python_sums(records: list[Any]) -> None:
         return
     summed = native_sums.sums(rows)
     assert summed is not None
+    # Whether the store may skip de-duplication: only when no two events share an id.
+    assert native_sums.distinct(rows) == (len({r["event_id"] for r in truth}) == len(truth))
     got_rollups, got_daily = summed
     want_rollups, want_daily = rollups.deltas(truth), tenant_daily.deltas(truth)
     assert {k: _exact(v) for k, v in got_rollups.items()} == {

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
     from tokenline.sink.tenant_daily import QuarterKey
 
-__all__ = ["ROLES", "SUMS", "sums"]
+__all__ = ["ROLES", "SUMS", "distinct", "sums"]
 
-#: The key under which a native row holds its batch's sums: ``(rows, minutes, days)``.
+#: The key under which a native row holds its batch's sums: ``(rows, minutes, days, distinct)``
+#: (``distinct``: no two of the batch's rows share an ``event_id``).
 SUMS = "__sums__"
 
 #: The columns the sums are made from, in the order of ``native/src/sums.rs``' ``Role``.
@@ -49,6 +50,7 @@ ROLES = (
     "cost_total",
     *COST_COLUMNS,
     "latency_ms",
+    "event_id",  # not summed: it tells ``distinct``
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,15 +64,28 @@ def _decimal(cost: tuple[int, int] | None) -> Decimal:
     return Decimal(f"{unscaled}E{exponent}")
 
 
+def _batch(rows: Sequence[dict[str, Any]]) -> tuple[Any, ...] | None:
+    """The sums of the batch ``rows`` are, when they are its native rows, each one once."""
+    summed = rows[0].get(SUMS) if rows else None
+    if summed is None or summed[0] != len(rows) or any(row.get(SUMS) is not summed for row in rows):
+        return None
+    return summed  # type: ignore[no-any-return]
+
+
+def distinct(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``rows`` are known to hold each ``event_id`` once (``False``: not known)."""
+    summed = _batch(rows)
+    return summed is not None and summed[3] is True
+
+
 def sums(
     rows: Sequence[dict[str, Any]],
 ) -> tuple[dict[RollupKey, Delta], dict[QuarterKey, list[Any]]] | None:
     """The rollup deltas and quarter-hour sums of ``rows``, or ``None`` (sum them in Python)."""
-    summed = rows[0].get(SUMS) if rows else None
-    # The batch's sums hold when ``rows`` are its native rows, each one once.
-    if summed is None or summed[0] != len(rows) or any(row.get(SUMS) is not summed for row in rows):
+    summed = _batch(rows)
+    if summed is None:
         return None
-    _, minutes, days = summed
+    _, minutes, days, _distinct = summed
     moments: dict[int, datetime] = {}
 
     def moment(micros: int) -> datetime:

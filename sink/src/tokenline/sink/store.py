@@ -292,7 +292,9 @@ class PostgresUsageStore:
 
         Returns the rows PostgreSQL refused (and copies of stored events, refused here).
         """
-        events = dedupe_events(priced_rows)
+        # A whole native batch whose reader met each event_id once needs no de-duplication.
+        distinct = native_sums.distinct(priced_rows)
+        events = list(priced_rows) if distinct else dedupe_events(priced_rows)
         try:
             conn = self._connection()
             if not self._native_ok and any(COPY_ROW in row for row in events):
@@ -307,7 +309,7 @@ class PostgresUsageStore:
                 # Copies of one event_id in this batch land in turns: the first copy of every
                 # id, then the next, ... so a later copy meets the guard row of an earlier one.
                 while events:
-                    first, events = first_copies(events)
+                    first, events = (events, []) if distinct else first_copies(events)
                     landed += self._land(conn, first)
         except Exception as exc:
             # Only what is not a row's fault gets here (those are isolated below the
