@@ -110,3 +110,23 @@ def test_the_worker_decodes_batches_natively() -> None:
         (bad[1], "schema_mismatch", "decode"),
         (None, "truncated", "decode"),
     ]
+
+
+def test_what_meanwhile_raises_is_raised_when_the_write_returns_never_to_the_store() -> None:
+    """A failure while the server inserts (a chore, a fetch) is not the store's to retry: the
+    store's ``meanwhile`` keeps it and the worker raises it once the write returns, with the
+    chores after the failed one still to do."""
+    worker = _worker()
+    done: list[str] = []
+
+    def fails() -> None:
+        raise RuntimeError("the broker said no")
+
+    worker._chores.extend([lambda: done.append("first"), fails, lambda: done.append("third")])
+    worker._events_sent()  # what the store calls while its COPY runs: it must not raise
+    assert done == ["first"]
+    with pytest.raises(RuntimeError, match="the broker said no"):
+        worker._raise_meanwhile_error()
+    worker._raise_meanwhile_error()  # raised once
+    worker._run_chores()
+    assert done == ["first", "third"]

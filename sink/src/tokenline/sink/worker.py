@@ -150,6 +150,8 @@ class SinkWorker:
         #: What a landed batch leaves to do (its offset commit, its freshness count), done while
         #: PostgreSQL takes the next batch in, or before the worker waits (see _run_chores).
         self._chores: list[Callable[[], None]] = []
+        #: What ``meanwhile`` raised, raised again when the write returns.
+        self._meanwhile_error: Exception | None = None
         inner = store or PostgresUsageStore(
             settings.database_url.get_secret_value(),
             connect_timeout_s=settings.db_connect_timeout_s,
@@ -335,6 +337,7 @@ class SinkWorker:
         may get a record twice). Offsets are never committed before the rows are durable.
         """
         self._land_decoded(self._decode(batch))
+        self._raise_meanwhile_error()
         self._run_chores()
 
     def _events_sent(self) -> None:
@@ -343,10 +346,15 @@ class SinkWorker:
         The last batch's chores are done, then the next batch is fetched and its decoding
         started, while the server inserts.
         """
-        self._run_chores()
-        if self._fetch_due:
-            self._fetch_due = False
-            self._upcoming = self._decode_ahead(self._next_batch(wait=False))
+        try:
+            self._run_chores()
+            if self._fetch_due:
+                self._fetch_due = False
+                self._upcoming = self._decode_ahead(self._next_batch(wait=False))
+        except Exception as exc:  # noqa: BLE001 - raised again, below
+            # Raised again once the write returns (see _take_upcoming): a Kafka failure here is
+            # not the store's to retry, and a batch half fetched must not be landed past.
+            self._meanwhile_error = exc
 
     def _run_chores(self) -> None:
         """Do what landed batches left to do, in the order they left it.
@@ -355,15 +363,21 @@ class SinkWorker:
         commit and dead letters always, and a batch left uncommitted by a crash is replayed,
         which the store makes a no-op.
         """
-        chores, self._chores[:] = list(self._chores), []
-        for chore in chores:
-            chore()
+        while self._chores:
+            self._chores.pop(0)()  # one that raises leaves the later ones to do
+
+    def _raise_meanwhile_error(self) -> None:
+        """Raise what ``meanwhile`` raised during the last write, if anything."""
+        error, self._meanwhile_error = self._meanwhile_error, None
+        if error is not None:
+            raise error
 
     def _take_upcoming(self) -> Future[_Decoded] | None:
         """The batch fetched while the last one landed; fetched now if the store sent no events.
 
         (The store calls ``meanwhile`` only when it sends events.)
         """
+        self._raise_meanwhile_error()
         upcoming, self._upcoming = self._upcoming, None
         return upcoming or self._decode_ahead(self._next_batch(wait=False))
 
