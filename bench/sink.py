@@ -214,10 +214,11 @@ def _server_cpu() -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
                 continue
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:  # exited meanwhile
             continue
         ticks += int(fields[11]) + int(fields[12])
-        if "postgres -D" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+        if "postgres -D" in command:
             ticks += int(fields[13]) + int(fields[14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
