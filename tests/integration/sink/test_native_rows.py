@@ -319,3 +319,40 @@ def test_the_store_sums_whole_native_batches_natively(new_database: Any) -> None
         assert conn.execute("SELECT count(*) FROM usage_events").fetchone() == (160,)
     assert check_rollups(url).exact
     assert check_daily(url).exact
+
+
+def test_a_run_of_repricings_reads_what_each_batch_needs_and_lands_it_exactly(
+    new_database: Any,
+) -> None:
+    """Re-pricing batches read lean, then with their pricing rows only, then whole.
+
+    A lean batch of stored events is re-priced from its pricing rows alone (the rest of its
+    values is never read), and the next batch is read with pricing rows. One of those holding
+    new events too needs every value: it lands exactly, and the batch after it is read whole.
+    """
+    url = new_database()
+    upgrade(settings_for(url, "postgresql"))
+    reader = native_reader()
+    store = PostgresUsageStore(url)
+    try:
+        assert store.write(reader.rows([frame(_priced(n, "v1", 0)) for n in range(40)])) == []
+        lean = reader.rows([frame(_priced(n, "v2", 60)) for n in range(40)])
+        assert all(row is not None and PRICING_ROW not in row for row in lean)
+        assert store.write(lean) == []
+        assert not any("tenant_id" in row for row in lean if row is not None)  # never needed
+        mixed = reader.rows([frame(_priced(n, "v3", 120)) for n in range(20, 60)])
+        assert all(row is not None and PRICING_ROW in row for row in mixed)
+        assert not any("tenant_id" in row for row in mixed if row is not None)
+        assert store.write(mixed) == []  # 20 stored, 20 new: the rest is read now
+        whole = reader.rows([frame(_priced(n, "v4", 180, unpriced=True)) for n in range(50, 60)])
+        assert all(row is not None and "tenant_id" in row for row in whole)
+        assert store.write(whole) == []
+    finally:
+        store.close()
+    with psycopg.connect(url) as conn:
+        versions = dict(
+            conn.execute("SELECT pricing_version, count(*) FROM usage_events GROUP BY 1").fetchall()
+        )
+    assert versions == {"v2": 20, "v3": 30, "v4": 10}
+    assert check_rollups(url).exact
+    assert check_daily(url).exact

@@ -1,7 +1,10 @@
 """Re-pricing's aggregate changes, summed in SQL, equal the Python rules and the raw sums.
 
 The re-pricing ``UPDATE`` stages what it changes in ``usage_rollup_1m`` and
-``usage_tenant_daily`` itself (:mod:`tokenline.sink.repricing_sql`). Two independent checks:
+``usage_tenant_daily`` itself (:mod:`tokenline.sink.repricing_sql`). Both statements are held
+to the same checks: the one that finds and updates the stored rows without a lock (plain
+PostgreSQL's first choice) and the one that locks them first (its fallback, TimescaleDB's
+only). Two independent checks:
 
 - what it stages equals what :func:`tokenline.sink.rollups.deltas` and
   :func:`tokenline.sink.tenant_daily.deltas` (the Python rules, a second implementation) make
@@ -9,10 +12,15 @@ The re-pricing ``UPDATE`` stages what it changes in ``usage_rollup_1m`` and
 - after batches mixing new events and re-priced ones in the same keys (new costs, priced and
   unpriced turns, models moved, empty model names, another currency), the rollups and the
   tenant-local days equal the raw sums (:mod:`tests._rollup_truth`, :mod:`tests._daily_truth`).
+
+A race the lock-free statement must lose cleanly is forced: another transaction re-prices the
+same events between its snapshot and its UPDATE.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -46,6 +54,25 @@ def url(new_database: Callable[[], str], request: pytest.FixtureRequest) -> str:
     from tests.integration.sink.conftest import zoned_database
 
     return zoned_database(new_database(), request.param, ZONES)
+
+
+@pytest.fixture(params=["seen", "locked"])
+def statement(request: pytest.FixtureRequest) -> str:
+    """Which re-pricing statement a store runs on plain PostgreSQL."""
+    return str(request.param)
+
+
+def _store(url: str, statement: str) -> PostgresUsageStore:
+    """A store connected to ``url`` that re-prices with ``statement``.
+
+    ``locked``: the fallback statement, which plain PostgreSQL otherwise runs only after a
+    race (the store picks by the database when it connects).
+    """
+    store = PostgresUsageStore(url)
+    store.write([])  # connects: the choice is made
+    if statement == "locked":
+        store._seen_first = False
+    return store
 
 
 def _events(factory: EventFactory, count: int) -> list[dict[str, Any]]:
@@ -108,26 +135,41 @@ def _tables(url: str) -> list[list[tuple[Any, ...]]]:
         ]
 
 
+def _net(rows: list[dict[str, Any]], key: tuple[str, ...], sums: tuple[str, ...]) -> dict[Any, Any]:
+    """Staged rows netted per key, as the store adds them (what is taken away is staged apart).
+
+    The sums summed, the largest latency, the currency of what was added.
+    """
+    netted: dict[Any, dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["requests"] <= 0):  # what was added first
+        at = tuple(row[k] for k in key)
+        if at not in netted:
+            netted[at] = dict(row)
+            continue
+        found = netted[at]
+        for column in sums:
+            found[column] += row[column]
+        found["latency_ms_max"] = max(found["latency_ms_max"], row["latency_ms_max"])
+    return netted
+
+
 def _staged(store: PostgresUsageStore) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """What the last landing left in the two staging tables (temporary: the store's session)."""
     conn = store._connection()  # the staging tables live in the store's own session
     with conn.cursor(row_factory=dict_row) as cur:
-        rollup = {
-            tuple(r[k] for k in ROLLUP_KEY): r
-            for r in cur.execute(f"SELECT * FROM {q.ROLLUP_STAGING}").fetchall()
-        }
-        daily = {
-            tuple(r[k] for k in tenant_daily.KEY): r
-            for r in cur.execute(f"SELECT * FROM {q.DAILY_STAGING}").fetchall()
-        }
+        rollup = cur.execute(f"SELECT * FROM {q.ROLLUP_STAGING}").fetchall()
+        daily = cur.execute(f"SELECT * FROM {q.DAILY_STAGING}").fetchall()
     conn.rollback()
-    return rollup, daily
+    return (
+        _net(rollup, ROLLUP_KEY, q.DELTA_SUMS),
+        _net(daily, tenant_daily.KEY, tenant_daily.SUMS),
+    )
 
 
-def test_what_sql_stages_equals_the_python_rules(url: str) -> None:
+def test_what_sql_stages_equals_the_python_rules(url: str, statement: str) -> None:
     factory = EventFactory(seed=23)
     events = _events(factory, 150)
-    store = PostgresUsageStore(url)
+    store = _store(url, statement)
     try:
         assert store.write(events) == []
         newer = _repriced(events, 1)
@@ -160,10 +202,12 @@ def test_what_sql_stages_equals_the_python_rules(url: str) -> None:
         store.close()
 
 
-def test_mixed_batches_keep_rollups_and_days_equal_to_the_raw_sums(url: str) -> None:
+def test_mixed_batches_keep_rollups_and_days_equal_to_the_raw_sums(
+    url: str, statement: str
+) -> None:
     factory = EventFactory(seed=29)
     events = _events(factory, 240)
-    store = PostgresUsageStore(url)
+    store = _store(url, statement)
     try:
         assert store.write(events[:120]) == []
         # New events and re-priced ones of the same minutes in one batch, then again later.
@@ -182,3 +226,112 @@ def test_mixed_batches_keep_rollups_and_days_equal_to_the_raw_sums(url: str) -> 
         assert _tables(url) == before
     finally:
         store.close()
+
+
+def _waits_for_a_lock(url: str, pid: int) -> None:
+    """Return once backend ``pid`` waits for a lock (at most 30 seconds)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(3000):
+            found = conn.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if found and found[0] == "Lock":
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+@pytest.mark.parametrize("later", [True, False], ids=["newer", "older"])
+def test_a_store_racing_another_over_the_same_events_keeps_every_sum_exact(
+    url: str, statement: str, later: bool
+) -> None:
+    """Store B re-prices events that store A re-priced after B's snapshot was taken.
+
+    A's UPDATE is done and its transaction held open (its rollup upsert waits for a lock this
+    test holds); B's re-pricing of the same events then waits for A's row locks. When A
+    commits, B's rows are no longer the versions it read: it must leave them (the lock-free
+    statement's xmin test) and re-price them from A's values, or not at all when its pricing
+    is older than A's. Taking B's old values from its snapshot would count A's change twice.
+    """
+    factory = EventFactory(seed=31)
+    events = _events(factory, 60)
+    first = _repriced(events, 1)  # A's: a day later
+    second = [  # B's: a day after A's, or between the stored pricing and A's
+        {**row, "priced_at": row["priced_at"] + timedelta(hours=12 if not later else 24)}
+        for row in _repriced(events, 2)
+    ]
+    if not later:
+        second = [
+            {**r, "priced_at": e["priced_at"] + timedelta(hours=12)}
+            for r, e in zip(second, events, strict=True)
+        ]
+    seed = PostgresUsageStore(url)
+    assert seed.write(events) == []
+    seed.close()
+    a, b = _store(url, statement), _store(url, statement)
+    refused: list[list[Any]] = []
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT 1 FROM usage_rollup_1m FOR UPDATE")
+        threads = [
+            threading.Thread(target=lambda: refused.append(a.write(first))),
+            threading.Thread(target=lambda: refused.append(b.write(second))),
+        ]
+        threads[0].start()
+        _waits_for_a_lock(url, a._connection().info.backend_pid)  # its events are updated
+        threads[1].start()
+        _waits_for_a_lock(url, b._connection().info.backend_pid)  # on A's row locks
+        holder.rollback()
+    for thread in threads:
+        thread.join(60)
+    a.close(), b.close()
+    assert refused == [[], []]
+    winner = second if later else first
+    stored = _stored(url, events)
+    assert {r["event_id"]: r["pricing_version"] for r in winner} == {
+        k: v["pricing_version"] for k, v in stored.items()
+    }
+    result = check_rollups(url)
+    assert result.exact, result.differing[:3]
+    day = check_daily(url)
+    assert day.exact, day.differing[:3]
+
+
+def test_an_event_leaving_a_key_another_enters_has_its_maximum_latency_recomputed(
+    url: str, statement: str
+) -> None:
+    """One batch moves the slowest event out of a key and another event into it.
+
+    The key's count is unchanged, but its maximum latency must drop to the other event's: a
+    maximum cannot be taken back, so it is recomputed from the events the key holds.
+    """
+    factory = EventFactory(seed=37)
+    at = utc(2026, 10, 31, 12, 0, 5)
+    shared = {"provider": "openai", "project": "chat", "team": "core", "attributed_team": None}
+    shared |= {"currency": "USD", "pricing_status": "priced", "unpriced_reason": None}
+
+    def event(latency: int, model: str) -> dict[str, Any]:
+        made = factory.row("t-a", at, **shared)
+        return {**_TEMPLATE, **made, "latency_ms": latency, "canonical_model": model}
+
+    slow, fast = event(9000, "m-1"), event(100, "m-2")
+    store = _store(url, statement)
+    try:
+        assert store.write([slow, fast]) == []
+        later = {"priced_at": slow["priced_at"] + timedelta(hours=1), "pricing_version": "v9"}
+        moved = [
+            slow | later | {"canonical_model": "m-3"},
+            fast | later | {"canonical_model": "m-1"},
+        ]
+        assert store.write(moved) == []
+    finally:
+        store.close()
+    result = check_rollups(url)
+    assert result.exact, result.differing[:3]
+    day = check_daily(url)
+    assert day.exact, day.differing[:3]
+    with psycopg.connect(url) as conn:
+        maxima = conn.execute(
+            "SELECT (SELECT latency_ms_max FROM usage_rollup_1m WHERE model = 'm-1'), "
+            "(SELECT latency_ms_max FROM usage_tenant_daily WHERE model = 'm-1')"
+        ).fetchone()
+    assert maxima == (100, 100)

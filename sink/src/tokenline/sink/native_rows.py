@@ -63,6 +63,7 @@ __all__ = [
     "NativeRows",
     "complete",
     "encoded",
+    "priced",
 ]
 
 #: The key a native row's ``usage_events`` COPY row is under (not a column name).
@@ -132,11 +133,15 @@ _MINUTES = [
 ]
 
 
-def _reader(values: Literal["lean", "rest", "all"]) -> CopyRows | None:
-    """A reader of native rows: ``lean``, ``rest`` or ``all``.
+Reading = Literal["lean", "priced", "all"]
 
-    ``lean``: what a batch landing whole needs; ``rest``: what :func:`complete` adds to a lean
-    row; ``all``: both.
+
+def _reader(values: Literal["lean", "priced", "all", "rest", "pricing"]) -> CopyRows | None:
+    """A reader of native rows: ``lean``, ``priced``, ``all``, ``rest`` or ``pricing``.
+
+    ``lean``: what a batch landing whole needs; ``priced``: that and the re-pricing staging
+    row; ``rest``: what :func:`complete` adds to a lean row; ``all``: lean and rest;
+    ``pricing``: the re-pricing staging row alone (what :func:`priced` adds).
     """
     copy = (COPY_ROW, _paths(EVENT_COLUMNS), 0)
     guard = (GUARD_ROW, _paths(GUARD_COLUMNS), 0)
@@ -145,29 +150,42 @@ def _reader(values: Literal["lean", "rest", "all"]) -> CopyRows | None:
     name = "tokenline.PricedUsageEvent"
     if values == "rest":
         return copy_rows(catalog(), name, [pricing], rest)
+    if values == "pricing":
+        return copy_rows(catalog(), name, [pricing], [])
     tables = [copy, guard] if values == "lean" else [copy, guard, pricing]
-    keep = [(c, list(EVENT_PATHS[c]), 0) for c in LEAN] if values == "lean" else rest
+    keep = rest if values == "all" else [(c, list(EVENT_PATHS[c]), 0) for c in LEAN]
     sums = (SUMS, [list(EVENT_PATHS[c]) for c in ROLES])
     return copy_rows(catalog(), name, tables, keep, sums=sums, body=BODY)
 
 
 @dataclass
-class _Completed:
-    """Whether :func:`complete` was given native rows since a batch was read (process-wide).
+class _Wanted:
+    """What the store wanted of native rows since a batch was read (process-wide).
 
-    Then the next batch is read whole: batches that do not land whole come in runs (a replay,
-    a re-pricing pass), and reading the rest while the previous batch lands costs nothing.
+    The next batch is read that way: batches that do not land whole come in runs (a replay, a
+    re-pricing pass), and reading what they need while the previous batch lands costs nothing.
+    ``priced``: the re-pricing staging row (:func:`priced`); ``all``: every value
+    (:func:`complete`).
     """
 
-    since_read: bool = False
+    reading: Reading = "lean"
+
+    def want(self, reading: Reading) -> None:
+        if reading == "all" or self.reading == "lean":
+            self.reading = reading
 
 
-_COMPLETED = _Completed()
+_WANTED = _Wanted()
 
 
 @cache
 def _rest() -> tuple[CopyRows | None, AvroCodec[PricedUsageEvent]]:
     return _reader("rest"), AvroCodec("tokenline.PricedUsageEvent")
+
+
+@cache
+def _pricing() -> CopyRows | None:
+    return _reader("pricing")
 
 
 def complete(rows: Iterable[dict[str, Any]]) -> None:
@@ -178,9 +196,9 @@ def complete(rows: Iterable[dict[str, Any]]) -> None:
     should be) gets ``event_row``'s values.
     """
     native = [row for row in rows if BODY in row]
-    if native:  # read the next batch whole, even if these were (see _Completed)
-        _COMPLETED.since_read = True
-    lean = [row for row in native if PRICING_ROW not in row]
+    if native:  # read the next batch whole, even if these were (see _Wanted)
+        _WANTED.want("all")
+    lean = [row for row in native if "tenant_id" not in row]  # not in LEAN, in KEEP
     if not lean:
         return
     reader, codec = _rest()
@@ -188,6 +206,28 @@ def complete(rows: Iterable[dict[str, Any]]) -> None:
     made = reader.rows(bodies) if reader is not None else [None] * len(lean)
     for row, body, full in zip(lean, bodies, made, strict=True):
         row.update(full if full is not None else event_row(codec.decode(body)))
+
+
+def priced(rows: Iterable[dict[str, Any]]) -> None:
+    """Give the native rows among ``rows`` their re-pricing staging row, in place.
+
+    What re-pricing events that are all stored needs (:meth:`PostgresUsageStore._reprice`):
+    the rest of their values only if some are not (:func:`complete`). A row the reader refuses
+    (none the lean reader took should be) is completed instead.
+    """
+    native = [row for row in rows if BODY in row]
+    if native:  # read the next batch with its pricing rows (see _Wanted)
+        _WANTED.want("priced")
+    bare = [row for row in native if PRICING_ROW not in row]
+    reader = _pricing()
+    made = reader.rows([row[BODY] for row in bare]) if reader is not None and bare else []
+    refused = []
+    for row, pricing in zip(bare, made or [None] * len(bare), strict=True):
+        if pricing is None:
+            refused.append(row)
+        else:
+            row[PRICING_ROW] = pricing[PRICING_ROW]
+    complete(refused)
 
 
 class NativeRows:
@@ -198,28 +238,30 @@ class NativeRows:
     whole), and the batch read after that is read whole.
     """
 
-    def __init__(self, lean: CopyRows, whole: CopyRows) -> None:
-        self._reader = lean
-        self._whole = whole
+    def __init__(self, readers: dict[Reading, CopyRows]) -> None:
+        self._readers = readers
         #: Messages read into native rows so far (the rest went to the Python path).
         self.made = 0
 
     @classmethod
     def load(cls) -> NativeRows | None:
         """The native reader of PricedUsageEvents, or ``None`` (not installed, not covered)."""
-        lean, whole = _reader("lean"), _reader("all")
-        return None if lean is None or whole is None else cls(lean, whole)
+        readings: tuple[Reading, ...] = ("lean", "priced", "all")
+        readers = {reading: _reader(reading) for reading in readings}
+        made = {reading: reader for reading, reader in readers.items() if reader is not None}
+        return cls(made) if len(made) == len(readers) else None
 
     def rows(self, values: list[bytes]) -> list[dict[str, Any] | None]:
         """Each message's native row, or ``None`` where the Python path must read it.
 
-        Lean, unless native rows were completed since a batch was read (:class:`_Completed`).
+        Lean, unless the store wanted more of native rows since a batch was read
+        (:class:`_Wanted`).
         """
-        whole, _COMPLETED.since_read = _COMPLETED.since_read, False
-        rows = (self._whole if whole else self._reader).rows(values)
+        reading, _WANTED.reading = _WANTED.reading, "lean"
+        rows = self._readers[reading].rows(values)
         self.made += len(rows) - rows.count(None)
         return rows
 
     def refusal(self, value: bytes) -> str | None:
         """Why :meth:`rows` refuses ``value``, or ``None``."""
-        return self._reader.refusal(value)
+        return self._readers["lean"].refusal(value)

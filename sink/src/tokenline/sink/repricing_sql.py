@@ -2,12 +2,28 @@
 
 A re-priced event takes its old contribution away from ``usage_rollup_1m`` and
 ``usage_tenant_daily`` and adds its new one (:mod:`tokenline.sink.rollups`,
-:mod:`tokenline.sink.tenant_daily` say the rules). :data:`REPRICE_STAGED` does that without
-sending the events' old and new rows to the client: a data-modifying CTE runs the ``UPDATE``
-(:func:`tokenline.sink.store_sql.reprice`), signs its old (-1) and new (+1) rows, and sums them
-into the two staging tables the store then adds (``ADD_ROLLUPS``, ``ADD_TENANT_DAILY``), with
-the same keys and sums the Python functions make. It returns how many events it re-priced and
-whether a rollup or daily key lost events (its maximum latency is then recomputed).
+:mod:`tokenline.sink.tenant_daily` say the rules). The statements here do that without sending
+the events' old and new rows to the client: a data-modifying CTE ``changed`` runs the
+``UPDATE`` and returns each changed event's old (``o_``) and new (``n_``) columns; they become
+``moves``, signed contributions summed once per fine key (``g``) and from there into the two
+staging tables the store then adds (``ADD_ROLLUPS``, ``ADD_TENANT_DAILY``), with the same keys
+and sums the Python functions make.
+
+A re-pricing rarely moves an event to another key (its model or currency would change): an
+event whose keys stay is one move, the difference of its new and old contributions; one whose
+keys change is two, the old taken away (-1) and the new added (+1).
+
+What is taken away is staged apart from what is added, never netted with it: a key some event
+left gets a staged row with negative requests even when another event entered it in the same
+batch, and that row is what has the key's maximum latency recomputed (a maximum cannot be taken
+back). Netted, an event moving out while another moved in left the key the maximum of the one
+gone.
+
+Two statements share this: :func:`reprice_seen` (one lookup an event, no lock; the store's
+first choice on plain PostgreSQL) and :func:`reprice_staged` (after
+:func:`tokenline.sink.store_sql.lock`; always
+correct, the fallback). Each returns how many events it re-priced and whether a rollup or
+daily key lost events (its maximum latency is then recomputed).
 """
 
 from __future__ import annotations
@@ -19,33 +35,137 @@ from tokenline.sink.batch import ROLLUP_COLUMNS
 from tokenline.sink.columns import COST_COLUMNS, TOKEN_COLUMNS
 from tokenline.sink.store_sql import (
     DAILY_STAGING,
+    REPRICED_COLUMNS,
     ROLLUP_STAGING,
-    SOURCE_COLUMNS,
     daily_model,
     reprice,
+    reprice_seen,
     rollup_model,
 )
 
-__all__ = ["reprice_staged"]
+__all__ = ["reprice_seen_staged", "reprice_staged"]
 
 _EPOCH = "timestamptz '1970-01-01 00:00:00+00'"
-_UNPRICED = "(m.pricing_status = 'unpriced' OR m.cost_total IS NULL)"
 
-#: ``usage_rollup_1m``'s columns from the signed rows ``m`` (a key, or a sum per key).
-_ROLLUP = {
+# ---------------------------------------------------------------- one side's contribution
+# Each contribution is a SQL expression of one side of a row of ``changed`` (alias ``c``): the
+# new row (``n_`` + column) or the old one (``o_`` + column for what a re-pricing can change,
+# :data:`REPRICED_COLUMNS`; the rest it shares with the new row).
+
+
+def _col(side: str, column: str) -> str:
+    return f"c.o_{column}" if side == "old" and column in REPRICED_COLUMNS else f"c.n_{column}"
+
+
+def _unpriced(side: str) -> str:
+    """The rollups' unpriced rule: unpriced, or no total cost."""
+    return f"({_col(side, 'pricing_status')} = 'unpriced' OR {_col(side, 'cost_total')} IS NULL)"
+
+
+def _contributions(side: str, sign: int) -> dict[str, str]:
+    """What one side of an event adds (``sign`` 1) to or takes away (-1) from each sum."""
+    s = str(sign)
+    return {
+        "requests": s,
+        "failures": f"CASE WHEN {_col(side, 'success')} THEN 0 ELSE {s} END",
+        "unpriced_r": f"CASE WHEN {_unpriced(side)} THEN {s} ELSE 0 END",
+        "unpriced_d": f"CASE WHEN {_col(side, 'pricing_status')} = 'unpriced' THEN {s} ELSE 0 END",
+        **{c: f"{s} * {_col(side, c)}" for c in TOKEN_COLUMNS},
+        "cost_r": f"CASE WHEN {_unpriced(side)} THEN 0 ELSE {s} * {_col(side, 'cost_total')} END",
+        **{f"d_{c}": f"{s} * coalesce({_col(side, c)}, 0)" for c in COST_COLUMNS},
+        "latency_ms_sum": f"{s} * {_col(side, 'latency_ms')}",
+    }
+
+
+def _difference() -> dict[str, str]:
+    """What an event re-priced in place changes: the new side less the old.
+
+    Only pricing columns change (the UPDATE sets nothing else): the count, failures, tokens
+    and latency of the event stay, so their differences are zero.
+    """
+    new, old = _contributions("new", 1), _contributions("old", 1)
+    changes = ("unpriced_r", "unpriced_d", "cost_r", *(f"d_{c}" for c in COST_COLUMNS))
+    return {c: f"({new[c]}) - ({old[c]})" if c in changes else "0" for c in new}
+
+
+#: The key columns of a move: what the rollup and daily keys are computed from.
+_KEYED = (
+    "tenant_id",
+    "occurred_at",
+    "provider",
+    "canonical_model",
+    "response_model",
+    "request_model",
+    "deployment",
+    "project",
+    "team",
+    "attributed_team",
+    "currency",
+)
+_SUMMED = tuple(_contributions("new", 1))
+
+
+def _move(side: str, sums: dict[str, str], adds: bool) -> sql.Composed:
+    """One branch of ``moves``: the key of ``side``, the sums, the latency a maximum may take."""
+    latency = _col(side, "latency_ms") if adds else "NULL::int"
+    return sql.SQL(
+        "SELECT {keys}, {sums}, {latency} AS latency_max, {adds} AS adds FROM changed AS c"
+    ).format(
+        keys=sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(sql.SQL(_col(side, k)), sql.Identifier(k)) for k in _KEYED
+        ),
+        sums=sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(sql.SQL(sums[c]), sql.Identifier(c)) for c in _SUMMED
+        ),
+        latency=sql.SQL(latency),
+        adds=sql.SQL("true" if adds else "false"),
+    )
+
+
+def _moves() -> sql.Composed:
+    """``changed``'s events as moves: one (the difference) where the keys stay, else two."""
+    return sql.SQL(
+        "{diff} WHERE c.stays UNION ALL {old} WHERE NOT c.stays UNION ALL {new} WHERE NOT c.stays"
+    ).format(
+        diff=_move("new", _difference(), adds=True),
+        old=_move("old", _contributions("old", -1), adds=False),
+        new=_move("new", _contributions("new", 1), adds=True),
+    )
+
+
+# ---------------------------------------------------------------- summed once, staged twice
+#: ``g``: the moves summed per key fine enough for both staging tables (a minute, both models,
+#: project, team, currency).
+_FINE = {
     "tenant_id": "m.tenant_id",
-    "window_start": f"date_bin('60 seconds', m.occurred_at, {_EPOCH})",
+    "minute": f"date_bin('60 seconds', m.occurred_at, {_EPOCH})",
     "provider": "m.provider",
-    "model": rollup_model("m"),
+    "r_model": rollup_model("m"),
+    "d_model": daily_model("m"),
+    "project": "m.project",
+    "team": "coalesce(m.attributed_team, m.team)",
+    "currency": "m.currency",
+}
+_FINE_SUMS = {
+    **{c: f"sum(m.{c})" for c in _SUMMED},
+    "latency_max": "max(m.latency_max)",
+}
+
+#: ``usage_rollup_1m``'s columns from ``g``.
+_ROLLUP = {
+    "tenant_id": "g.tenant_id",
+    "window_start": "g.minute",
+    "provider": "g.provider",
+    "model": "g.r_model",
     "window_seconds": "60",
-    "requests": "sum(m.sign)",
-    "failures": "coalesce(sum(m.sign) FILTER (WHERE NOT m.success), 0)",
-    **{c: f"sum(m.sign * m.{c})" for c in TOKEN_COLUMNS},
-    "cost_total": f"coalesce(sum(m.sign * m.cost_total) FILTER (WHERE NOT {_UNPRICED}), 0)",
-    "unpriced_count": f"coalesce(sum(m.sign) FILTER (WHERE {_UNPRICED}), 0)",
-    "latency_ms_sum": "sum(m.sign * m.latency_ms)",
-    "latency_ms_max": "coalesce(max(m.latency_ms) FILTER (WHERE m.sign > 0), 0)",
-    "currency": "coalesce(max(m.currency) FILTER (WHERE m.sign > 0), 'USD')",
+    "requests": "sum(g.requests)",
+    "failures": "sum(g.failures)",
+    **{c: f"sum(g.{c})" for c in TOKEN_COLUMNS},
+    "cost_total": "sum(g.cost_r)",
+    "unpriced_count": "sum(g.unpriced_r)",
+    "latency_ms_sum": "sum(g.latency_ms_sum)",
+    "latency_ms_max": "coalesce(max(g.latency_max), 0)",
+    "currency": "coalesce(max(g.currency) FILTER (WHERE g.adds), 'USD')",
     "source_partition": "-1",
     "max_source_offset": "-1",
     "updated_at": "now()",
@@ -60,24 +180,30 @@ _ROLLUP_SUMS = (
     "latency_ms_sum",
 )
 
-#: ``tl_staging_tenant_daily``'s columns (:data:`tokenline.sink.tenant_daily.COLUMNS`).
+#: ``tl_staging_tenant_daily``'s columns (:data:`tokenline.sink.tenant_daily.COLUMNS`) from ``g``.
 _DAILY = {
-    "tenant_id": "m.tenant_id",
-    "quarter": f"date_bin('15 minutes', m.occurred_at, {_EPOCH})",
-    "provider": "m.provider",
-    "model": daily_model("m"),
-    "project": "m.project",
-    "team": "coalesce(m.attributed_team, m.team)",
-    "currency": "m.currency",
-    "requests": "sum(m.sign)",
-    "failures": "coalesce(sum(m.sign) FILTER (WHERE NOT m.success), 0)",
-    "unpriced_count": "coalesce(sum(m.sign) FILTER (WHERE m.pricing_status = 'unpriced'), 0)",
-    **{c: f"sum(m.sign * m.{c})" for c in TOKEN_COLUMNS},
-    **{c: f"coalesce(sum(m.sign * m.{c}), 0)" for c in COST_COLUMNS},
-    "latency_ms_sum": "sum(m.sign * m.latency_ms)",
-    "latency_ms_max": "coalesce(max(m.latency_ms) FILTER (WHERE m.sign > 0), 0)",
+    "tenant_id": "g.tenant_id",
+    "quarter": f"date_bin('15 minutes', g.minute, {_EPOCH})",
+    "provider": "g.provider",
+    "model": "g.d_model",
+    "project": "g.project",
+    "team": "g.team",
+    "currency": "g.currency",
+    "requests": "sum(g.requests)",
+    "failures": "sum(g.failures)",
+    "unpriced_count": "sum(g.unpriced_d)",
+    **{c: f"sum(g.{c})" for c in TOKEN_COLUMNS},
+    **{c: f"sum(g.d_{c})" for c in COST_COLUMNS},
+    "latency_ms_sum": "sum(g.latency_ms_sum)",
+    "latency_ms_max": "coalesce(max(g.latency_max), 0)",
 }
 _DAILY_GROUPED = tenant_daily.KEY
+
+
+def _aliased(exprs: dict[str, str]) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.SQL(e), sql.Identifier(c)) for c, e in exprs.items()
+    )
 
 
 def _staged(
@@ -87,51 +213,69 @@ def _staged(
     keys: tuple[str, ...],
     sums: tuple[str, ...],
 ) -> sql.Composed:
-    """``INSERT INTO table`` the signed rows' sums per key, leaving out keys that sum to zero."""
+    """``INSERT INTO table`` ``g``'s sums per key, what is taken away apart from what is added.
+
+    Rows whose sums are all zero are left out.
+    """
     return sql.SQL(
-        "INSERT INTO {table} ({cols}) SELECT {cols} FROM (SELECT {exprs} FROM moves AS m "
-        "GROUP BY {keys}) AS g WHERE ({sums}) IS DISTINCT FROM ({zeros}) RETURNING requests"
+        "INSERT INTO {table} ({cols}) SELECT {cols} FROM (SELECT {exprs} FROM g "
+        "GROUP BY {keys}, g.adds) AS s WHERE ({sums}) IS DISTINCT FROM ({zeros}) "
+        "RETURNING requests"
     ).format(
         table=sql.Identifier(table),
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        exprs=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(sql.SQL(exprs[c]), sql.Identifier(c)) for c in columns
-        ),
+        exprs=_aliased({c: exprs[c] for c in columns}),
         keys=sql.SQL(", ").join(sql.SQL(str(columns.index(k) + 1)) for k in keys),
         sums=sql.SQL(", ").join(map(sql.Identifier, sums)),
         zeros=sql.SQL(", ").join(sql.SQL("0") for _ in sums),
     )
 
 
-def reprice_staged(staging: str) -> sql.Composed:
-    """Re-price the stored events of ``staging`` and stage what that changes in the aggregates.
-
-    Returns one row: the events re-priced, whether a rollup key lost events, whether a daily
-    key did.
-    """
-    width = len(SOURCE_COLUMNS)
-    old = [sql.Identifier(f"o{i}") for i in range(width)]
-    new = [sql.Identifier(f"n{i}") for i in range(width)]
-    names = sql.SQL(", ").join(map(sql.Identifier, SOURCE_COLUMNS))
-
-    def signed(sign: int, cols: list[sql.Identifier]) -> sql.Composed:
-        return sql.SQL("SELECT {} AS sign, {} FROM changed").format(
-            sql.SQL(str(sign)), sql.SQL(", ").join(cols)
-        )
-
+def _staging_ctes() -> sql.Composed:
+    """``moves``, ``g``, ``r`` and ``d``: from ``changed`` into the two staging tables."""
     return sql.SQL(
-        "WITH changed ({returned}) AS ({update}), moves (sign, {names}) AS ({minus} UNION ALL "
-        "{plus}), r AS ({rollup}), d AS ({daily}) SELECT (SELECT count(*) FROM changed), "
-        "coalesce((SELECT bool_or(requests < 0) FROM r), false), "
-        "coalesce((SELECT bool_or(requests < 0) FROM d), false)"
+        "moves AS ({moves}), g AS (SELECT {fine}, m.adds, {fine_sums} FROM moves AS m "
+        "GROUP BY {fine_keys}, m.adds), r AS ({rollup}), d AS ({daily})"
     ).format(
-        returned=sql.SQL(", ").join([*old, *new]),
-        update=reprice(staging),
-        names=names,
-        minus=signed(-1, old),
-        plus=signed(1, new),
+        moves=_moves(),
+        fine=_aliased(_FINE),
+        fine_sums=_aliased(_FINE_SUMS),
+        fine_keys=sql.SQL(", ").join(sql.SQL(str(n + 1)) for n in range(len(_FINE))),
         rollup=_staged(ROLLUP_STAGING, ROLLUP_COLUMNS, _ROLLUP, _ROLLUP_GROUPED, _ROLLUP_SUMS),
         daily=_staged(
             DAILY_STAGING, tenant_daily.COLUMNS, _DAILY, _DAILY_GROUPED, tenant_daily.SUMS
         ),
     )
+
+
+_LOST = sql.SQL(
+    "coalesce((SELECT bool_or(requests < 0) FROM r), false), "
+    "coalesce((SELECT bool_or(requests < 0) FROM d), false)"
+)
+
+
+def reprice_staged(staging: str) -> sql.Composed:
+    """Re-price the stored events of ``staging`` (locked by :func:`lock`); stage the changes.
+
+    Returns one row: the events re-priced, whether a rollup key lost events, whether a daily
+    key did.
+    """
+    return sql.SQL(
+        "WITH changed AS ({update}), {staging} SELECT (SELECT count(*) FROM changed), {lost}"
+    ).format(update=reprice(staging), staging=_staging_ctes(), lost=_LOST)
+
+
+def reprice_seen_staged(staging: str) -> sql.Composed:
+    """Re-price the stored events of ``staging`` as one snapshot sees them; stage the changes.
+
+    No lock first (:func:`tokenline.sink.store_sql.reprice_seen`). Returns one row: the events
+    found stored, those due a new pricing, those re-priced (fewer than due: some were re-priced
+    by another transaction meanwhile and left alone), whether a rollup key lost events, whether
+    a daily key did.
+    """
+    seen, update = reprice_seen(staging)
+    return sql.SQL(
+        "WITH x AS MATERIALIZED ({seen}), changed AS ({update}), {staging}, "
+        "seen AS (SELECT count(*) AS found, count(*) FILTER (WHERE x.due) AS due FROM x) "
+        "SELECT seen.found, seen.due, (SELECT count(*) FROM changed), {lost} FROM seen"
+    ).format(seen=seen, update=update, staging=_staging_ctes(), lost=_LOST)

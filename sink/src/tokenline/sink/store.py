@@ -80,8 +80,9 @@ from tokenline.sink.native_rows import (
     PRICING_ROW,
     PRICING_ROW_COLUMNS,
     complete,
+    priced,
 )
-from tokenline.sink.repricing_sql import reprice_staged
+from tokenline.sink.repricing_sql import reprice_seen_staged, reprice_staged
 from tokenline.sink.rollups import WINDOW_SECONDS, Delta, RollupKey, deltas
 from tokenline.sink.store_sql import PRICED_VALUE_COLUMNS, PRICING_COLUMNS
 
@@ -191,6 +192,20 @@ class _Sums:
         return cls(deltas(inserted), tenant_daily.deltas(inserted))
 
 
+def _one(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The one row a statement returns."""
+    row = cursor.fetchone()
+    assert row is not None, "the statement returns one row"
+    return tuple(row)
+
+
+def _staged(changed: int, rollup_lost: bool, daily_lost: bool) -> _Landed:
+    """What a re-pricing statement that changed ``changed`` events left in the staging tables."""
+    if not changed:
+        return _Landed()
+    return _Landed(staged=True, rollup_lost=bool(rollup_lost), daily_lost=bool(daily_lost))
+
+
 def _refused(row: Row, exc: BaseException) -> Rejected:
     return Rejected(q.EVENTS.table, row, describe(exc), reason_code(exc))
 
@@ -208,10 +223,10 @@ class PostgresUsageStore:
         """Connect lazily to ``database_url``.
 
         ``meanwhile`` is called at most once a write, when the server has the batch's bulk work:
-        the events' COPY sent and not yet ended, or (re-pricing) just before the statement that
-        updates the stored events. It is meant to start work elsewhere and return (the worker
-        lets its decoding thread read the next batch then), so that work runs beside the
-        server's rather than after it.
+        the events' COPY sent and not yet ended, or (re-pricing) the statement that updates the
+        stored events sent and not yet answered. It is meant to start work elsewhere and return
+        (the worker lets its decoding thread read the next batch then), so that work runs
+        beside the server's rather than after it.
         """
         self._url = database_url
         self._meanwhile = meanwhile
@@ -221,6 +236,8 @@ class PostgresUsageStore:
         self._types: dict[str, list[str]] = {}
         self._int4: tuple[str, ...] = ()
         self._native_ok = False
+        #: Whether re-pricing finds and updates rows in one statement (plain PostgreSQL).
+        self._seen_first = False
 
     # ------------------------------------------------------------------ connection
     def _connection(self) -> psycopg.Connection[Any]:
@@ -260,6 +277,7 @@ class PostgresUsageStore:
                     self._types["usage_event_ids"] = [events[c] for c in q.GUARD_COLUMNS]
                     self._int4 = tuple(c for c, t in events.items() if t == "int4")
                     self._native_ok = tuple(self._types[q.EVENTS.table]) == EVENT_TYPES
+                    self._seen_first = not _one(conn.execute(q.TIMESCALEDB))[0]
             except BaseException:
                 conn.close()
                 raise
@@ -388,12 +406,13 @@ class PostgresUsageStore:
                 pass  # some events (or copies of them) are there already: the paths below
             else:
                 return _Landed(inserted=rows, sums=sums)
-        complete(rows)  # not landing whole: the rows' other values are read now
+        priced(rows)  # not landing whole: the re-pricing staging rows are read now
         try:
             with conn.transaction():
                 return self._reprice(conn, rows)
         except pg_errors.UniqueViolation:
             # An event inserted meanwhile by another worker: the full staging upsert copes.
+            complete(rows)
             with conn.transaction():
                 return self._upsert(conn, rows)
 
@@ -452,18 +471,41 @@ class PostgresUsageStore:
             cur.executemany(q.RECORD_DUPLICATE, records)
         return landed
 
-    def _update_stored(self, conn: psycopg.Connection[Any], staging: str) -> _Landed:
+    def _update_stored(self, conn: psycopg.Connection[Any], staging: str) -> tuple[_Landed, int]:
         """Re-price the stored events of ``staging``; stage what that changes in the aggregates.
 
-        The changes are summed in SQL into the rollup and daily staging tables
-        (:mod:`tokenline.sink.repricing_sql`): no event row travels back to the client.
+        Returns what was staged and how many of the staged events are stored. The changes are
+        summed in SQL into the rollup and daily staging tables
+        (:mod:`tokenline.sink.repricing_sql`): no event row travels back to the client. On
+        plain PostgreSQL the rows are found and updated in one statement, without a lock;
+        if another transaction re-priced some of them meanwhile (fewer changed than were due),
+        or on TimescaleDB (whose compressed rows have no stable place), the stored rows are
+        locked first and re-priced by a statement that reads each twice.
         """
-        conn.execute(q.lock(staging))
-        self._call_meanwhile()  # the re-pricing statement is the batch's bulk work
-        found = conn.execute(reprice_staged(staging)).fetchone()
-        if found is None or not found[0]:
-            return _Landed()
-        return _Landed(staged=True, rollup_lost=bool(found[1]), daily_lost=bool(found[2]))
+        landed = _Landed()
+        if self._seen_first:
+            found, due, changed, rollup_lost, daily_lost = self._bulk(
+                conn, reprice_seen_staged(staging)
+            )
+            landed = _staged(changed, rollup_lost, daily_lost)
+            if changed == due:
+                return landed, int(found)
+        (found,) = _one(conn.execute(q.lock(staging)))
+        changed, rollup_lost, daily_lost = self._bulk(conn, reprice_staged(staging))
+        return landed + _staged(changed, rollup_lost, daily_lost), int(found)
+
+    def _bulk(self, conn: psycopg.Connection[Any], statement: sql.Composed) -> tuple[Any, ...]:
+        """Run a batch's bulk statement and return its one row.
+
+        ``meanwhile`` (if this write has not called it yet) runs while the server works on it:
+        the statement is sent in pipeline mode, and its result waited for after.
+        """
+        if self._meanwhile_due is None:
+            return _one(conn.execute(statement))
+        with conn.pipeline():
+            cursor = conn.execute(statement)
+            self._call_meanwhile()
+            return _one(cursor)
 
     @staticmethod
     def _nested_loops(conn: psycopg.Connection[Any], on: bool) -> None:
@@ -499,9 +541,16 @@ class PostgresUsageStore:
             columns, types = q.PRICING_STAGING_COLUMNS, self._types[q.PRICING]
             self._copy(conn, columns, types, q.PRICING, narrow)
         self._nested_loops(conn, True)
-        landed = self._claim(conn, q.PRICING, rows)
-        landed += self._update_stored(conn, q.PRICING)
-        missing = [rows[n] for (n,) in conn.execute(q.MISSING)]
+        landed, found = self._update_stored(conn, q.PRICING)
+        missing: list[Row] = []
+        if found < len(rows):
+            # Some are not stored (or are copies of events stored at another time): their ids
+            # are claimed, and any another worker stored meanwhile are re-priced too. The rows'
+            # other values are read now (a refused copy is recorded with them).
+            complete(rows)
+            landed += self._claim(conn, q.PRICING, rows)
+            landed += self._update_stored(conn, q.PRICING)[0]
+            missing = [rows[n] for (n,) in conn.execute(q.MISSING)]
         self._nested_loops(conn, False)
         if missing:
             self._copy(conn, EVENT_COLUMNS, self._types[q.EVENTS.table], "usage_events", missing)
@@ -518,14 +567,14 @@ class PostgresUsageStore:
         self._copy(conn, EVENT_COLUMNS, self._types[q.EVENTS.table], staging, rows)
         self._nested_loops(conn, True)
         landed = self._claim(conn, staging, rows)
-        landed += self._update_stored(conn, staging)
+        landed += self._update_stored(conn, staging)[0]
         inserted = [
             dict(zip(q.SOURCE_COLUMNS, r, strict=True))
             for r in conn.execute(q.EVENTS.upsert).fetchall()
         ]
         landed += _Landed(inserted=inserted)
         if len(inserted) < len(rows) - len(landed.rejected):
-            landed += self._update_stored(conn, staging)
+            landed += self._update_stored(conn, staging)[0]
         self._nested_loops(conn, False)
         return landed
 

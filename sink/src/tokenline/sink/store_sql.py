@@ -40,14 +40,17 @@ __all__ = [
     "RECORD_DUPLICATE",
     "REMAX_DAILY",
     "REMAX_ROLLUPS",
+    "REPRICED_COLUMNS",
     "ROLLUP_STAGING",
     "SOURCE_COLUMNS",
+    "TIMESCALEDB",
     "Target",
     "claim",
     "daily_model",
     "lock",
     "refuse",
     "reprice",
+    "reprice_seen",
     "rollup_model",
 ]
 
@@ -160,11 +163,97 @@ RECORD_DUPLICATE = sql.SQL(
 
 
 # ---------------------------------------------------------------- re-pricing
+#: The returned columns a re-pricing can change (the rest of an event's old row is its new one).
+REPRICED_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c in PRICING_COLUMNS)
+
+
+def _named(alias: str, columns: tuple[str, ...], prefix: str) -> sql.Composed:
+    """``alias``'s ``columns``, each named ``prefix`` + column."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}.{} AS {}").format(
+            sql.SQL(alias), sql.Identifier(c), sql.Identifier(f"{prefix}{c}")
+        )
+        for c in columns
+    )
+
+
+def _sets(source: str, prefix: str = "") -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.SQL("{} = {}.{}").format(
+            sql.Identifier(c), sql.SQL(source), sql.Identifier(f"{prefix}{c}")
+        )
+        for c in PRICING_COLUMNS
+    )
+
+
+def _stays(old: str, new: str) -> sql.SQL:
+    """Whether a re-priced event keeps its rollup and daily keys: the same model and currency.
+
+    (A canonical model changed between blank and NULL moves nowhere; taken as moved, it is
+    taken away and added back under the same key, which sums the same.)
+    """
+    return sql.SQL(
+        f"{old}.canonical_model IS NOT DISTINCT FROM {new}.canonical_model "
+        f"AND {old}.currency = {new}.currency"
+    )
+
+
+def _returned(old: str, new: str) -> sql.Composed:
+    """What a re-pricing returns of each event it changed.
+
+    The old row's columns it can change (``o_`` + column), the new row's (``n_`` + column),
+    and whether its keys stay (``stays``).
+    """
+    return sql.SQL("{}, {}, {} AS stays").format(
+        _named(old, REPRICED_COLUMNS, "o_"), _named(new, SOURCE_COLUMNS, "n_"), _stays(old, new)
+    )
+
+
+def _seen(staging: str) -> sql.Composed:
+    """Where a snapshot finds the stored events of ``staging``, in event_id order.
+
+    Each row's place (its table, which on TimescaleDB is a chunk, and ctid), its version
+    (xmin), the new pricing (``p_`` + column), the old row's columns a re-pricing can change
+    (their own names), and whether the new pricing replaces the old (``due``).
+    """
+    return sql.SQL(
+        "SELECT o.tableoid AS tbl, o.ctid AS tid, o.xmin AS ver, {pricing}, {old}, "
+        "{differs} AND s.priced_at > o.priced_at AS due "
+        "FROM (SELECT * FROM {staging} ORDER BY event_id) AS s "
+        "JOIN usage_events AS o ON o.event_id = s.event_id AND o.occurred_at = s.occurred_at"
+    ).format(
+        pricing=_named("s", PRICING_COLUMNS, "p_"),
+        old=sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in REPRICED_COLUMNS),
+        differs=_differs("o", "s"),
+        staging=sql.Identifier(staging),
+    )
+
+
+def reprice_seen(staging: str) -> tuple[sql.Composed, sql.Composed]:
+    """The stored events of ``staging`` as one snapshot sees them, and the UPDATE of those due.
+
+    Returns the two parts of one statement, ``x`` (:func:`_seen`) and the ``UPDATE`` that
+    reads ``x``: one index lookup an event, then the row fetched by its ctid. No lock is taken
+    beforehand. The UPDATE changes a row only if it is still the version ``x`` read (same
+    table, ctid and xmin): a row another transaction re-priced since is left alone (under READ
+    COMMITTED the UPDATE re-checks the newest version of a row it waited for, which has
+    another ctid and xmin), so each returned (old, new) pair is exactly what the statement
+    changed. Fewer rows changed than were due says some were
+    skipped: the caller then runs :func:`lock` and :func:`reprice`, which cope.
+    """
+    # x's old columns keep their names: the returned old row is x's, the new one u's.
+    update = sql.SQL(
+        "UPDATE usage_events AS u SET {sets} FROM x WHERE x.due AND u.ctid = x.tid "
+        "AND u.tableoid = x.tbl AND u.xmin = x.ver RETURNING {returned}"
+    ).format(sets=_sets("x", "p_"), returned=_returned("x", "u"))
+    return _seen(staging), update
+
+
 # The stored rows of the batch are locked first: the UPDATE's own snapshot then sees their
 # latest version both as the row it changes (``u``) and as the old value it returns (``o``),
 # so the returned (old, new) pairs are exactly what the statement changed.
 def lock(staging: str) -> sql.Composed:
-    """Lock the stored events of ``staging``, in key order."""
+    """Lock the stored events of ``staging``, in key order; return how many there are."""
     return sql.SQL(
         "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
         "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
@@ -173,28 +262,25 @@ def lock(staging: str) -> sql.Composed:
 
 
 def reprice(staging: str) -> sql.Composed:
-    """Replace the pricing of stored events when it differs and is newer; return old and new."""
+    """Replace the pricing of stored events when it differs and is newer; return old and new.
 
-    def returned(alias: str) -> sql.Composed:
-        return sql.SQL(", ").join(
-            sql.SQL("{}.{}").format(sql.SQL(alias), sql.Identifier(c)) for c in SOURCE_COLUMNS
-        )
-
+    Returned as :func:`_returned` says.
+    """
     return sql.SQL(
         "UPDATE usage_events AS u SET {sets} FROM {staging} AS s, usage_events AS o "
         "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
         "AND o.event_id = u.event_id AND o.occurred_at = u.occurred_at "
-        "AND {differs} AND s.priced_at > u.priced_at RETURNING {old}, {new}"
+        "AND {differs} AND s.priced_at > u.priced_at RETURNING {returned}"
     ).format(
-        sets=sql.SQL(", ").join(
-            sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in PRICING_COLUMNS
-        ),
+        sets=_sets("s"),
         staging=sql.Identifier(staging),
         differs=_differs("u", "s"),
-        old=returned("o"),
-        new=returned("u"),
+        returned=_returned("o", "u"),
     )
 
+
+#: Whether the TimescaleDB extension is installed (the schema then took its path).
+TIMESCALEDB = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
 
 PROBE = (
     "SELECT EXISTS (SELECT 1 FROM usage_events "
