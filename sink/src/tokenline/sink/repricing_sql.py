@@ -5,13 +5,14 @@ A re-priced event takes its old contribution away from ``usage_rollup_1m`` and
 :mod:`tokenline.sink.tenant_daily` say the rules). The statements here do that without sending
 the events' old and new rows to the client: a data-modifying CTE ``changed`` runs the
 ``UPDATE`` and returns each changed event's old (``o_``) and new (``n_``) columns; they become
-``moves``, signed contributions summed once per fine key (``g``) and from there into the two
-staging tables the store then adds (``ADD_ROLLUPS``, ``ADD_TENANT_DAILY``), with the same keys
-and sums the Python functions make.
+moves, contributions summed once per fine key (``g``) and from there into the two staging
+tables the store then adds (``ADD_ROLLUPS``, ``ADD_TENANT_DAILY``), with the same keys and sums
+the Python functions make.
 
 A re-pricing rarely moves an event to another key (its model or currency would change): an
-event whose keys stay is one move, the difference of its new and old contributions; one whose
-keys change is two, the old taken away (-1) and the new added (+1).
+event whose keys stay is one move, the difference of its new and old costs and unpriced
+counts (nothing else can change); one whose keys change is two, the old taken away (-1) and
+the new added (+1).
 
 What is taken away is staged apart from what is added, never netted with it: a key some event
 left gets a staged row with negative requests even when another event entered it in the same
@@ -19,10 +20,9 @@ batch, and that row is what has the key's maximum latency recomputed (a maximum 
 back). Netted, an event moving out while another moved in left the key the maximum of the one
 gone.
 
-Two statements share this: :func:`reprice_seen` (one lookup an event, no lock; the store's
-first choice on plain PostgreSQL) and :func:`reprice_staged` (after
-:func:`tokenline.sink.store_sql.lock`; always
-correct, the fallback). Each returns how many events it re-priced and whether a rollup or
+Two statements share this: :func:`reprice_seen_staged` (one lookup an event, no lock; the
+store's first choice on plain PostgreSQL) and :func:`reprice_staged` (after
+:func:`tokenline.sink.store_sql.lock`; always correct, the fallback). Each returns how many events it re-priced and whether a rollup or
 daily key lost events (its maximum latency is then recomputed).
 """
 
@@ -77,15 +77,19 @@ def _contributions(side: str, sign: int) -> dict[str, str]:
     }
 
 
+#: The sums a re-pricing in place can change: whether the event is unpriced, and its costs.
+_CHANGES = ("unpriced_r", "unpriced_d", "cost_r", *(f"d_{c}" for c in COST_COLUMNS))
+
+
 def _difference() -> dict[str, str]:
-    """What an event re-priced in place changes: the new side less the old.
+    """What an event re-priced in place changes: the new side less the old, :data:`_CHANGES`.
 
     Only pricing columns change (the UPDATE sets nothing else): the count, failures, tokens
-    and latency of the event stay, so their differences are zero.
+    and latency of the event stay, so their differences are zero, and its latency is in the
+    key's maximum already.
     """
     new, old = _contributions("new", 1), _contributions("old", 1)
-    changes = ("unpriced_r", "unpriced_d", "cost_r", *(f"d_{c}" for c in COST_COLUMNS))
-    return {c: f"({new[c]}) - ({old[c]})" if c in changes else "0" for c in new}
+    return {c: f"({new[c]}) - ({old[c]})" for c in _CHANGES}
 
 
 #: The key columns of a move: what the rollup and daily keys are computed from.
@@ -105,31 +109,24 @@ _KEYED = (
 _SUMMED = tuple(_contributions("new", 1))
 
 
-def _move(side: str, sums: dict[str, str], adds: bool) -> sql.Composed:
-    """One branch of ``moves``: the key of ``side``, the sums, the latency a maximum may take."""
-    latency = _col(side, "latency_ms") if adds else "NULL::int"
-    return sql.SQL(
-        "SELECT {keys}, {sums}, {latency} AS latency_max, {adds} AS adds FROM changed AS c"
-    ).format(
+def _move(side: str, sums: dict[str, str], adds: bool | None) -> sql.Composed:
+    """A branch of the moves: the key of ``side`` and ``sums``.
+
+    Then, unless ``adds`` is None (a difference), the latency a maximum may take and whether
+    the move adds (else it takes away).
+    """
+    tail = ""
+    if adds is not None:
+        latency = _col(side, "latency_ms") if adds else "NULL::int"
+        tail = f", {latency} AS latency_max, {'true' if adds else 'false'} AS adds"
+    return sql.SQL("SELECT {keys}, {sums}{tail} FROM changed AS c").format(
         keys=sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(sql.SQL(_col(side, k)), sql.Identifier(k)) for k in _KEYED
         ),
         sums=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(sql.SQL(sums[c]), sql.Identifier(c)) for c in _SUMMED
+            sql.SQL("{} AS {}").format(sql.SQL(e), sql.Identifier(c)) for c, e in sums.items()
         ),
-        latency=sql.SQL(latency),
-        adds=sql.SQL("true" if adds else "false"),
-    )
-
-
-def _moves() -> sql.Composed:
-    """``changed``'s events as moves: one (the difference) where the keys stay, else two."""
-    return sql.SQL(
-        "{diff} WHERE c.stays UNION ALL {old} WHERE NOT c.stays UNION ALL {new} WHERE NOT c.stays"
-    ).format(
-        diff=_move("new", _difference(), adds=True),
-        old=_move("old", _contributions("old", -1), adds=False),
-        new=_move("new", _contributions("new", 1), adds=True),
+        tail=sql.SQL(tail),
     )
 
 
@@ -232,14 +229,24 @@ def _staged(
 
 
 def _staging_ctes() -> sql.Composed:
-    """``moves``, ``g``, ``r`` and ``d``: from ``changed`` into the two staging tables."""
+    """``g``, ``r`` and ``d``: from ``changed`` into the two staging tables.
+
+    ``g`` sums the events re-priced in place (one difference each, only what it can change)
+    apart from those moved to other keys (taken away, added).
+    """
+    lean = {c: (e if c in _CHANGES else "0") for c, e in _FINE_SUMS.items()}
     return sql.SQL(
-        "moves AS ({moves}), g AS (SELECT {fine}, m.adds, {fine_sums} FROM moves AS m "
-        "GROUP BY {fine_keys}, m.adds), r AS ({rollup}), d AS ({daily})"
+        "g AS (SELECT {fine}, true AS adds, {lean} FROM ({diff} WHERE c.stays) AS m "
+        "GROUP BY {fine_keys} UNION ALL SELECT {fine}, m.adds, {sums} FROM ({old} WHERE NOT "
+        "c.stays UNION ALL {new} WHERE NOT c.stays) AS m GROUP BY {fine_keys}, m.adds), "
+        "r AS ({rollup}), d AS ({daily})"
     ).format(
-        moves=_moves(),
         fine=_aliased(_FINE),
-        fine_sums=_aliased(_FINE_SUMS),
+        lean=_aliased(lean | {"latency_max": "NULL::int"}),
+        sums=_aliased(_FINE_SUMS),
+        diff=_move("new", _difference(), adds=None),
+        old=_move("old", _contributions("old", -1), adds=False),
+        new=_move("new", _contributions("new", 1), adds=True),
         fine_keys=sql.SQL(", ").join(sql.SQL(str(n + 1)) for n in range(len(_FINE))),
         rollup=_staged(ROLLUP_STAGING, ROLLUP_COLUMNS, _ROLLUP, _ROLLUP_GROUPED, _ROLLUP_SUMS),
         daily=_staged(
