@@ -7,11 +7,14 @@
   handling but a two-key probe per batch.
 - A batch whose first or last event is stored already (a replay, a crash's redelivery, a
   re-pricing pass), or whose COPY hits a unique violation, takes the **re-pricing path**: the
-  key and pricing columns are binary-copied into a narrow temporary table, the event ids not
-  stored yet are claimed in ``usage_event_ids``, one ``UPDATE ... FROM`` replaces the cost and
-  pricing columns only when the pricing *differs* (a cost, the status, the reason, the model,
-  the price entry or the currency) *and* the incoming ``priced_at`` is later, and the events
-  not stored yet are then copied in. A re-pricing whose result for an event is what is stored
+  key and pricing columns are binary-copied into a narrow temporary table and one statement
+  replaces the cost and pricing columns of the stored events only when the pricing *differs*
+  (a cost, the status, the reason, the model, the price entry or the currency) *and* the
+  incoming ``priced_at`` is later. On plain PostgreSQL it finds each stored row once and
+  updates it by its ctid, without a lock, while it is still the version it read; a row
+  another worker re-priced meanwhile is left to a second statement that locks the rows first
+  (TimescaleDB's only one). Only when some events are not stored are their ids claimed in
+  ``usage_event_ids`` and those events copied in. A re-pricing whose result for an event is what is stored
   leaves that row as it is, its ``pricing_version`` and ``priced_at`` included. The same batch
   twice changes nothing; an older pricing never overwrites a newer one.
 - When even that fails (another worker inserting the same event at the same moment), the
