@@ -22,8 +22,9 @@ gone.
 
 Two statements share this: :func:`reprice_seen_staged` (one lookup an event, no lock; the
 store's first choice on plain PostgreSQL) and :func:`reprice_staged` (after
-:func:`tokenline.sink.store_sql.lock`; always correct, the fallback). Each returns how many events it re-priced and whether a rollup or
-daily key lost events (its maximum latency is then recomputed).
+:func:`tokenline.sink.store_sql.lock`; always correct, the fallback). Each returns how many
+events it re-priced and whether a rollup or daily key lost events (its maximum latency is then
+recomputed).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@
   updates it by its ctid, without a lock, while it is still the version it read; a row
   another worker re-priced meanwhile is left to a second statement that locks the rows first
   (TimescaleDB's only one). Only when some events are not stored are their ids claimed in
-  ``usage_event_ids`` and those events copied in. A re-pricing whose result for an event is what is stored
-  leaves that row as it is, its ``pricing_version`` and ``priced_at`` included. The same batch
-  twice changes nothing; an older pricing never overwrites a newer one.
+  ``usage_event_ids`` and those events copied in. A re-pricing whose result for an event is
+  what is stored leaves that row as it is, its ``pricing_version`` and ``priced_at`` included.
+  The same batch twice changes nothing; an older pricing never overwrites a newer one.
 - When even that fails (another worker inserting the same event at the same moment), the
   **staging upsert** takes over: binary COPY of whole rows into a temporary table, the same
   claim and ``UPDATE``, then ``INSERT ... SELECT ... ON CONFLICT (event_id, occurred_at) DO
@@ -482,7 +482,8 @@ class PostgresUsageStore:
         (:mod:`tokenline.sink.repricing_sql`): no event row travels back to the client. On
         plain PostgreSQL the rows are found and updated in one statement, without a lock;
         if another transaction re-priced some of them meanwhile (fewer changed than were due),
-        or on TimescaleDB (whose compressed rows have no stable place), the stored rows are
+        or on TimescaleDB (a compressed chunk refuses ctid and xmin: "transparent
+        decompression only supports tableoid system column"), the stored rows are
         locked first and re-priced by a statement that reads each twice.
         """
         landed = _Landed()
