@@ -29,6 +29,8 @@ recomputed).
 
 from __future__ import annotations
 
+from functools import cache
+
 from psycopg import sql
 
 from tokenline.sink import tenant_daily
@@ -262,18 +264,24 @@ _LOST = sql.SQL(
 )
 
 
-def reprice_staged(staging: str) -> sql.Composed:
+@cache
+def reprice_staged(staging: str) -> bytes:
     """Re-price the stored events of ``staging`` (locked by :func:`lock`); stage the changes.
 
     Returns one row: the events re-priced, whether a rollup key lost events, whether a daily
     key did.
     """
-    return sql.SQL(
-        "WITH changed AS ({update}), {staging} SELECT (SELECT count(*) FROM changed), {lost}"
-    ).format(update=reprice(staging), staging=_staging_ctes(), lost=_LOST)
+    return (
+        sql.SQL(
+            "WITH changed AS ({update}), {staging} SELECT (SELECT count(*) FROM changed), {lost}"
+        )
+        .format(update=reprice(staging), staging=_staging_ctes(), lost=_LOST)
+        .as_bytes(None)
+    )
 
 
-def reprice_seen_staged(staging: str) -> sql.Composed:
+@cache
+def reprice_seen_staged(staging: str) -> bytes:
     """Re-price the stored events of ``staging`` as one snapshot sees them; stage the changes.
 
     No lock first (:func:`tokenline.sink.store_sql.reprice_seen`). Returns one row: the events
@@ -282,8 +290,12 @@ def reprice_seen_staged(staging: str) -> sql.Composed:
     a daily key did.
     """
     seen, update = reprice_seen(staging)
-    return sql.SQL(
-        "WITH x AS MATERIALIZED ({seen}), changed AS ({update}), {staging}, "
-        "seen AS (SELECT count(*) AS found, count(*) FILTER (WHERE x.due) AS due FROM x) "
-        "SELECT seen.found, seen.due, (SELECT count(*) FROM changed), {lost} FROM seen"
-    ).format(seen=seen, update=update, staging=_staging_ctes(), lost=_LOST)
+    return (
+        sql.SQL(
+            "WITH x AS MATERIALIZED ({seen}), changed AS ({update}), {staging}, "
+            "seen AS (SELECT count(*) AS found, count(*) FILTER (WHERE x.due) AS due FROM x) "
+            "SELECT seen.found, seen.due, (SELECT count(*) FROM changed), {lost} FROM seen"
+        )
+        .format(seen=seen, update=update, staging=_staging_ctes(), lost=_LOST)
+        .as_bytes(None)
+    )

@@ -498,7 +498,7 @@ class PostgresUsageStore:
         changed, rollup_lost, daily_lost = self._bulk(conn, reprice_staged(staging))
         return landed + _staged(changed, rollup_lost, daily_lost), int(found)
 
-    def _bulk(self, conn: psycopg.Connection[Any], statement: sql.Composed) -> tuple[Any, ...]:
+    def _bulk(self, conn: psycopg.Connection[Any], statement: bytes) -> tuple[Any, ...]:
         """Run a batch's bulk statement and return its one row.
 
         ``meanwhile`` (if this write has not called it yet) runs while the server works on it:
@@ -513,11 +513,7 @@ class PostgresUsageStore:
 
     @staticmethod
     def _nested_loops(conn: psycopg.Connection[Any], on: bool) -> None:
-        for setting in q.NESTED_LOOP_ONLY:
-            if on:
-                conn.execute(sql.SQL("SET LOCAL {} = off").format(sql.Identifier(setting)))
-            else:
-                conn.execute(sql.SQL("RESET {}").format(sql.Identifier(setting)))
+        conn.execute(q.NESTED_LOOPS_ON if on else q.NESTED_LOOPS_OFF)
 
     def _reprice(self, conn: psycopg.Connection[Any], rows: list[Row]) -> _Landed:
         """Update the events that exist, then copy in the ones that do not.
@@ -527,7 +523,7 @@ class PostgresUsageStore:
         inserted. Rows the UPDATE's rule leaves alone (the same or an older pricing) stay
         untouched.
         """
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(q.PRICING)))
+        conn.execute(q.TRUNCATE_PRICING)
         # A native row brings its staging row made but for n, its place in the batch.
         made = [
             row[PRICING_ROW] + _INT4_FIELD + n.to_bytes(4, "big", signed=True)

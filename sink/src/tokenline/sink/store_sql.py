@@ -7,6 +7,7 @@ parameters or COPY data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from psycopg import sql
 
@@ -31,6 +32,8 @@ __all__ = [
     "GUARD_COLUMNS",
     "LOCK_DAILY",
     "MISSING",
+    "NESTED_LOOPS_OFF",
+    "NESTED_LOOPS_ON",
     "NESTED_LOOP_ONLY",
     "PRICED_VALUE_COLUMNS",
     "PRICING",
@@ -44,6 +47,7 @@ __all__ = [
     "ROLLUP_STAGING",
     "SOURCE_COLUMNS",
     "TIMESCALEDB",
+    "TRUNCATE_PRICING",
     "Target",
     "claim",
     "daily_model",
@@ -108,6 +112,7 @@ CLEAR_STAGING = 'TRUNCATE "tl_staging_usage_rollup_1m", "tl_staging_tenant_daily
 
 #: The narrow staging table of the re-pricing path: batch position, key, pricing columns.
 PRICING = "tl_staging_pricing"
+TRUNCATE_PRICING = sql.SQL("TRUNCATE {}").format(sql.Identifier(PRICING)).as_bytes(None)
 PRICING_STAGING_COLUMNS = ("n", *EVENT_KEY, *PRICING_COLUMNS)
 CREATE_PRICING = sql.SQL(
     "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT 0::int AS n, {cols} FROM usage_events "
@@ -120,6 +125,9 @@ CREATE_PRICING = sql.SQL(
 # temporary table: joins are limited to nested loops (over the primary key), so a batch never
 # scans usage_events whatever the estimate; JIT is off (it costs more than the statement).
 NESTED_LOOP_ONLY = ("enable_hashjoin", "enable_mergejoin", "jit")
+#: The settings above for this transaction, and back (one round trip each).
+NESTED_LOOPS_ON = "; ".join(f"SET LOCAL {s} = off" for s in NESTED_LOOP_ONLY).encode()
+NESTED_LOOPS_OFF = "; ".join(f"RESET {s}" for s in NESTED_LOOP_ONLY).encode()
 
 # ---------------------------------------------------------------- one identity per event
 #: ``usage_event_ids``: one row per stored event_id (see migration 0004).
@@ -252,13 +260,18 @@ def reprice_seen(staging: str) -> tuple[sql.Composed, sql.Composed]:
 # The stored rows of the batch are locked first: the UPDATE's own snapshot then sees their
 # latest version both as the row it changes (``u``) and as the old value it returns (``o``),
 # so the returned (old, new) pairs are exactly what the statement changed.
-def lock(staging: str) -> sql.Composed:
+@cache
+def lock(staging: str) -> bytes:
     """Lock the stored events of ``staging``, in key order; return how many there are."""
-    return sql.SQL(
-        "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
-        "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
-        "ORDER BY u.event_id FOR UPDATE OF u) AS locked"
-    ).format(staging=sql.Identifier(staging))
+    return (
+        sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM usage_events AS u JOIN {staging} AS s "
+            "ON u.event_id = s.event_id AND u.occurred_at = s.occurred_at "
+            "ORDER BY u.event_id FOR UPDATE OF u) AS locked"
+        )
+        .format(staging=sql.Identifier(staging))
+        .as_bytes(None)
+    )
 
 
 def reprice(staging: str) -> sql.Composed:
