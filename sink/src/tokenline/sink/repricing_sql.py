@@ -40,6 +40,7 @@ from tokenline.sink.store_sql import (
     DAILY_STAGING,
     REPRICED_COLUMNS,
     ROLLUP_STAGING,
+    SOURCE_COLUMNS,
     daily_model,
     reprice,
     reprice_seen,
@@ -95,20 +96,10 @@ def _difference() -> dict[str, str]:
     return {c: f"({new[c]}) - ({old[c]})" for c in _CHANGES}
 
 
-#: The key columns of a move: what the rollup and daily keys are computed from.
-_KEYED = (
-    "tenant_id",
-    "occurred_at",
-    "provider",
-    "canonical_model",
-    "response_model",
-    "request_model",
-    "deployment",
-    "project",
-    "team",
-    "attributed_team",
-    "currency",
-)
+#: The key columns of a move: what the rollup and daily keys are computed from (the returned
+#: columns but those summed).
+_MEASURED = frozenset(("success", "pricing_status", "latency_ms", *TOKEN_COLUMNS, *COST_COLUMNS))
+_KEYED = tuple(c for c in SOURCE_COLUMNS if c not in _MEASURED)
 _SUMMED = tuple(_contributions("new", 1))
 
 
