@@ -17,7 +17,7 @@ from tests.integration.sink import _flow
 from tests.integration.sink.conftest import settings_for
 from tokenline.schemas import AvroCodec
 from tokenline.sink.migrate import upgrade
-from tokenline.sink.worker import SinkWorker
+from tokenline.sink.worker import SinkWorker, consumer_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -188,3 +188,34 @@ def test_poison_priced_records_cost_one_dead_letter_each_and_fit_the_dlq(
     assert by_offset[201]["reason_code"] == "duplicate_event_id"
     assert by_offset[201]["value"] == poisons[1]
     assert by_offset[202]["reason_code"] == "schema_mismatch"
+
+
+def test_offsets_of_a_partition_moved_to_another_worker_are_left_to_it(
+    kafka_bootstrap: str, url: str
+) -> None:
+    """A batch landed across a rebalance commits only the partitions the worker still owns.
+
+    Its offset commit runs after the landing (a chore), and the rebalance may have moved one of
+    its partitions meanwhile: that partition's offset is its new owner's to commit, and one
+    committed here could rewind it. Read back from the broker: the partition kept is committed,
+    the one moved is not.
+    """
+    names = _flow.topics(kafka_bootstrap)
+    settings = _flow.settings(kafka_bootstrap, url, names, worker_name="sink-moved")
+    topic = settings.topic(names["priced_topic"])
+    worker = SinkWorker(settings)
+    consumer = Consumer(
+        {**consumer_config(settings), "on_commit": worker._committed}  # the worker's own
+    )
+    worker._consumer = consumer
+    kept, moved = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        worker._on_assign(consumer, [kept, moved])
+        worker._on_revoke(consumer, [moved])  # the rebalance, before the batch's commit
+        worker._commit({(topic, 0): 7, (topic, 1): 9})
+        worker._commit_last()
+    finally:
+        consumer.close()
+    committed, _ends = _committed_and_ends(kafka_bootstrap, settings.group_id, topic)
+    assert committed[0] == 7
+    assert committed[1] < 0  # none: OFFSET_INVALID

@@ -477,8 +477,13 @@ class SinkWorker:
         last offsets are committed synchronously when it stops (:meth:`_commit_last`).
         """
         assert self._consumer is not None
-        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        self._last_offsets.update(offsets)
+        # A batch landed before a rebalance may hold partitions another worker owns now: their
+        # offsets are its to commit (an old one here could rewind it), and it replays the rest.
+        mine = {tp: offset for tp, offset in offsets.items() if tp in self._assigned}
+        if not mine:
+            return
+        partitions = [TopicPartition(t, p, o) for (t, p), o in mine.items()]
+        self._last_offsets.update(mine)
         try:
             self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
