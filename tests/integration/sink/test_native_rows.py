@@ -184,11 +184,10 @@ def test_native_rows_are_the_python_paths_rows(
     if not landed:
         return
     event("landed")
-    # The whole row, and the re-pricing staging row (n appended as the store appends it).
-    n_field = bytes.fromhex("00000004") + (7).to_bytes(4, "big")
+    # The whole row, and the re-pricing staging row.
     for columns, made in (
         (EVENT_COLUMNS, [got[COPY_ROW] for got, _ in landed]),
-        (PRICING_ROW_COLUMNS, [got[PRICING_ROW] + n_field for got, _ in landed]),
+        (PRICING_ROW_COLUMNS, [got[PRICING_ROW] for got, _ in landed]),
         (EVENT_KEY, [got[GUARD_ROW] for got, _ in landed]),  # the guard row's columns
     ):
         conn.execute("TRUNCATE tl_test_native, tl_test_python")

@@ -72,11 +72,10 @@ COPY_ROW = "__copy_row__"
 GUARD_ROW = "__guard_row__"
 #: The key of the message it was read from (the bytes object), for :func:`complete`.
 BODY = "__body__"
-#: The key of its re-pricing staging row: :data:`PRICING_ROW_COLUMNS` but the last, ``n`` (the
-#: row's place in the batch), which the store appends.
+#: The key of its re-pricing staging row (:data:`PRICING_ROW_COLUMNS`).
 PRICING_ROW = "__pricing_row__"
 #: The columns of the re-pricing staging row, in COPY order.
-PRICING_ROW_COLUMNS = (*PRICING_STAGING_COLUMNS[1:], PRICING_STAGING_COLUMNS[0])
+PRICING_ROW_COLUMNS = PRICING_STAGING_COLUMNS
 
 #: The values of a native row the store reads.
 KEEP: tuple[str, ...] = tuple(
@@ -109,7 +108,6 @@ def _type_name(column: str) -> str:
 #: the store checks them against the database's before it sends a native row.
 EVENT_TYPES: tuple[str, ...] = tuple(_type_name(c) for c in EVENT_COLUMNS)
 _TYPES = dict(zip(EVENT_COLUMNS, EVENT_TYPES, strict=True))
-_PRICED_LEAVES = PRICING_ROW_COLUMNS[:-1]
 
 
 def encoded(row: dict[str, Any]) -> bytes | None:
@@ -145,7 +143,7 @@ def _reader(values: Literal["lean", "priced", "all", "rest", "pricing"]) -> Copy
     """
     copy = (COPY_ROW, _paths(EVENT_COLUMNS), 0)
     guard = (GUARD_ROW, _paths(GUARD_COLUMNS), 0)
-    pricing = (PRICING_ROW, _paths(_PRICED_LEAVES), 1)
+    pricing = (PRICING_ROW, _paths(PRICING_ROW_COLUMNS), 0)
     rest = [*((c, list(EVENT_PATHS[c]), 0) for c in KEEP), *_MINUTES]
     name = "tokenline.PricedUsageEvent"
     if values == "rest":

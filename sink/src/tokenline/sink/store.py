@@ -113,7 +113,6 @@ _INT4 = (-(2**31), 2**31 - 1)
 #: PostgreSQL's binary COPY header (signature, flags, no extension) and trailer.
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _COPY_TRAILER = b"\xff\xff"
-_INT4_FIELD = (4).to_bytes(4, "big")  # the length of an int4 field
 #: The key of a native row's COPY row, by the columns it holds (those very tuples).
 _MADE = {id(EVENT_COLUMNS): COPY_ROW, id(q.GUARD_COLUMNS): GUARD_ROW}
 
@@ -273,10 +272,7 @@ class PostgresUsageStore:
                     conn.execute(q.CREATE_PRICING)
                     conn.execute(q.CREATE_DAILY_STAGING)
                     events = dict(zip(EVENT_COLUMNS, self._types[q.EVENTS.table], strict=True))
-                    self._types[q.PRICING] = [
-                        "int4",
-                        *(events[c] for c in q.PRICING_STAGING_COLUMNS[1:]),
-                    ]
+                    self._types[q.PRICING] = [events[c] for c in q.PRICING_STAGING_COLUMNS]
                     self._types["usage_event_ids"] = [events[c] for c in q.GUARD_COLUMNS]
                     self._int4 = tuple(c for c, t in events.items() if t == "int4")
                     self._native_ok = tuple(self._types[q.EVENTS.table]) == EVENT_TYPES
@@ -524,20 +520,11 @@ class PostgresUsageStore:
         untouched.
         """
         conn.execute(q.TRUNCATE_PRICING)
-        # A native row brings its staging row made but for n, its place in the batch.
-        made = [
-            row[PRICING_ROW] + _INT4_FIELD + n.to_bytes(4, "big", signed=True)
-            for n, row in enumerate(rows)
-            if PRICING_ROW in row
-        ]
+        made = [row[PRICING_ROW] for row in rows if PRICING_ROW in row]  # native rows' own
         if made:
             self._copy_made(conn, PRICING_ROW_COLUMNS, q.PRICING, made)
         if len(made) < len(rows):
-            narrow = [
-                {"n": n, **{c: row[c] for c in q.PRICING_STAGING_COLUMNS[1:]}}
-                for n, row in enumerate(rows)
-                if PRICING_ROW not in row
-            ]
+            narrow = [row for row in rows if PRICING_ROW not in row]
             columns, types = q.PRICING_STAGING_COLUMNS, self._types[q.PRICING]
             self._copy(conn, columns, types, q.PRICING, narrow)
         self._nested_loops(conn, True)
@@ -550,7 +537,8 @@ class PostgresUsageStore:
             complete(rows)
             landed += self._claim(conn, q.PRICING, rows)
             landed += self._update_stored(conn, q.PRICING)[0]
-            missing = [rows[n] for (n,) in conn.execute(q.MISSING)]
+            by_key = {(row["event_id"], row["occurred_at"]): row for row in rows}
+            missing = [by_key[key] for key in conn.execute(q.MISSING)]
         self._nested_loops(conn, False)
         if missing:
             self._copy(conn, EVENT_COLUMNS, self._types[q.EVENTS.table], "usage_events", missing)

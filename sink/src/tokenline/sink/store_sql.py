@@ -110,16 +110,15 @@ ROLLUP_STAGING = "tl_staging_usage_rollup_1m"
 #: Emptied before each landing attempt: the deltas it stages go to these two tables.
 CLEAR_STAGING = 'TRUNCATE "tl_staging_usage_rollup_1m", "tl_staging_tenant_daily"'
 
-#: The narrow staging table of the re-pricing path: batch position, key, pricing columns.
+#: The narrow staging table of the re-pricing path: key, pricing columns.
 PRICING = "tl_staging_pricing"
 TRUNCATE_PRICING = sql.SQL("TRUNCATE {}").format(sql.Identifier(PRICING)).as_bytes(None)
-PRICING_STAGING_COLUMNS = ("n", *EVENT_KEY, *PRICING_COLUMNS)
+PRICING_STAGING_COLUMNS = (*EVENT_KEY, *PRICING_COLUMNS)
 CREATE_PRICING = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT 0::int AS n, {cols} FROM usage_events "
-    "WITH NO DATA"
+    "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM usage_events WITH NO DATA"
 ).format(
     staging=sql.Identifier(PRICING),
-    cols=sql.SQL(", ").join(map(sql.Identifier, (*EVENT_KEY, *PRICING_COLUMNS))),
+    cols=sql.SQL(", ").join(map(sql.Identifier, PRICING_STAGING_COLUMNS)),
 )
 # The same rule as the ON CONFLICT upsert, as an UPDATE. The planner has no statistics on the
 # temporary table: joins are limited to nested loops (over the primary key), so a batch never
@@ -300,7 +299,8 @@ PROBE = (
     "WHERE (event_id, occurred_at) IN ((%s, %s), (%s, %s)))"
 )
 MISSING = sql.SQL(
-    "SELECT s.n FROM {staging} AS s WHERE NOT EXISTS (SELECT 1 FROM usage_events AS u "
+    "SELECT s.event_id, s.occurred_at FROM {staging} AS s WHERE NOT EXISTS "
+    "(SELECT 1 FROM usage_events AS u "
     "WHERE u.event_id = s.event_id AND u.occurred_at = s.occurred_at)"
 ).format(staging=sql.Identifier(PRICING))
 
