@@ -213,10 +213,10 @@ def priced(rows: Iterable[dict[str, Any]]) -> None:
     the rest of their values only if some are not (:func:`complete`). A row the reader refuses
     (none the lean reader took should be) is completed instead.
     """
-    native = [row for row in rows if BODY in row]
-    if native:  # read the next batch with its pricing rows (see _Wanted)
+    rows = list(rows)
+    if any(BODY in row for row in rows):  # read the next batch with its pricing rows (_Wanted)
         _WANTED.want("priced")
-    bare = [row for row in native if PRICING_ROW not in row]
+    bare = [row for row in rows if PRICING_ROW not in row and BODY in row]
     reader = _pricing()
     made = reader.rows([row[BODY] for row in bare]) if reader is not None and bare else []
     refused = []

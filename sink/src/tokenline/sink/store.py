@@ -57,6 +57,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -319,7 +320,8 @@ class PostgresUsageStore:
                 # usage_events differs is not at this sink's migration head.
                 msg = "usage_events' column types are not the sink model's: migrate to head"
                 raise RuntimeError(msg)
-            events, rejected = self._in_range(events)
+            # A whole native batch is range-checked already (as each row was made).
+            events, rejected = (events, []) if distinct else self._in_range(events)
             landed = _Landed(rejected=rejected)
             self._meanwhile_due = self._meanwhile
             with conn.transaction():
@@ -519,7 +521,8 @@ class PostgresUsageStore:
         inserted. Rows the UPDATE's rule leaves alone (the same or an older pricing) stay
         untouched.
         """
-        conn.execute(q.TRUNCATE_PRICING)
+        # Emptied, and joins limited to nested loops from here on (one round trip).
+        conn.execute(q.TRUNCATE_PRICING + b"; " + q.NESTED_LOOPS_ON)
         made = [row[PRICING_ROW] for row in rows if PRICING_ROW in row]  # native rows' own
         if made:
             self._copy_made(conn, PRICING_ROW_COLUMNS, q.PRICING, made)
@@ -527,7 +530,6 @@ class PostgresUsageStore:
             narrow = [row for row in rows if PRICING_ROW not in row]
             columns, types = q.PRICING_STAGING_COLUMNS, self._types[q.PRICING]
             self._copy(conn, columns, types, q.PRICING, narrow)
-        self._nested_loops(conn, True)
         landed, found = self._update_stored(conn, q.PRICING)
         missing: list[Row] = []
         if found < len(rows):
@@ -645,10 +647,7 @@ class PostgresUsageStore:
         meanwhile: Callable[[], _T] | None = None,
     ) -> _T | None:
         """Binary-copy rows made natively (:mod:`tokenline.sink.native_rows`) as they are."""
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        with conn.cursor() as cur, cur.copy(statement) as copy:
+        with conn.cursor() as cur, cur.copy(_copy_statement(into, tuple(columns))) as copy:
             # The whole binary COPY data: signature, the rows, the trailer.
             copy.write(_COPY_SIGNATURE + b"".join(made) + _COPY_TRAILER)
             # The data is on its way (in the socket's buffers): PostgreSQL reads and inserts
@@ -670,9 +669,7 @@ class PostgresUsageStore:
         Returns what ``meanwhile`` returned (``None`` without it). A COPY that fails raises
         when it ends, after ``meanwhile`` ran: its result is then dropped with the rows.
         """
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
+        statement = _copy_statement(into, tuple(columns))
         key = _MADE.get(id(columns))  # the rows made natively for these columns, if any
         if key is not None:
             made = [row[key] for row in rows if key in row]
@@ -687,6 +684,16 @@ class PostgresUsageStore:
             for row in rows:
                 copy.write_row(values(row))
             return meanwhile() if meanwhile is not None else None
+
+
+@cache
+def _copy_statement(into: str, columns: tuple[str, ...]) -> bytes:
+    """The binary COPY of ``columns`` into ``into`` (rendered once: composing it cost more)."""
+    return (
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+        .format(sql.Identifier(into), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        .as_bytes(None)
+    )
 
 
 class RetryingStore:
