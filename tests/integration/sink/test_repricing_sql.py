@@ -153,16 +153,30 @@ def _net(rows: list[dict[str, Any]], key: tuple[str, ...], sums: tuple[str, ...]
     return netted
 
 
-def _staged(store: PostgresUsageStore) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    """What the last landing left in the two staging tables (temporary: the store's session)."""
-    conn = store._connection()  # the staging tables live in the store's own session
-    with conn.cursor(row_factory=dict_row) as cur:
-        rollup = cur.execute(f"SELECT * FROM {q.ROLLUP_STAGING}").fetchall()
-        daily = cur.execute(f"SELECT * FROM {q.DAILY_STAGING}").fetchall()
-    conn.rollback()
+def _watch_staging(store: PostgresUsageStore) -> dict[str, list[dict[str, Any]]]:
+    """What the store's next landings stage, read as the store starts adding it.
+
+    The two staging tables are the store's session's, and emptied at its commit: they are
+    read in its transaction, just before it adds them to the aggregates.
+    """
+    seen: dict[str, list[dict[str, Any]]] = {}
+    add = store._add_rollups
+
+    def reading(conn: psycopg.Connection[Any], *args: Any) -> None:
+        with conn.cursor(row_factory=dict_row) as cur:
+            seen["rollup"] = cur.execute(f"SELECT * FROM {q.ROLLUP_STAGING}").fetchall()
+            seen["daily"] = cur.execute(f"SELECT * FROM {q.DAILY_STAGING}").fetchall()
+        add(conn, *args)
+
+    store._add_rollups = reading  # type: ignore[method-assign]
+    return seen
+
+
+def _staged(seen: dict[str, list[dict[str, Any]]]) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """The staged rows :func:`_watch_staging` saw, netted per key as the store adds them."""
     return (
-        _net(rollup, ROLLUP_KEY, q.DELTA_SUMS),
-        _net(daily, tenant_daily.KEY, tenant_daily.SUMS),
+        _net(seen["rollup"], ROLLUP_KEY, q.DELTA_SUMS),
+        _net(seen["daily"], tenant_daily.KEY, tenant_daily.SUMS),
     )
 
 
@@ -181,13 +195,14 @@ def test_what_sql_stages_equals_the_python_rules(url: str, statement: str) -> No
         assert store.write(events) == []
         newer = _repriced(events, 1)
         old = _stored(url, events)
+        seen = _watch_staging(store)
         assert store.write(newer) == []  # every event stored: only the UPDATE stages
         new = _stored(url, events)
         pairs = [(old[r["event_id"]], new[r["event_id"]]) for r in events]
         changed = [(o, n) for o, n in pairs if o != n]
         assert len(changed) > len(events) // 2
 
-        rollup, daily = _staged(store)
+        rollup, daily = _staged(seen)
         want_rollup = rollups.deltas([], changed)
         assert rollup.keys() == want_rollup.keys()
         for key, delta in want_rollup.items():

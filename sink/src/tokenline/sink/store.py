@@ -241,6 +241,8 @@ class PostgresUsageStore:
         self._native_ok = False
         #: Whether re-pricing finds and updates rows in one statement (plain PostgreSQL).
         self._seen_first = False
+        #: Whether a landing in the open transaction may have left rows in the staging tables.
+        self._staging_used = False
 
     # ------------------------------------------------------------------ connection
     def _connection(self) -> psycopg.Connection[Any]:
@@ -266,7 +268,8 @@ class PostgresUsageStore:
                     ):
                         conn.execute(
                             sql.SQL(
-                                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)"
+                                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                                + q.TEMPORARY
                             ).format(sql.Identifier(staging), sql.Identifier(table))
                         )
                         self._types[table] = self._column_types(conn, table, columns)
@@ -324,6 +327,7 @@ class PostgresUsageStore:
             events, rejected = (events, []) if distinct else self._in_range(events)
             landed = _Landed(rejected=rejected)
             self._meanwhile_due = self._meanwhile
+            self._staging_used = False  # the staging tables are empty (q.CLEAR_STAGING)
             with conn.transaction():
                 # Copies of one event_id in this batch land in turns: the first copy of every
                 # id, then the next, ... so a later copy meets the guard row of an earlier one.
@@ -369,7 +373,9 @@ class PostgresUsageStore:
             return _Landed()
         try:
             with conn.transaction():
-                conn.execute(q.CLEAR_STAGING)
+                if self._staging_used:  # by an earlier landing in this transaction
+                    conn.execute(q.CLEAR_STAGING)
+                self._staging_used = True
                 landed = self._land_events(conn, list(rows))
                 sums = landed.sums or _Sums.of(landed.inserted)
                 self._add_rollups(conn, sums.rollups, landed)
@@ -522,7 +528,7 @@ class PostgresUsageStore:
         untouched.
         """
         # Emptied, and joins limited to nested loops from here on (one round trip).
-        conn.execute(q.TRUNCATE_PRICING + b"; " + q.NESTED_LOOPS_ON)
+        conn.execute(q.NESTED_LOOPS_ON)
         made = [row[PRICING_ROW] for row in rows if PRICING_ROW in row]  # native rows' own
         if made:
             self._copy_made(conn, PRICING_ROW_COLUMNS, q.PRICING, made)

@@ -46,8 +46,8 @@ __all__ = [
     "REPRICED_COLUMNS",
     "ROLLUP_STAGING",
     "SOURCE_COLUMNS",
+    "TEMPORARY",
     "TIMESCALEDB",
-    "TRUNCATE_PRICING",
     "Target",
     "claim",
     "daily_model",
@@ -107,15 +107,23 @@ EVENTS = Target(
     ),
 )
 ROLLUP_STAGING = "tl_staging_usage_rollup_1m"
-#: Emptied before each landing attempt: the deltas it stages go to these two tables.
-CLEAR_STAGING = 'TRUNCATE "tl_staging_usage_rollup_1m", "tl_staging_tenant_daily"'
+#: The staging tables a landing fills: its deltas and the re-pricing staging rows. Each is a
+#: temporary table emptied at every commit and rollback (``ON COMMIT DELETE ROWS``), so a
+#: transaction's first landing finds them empty: only a later landing in the same transaction
+#: runs this. A TRUNCATE gives a table a new file, which invalidates every prepared plan that
+#: reads it: each batch then planned its statements again (about 1 ms for the re-pricing one).
+CLEAR_STAGING = (
+    'TRUNCATE "tl_staging_usage_rollup_1m", "tl_staging_tenant_daily", "tl_staging_pricing"'
+)
+#: Emptied at commit and rollback (see :data:`CLEAR_STAGING`).
+TEMPORARY = "ON COMMIT DELETE ROWS"
 
 #: The narrow staging table of the re-pricing path: key, pricing columns.
 PRICING = "tl_staging_pricing"
-TRUNCATE_PRICING = sql.SQL("TRUNCATE {}").format(sql.Identifier(PRICING)).as_bytes(None)
 PRICING_STAGING_COLUMNS = (*EVENT_KEY, *PRICING_COLUMNS)
 CREATE_PRICING = sql.SQL(
-    "CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {cols} FROM usage_events WITH NO DATA"
+    "CREATE TEMP TABLE IF NOT EXISTS {staging} " + TEMPORARY + " AS SELECT {cols} "
+    "FROM usage_events WITH NO DATA"
 ).format(
     staging=sql.Identifier(PRICING),
     cols=sql.SQL(", ").join(map(sql.Identifier, PRICING_STAGING_COLUMNS)),
@@ -393,7 +401,7 @@ DAILY_STAGING_TYPES = [
     _DAILY_TYPES.get(c, "numeric" if c.startswith("cost_") else "int8")
     for c in tenant_daily.COLUMNS
 ]
-CREATE_DAILY_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(
+CREATE_DAILY_STAGING = sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) " + TEMPORARY).format(
     sql.Identifier(DAILY_STAGING),
     sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
