@@ -418,6 +418,9 @@ class SinkWorker:
         if dead:
             self._dead_letter(dead)
         self._chores.append(partial(self._commit, decoded.offsets))
+        # The batch's messages are let go by a chore too: freed as the batch was dropped, they
+        # took the worker's time between the commit and the next batch, the server idle.
+        self._chores.append(decoded.batch.clear)
 
     def _dead_letter(self, dead: list[tuple[Message, str, str, str]]) -> None:
         assert self._producer is not None
