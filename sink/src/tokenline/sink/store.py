@@ -527,7 +527,7 @@ class PostgresUsageStore:
         inserted. Rows the UPDATE's rule leaves alone (the same or an older pricing) stay
         untouched.
         """
-        # Emptied, and joins limited to nested loops from here on (one round trip).
+        # Joins limited to nested loops from here on (the staging is empty: see CLEAR_STAGING).
         conn.execute(q.NESTED_LOOPS_ON)
         made = [row[PRICING_ROW] for row in rows if PRICING_ROW in row]  # native rows' own
         if made:
