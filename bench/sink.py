@@ -50,7 +50,7 @@ from datetime import timedelta
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -288,9 +288,21 @@ def _sink(
     return end - start, steady
 
 
-#: One cycle of the worker: fresh (wall s, steady rows/s), re-pricing (the same), the CPU
-#: seconds of each, and the cycle's own ceiling (s).
-_Cycle = tuple[float, float, float, float, tuple[float, float], tuple[float, float], float]
+class _Pass(NamedTuple):
+    """One pass of the worker: wall seconds (group join included), steady rows/s, CPU seconds
+    (this process's, PostgreSQL's)."""
+
+    wall: float
+    steady: float
+    cpu: tuple[float, float]
+
+
+class _Cycle(NamedTuple):
+    """The cycle's own ceiling COPY (seconds), then its fresh and re-pricing passes."""
+
+    ceiling_s: float
+    fresh: _Pass
+    reprice: _Pass
 
 
 def _cycle(
@@ -308,28 +320,25 @@ def _cycle(
     _empty(url)
     (ceiling_s, _) = _timed(_ceiling, url, tuples)
     _empty(url)
-    (fresh_wall, fresh_steady), fresh_cpu = _timed(
-        _sink, bootstrap, url, topics[0], rows, batch, decode
-    )
-    _check(url, rows, "v1")
-    (reprice_wall, reprice_steady), reprice_cpu = _timed(
-        _sink, bootstrap, url, topics[1], rows, batch, decode
-    )
-    _check(url, rows, "v2")
-    return fresh_wall, fresh_steady, reprice_wall, reprice_steady, fresh_cpu, reprice_cpu, ceiling_s
+    passes = []
+    for topic, version in zip(topics, ("v1", "v2"), strict=True):
+        (wall, steady), cpu = _timed(_sink, bootstrap, url, topic, rows, batch, decode)
+        _check(url, rows, version)
+        passes.append(_Pass(wall, steady, cpu))
+    return _Cycle(ceiling_s, *passes)
 
 
 def _best(
     decode: str, rows: int, cycles: list[_Cycle]
 ) -> list[tuple[str, float, tuple[float, float] | None]]:
     """Each figure's best cycle, as the ceiling is its best COPY (CPU: that cycle's)."""
-    fresh = max(cycles, key=lambda c: c[1])
-    reprice = max(cycles, key=lambda c: c[3])
+    fresh = max((c.fresh for c in cycles), key=lambda p: p.steady)
+    reprice = max((c.reprice for c in cycles), key=lambda p: p.steady)
     return [
-        (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh[0], fresh[4]),
-        (f"sink {decode}, fresh events (steady)", fresh[1], None),
-        (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice[2], reprice[5]),
-        (f"sink {decode}, re-pricing, all conflict (steady)", reprice[3], None),
+        (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh.wall, fresh.cpu),
+        (f"sink {decode}, fresh events (steady)", fresh.steady, None),
+        (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice.wall, reprice.cpu),
+        (f"sink {decode}, re-pricing, all conflict (steady)", reprice.steady, None),
     ]
 
 
@@ -408,10 +417,11 @@ def main() -> None:
     for decode, cycles in spreads:
         print(f"sink {decode}, each cycle (steady ÷ the best ceiling; ÷ the cycle's own):")
         for c in cycles:
-            own = rows / c[6]
+            own = rows / c.ceiling_s
+            fresh, reprice = c.fresh.steady, c.reprice.steady
             print(
-                f"  ceiling {1e6 / own:.1f} µs/row; fresh {c[1] / ceiling:.2f}; "
-                f"{c[1] / own:.2f}; re-pricing {c[3] / ceiling:.2f}; {c[3] / own:.2f}"
+                f"  ceiling {1e6 / own:.1f} µs/row; fresh {fresh / ceiling:.2f}; "
+                f"{fresh / own:.2f}; re-pricing {reprice / ceiling:.2f}; {reprice / own:.2f}"
             )
     with psycopg.connect(server, autocommit=True) as conn:
         name = make_url(url).database or ""
