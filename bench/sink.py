@@ -10,6 +10,9 @@ for the hypertable path), the same N distinct events:
 - ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
   (same table, same indexes, emptied first), the fastest of three;
 - psql ``\\copy`` of the same rows as CSV, for reference;
+- bare UPDATE, for reference: after a checkpoint, the stored rows' pricing columns set from a
+  staged COPY of the key and pricing columns by one ``UPDATE ... FROM`` joined on the key, a
+  transaction a batch: what any re-pricing by UPDATE costs, with no rule, sum or aggregate;
 - store only: ``PostgresUsageStore.write`` of the same flattened rows from memory, in batches
   (one transaction each): fresh, then every row re-priced (all conflict);
 - fresh: ``SinkWorker`` landing them from a 4-partition topic (Avro decoding, flattening,
@@ -20,8 +23,8 @@ for the hypertable path), the same N distinct events:
 The worker's two passes run as a cycle from emptied tables, ``--repeat`` times (3), each cycle
 after a COPY of its own: each figure is its best cycle, as the ceiling is its best COPY, and
 every cycle's ratios, to the best ceiling and to its own (taken within a minute of its passes),
-are printed after the table (the machine's speed moves a single pass by a fifth, and moves it
-between the first ceilings and the last pass).
+and its re-pricing's to its own bare UPDATE, are printed after the table (the machine's speed
+moves a single pass by a fifth, and moves it between the first ceilings and the last pass).
 
 The worker runs with native COPY rows (``--decode rows``, the default: each message read by
 ``tokenline_native`` straight into its binary COPY row, see ``tokenline.sink.native_rows``),
@@ -68,6 +71,7 @@ from tokenline.sink.migrate import upgrade
 from tokenline.sink.rows import event_row
 from tokenline.sink.settings import SinkSettings, StorageChoice
 from tokenline.sink.store import PostgresUsageStore
+from tokenline.sink.store_sql import PRICING_COLUMNS, PRICING_STAGING_COLUMNS
 from tokenline.sink.worker import SinkWorker
 
 if TYPE_CHECKING:
@@ -142,15 +146,18 @@ def _empty(url: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+def _types(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """``usage_events``'s column types by name, for binary COPY."""
+    found = conn.execute(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
+        "ON t.oid = a.atttypid WHERE a.attrelid = 'usage_events'::regclass AND a.attnum > 0"
+    ).fetchall()
+    return dict(found)
+
+
 def _ceiling(url: str, tuples: list[tuple[Any, ...]]) -> float:
     with psycopg.connect(url) as conn:
-        types = dict(
-            conn.execute(
-                "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
-                "ON t.oid = a.atttypid WHERE a.attrelid = 'usage_events'::regclass "
-                "AND a.attnum > 0"
-            ).fetchall()
-        )
+        types = _types(conn)
         statement = sql.SQL("COPY usage_events ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
         )
@@ -161,6 +168,64 @@ def _ceiling(url: str, tuples: list[tuple[Any, ...]]) -> float:
                 copy.write_row(values)
         conn.commit()
         return time.perf_counter() - start
+
+
+#: The plainest re-pricing PostgreSQL can do: the staged key and pricing columns, one UPDATE
+#: joined by the key. No rule, no sums, no aggregate: a reference for what any UPDATE costs.
+_STAGED = sql.SQL(", ").join(map(sql.Identifier, PRICING_STAGING_COLUMNS))
+_BARE_SETUP = (
+    sql.SQL("CREATE TEMP TABLE bare_all AS SELECT 0 AS batch, {} FROM usage_events WITH NO DATA"),
+    sql.SQL(
+        "CREATE TEMP TABLE bare_pricing ON COMMIT DELETE ROWS AS SELECT {} FROM usage_events "
+        "WITH NO DATA"
+    ),
+)
+_BARE_COPY = sql.SQL("COPY bare_all (batch, {}) FROM STDIN (FORMAT BINARY)")
+_BARE_STAGE = sql.SQL("INSERT INTO bare_pricing SELECT {} FROM bare_all WHERE batch = %s")
+_BARE_UPDATE = sql.SQL(
+    "UPDATE usage_events AS e SET {} FROM bare_pricing AS s "
+    "WHERE e.event_id = s.event_id AND e.occurred_at = s.occurred_at"
+).format(
+    sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in PRICING_COLUMNS)
+)
+
+
+def _bare_update(
+    url: str, staged: list[tuple[Any, ...]], batch: int
+) -> tuple[float, tuple[float, float]]:
+    """Seconds to re-price the stored rows by :data:`_BARE_UPDATE`, a transaction a batch, and
+    the CPU seconds in them (this process's, PostgreSQL's).
+
+    The staged rows are in the server's memory first (a temporary table, indexed by batch), so
+    the time is the server's alone: each batch is staged by ``INSERT ... SELECT`` (the worker
+    sends its staging by COPY while it reads the next batch).
+    """
+    with psycopg.connect(url) as conn:
+        conn.execute("SET temp_buffers = '1GB'")  # the staged rows stay in the backend's memory
+        types = ["int4", *(_types(conn)[c] for c in PRICING_STAGING_COLUMNS)]
+        for statement in _BARE_SETUP:
+            conn.execute(statement.format(_STAGED))
+        with conn.cursor() as cur, cur.copy(_BARE_COPY.format(_STAGED)) as copy:
+            copy.set_types(types)
+            for n, values in enumerate(staged):
+                copy.write_row((n // batch, *values))
+        conn.execute("CREATE INDEX ON bare_all (batch)")
+        conn.execute("ANALYZE bare_all")
+        conn.execute("SET enable_hashjoin = off")  # one index lookup a row, as the sink's
+        conn.execute("SET enable_mergejoin = off")
+        conn.commit()
+        stage = _BARE_STAGE.format(_STAGED)
+        updated = 0
+        mine, server = sum(os.times()[:2]), _server_cpu()
+        start = time.perf_counter()
+        for number in range(-(-len(staged) // batch)):
+            conn.execute(stage, (number,))
+            updated += conn.execute(_BARE_UPDATE).rowcount
+            conn.commit()
+        elapsed = time.perf_counter() - start
+        cpu = (sum(os.times()[:2]) - mine, _server_cpu() - server)
+    assert updated == len(staged), updated
+    return elapsed, cpu
 
 
 def _psql_copy(url: str, rows: int) -> float:
@@ -298,9 +363,11 @@ class _Pass(NamedTuple):
 
 
 class _Cycle(NamedTuple):
-    """The cycle's own ceiling COPY (seconds), then its fresh and re-pricing passes."""
+    """The cycle's own ceiling COPY and bare UPDATE (seconds), then the worker's fresh and
+    re-pricing passes."""
 
     ceiling_s: float
+    bare: tuple[float, tuple[float, float]]
     fresh: _Pass
     reprice: _Pass
 
@@ -310,22 +377,30 @@ def _cycle(
     url: str,
     topics: tuple[str, str],
     tuples: list[tuple[Any, ...]],
+    staged: list[tuple[Any, ...]],
     batch: int,
     decode: str,
 ) -> _Cycle:
-    """A ceiling COPY, then from emptied tables the worker lands the fresh topic and re-prices
-    every row: each pass's ratio to a ceiling taken within a minute of it.
+    """A ceiling COPY and the bare UPDATE of its rows, then from emptied tables the worker
+    lands the fresh topic and re-prices every row: each pass's ratio to a ceiling taken within
+    a minute of it, and the re-pricing's to what a bare UPDATE cost then.
     """
     rows = len(tuples)
     _empty(url)
-    (ceiling_s, _) = _timed(_ceiling, url, tuples)
+    ceiling_s = _ceiling(url, tuples)
+    # Re-pricing history meets pages last changed many checkpoints ago: each page's first change
+    # writes its whole image to the WAL, as in the worker's long runs.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    bare = _bare_update(url, staged, batch)
+    _check(url, rows, "v2")
     _empty(url)
     passes = []
     for topic, version in zip(topics, ("v1", "v2"), strict=True):
         (wall, steady), cpu = _timed(_sink, bootstrap, url, topic, rows, batch, decode)
         _check(url, rows, version)
         passes.append(_Pass(wall, steady, cpu))
-    return _Cycle(ceiling_s, *passes)
+    return _Cycle(ceiling_s, bare, *passes)
 
 
 def _best(
@@ -334,7 +409,9 @@ def _best(
     """Each figure's best cycle, as the ceiling is its best COPY (CPU: that cycle's)."""
     fresh = max((c.fresh for c in cycles), key=lambda p: p.steady)
     reprice = max((c.reprice for c in cycles), key=lambda p: p.steady)
+    bare_s, bare_cpu = min(c.bare for c in cycles)
     return [
+        ("bare UPDATE of the pricing columns (reference)", rows / bare_s, bare_cpu),
         (f"sink {decode}, fresh events (wall, incl. join)", rows / fresh.wall, fresh.cpu),
         (f"sink {decode}, fresh events (steady)", fresh.steady, None),
         (f"sink {decode}, re-pricing, all conflict (wall)", rows / reprice.wall, reprice.cpu),
@@ -389,13 +466,16 @@ def main() -> None:
         row["cost_total"] *= 2
     store_reprice_s, store_reprice_cpu = _timed(_store, url, flat, args.batch)
     _check(url, rows, "v2")
+    staged = [itemgetter(*PRICING_STAGING_COLUMNS)(row) for row in flat]
     del flat
     spreads: list[tuple[str, list[_Cycle]]] = []
     sinks: list[tuple[str, float, tuple[float, float] | None]] = []
     modes = {"both": ["native", "rows"], "all": ["python", "native", "rows"]}
     for decode in modes.get(args.decode, [args.decode]):
         cycles = [
-            _cycle(bootstrap, url, (fresh_topic, repriced_topic), tuples, args.batch, decode)
+            _cycle(
+                bootstrap, url, (fresh_topic, repriced_topic), tuples, staged, args.batch, decode
+            )
             for _ in range(args.repeat)
         ]
         sinks += _best(decode, rows, cycles)
@@ -415,13 +495,18 @@ def main() -> None:
         shown = "" if cpu is None else f"{cpu[0] * 1e6 / rows:6.1f} {cpu[1] * 1e6 / rows:7.1f}"
         print(f"{name:50} {rate:10,.0f} {rate / ceiling:10.2f} {1e6 / rate:7.1f} {shown}")
     for decode, cycles in spreads:
-        print(f"sink {decode}, each cycle (steady ÷ the best ceiling; ÷ the cycle's own):")
+        print(
+            f"sink {decode}, each cycle (steady ÷ the best ceiling; ÷ the cycle's own; "
+            "the bare UPDATE and the re-pricing ÷ the cycle's bare UPDATE):"
+        )
         for c in cycles:
-            own = rows / c.ceiling_s
+            own, bare = rows / c.ceiling_s, rows / c.bare[0]
             fresh, reprice = c.fresh.steady, c.reprice.steady
             print(
                 f"  ceiling {1e6 / own:.1f} µs/row; fresh {fresh / ceiling:.2f}; "
-                f"{fresh / own:.2f}; re-pricing {reprice / ceiling:.2f}; {reprice / own:.2f}"
+                f"{fresh / own:.2f}; re-pricing {reprice / ceiling:.2f}; {reprice / own:.2f}; "
+                f"bare UPDATE {1e6 / bare:.1f} µs/row, {bare / ceiling:.2f}; {bare / own:.2f}; "
+                f"re-pricing ÷ bare {reprice / bare:.2f}"
             )
     with psycopg.connect(server, autocommit=True) as conn:
         name = make_url(url).database or ""
