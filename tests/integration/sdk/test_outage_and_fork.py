@@ -1,4 +1,10 @@
-"""The SDK across a broker outage and a fork: every event arrives, once."""
+"""The SDK across a broker outage and a fork: every event arrives; a second copy only by a re-send.
+
+A record whose delivery times out while in flight may have reached the topic all the same; the
+spool sends it again, so Kafka holds it twice and the sink's ``event_id`` upsert keeps one
+(``tests/integration/sink/test_identity.py``). The outage test holds each copy beyond the first
+to a spooled record re-sent, and to the same event.
+"""
 
 from __future__ import annotations
 
@@ -77,12 +83,18 @@ def test_broker_outage_loses_nothing(private_broker: list[kafka.KafkaNode], tmp_
         served = len(emulator.calls)
     assert done == served == CALLS
     assert sdk.flush(120) == 0
+    resent = sdk.stats().resent
     sdk.close(10)
     received = read_events(node.bootstrap, topic, CALLS, timeout_s=120)
     counts = Counter(e["event_id"] for e in received)
-    assert len(counts) == CALLS
-    assert max(counts.values()) == 1
-    assert sorted(e["producer_seq"] for e in received) == list(range(CALLS))
+    assert len(counts) == CALLS  # nothing lost
+    # A second copy comes only from a spooled record sent again (delivery timed out in flight, yet
+    # it had reached the topic), and it is the same event.
+    assert len(received) - CALLS <= resent
+    copies: dict[Any, Any] = {}
+    for event in received:
+        assert copies.setdefault(event["event_id"], event) == event
+    assert sorted(e["producer_seq"] for e in copies.values()) == list(range(CALLS))
     assert {(e["provider"], e["operation"], e["request_model"]) for e in received} == {
         ("openai", "chat", "gpt-4o-mini")
     }
