@@ -10,9 +10,10 @@ for the hypertable path), the same N distinct events:
 - ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
   (same table, same indexes, emptied first), the fastest of three;
 - psql ``\\copy`` of the same rows as CSV, for reference;
-- bare UPDATE, for reference: after a checkpoint, the stored rows' pricing columns set from a
-  staged COPY of the key and pricing columns by one ``UPDATE ... FROM`` joined on the key, a
-  transaction a batch: what any re-pricing by UPDATE costs, with no rule, sum or aggregate;
+- bare UPDATE, for reference: after a checkpoint, the stored rows' pricing columns set by one
+  ``UPDATE ... FROM`` joined on the key, a transaction a batch, from the key and pricing columns
+  staged in the server's memory beforehand: what any re-pricing by UPDATE costs the server,
+  with no rule, sum, aggregate or client;
 - store only: ``PostgresUsageStore.write`` of the same flattened rows from memory, in batches
   (one transaction each): fresh, then every row re-priced (all conflict);
 - fresh: ``SinkWorker`` landing them from a 4-partition topic (Avro decoding, flattening,

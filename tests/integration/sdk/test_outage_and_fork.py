@@ -2,7 +2,7 @@
 
 A record whose delivery times out while in flight may have reached the topic all the same; the
 spool sends it again, so Kafka holds it twice and the sink's ``event_id`` upsert keeps one
-(``tests/integration/sink/test_identity.py``). The outage test holds each copy beyond the first
+(``tests/integration/sink/test_store.py``). The outage test holds each copy beyond the first
 to a spooled record re-sent, and to the same event.
 """
 
