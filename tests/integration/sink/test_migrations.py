@@ -54,7 +54,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     url = new_database()
     settings = settings_for(url, "postgresql")
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0007"
+    assert migrate.current_revision(settings) == "0008"
     assert migrate.storage_path(settings) == "postgresql"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
     assert _names(url, OWN_FUNCTIONS) == FUNCTIONS
@@ -70,7 +70,7 @@ def test_up_down_up(new_database: Callable[[], str]) -> None:
     assert _names(url, OWN_FUNCTIONS) == set()
 
     migrate.upgrade(settings)
-    assert migrate.current_revision(settings) == "0007"
+    assert migrate.current_revision(settings) == "0008"
     assert set(RELATIONS) <= _names(url, OWN_RELATIONS)
 
 
@@ -156,7 +156,7 @@ def test_cli_migrate_and_downgrade(new_database: Callable[[], str]) -> None:
         sink, ["migrate", "--database-url", url, "--storage", "postgresql"], env={}
     )
     assert result.exit_code == 0, result.output
-    assert "revision 0007; storage path postgresql" in result.output
+    assert "revision 0008; storage path postgresql" in result.output
     result = runner.invoke(sink, ["migrate", "--database-url", url, "--downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert "revision base" in result.output

@@ -19,9 +19,9 @@ def test_revisions_form_one_line_from_base_to_head() -> None:
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0007"]
+    assert scripts.get_heads() == ["0008"]
     revisions = [s.revision for s in scripts.walk_revisions()]
-    assert revisions == ["0007", "0006", "0005", "0004", "0003", "0002", "0001"]
+    assert revisions == ["0008", "0007", "0006", "0005", "0004", "0003", "0002", "0001"]
 
 
 def test_migrations_ship_inside_the_package() -> None:
