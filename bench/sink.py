@@ -2,13 +2,14 @@
 
     eval "$(.venv/bin/tokenline dev up --env)"
     .venv/bin/python bench/sink.py [--rows 1000000] [--batch 5000] [--storage postgresql]
-        [--decode rows|native|python|both|all]
+        [--decode rows|native|python|both|all] [--fillfactor N]
 
 One run, one fresh database migrated to head (plain PostgreSQL, or ``--storage timescaledb``
 for the hypertable path), the same N distinct events:
 
 - ceiling: one binary COPY of the rows, already flattened in memory, into ``usage_events``
-  (same table, same indexes, emptied first), the fastest of three;
+  (same table, same indexes, emptied first), the fastest of the run's (three at the start, one
+  in each cycle);
 - psql ``\\copy`` of the same rows as CSV, for reference;
 - bare UPDATE, for reference: after a checkpoint, the stored rows' pricing columns set by one
   ``UPDATE ... FROM`` joined on the key, a transaction a batch, from the key and pricing columns
@@ -26,6 +27,10 @@ after a COPY of its own: each figure is its best cycle, as the ceiling is its be
 every cycle's ratios, to the best ceiling and to its own (taken within a minute of its passes),
 and its re-pricing's to its own bare UPDATE, are printed after the table (the machine's speed
 moves a single pass by a fifth, and moves it between the first ceilings and the last pass).
+
+``--fillfactor N`` sets ``usage_events``'s fillfactor after the migrations (revision 0008 sets
+50, so that a re-priced row's new version fits in its page: a HOT update), to measure the
+trade: ``--fillfactor 100`` packs pages full, as before revision 0008.
 
 The worker runs with native COPY rows (``--decode rows``, the default: each message read by
 ``tokenline_native`` straight into its binary COPY row, see ``tokenline.sink.native_rows``),
@@ -367,7 +372,7 @@ class _Cycle(NamedTuple):
     """The cycle's own ceiling COPY and bare UPDATE (seconds), then the worker's fresh and
     re-pricing passes."""
 
-    ceiling_s: float
+    ceiling: tuple[float, tuple[float, float]]
     bare: tuple[float, tuple[float, float]]
     fresh: _Pass
     reprice: _Pass
@@ -388,7 +393,7 @@ def _cycle(
     """
     rows = len(tuples)
     _empty(url)
-    ceiling_s = _ceiling(url, tuples)
+    ceiling = _timed(_ceiling, url, tuples)
     # Re-pricing history meets pages last changed many checkpoints ago: each page's first change
     # writes its whole image to the WAL, as in the worker's long runs.
     with psycopg.connect(url, autocommit=True) as conn:
@@ -401,7 +406,7 @@ def _cycle(
         (wall, steady), cpu = _timed(_sink, bootstrap, url, topic, rows, batch, decode)
         _check(url, rows, version)
         passes.append(_Pass(wall, steady, cpu))
-    return _Cycle(ceiling_s, bare, *passes)
+    return _Cycle(ceiling, bare, *passes)
 
 
 def _best(
@@ -429,6 +434,9 @@ def main() -> None:
     )
     parser.add_argument("--storage", choices=["postgresql", "timescaledb"], default="postgresql")
     parser.add_argument(
+        "--fillfactor", type=int, default=None, help="usage_events's, instead of the head's 50"
+    )
+    parser.add_argument(
         "--decode", choices=["rows", "native", "python", "both", "all"], default="rows"
     )
     args = parser.parse_args()
@@ -438,7 +446,22 @@ def main() -> None:
         raise SystemExit('run: eval "$(.venv/bin/tokenline dev up --env)" first')
     rows = args.rows
     url = _fresh_database(server, args.storage)
-    print(f"{rows:,} priced events, batches of {args.batch:,}, {args.storage}", flush=True)
+    if args.fillfactor is not None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("ALTER TABLE usage_events SET (fillfactor = {})").format(
+                    sql.Literal(args.fillfactor)
+                )
+            )
+    with psycopg.connect(url) as conn:
+        options = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'usage_events'::regclass"
+        ).fetchone()
+    print(
+        f"{rows:,} priced events, batches of {args.batch:,}, {args.storage}, "
+        f"usage_events {options[0] if options and options[0] else 'default options'}",
+        flush=True,
+    )
 
     fresh_topic = new_topic(bootstrap, "bench-priced", 4)
     repriced_topic = new_topic(bootstrap, "bench-repriced", 4)
@@ -448,14 +471,14 @@ def main() -> None:
     flat = [event_row(_event(n, "v1", 1)) for n in range(rows)]
     tuples = [values(row) for row in flat]
 
-    # The ceiling: the fastest of three COPYs (a single one moved by a third between runs on a
-    # quiet machine), so a ratio to it errs on the low side.
+    # The ceiling: the fastest COPY of the run, of these three and of every cycle's own (a single
+    # one moved by a third between runs on a quiet machine), so a ratio to it errs on the low
+    # side.
     ceilings = []
     for _ in range(3):
         _empty(url)
         ceilings.append(_timed(_ceiling, url, tuples))
         _check(url, rows)
-    ceiling_s, ceiling_cpu = min(ceilings)
     psql_s = _psql_copy(url, rows)
     _empty(url)
     store_fresh_s, store_fresh_cpu = _timed(_store, url, flat, args.batch)
@@ -481,7 +504,9 @@ def main() -> None:
         ]
         sinks += _best(decode, rows, cycles)
         spreads.append((decode, cycles))
+        ceilings += [c.ceiling for c in cycles]
 
+    ceiling_s, ceiling_cpu = min(ceilings)
     ceiling = rows / ceiling_s
     # µs/row: wall time; CPU: this process's (all threads) and PostgreSQL's, µs a row
     print(f"{'path':50} {'rows/s':>10} {'÷ ceiling':>10} {'µs/row':>7} {'CPU':>6} {'PG CPU':>7}")
@@ -501,7 +526,7 @@ def main() -> None:
             "the bare UPDATE and the re-pricing ÷ the cycle's bare UPDATE):"
         )
         for c in cycles:
-            own, bare = rows / c.ceiling_s, rows / c.bare[0]
+            own, bare = rows / c.ceiling[0], rows / c.bare[0]
             fresh, reprice = c.fresh.steady, c.reprice.steady
             print(
                 f"  ceiling {1e6 / own:.1f} µs/row; fresh {fresh / ceiling:.2f}; "
