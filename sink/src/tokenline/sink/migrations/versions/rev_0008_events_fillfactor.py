@@ -14,9 +14,9 @@ rows' width, so a whole re-pricing pass updates in place; the dead versions are 
 page is next changed, so the next pass does too. Measured (``bench/README.md``, 1,000,000 rows):
 the bare UPDATE of the pricing columns 11.3-13.1 µs a row at 100 against 6.2-6.9 at 50, the
 sink's re-pricing 18.2-18.8 against 13.8-14.2; the heap twice the size (600 against 1,302 MB;
-the indexes unchanged); a binary COPY about a tenth slower and a full scan of the raw rows half
-as slow again (the reports read the aggregates). An installation that never re-prices and
-counts its disk can set ``fillfactor`` back to 100.
+the indexes unchanged); a binary COPY about a tenth slower, and a full scan of the raw rows
+takes half again as long (the reports read the aggregates). An installation that never
+re-prices and counts its disk can set ``fillfactor`` back to 100.
 
 It applies to pages written from now on (a table's existing pages keep their rows). TimescaleDB
 hands a hypertable's storage parameters to its chunks, existing and new.
